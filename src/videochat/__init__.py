@@ -1,0 +1,3 @@
+"""videochat: a self-hosted video chat server."""
+
+__version__ = "0.1.0"

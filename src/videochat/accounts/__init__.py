@@ -1,0 +1,1 @@
+"""Accounts: guests, registered users, passwords and tokens."""

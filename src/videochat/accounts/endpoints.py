@@ -1,0 +1,78 @@
+"""HTTP routes of the accounts domain: ``/users`` and ``/auth/*``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from videochat.accounts.auth import CurrentUser
+from videochat.accounts.schemas import (
+    GuestCreated,
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    UserCreate,
+    UserOut,
+)
+from videochat.accounts.service import accounts
+from videochat.context import Session, SettingsDep
+from videochat.observability import metrics
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post("/users", response_model=GuestCreated)
+async def create_user(body: UserCreate, session: Session, settings: SettingsDep) -> GuestCreated:
+    """Create a guest account; the response carries its access token."""
+    guest = await accounts.create_guest(session, username=body.username, jwt=settings.jwt)
+    metrics.USERS_CREATED.inc()
+    return guest
+
+
+@router.get("/users", response_model=list[UserOut])
+async def list_users(
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[UserOut]:
+    """Users, oldest first."""
+    users = await accounts.list(session, limit=limit, offset=offset)
+    return [UserOut.model_validate(user) for user in users]
+
+
+@router.get("/users/{user_id}", response_model=UserOut)
+async def get_user(user_id: str, session: Session) -> UserOut:
+    """One user's public profile."""
+    return UserOut.model_validate(await accounts.get(session, user_id))
+
+
+@router.post("/auth/register", response_model=TokenPair, status_code=201)
+async def register(body: RegisterRequest, session: Session, settings: SettingsDep) -> TokenPair:
+    """Create an account with a password and log it in."""
+    pair = await accounts.register(
+        session, username=body.username, password=body.password, jwt=settings.jwt
+    )
+    metrics.USERS_CREATED.inc()
+    return pair
+
+
+@router.post("/auth/login", response_model=TokenPair)
+async def login(body: LoginRequest, session: Session, settings: SettingsDep) -> TokenPair:
+    """Exchange a name and password for an access and a refresh token."""
+    return await accounts.login(
+        session, username=body.username, password=body.password, jwt=settings.jwt
+    )
+
+
+@router.post("/auth/refresh", response_model=TokenPair)
+async def refresh(body: RefreshRequest, session: Session, settings: SettingsDep) -> TokenPair:
+    """Rotate a refresh token into a new pair; each refresh token works once."""
+    return await accounts.refresh(session, refresh_token=body.refresh_token, jwt=settings.jwt)
+
+
+@router.get("/auth/me", response_model=UserOut)
+async def me(user: CurrentUser) -> UserOut:
+    """The account the token speaks for."""
+    return UserOut.model_validate(user)

@@ -1,0 +1,88 @@
+"""JWT access and refresh tokens (PyJWT) with expiry, issuer and audience."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+
+from videochat.config import JWTSettings
+from videochat.exceptions import Unauthorized
+from videochat.kit.clock import utcnow
+from videochat.kit.ids import new_id
+
+TokenKind = Literal["access", "refresh"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str
+    kind: TokenKind
+    token_id: str
+    expires_at: datetime
+    family_id: str | None = None
+
+
+def issue_token(
+    settings: JWTSettings,
+    *,
+    subject: str,
+    kind: TokenKind,
+    ttl_seconds: int,
+    token_id: str | None = None,
+    family_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, TokenClaims]:
+    """Sign a token of the given kind for ``subject``."""
+    now = utcnow()
+    claims = TokenClaims(
+        subject=subject,
+        kind=kind,
+        token_id=token_id or new_id(),
+        expires_at=now + timedelta(seconds=ttl_seconds),
+        family_id=family_id,
+    )
+    payload: dict[str, Any] = {
+        "sub": subject,
+        "typ": kind,
+        "jti": claims.token_id,
+        "iat": now,
+        "nbf": now - timedelta(seconds=5),
+        "exp": claims.expires_at,
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        **(extra or {}),
+    }
+    if family_id:
+        payload["fam"] = family_id
+    token = jwt.encode(payload, settings.secret.get_secret_value(), algorithm=settings.algorithm)
+    return token, claims
+
+
+def decode_token(settings: JWTSettings, token: str, *, kind: TokenKind) -> TokenClaims:
+    """Verify signature, expiry, issuer, audience and kind; raise ``Unauthorized``."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.secret.get_secret_value(),
+            algorithms=[settings.algorithm],
+            audience=settings.audience,
+            issuer=settings.issuer,
+            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+            leeway=5,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("Token has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("Invalid token") from exc
+    if payload.get("typ") != kind:
+        raise Unauthorized(f"Expected an {kind} token")
+    return TokenClaims(
+        subject=str(payload["sub"]),
+        kind=kind,
+        token_id=str(payload["jti"]),
+        expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=utcnow().tzinfo),
+        family_id=payload.get("fam"),
+    )

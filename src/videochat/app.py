@@ -1,0 +1,111 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from videochat import __version__
+from videochat.accounts.endpoints import router as accounts_router
+from videochat.chat.endpoints import router as chat_router
+from videochat.config import AuthMode, Settings, get_settings
+from videochat.context import AppContext
+from videochat.db.engine import create_engine, create_sessionmaker
+from videochat.db.migrate import upgrade_to_head
+from videochat.exceptions import install_exception_handlers
+from videochat.observability.endpoints import router as service_router
+from videochat.observability.logging import configure_logging
+from videochat.observability.middleware import RequestContextMiddleware
+from videochat.realtime.broker import Broker, MemoryBroker
+from videochat.realtime.gateway import router as realtime_router
+from videochat.realtime.hub import Hub
+from videochat.rooms.endpoints import router as rooms_router
+from videochat.web.endpoints import STATIC_DIR
+from videochat.web.endpoints import router as web_router
+
+log = structlog.get_logger(__name__)
+
+
+def _create_broker(settings: Settings) -> Broker:
+    if settings.redis.url:
+        from videochat.realtime.redis_broker import RedisBroker
+
+        return RedisBroker(settings.redis.url)
+    return MemoryBroker()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; everything it needs comes from ``settings``."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        if settings.database.auto_migrate:
+            await upgrade_to_head(engine)
+        broker = _create_broker(settings)
+        await broker.start()
+        context = AppContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            hub=Hub(broker),
+        )
+        app.state.context = context
+        if settings.auth_mode is AuthMode.OPEN:
+            log.warning("auth.open_mode", detail="identity is taken from paths and bodies")
+        log.info(
+            "app.started",
+            version=__version__,
+            environment=settings.environment.value,
+            database=engine.dialect.name,
+            broker="redis" if settings.redis.url else "memory",
+        )
+        try:
+            yield
+        finally:
+            await context.hub.close_all()
+            await broker.stop()
+            await engine.dispose()
+            log.info("app.stopped")
+
+    app = FastAPI(
+        title="videochat",
+        version=__version__,
+        description="Self-hosted video chat: rooms, chat, WebRTC calls, videos, live streams.",
+        lifespan=lifespan,
+    )
+    install_exception_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[
+                "Location",
+                "X-Request-Id",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+            ],
+        )
+    app.add_middleware(RequestContextMiddleware)
+
+    for router in (
+        service_router,
+        web_router,
+        accounts_router,
+        rooms_router,
+        chat_router,
+        realtime_router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

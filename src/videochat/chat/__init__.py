@@ -1,0 +1,1 @@
+"""Chat messages: storage, history and the rules for content."""

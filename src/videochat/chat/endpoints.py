@@ -1,0 +1,29 @@
+"""HTTP routes of the chat domain: message history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from videochat.accounts.auth import OptionalUser
+from videochat.chat.schemas import MessageOut
+from videochat.chat.service import chat
+from videochat.context import Session
+from videochat.rooms.service import rooms
+
+router = APIRouter(tags=["chat"])
+
+
+@router.get("/rooms/{room_id}/messages", response_model=list[MessageOut])
+async def list_messages(
+    room_id: str,
+    session: Session,
+    user: OptionalUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="a message id")] = None,
+) -> list[MessageOut]:
+    """A page of the room's messages, oldest first, ending before ``before``."""
+    await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
+    found = await chat.history(session, room_id=room_id, limit=limit, before=before)
+    return [MessageOut.from_model(message) for message in found]

@@ -1,0 +1,55 @@
+"""Chat rules: what a message may contain, storing it, reading history."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from videochat.chat import repository
+from videochat.db.models import Message
+from videochat.exceptions import BadRequest
+
+REPLAY_LIMIT = 1000
+
+
+def clean_content(raw: object, *, max_chars: int) -> str:
+    """Validate message text: a non-empty string without control characters."""
+    if not isinstance(raw, str):
+        raise BadRequest("content must be a string")
+    # Keep newlines and tabs; drop other control and format characters (bidi tricks).
+    text = "".join(
+        char
+        for char in raw
+        if char in "\n\t" or unicodedata.category(char) not in {"Cc", "Cf", "Cs"}
+    ).strip()
+    if not text:
+        raise BadRequest("content must not be empty")
+    if len(text) > max_chars:
+        raise BadRequest(f"content is longer than {max_chars} characters")
+    return text
+
+
+class ChatService:
+    async def post(
+        self, session: AsyncSession, *, room_id: str, user_id: str, username: str, content: str
+    ) -> Message:
+        """Store a message durably (committed) and return it with its id."""
+        message = await repository.add(
+            session, Message(room_id=room_id, user_id=user_id, username=username, content=content)
+        )
+        await session.commit()
+        return message
+
+    async def history(
+        self, session: AsyncSession, *, room_id: str, limit: int, before: int | None
+    ) -> list[Message]:
+        """A page of history ending just before ``before``, oldest first."""
+        return await repository.page_before(session, room_id, limit=limit, before=before)
+
+    async def missed(self, session: AsyncSession, *, room_id: str, since: int) -> list[Message]:
+        """Every message after ``since`` (bounded), oldest first."""
+        return list(await repository.after(session, room_id, since=since, limit=REPLAY_LIMIT))
+
+
+chat = ChatService()

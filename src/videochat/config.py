@@ -1,0 +1,173 @@
+"""Settings, read from the environment (``VIDEOCHAT_`` prefix, ``__`` for nesting)."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "change-me-development-secret-not-for-production"
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class AuthMode(enum.StrEnum):
+    TOKEN = "token"
+    OPEN = "open"
+
+
+class JWTSettings(BaseModel):
+    secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    algorithm: str = "HS256"
+    issuer: str = "videochat"
+    audience: str = "videochat"
+    access_ttl_seconds: int = Field(default=15 * 60, ge=10)
+    refresh_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # Guests have no password to log in again with, so their token lives longer.
+    guest_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+
+class DatabaseSettings(BaseModel):
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=20, ge=0)
+    pool_timeout_seconds: float = Field(default=30, gt=0)
+    echo: bool = False
+    # Apply migrations when the app starts (the CLI's ``serve`` migrates first and
+    # turns this off for its workers).
+    auto_migrate: bool = True
+
+
+class RedisSettings(BaseModel):
+    url: str | None = None
+
+
+class RateLimitSettings(BaseModel):
+    enabled: bool = True
+    requests: int = Field(default=100, ge=1)
+    window_seconds: int = Field(default=60, ge=1)
+    # Socket connects per IP per window, and frames per connection per window.
+    ws_connects: int = Field(default=30, ge=1)
+    ws_frames: int = Field(default=60, ge=1)
+    ws_frames_window_seconds: int = Field(default=10, ge=1)
+
+
+class MediaSettings(BaseModel):
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+
+
+class BunnySettings(BaseModel):
+    api_key: SecretStr | None = None
+    library_id: str | None = None
+    cdn_hostname: str | None = None
+    webhook_secret: SecretStr | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_key and self.library_id)
+
+
+class TurnSettings(BaseModel):
+    urls: list[str] = []
+    secret: SecretStr | None = None
+    ttl_seconds: int = Field(default=3600, ge=60)
+
+
+class StunSettings(BaseModel):
+    urls: list[str] = []
+
+
+class RealtimeSettings(BaseModel):
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    send_queue_size: int = Field(default=256, ge=8)
+    max_message_chars: int = Field(default=4000, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIDEOCHAT_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    app_name: str = "videochat"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    auth_mode: AuthMode = AuthMode.TOKEN
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    log_file: Path | None = None
+    public_url: str | None = None
+
+    jwt: JWTSettings = JWTSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    media: MediaSettings = MediaSettings()
+    bunny: BunnySettings = BunnySettings()
+    turn: TurnSettings = TurnSettings()
+    stun: StunSettings = StunSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_cors(cls, data: Any) -> Any:
+        """Accept the CORS list as JSON (the documented form) or comma-separated."""
+        if isinstance(data, dict):
+            raw = data.get("cors_origins")
+            if isinstance(raw, str):
+                import json
+
+                text = raw.strip()
+                data["cors_origins"] = (
+                    json.loads(text)
+                    if text.startswith("[")
+                    else [item.strip() for item in text.split(",") if item.strip()]
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if self.jwt.secret.get_secret_value() == DEFAULT_JWT_SECRET:
+                raise ValueError(
+                    "VIDEOCHAT_JWT__SECRET must be set to a private value in production"
+                )
+            if len(self.jwt.secret.get_secret_value()) < 32:
+                raise ValueError("VIDEOCHAT_JWT__SECRET must be at least 32 characters")
+            if self.auth_mode is AuthMode.OPEN:
+                raise ValueError("VIDEOCHAT_AUTH_MODE=open is refused in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'videochat.db').resolve()}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.is_production
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,130 @@
+"""ORM models, in one module because they all reference each other."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from videochat.db.base import Base, UTCDateTime
+from videochat.kit.clock import utcnow
+from videochat.kit.ids import new_id
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class RoomRole(enum.StrEnum):
+    OWNER = "owner"
+    MODERATOR = "moderator"
+    MEMBER = "member"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Registered names are unique (case-insensitively); guests may share a name.
+        Index(
+            "uq_users_registered_username",
+            func.lower(text("username")),
+            unique=True,
+            sqlite_where=text("is_guest = 0"),
+            postgresql_where=text("is_guest = false"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(50), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    is_guest: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    invite_code: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    members: Mapped[list[RoomMember]] = relationship(
+        back_populates="room", cascade="all, delete-orphan", order_by="RoomMember.joined_at"
+    )
+
+
+class RoomMember(Base):
+    __tablename__ = "room_members"
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[RoomRole] = mapped_column(
+        Enum(
+            RoomRole,
+            native_enum=False,
+            length=20,
+            validate_strings=True,
+            values_callable=lambda roles: [role.value for role in roles],
+        ),
+        default=RoomRole.MEMBER,
+    )
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    room: Mapped[Room] = relationship(back_populates="members")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # History pages and reconnect replays walk one room's messages by id.
+        Index("ix_messages_room_id_id", "room_id", "id"),
+    )
+
+    # The id is the room's total order: cursors (`before`, `since`) compare ids only.
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    # Kept so history still names the author after the account is gone.
+    username: Mapped[str] = mapped_column(String(50))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    # The JWT's ``jti``; the token itself is never stored.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Every rotation keeps the family; reuse of a spent token revokes the family.
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,99 @@
+"""One exception family for the whole service, mapped to JSON ``{"detail": ...}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class VideochatError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status_code = 400
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = headers
+
+
+class BadRequest(VideochatError):
+    status_code = 400
+
+
+class Unauthorized(VideochatError):
+    status_code = 401
+
+    def __init__(self, detail: str = "Not authenticated") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(VideochatError):
+    status_code = 403
+
+
+class NotFound(VideochatError):
+    status_code = 404
+
+
+class Conflict(VideochatError):
+    status_code = 409
+
+
+class PayloadTooLarge(VideochatError):
+    status_code = 413
+
+
+class TooManyRequests(VideochatError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class ServiceUnavailable(VideochatError):
+    status_code = 503
+
+
+def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # FastAPI's own shape, minus the raw input echo (which may hold a password).
+    return [
+        {key: value for key, value in error.items() if key not in {"input", "ctx", "url"}}
+        for error in exc.errors()
+    ]
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    """Map the family, HTTP errors and validation errors to JSON with ``detail``."""
+
+    async def on_videochat_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, VideochatError)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    app.add_exception_handler(VideochatError, on_videochat_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -1,0 +1,110 @@
+"""Service endpoints: ``/health``, ``/_debug`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from videochat import __version__
+from videochat.accounts import repository as users_repository
+from videochat.chat import repository as chat_repository
+from videochat.context import Context
+from videochat.db.engine import ping
+from videochat.exceptions import NotFound
+from videochat.kit.clock import isoformat, utcnow
+from videochat.observability import metrics
+from videochat.rooms import repository as rooms_repository
+
+router = APIRouter(tags=["service"])
+log = structlog.get_logger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+async def _check(name: str, probe: Any) -> dict[str, Any]:
+    try:
+        await asyncio.wait_for(probe, timeout=CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:
+        log.warning("health.check_failed", service=name, error=type(exc).__name__)
+        return {"status": "unhealthy", "error": type(exc).__name__}
+    return {"status": "healthy"}
+
+
+@router.get("/health")
+async def health(context: Context) -> JSONResponse:
+    """Whether the service and what it depends on work; 503 when one does not."""
+    settings = context.settings
+    database = await _check("database", ping(context.engine))
+    services: dict[str, Any] = {
+        "database": {**database, "backend": context.engine.dialect.name},
+        "broker": {
+            "status": "healthy",
+            "backend": "redis" if settings.redis.url else "memory",
+        },
+    }
+    stats: dict[str, Any] = {
+        "active_rooms": len({c.room_id for c in _all_connections(context)}),
+        "active_users": len({c.user_id for c in _all_connections(context)}),
+        "total_messages": None,
+        "total_rooms": None,
+        "total_users": None,
+    }
+    if database["status"] == "healthy":
+        try:
+            async with context.sessionmaker() as session:
+                stats["total_messages"] = await chat_repository.count_messages(session)
+                stats["total_rooms"] = await rooms_repository.count_rooms(session)
+                stats["total_users"] = await users_repository.count_users(session)
+        except Exception as exc:  # the database went away between the checks
+            services["database"] = {"status": "unhealthy", "error": type(exc).__name__}
+    healthy = all(service["status"] == "healthy" for service in services.values())
+    body = {
+        "status": "healthy" if healthy else "unhealthy",
+        "timestamp": isoformat(utcnow()),
+        "version": __version__,
+        "environment": settings.environment.value,
+        "services": services,
+        "stats": stats,
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+def _all_connections(context: Context) -> list[Any]:
+    return context.hub.all_connections()
+
+
+@router.get("/_debug")
+async def debug(context: Context) -> dict[str, Any]:
+    """Non-secret facts about the configuration (not in production)."""
+    settings = context.settings
+    if settings.is_production:
+        raise NotFound("Not Found")
+    return {
+        "bunny_enabled": settings.bunny.enabled,
+        "environment": settings.environment.value,
+        "version": __version__,
+        "auth_mode": settings.auth_mode.value,
+        "database_backend": context.engine.dialect.name,
+        "redis_enabled": bool(settings.redis.url),
+        "rate_limit_enabled": settings.rate_limit.enabled,
+        "turn_configured": bool(settings.turn.urls and settings.turn.secret),
+        "max_upload_bytes": settings.media.max_upload_bytes,
+        "data_dir": str(settings.data_dir),
+    }
+
+
+@router.get("/metrics")
+async def metrics_summary() -> dict[str, Any]:
+    """The prototype's JSON summary of requests, sockets and video."""
+    return metrics.summary()
+
+
+@router.get("/metrics/prometheus")
+async def metrics_prometheus() -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

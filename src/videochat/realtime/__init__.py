@@ -1,0 +1,1 @@
+"""The realtime gateway: sockets, the hub that fans frames out, and the broker."""

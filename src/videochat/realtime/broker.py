@@ -1,0 +1,67 @@
+"""Publish/subscribe between the instances of the service.
+
+One interface, an in-process implementation (the embedded default) and a Redis
+pub/sub one for several instances. The hub publishes a room's frames to the
+broker and delivers what the broker hands back to its local sockets, so the same
+path serves one instance and many.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import defaultdict
+from collections.abc import Callable
+
+Handler = Callable[[str], None]
+
+
+class Broker(abc.ABC):
+    """Topic-based fan-out of text payloads."""
+
+    async def start(self) -> None:
+        """Connect, if the implementation needs to."""
+        return None
+
+    async def stop(self) -> None:
+        """Disconnect and drop every subscription."""
+        return None
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, payload: str) -> None:
+        """Send the payload to every subscriber of the topic, on any instance."""
+
+    @abc.abstractmethod
+    async def subscribe(self, topic: str, handler: Handler) -> None:
+        """Call ``handler(payload)`` for each payload published to the topic."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, topic: str, handler: Handler) -> None:
+        """Stop calling the handler for the topic."""
+
+    async def ping(self) -> None:
+        """Raise when the broker cannot be reached."""
+        return None
+
+
+class MemoryBroker(Broker):
+    """In-process fan-out: publish calls the topic's handlers directly."""
+
+    def __init__(self) -> None:
+        self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
+
+    async def publish(self, topic: str, payload: str) -> None:
+        for handler in tuple(self._handlers.get(topic, ())):
+            handler(payload)
+
+    async def subscribe(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic].append(handler)
+
+    async def unsubscribe(self, topic: str, handler: Handler) -> None:
+        handlers = self._handlers.get(topic)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+            if not handlers:
+                del self._handlers[topic]
+
+    async def stop(self) -> None:
+        self._handlers.clear()

@@ -1,0 +1,9 @@
+"""WebSocket close codes the server uses (documented in docs/PROTOCOL.md)."""
+
+NORMAL = 1000
+GOING_AWAY = 1001  # the server is shutting down
+POLICY_VIOLATION = 1008  # refused at the handshake (sent as HTTP 403) or abuse
+FRAME_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+SLOW_CONSUMER = 4008  # the client did not read fast enough; reconnect with ?since=
+RATE_LIMITED = 4029  # kept sending after rate-limit errors

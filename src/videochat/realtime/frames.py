@@ -1,0 +1,49 @@
+"""Builders for the frames the server sends (protocol in docs/PROTOCOL.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videochat.db.models import Message
+from videochat.kit.clock import isoformat, utcnow
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    """A chat message, the same shape live and in a reconnect replay."""
+    return {
+        "type": "message",
+        "id": message.id,
+        "user_id": message.user_id,
+        "username": message.username,
+        "room_id": message.room_id,
+        "content": message.content,
+        "timestamp": isoformat(message.created_at),
+    }
+
+
+def user_joined_frame(*, user_id: str, username: str) -> dict[str, Any]:
+    return {
+        "type": "user_joined",
+        "message": f"{username} joined the chat",
+        "user_id": user_id,
+        "username": username,
+        "timestamp": isoformat(utcnow()),
+    }
+
+
+def user_left_frame(*, user_id: str, username: str) -> dict[str, Any]:
+    return {
+        "type": "user_left",
+        "message": f"{username} left the chat",
+        "user_id": user_id,
+        "username": username,
+        "timestamp": isoformat(utcnow()),
+    }
+
+
+def presence_frame(room_id: str, participants: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "presence", "room_id": room_id, "participants": participants}
+
+
+def error_frame(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}

@@ -1,0 +1,237 @@
+"""The chat socket ``/ws/{room_id}/{user_id}``: handshake checks, replay, frame handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from videochat.accounts import repository as users_repository
+from videochat.accounts.tokens import decode_token
+from videochat.chat.service import chat, clean_content
+from videochat.config import AuthMode
+from videochat.context import AppContext
+from videochat.exceptions import VideochatError
+from videochat.observability import metrics
+from videochat.realtime import close_codes, frames
+from videochat.realtime.connection import Connection
+from videochat.realtime.hub import dumps
+from videochat.rooms import repository as rooms_repository
+from videochat.rooms.service import can_see, rooms
+
+router = APIRouter()
+log = structlog.get_logger(__name__)
+
+_frame_limiter = MovingWindowRateLimiter(MemoryStorage())
+
+
+class Refused(Exception):
+    """The handshake is refused (HTTP 403 before accept)."""
+
+
+async def _authorise(
+    context: AppContext, websocket: WebSocket, room_id: str, user_id: str
+) -> tuple[str, int | None]:
+    """Check token, user and room; make the user a member of a public room."""
+    settings = context.settings
+    params = websocket.query_params
+    since: int | None = None
+    if "since" in params:
+        try:
+            since = int(params["since"])
+        except ValueError as exc:
+            raise Refused("since must be a message id") from exc
+        if since < 0:
+            raise Refused("since must be a message id")
+    if settings.auth_mode is AuthMode.TOKEN:
+        token = params.get("token")
+        if not token:
+            header = websocket.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        if not token:
+            raise Refused("missing token")
+        try:
+            claims = decode_token(settings.jwt, token, kind="access")
+        except VideochatError as exc:
+            raise Refused(exc.detail) from exc
+        if claims.subject != user_id:
+            raise Refused("token does not belong to this user")
+    async with context.sessionmaker() as session:
+        user = await users_repository.get_user(session, user_id)
+        if user is None:
+            raise Refused("user not found")
+        room = await rooms_repository.get_room(session, room_id)
+        if room is None or not can_see(room, user_id):
+            raise Refused("room not found")
+        await rooms.ensure_member_for_socket(session, room=room, user_id=user_id)
+        return user.username, since
+
+
+@router.websocket("/ws/{room_id}/{user_id}")
+async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
+    """Join a room's realtime channel (protocol: docs/PROTOCOL.md)."""
+    context: AppContext = websocket.app.state.context
+    try:
+        username, since = await _authorise(context, websocket, room_id, user_id)
+    except Refused as exc:
+        log.info("ws.refused", room_id=room_id, user_id=user_id, reason=str(exc))
+        # Closing before accept makes the server answer the handshake with HTTP 403.
+        await websocket.close(code=close_codes.POLICY_VIOLATION, reason=str(exc)[:120])
+        return
+
+    await websocket.accept()
+    metrics.WS_OPENED.inc()
+    connection = Connection(
+        websocket=websocket,
+        room_id=room_id,
+        user_id=user_id,
+        username=username,
+        queue_size=context.settings.realtime.send_queue_size,
+    )
+    hub = context.hub
+    structlog.contextvars.bind_contextvars(room_id=room_id, user_id=user_id)
+    # Register first, then replay: live frames queue up meanwhile and the writer
+    # skips those the replay already covered, so nothing is lost or repeated.
+    await hub.register(connection)
+    try:
+        if since is not None:
+            async with context.sessionmaker() as session:
+                missed = await chat.missed(session, room_id=room_id, since=since)
+            for message in missed:
+                await connection.send_now(dumps(frames.message_frame(message)))
+                connection.replayed_up_to = message.id
+        connection.start_writer()
+        await hub.publish(room_id, frames.user_joined_frame(user_id=user_id, username=username))
+        await hub.publish(room_id, frames.presence_frame(room_id, hub.participants(room_id)))
+        await _receive_loop(context, connection)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await hub.unregister(connection)
+        await connection.stop_writer()
+        metrics.WS_CLOSED.labels(reason="disconnect").inc()
+        with contextlib.suppress(Exception):
+            await hub.publish(room_id, frames.user_left_frame(user_id=user_id, username=username))
+            await hub.publish(room_id, frames.presence_frame(room_id, hub.participants(room_id)))
+        structlog.contextvars.unbind_contextvars("room_id", "user_id")
+
+
+async def _receive_loop(context: AppContext, connection: Connection) -> None:
+    settings = context.settings
+    limit = RateLimitItemPerSecond(
+        settings.rate_limit.ws_frames, settings.rate_limit.ws_frames_window_seconds
+    )
+    strikes = 0
+    while not connection.closed:
+        message = await connection.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        metrics.WS_FRAMES_IN.inc()
+        raw = message.get("text")
+        if raw is None:
+            connection.offer(dumps(frames.error_frame("bad_frame", "frames must be JSON text")))
+            continue
+        if len(raw.encode()) > settings.realtime.max_frame_bytes:
+            connection.close(close_codes.FRAME_TOO_BIG, "frame too big")
+            return
+        if settings.rate_limit.enabled and not await _frame_limiter.hit(limit, connection.id):
+            strikes += 1
+            if strikes > 10:
+                connection.close(close_codes.RATE_LIMITED, "too many frames")
+                return
+            connection.offer(dumps(frames.error_frame("rate_limited", "slow down")))
+            continue
+        try:
+            frame = json.loads(raw)
+        except json.JSONDecodeError:
+            connection.offer(dumps(frames.error_frame("bad_frame", "frames must be JSON")))
+            continue
+        if not isinstance(frame, dict):
+            connection.offer(dumps(frames.error_frame("bad_frame", "frames must be objects")))
+            continue
+        try:
+            await _handle(context, connection, frame)
+        except VideochatError as exc:
+            connection.offer(dumps(frames.error_frame("invalid", exc.detail)))
+
+
+async def _handle(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
+    hub = context.hub
+    kind = frame.get("type", "message" if "content" in frame else None)
+    if kind == "message":
+        content = clean_content(
+            frame.get("content"), max_chars=context.settings.realtime.max_message_chars
+        )
+        async with context.sessionmaker() as session:
+            stored = await chat.post(
+                session,
+                room_id=connection.room_id,
+                user_id=connection.user_id,
+                username=connection.username,
+                content=content,
+            )
+        metrics.CHAT_MESSAGES.inc()
+        # Stored and committed before anyone sees it: what was seen survives a restart.
+        await hub.publish(connection.room_id, frames.message_frame(stored))
+    elif kind == "typing":
+        await hub.publish(
+            connection.room_id,
+            {
+                "type": "typing",
+                "user_id": connection.user_id,
+                "username": connection.username,
+                "typing": bool(frame.get("typing", True)),
+            },
+            except_connection=connection.id,
+        )
+    elif kind == "signal":
+        await _relay_signal(context, connection, frame)
+    elif kind == "media_state":
+        for media_kind in ("audio", "video", "screen"):
+            if isinstance(frame.get(media_kind), bool):
+                connection.media[media_kind] = frame[media_kind]
+        await hub.publish(
+            connection.room_id,
+            {"type": "media_state", "user_id": connection.user_id, **connection.media},
+        )
+        await hub.publish(
+            connection.room_id,
+            frames.presence_frame(connection.room_id, hub.participants(connection.room_id)),
+        )
+    elif kind == "ping":
+        connection.offer(dumps({"type": "pong", "time": frame.get("time")}))
+    else:
+        connection.offer(dumps(frames.error_frame("unknown_type", f"unknown frame type {kind!r}")))
+
+
+async def _relay_signal(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
+    """Relay WebRTC signalling to one named peer in the same room, and no one else."""
+    target = frame.get("to")
+    data = frame.get("data")
+    if not isinstance(target, str) or not isinstance(data, dict):
+        connection.offer(
+            dumps(frames.error_frame("bad_signal", "signal needs 'to' (a user id) and 'data'"))
+        )
+        return
+    if target == connection.user_id or not context.hub.is_present(connection.room_id, target):
+        connection.offer(
+            dumps(frames.error_frame("peer_not_found", "that peer is not in the room"))
+        )
+        return
+    await context.hub.publish(
+        connection.room_id,
+        {"type": "signal", "from": connection.user_id, "to": target, "data": data},
+        to_user=target,
+    )
+
+
+async def drain_tasks() -> None:
+    """Yield once so queued close tasks run (used at shutdown)."""
+    await asyncio.sleep(0)

@@ -1,0 +1,120 @@
+"""The hub: local sockets per room, fed by the broker.
+
+Every frame for a room goes through the broker as an envelope
+``{"frame": {...}, "to": user_id | null, "except": connection_id | null}``;
+each instance delivers it to its own sockets in that room. A frame is serialised
+once per instance, not once per recipient.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from functools import partial
+from typing import Any
+
+from videochat.observability import metrics
+from videochat.realtime.broker import Broker
+from videochat.realtime.close_codes import GOING_AWAY
+from videochat.realtime.connection import Connection
+
+
+def _topic(room_id: str) -> str:
+    return f"videochat:room:{room_id}"
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    """Compact JSON for the wire."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+class Hub:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
+        self._handlers: dict[str, Any] = {}
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(connections) for connections in self._rooms.values())
+
+    def all_connections(self) -> list[Connection]:
+        """Every local socket, in every room."""
+        return [c for room in self._rooms.values() for c in room.values()]
+
+    def connections(self, room_id: str) -> list[Connection]:
+        """The local sockets in a room."""
+        return list(self._rooms.get(room_id, {}).values())
+
+    def participants(self, room_id: str) -> list[dict[str, Any]]:
+        """Who is connected to the room, one entry per user (several tabs merge)."""
+        people: dict[str, dict[str, Any]] = {}
+        for connection in self.connections(room_id):
+            entry = people.setdefault(
+                connection.user_id,
+                {
+                    "user_id": connection.user_id,
+                    "username": connection.username,
+                    "audio": False,
+                    "video": False,
+                    "screen": False,
+                },
+            )
+            for kind, on in connection.media.items():
+                entry[kind] = entry[kind] or on
+        return list(people.values())
+
+    def is_present(self, room_id: str, user_id: str) -> bool:
+        """Whether the user has a socket open in the room."""
+        return any(c.user_id == user_id for c in self.connections(room_id))
+
+    async def register(self, connection: Connection) -> None:
+        """Start delivering the room's frames to this connection."""
+        room = self._rooms[connection.room_id]
+        if not room:
+            handler = partial(self._deliver, connection.room_id)
+            self._handlers[connection.room_id] = handler
+            await self.broker.subscribe(_topic(connection.room_id), handler)
+        room[connection.id] = connection
+        metrics.WS_ACTIVE.inc()
+
+    async def unregister(self, connection: Connection) -> None:
+        """Stop delivering to this connection; drop the subscription with the last one."""
+        room = self._rooms.get(connection.room_id)
+        if room is None or room.pop(connection.id, None) is None:
+            return
+        metrics.WS_ACTIVE.dec()
+        if not room:
+            del self._rooms[connection.room_id]
+            handler = self._handlers.pop(connection.room_id, None)
+            if handler is not None:
+                await self.broker.unsubscribe(_topic(connection.room_id), handler)
+
+    async def publish(
+        self,
+        room_id: str,
+        frame: dict[str, Any],
+        *,
+        to_user: str | None = None,
+        except_connection: str | None = None,
+    ) -> None:
+        """Send a frame to everyone in the room (or one user), on every instance."""
+        envelope = {"frame": frame, "to": to_user, "except": except_connection}
+        await self.broker.publish(_topic(room_id), dumps(envelope))
+
+    def _deliver(self, room_id: str, payload: str) -> None:
+        envelope = json.loads(payload)
+        frame = envelope["frame"]
+        to_user, skip = envelope.get("to"), envelope.get("except")
+        message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
+        text = dumps(frame)
+        for connection in self.connections(room_id):
+            if connection.id == skip or (to_user is not None and connection.user_id != to_user):
+                continue
+            connection.offer(text, message_id=message_id)
+
+    async def close_all(self) -> None:
+        """Tell every socket the server is going away (shutdown)."""
+        for room in list(self._rooms.values()):
+            for connection in list(room.values()):
+                connection.close(GOING_AWAY, "server shutting down")

@@ -1,0 +1,115 @@
+"""Room rules: who may see a room, who may join it, who owns it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from videochat.accounts import repository as users_repository
+from videochat.db.models import Room, RoomMember, RoomRole, User
+from videochat.exceptions import Forbidden, NotFound
+from videochat.kit.ids import new_secret
+from videochat.rooms import repository
+from videochat.rooms.schemas import RoomOut
+
+ROOM_NOT_FOUND = "Room not found"
+
+
+def can_see(room: Room, user_id: str | None) -> bool:
+    """Public rooms are visible to anyone; private ones only to their members."""
+    if not room.is_private:
+        return True
+    return user_id is not None and any(member.user_id == user_id for member in room.members)
+
+
+def role_of(room: Room, user_id: str | None) -> RoomRole | None:
+    """The user's role in the room, or None for a non-member."""
+    for member in room.members:
+        if member.user_id == user_id:
+            return member.role
+    return None
+
+
+def to_out(room: Room, *, viewer_id: str | None) -> RoomOut:
+    """The public shape of a room; the invite code only for its managers."""
+    manages = role_of(room, viewer_id) in {RoomRole.OWNER, RoomRole.MODERATOR}
+    return RoomOut(
+        id=room.id,
+        name=room.name,
+        created_at=room.created_at,
+        is_private=room.is_private,
+        owner_id=room.owner_id,
+        users=[member.user_id for member in room.members],
+        invite_code=room.invite_code if manages else None,
+    )
+
+
+class RoomService:
+    async def create(
+        self, session: AsyncSession, *, name: str, is_private: bool, owner: User | None
+    ) -> Room:
+        """Create a room; its creator (when known) becomes the owner."""
+        room = Room(
+            name=name,
+            is_private=is_private,
+            owner_id=owner.id if owner else None,
+            invite_code=new_secret(12) if is_private else None,
+        )
+        if owner is not None:
+            room.members.append(RoomMember(user_id=owner.id, role=RoomRole.OWNER))
+        session.add(room)
+        await session.commit()
+        return room
+
+    async def get_visible(
+        self, session: AsyncSession, room_id: str, *, viewer_id: str | None
+    ) -> Room:
+        """The room, or 404 when it does not exist or the viewer may not see it."""
+        room = await repository.get_room(session, room_id)
+        # A private room is "not found" to outsiders so its existence does not leak.
+        if room is None or not can_see(room, viewer_id):
+            raise NotFound(ROOM_NOT_FOUND)
+        return room
+
+    async def list_visible(
+        self, session: AsyncSession, *, viewer_id: str | None, limit: int, offset: int
+    ) -> Sequence[Room]:
+        """The rooms this viewer may see."""
+        return await repository.list_visible(session, user_id=viewer_id, limit=limit, offset=offset)
+
+    async def join(
+        self, session: AsyncSession, *, room_id: str, user_id: str, invite_code: str | None
+    ) -> tuple[Room, User]:
+        """Make the user a member; private rooms need membership already or the invite."""
+        room = await repository.get_room(session, room_id)
+        if room is None:
+            raise NotFound(ROOM_NOT_FOUND)
+        user = await users_repository.get_user(session, user_id)
+        if user is None:
+            raise NotFound("User not found")
+        if role_of(room, user_id) is not None:
+            return room, user
+        if room.is_private and (invite_code is None or invite_code != room.invite_code):
+            raise Forbidden("This room is private: an invite is needed to join")
+        await self._add_member(session, room=room, user_id=user_id)
+        return room, user
+
+    async def ensure_member_for_socket(
+        self, session: AsyncSession, *, room: Room, user_id: str
+    ) -> None:
+        """Connecting to a public room joins it, as in the prototype."""
+        if role_of(room, user_id) is None:
+            await self._add_member(session, room=room, user_id=user_id)
+
+    async def _add_member(self, session: AsyncSession, *, room: Room, user_id: str) -> None:
+        session.add(RoomMember(room_id=room.id, user_id=user_id, role=RoomRole.MEMBER))
+        try:
+            await session.commit()
+        except IntegrityError:  # joined concurrently from another request: fine
+            await session.rollback()
+        await session.refresh(room, attribute_names=["members"])
+
+
+rooms = RoomService()

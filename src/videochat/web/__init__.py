@@ -1,0 +1,1 @@
+"""The web client: static ES modules and CSS, served by the app."""
