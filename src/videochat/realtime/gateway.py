@@ -19,6 +19,7 @@ from videochat.chat.service import chat, clean_content
 from videochat.config import AuthMode
 from videochat.context import AppContext
 from videochat.exceptions import VideochatError
+from videochat.kit.locks import KeyedLock
 from videochat.observability import metrics
 from videochat.realtime import close_codes, frames
 from videochat.realtime.connection import Connection
@@ -30,6 +31,9 @@ router = APIRouter()
 log = structlog.get_logger(__name__)
 
 _frame_limiter = MovingWindowRateLimiter(MemoryStorage())
+# Insert, commit and publish one message of a room at a time, so the order in which
+# sockets receive a room's messages is the order of their ids (the history's order).
+_room_order = KeyedLock()
 
 
 class Refused(Exception):
@@ -169,7 +173,7 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         content = clean_content(
             frame.get("content"), max_chars=context.settings.realtime.max_message_chars
         )
-        async with context.sessionmaker() as session:
+        async with _room_order.hold(connection.room_id), context.sessionmaker() as session:
             stored = await chat.post(
                 session,
                 room_id=connection.room_id,
@@ -177,9 +181,9 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
                 username=connection.username,
                 content=content,
             )
+            # Stored and committed before anyone sees it: what was seen survives a restart.
+            await hub.publish(connection.room_id, frames.message_frame(stored))
         metrics.CHAT_MESSAGES.inc()
-        # Stored and committed before anyone sees it: what was seen survives a restart.
-        await hub.publish(connection.room_id, frames.message_frame(stored))
     elif kind == "typing":
         await hub.publish(
             connection.room_id,

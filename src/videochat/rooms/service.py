@@ -56,9 +56,9 @@ class RoomService:
             is_private=is_private,
             owner_id=owner.id if owner else None,
             invite_code=new_secret(12) if is_private else None,
+            # Set explicitly (even empty) so the response never lazy-loads it.
+            members=[RoomMember(user_id=owner.id, role=RoomRole.OWNER)] if owner else [],
         )
-        if owner is not None:
-            room.members.append(RoomMember(user_id=owner.id, role=RoomRole.OWNER))
         session.add(room)
         await session.commit()
         return room

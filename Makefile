@@ -1,0 +1,43 @@
+# The front door: `make run` starts the server, `make test` installs what the tests
+# need and runs them all. Every other routine task is a target here too.
+
+# uv from PATH, or the copy scripts/ensure-uv.sh installs into this Python.
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format typecheck check migrate bench deps test-deps clean
+
+run: deps ## start the server on the embedded default (SQLite in ./data, no Redis)
+	$(UV) run videochat serve --host $(HOST) --port $(PORT)
+
+test: test-deps ## install what the tests need, then run them all
+	$(UV) run pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+deps:
+	@scripts/ensure-uv.sh
+	$(UV) sync --frozen --no-dev
+
+test-deps:
+	@scripts/ensure-uv.sh
+	$(UV) sync --frozen
+	@scripts/ensure-test-tools.sh
+
+migrate: deps
+	$(UV) run videochat migrate
+
+lint:
+	$(UV) run ruff check src tests
+	$(UV) run ruff format --check src tests
+
+format:
+	$(UV) run ruff format src tests
+	$(UV) run ruff check --fix src tests
+
+typecheck:
+	$(UV) run mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

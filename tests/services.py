@@ -1,0 +1,65 @@
+"""The machine's real PostgreSQL and Redis for tests: reach them, or skip (fail in CI)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+
+import pytest
+
+PG_HOST = os.environ.get("VIDEOCHAT_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("VIDEOCHAT_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("VIDEOCHAT_TEST_PG_USER", "postgres")
+REDIS_URL = os.environ.get("VIDEOCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when a service is missing on a user's machine; fail the run in CI."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI must have it)", pytrace=False)
+    pytest.skip(f"{message}; start it to run these tests")
+
+
+async def _admin(statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres"
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_pg_database() -> tuple[str, str]:
+    """A fresh database for this test run; returns (name, SQLAlchemy URL)."""
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"videochat_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    return name, f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    """Drop a database made by ``create_pg_database``."""
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def redis_available() -> None:
+    """Skip or fail when Redis is not there."""
+    host, _, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].partition(":")
+    require_service("Redis", host, int(port or 6379))

@@ -1,0 +1,115 @@
+"""Helpers shared by tests: a live server in the test's loop, API shortcuts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+import websockets
+from fastapi import FastAPI
+
+from videochat.app import create_app
+from videochat.config import Settings
+
+
+@dataclass
+class LiveServer:
+    app: FastAPI
+    settings: Settings
+    url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1)
+
+
+@contextlib.asynccontextmanager
+async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """Serve a fresh app on a free loopback port inside the running event loop."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        lifespan="on",
+        ws_max_size=settings.realtime.max_frame_bytes,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server stopped during start-up")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(app=app, settings=settings, url=f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def create_guest(client: httpx.AsyncClient, username: str) -> dict[str, Any]:
+    """A guest account (with its ``access_token``)."""
+    response = await client.post("/users", json={"username": username})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def create_room(
+    client: httpx.AsyncClient, token: str | None, name: str = "General", *, private: bool = False
+) -> dict[str, Any]:
+    headers = auth(token) if token else {}
+    response = await client.post(
+        "/rooms", json={"name": name, "is_private": private}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def connect_ws(server: LiveServer, path: str) -> Any:
+    """A client socket; unbounded receive queue so an unread backlog never stalls close()."""
+    return websockets.connect(server.ws_url + path, max_queue=None, open_timeout=10)
+
+
+def ws_path(room_id: str, user_id: str, token: str | None = None, **params: Any) -> str:
+    query = {**({"token": token} if token else {}), **params}
+    suffix = "?" + "&".join(f"{key}={value}" for key, value in query.items()) if query else ""
+    return f"/ws/{room_id}/{user_id}{suffix}"
+
+
+async def receive_until(
+    socket: websockets.ClientConnection, frame_type: str, *, timeout: float = 5.0
+) -> dict[str, Any]:
+    """Read frames until one of ``frame_type`` arrives; return it."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame: dict[str, Any] = json.loads(await socket.recv())
+            if frame.get("type") == frame_type:
+                return frame
+
+
+async def collect(
+    socket: websockets.ClientConnection, frame_type: str, count: int, *, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    """The next ``count`` frames of one type, in arrival order."""
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while len(frames) < count:
+            frame = json.loads(await socket.recv())
+            if frame.get("type") == frame_type:
+                frames.append(frame)
+    return frames
