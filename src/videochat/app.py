@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from videochat import __version__
 from videochat.accounts.endpoints import router as accounts_router
+from videochat.calls.endpoints import router as calls_router
 from videochat.chat.endpoints import router as chat_router
 from videochat.config import AuthMode, Settings, get_settings
 from videochat.context import AppContext
@@ -25,6 +26,8 @@ from videochat.realtime.broker import Broker, MemoryBroker
 from videochat.realtime.gateway import router as realtime_router
 from videochat.realtime.hub import Hub
 from videochat.rooms.endpoints import router as rooms_router
+from videochat.security.headers import SecurityHeadersMiddleware
+from videochat.security.ratelimit import RateLimitMiddleware
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
 
@@ -96,6 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-RateLimit-Remaining",
             ],
         )
+    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
+    # Added last, so it runs first: request ids and metrics cover 429s too.
     app.add_middleware(RequestContextMiddleware)
 
     for router in (
@@ -104,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_router,
         rooms_router,
         chat_router,
+        calls_router,
         realtime_router,
     ):
         app.include_router(router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -84,6 +84,13 @@ class StunSettings(BaseModel):
     urls: list[str] = []
 
 
+class CallSettings(BaseModel):
+    # Every pair in a mesh call exchanges media directly: past a handful it saturates uplinks.
+    max_call_size: int = Field(default=6, ge=2, le=50)
+    # "relay" forces TURN, for networks that block peer-to-peer traffic.
+    ice_transport_policy: Literal["all", "relay"] = "all"
+
+
 class RealtimeSettings(BaseModel):
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     send_queue_size: int = Field(default=256, ge=8)
@@ -120,6 +127,7 @@ class Settings(BaseSettings):
     turn: TurnSettings = TurnSettings()
     stun: StunSettings = StunSettings()
     realtime: RealtimeSettings = RealtimeSettings()
+    calls: CallSettings = CallSettings()
 
     @model_validator(mode="before")
     @classmethod

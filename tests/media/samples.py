@@ -33,6 +33,18 @@ def _video_frames(width: int, height: int, fps: int, seconds: float) -> Iterator
     yield from _pull_all(graph)
 
 
+def _marker_frames(width: int, height: int, fps: int, seconds: float) -> Iterator[Any]:
+    graph = av.filter.Graph()
+    nodes = [
+        graph.add("color", f"c=black:size={width}x{height}:rate={fps}:duration={seconds}"),
+        graph.add("drawbox", f"x=0:y=0:w={width // 4}:h={height // 4}:color=white:t=fill"),
+        graph.add("format", "yuv420p"),
+        graph.add("buffersink"),
+    ]
+    graph.link_nodes(*nodes).configure()
+    yield from _pull_all(graph)
+
+
 def _audio_frames(seconds: float, rate: int = 48000) -> Iterator[Any]:
     graph = av.filter.Graph()
     # A 440 Hz tone with a beep every second: audible content, not silence.
@@ -56,15 +68,20 @@ def write_video(
     container_options: dict[str, str] | None = None,
     drop_every: int | None = None,
     rotation: int | None = None,
+    start_seconds: float = 0.0,
+    sample_aspect_ratio: Fraction | None = None,
+    marker: bool = False,
 ) -> Path:
     """Write a clip with a moving test pattern and (optionally) a sine tone; return its path.
 
     drop_every=N skips every Nth frame, which leaves gaps in the timestamps and so
     yields genuinely variable-frame-rate output. rotation stores a display matrix.
+    start_seconds shifts every timestamp, like a capture that did not start at zero.
+    sample_aspect_ratio makes the pixels non-square (anamorphic video). marker=True
+    draws a black picture with one white box in the top-left corner instead of the
+    test pattern, so tests can tell which way a picture was turned.
     """
-    with av.open(
-        str(path), "w", format=container_format, options=container_options or {}
-    ) as out:
+    with av.open(str(path), "w", format=container_format, options=container_options or {}) as out:
         vopts = {"preset": "ultrafast"} if video_codec == "libx264" else {}
         if video_codec == "libvpx-vp9":
             # Realtime mode keeps VP9 sample generation fast on small CI machines.
@@ -73,6 +90,8 @@ def write_video(
         vstream.width = width
         vstream.height = height
         vstream.pix_fmt = "yuv420p"
+        if sample_aspect_ratio is not None:
+            vstream.codec_context.sample_aspect_ratio = sample_aspect_ratio
         if rotation is not None:
             vstream.set_display_rotation(rotation)
         astream: Any = None
@@ -80,14 +99,17 @@ def write_video(
             astream = out.add_stream(audio_codec, rate=48000)
             astream.layout = "stereo"
 
-        for index, frame in enumerate(_video_frames(width, height, fps, seconds)):
+        source = _marker_frames if marker else _video_frames
+        for index, frame in enumerate(source(width, height, fps, seconds)):
             if drop_every is not None and index % drop_every == drop_every - 1:
                 continue
+            frame.pts += round(start_seconds * fps)
             out.mux(vstream.encode(frame))
         out.mux(vstream.encode(None))
 
         if astream is not None:
             for aframe in _audio_frames(seconds):
+                aframe.pts += round(start_seconds * aframe.sample_rate)
                 out.mux(astream.encode(aframe))
             out.mux(astream.encode(None))
     return path

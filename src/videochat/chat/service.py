@@ -7,8 +7,9 @@ import unicodedata
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.chat import repository
-from videochat.db.models import Message
-from videochat.exceptions import BadRequest
+from videochat.db.models import Message, RoomRole
+from videochat.exceptions import BadRequest, Forbidden, NotFound
+from videochat.kit.clock import utcnow
 
 REPLAY_LIMIT = 1000
 
@@ -46,6 +47,42 @@ class ChatService:
     ) -> list[Message]:
         """A page of history ending just before ``before``, oldest first."""
         return await repository.page_before(session, room_id, limit=limit, before=before)
+
+    async def edit(
+        self, session: AsyncSession, *, room_id: str, message_id: int, actor_id: str, content: str
+    ) -> Message:
+        """Change a message's text; only its author may."""
+        message = await self._editable(session, room_id=room_id, message_id=message_id)
+        if message.user_id != actor_id:
+            raise Forbidden("only the author can edit a message")
+        message.content = content
+        message.edited_at = utcnow()
+        await session.commit()
+        return message
+
+    async def delete(
+        self,
+        session: AsyncSession,
+        *,
+        room_id: str,
+        message_id: int,
+        actor_id: str,
+        actor_role: RoomRole | None,
+    ) -> Message:
+        """Blank a message (its id stays, so cursors still work); author or moderator."""
+        message = await self._editable(session, room_id=room_id, message_id=message_id)
+        if message.user_id != actor_id and actor_role not in {RoomRole.OWNER, RoomRole.MODERATOR}:
+            raise Forbidden("only the author or a moderator can delete a message")
+        message.deleted_at = utcnow()
+        message.content = ""
+        await session.commit()
+        return message
+
+    async def _editable(self, session: AsyncSession, *, room_id: str, message_id: int) -> Message:
+        message = await session.get(Message, message_id)
+        if message is None or message.room_id != room_id or message.deleted_at is not None:
+            raise NotFound("Message not found")
+        return message
 
     async def missed(self, session: AsyncSession, *, room_id: str, since: int) -> list[Message]:
         """Every message after ``since`` (bounded), oldest first."""

@@ -21,6 +21,20 @@ def message_frame(message: Message) -> dict[str, Any]:
     }
 
 
+def message_edited_frame(message: Message) -> dict[str, Any]:
+    return {
+        "type": "message_edited",
+        "id": message.id,
+        "user_id": message.user_id,
+        "content": message.content,
+        "edited_at": isoformat(message.edited_at or utcnow()),
+    }
+
+
+def message_deleted_frame(message: Message, *, deleted_by: str) -> dict[str, Any]:
+    return {"type": "message_deleted", "id": message.id, "deleted_by": deleted_by}
+
+
 def user_joined_frame(*, user_id: str, username: str) -> dict[str, Any]:
     return {
         "type": "user_joined",

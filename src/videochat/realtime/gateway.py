@@ -18,14 +18,14 @@ from videochat.accounts.tokens import decode_token
 from videochat.chat.service import chat, clean_content
 from videochat.config import AuthMode
 from videochat.context import AppContext
-from videochat.exceptions import VideochatError
+from videochat.exceptions import BadRequest, VideochatError
 from videochat.kit.locks import KeyedLock
 from videochat.observability import metrics
 from videochat.realtime import close_codes, frames
 from videochat.realtime.connection import Connection
 from videochat.realtime.hub import dumps
 from videochat.rooms import repository as rooms_repository
-from videochat.rooms.service import can_see, rooms
+from videochat.rooms.service import can_see, role_of, rooms
 
 router = APIRouter()
 log = structlog.get_logger(__name__)
@@ -163,7 +163,8 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
         try:
             await _handle(context, connection, frame)
         except VideochatError as exc:
-            connection.offer(dumps(frames.error_frame("invalid", exc.detail)))
+            code = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+            connection.offer(dumps(frames.error_frame(code, exc.detail)))
 
 
 async def _handle(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
@@ -184,6 +185,8 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
             # Stored and committed before anyone sees it: what was seen survives a restart.
             await hub.publish(connection.room_id, frames.message_frame(stored))
         metrics.CHAT_MESSAGES.inc()
+    elif kind in {"edit", "delete"}:
+        await _edit_or_delete(context, connection, frame, kind)
     elif kind == "typing":
         await hub.publish(
             connection.room_id,
@@ -213,6 +216,39 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         connection.offer(dumps({"type": "pong", "time": frame.get("time")}))
     else:
         connection.offer(dumps(frames.error_frame("unknown_type", f"unknown frame type {kind!r}")))
+
+
+async def _edit_or_delete(
+    context: AppContext, connection: Connection, frame: dict[str, Any], kind: str
+) -> None:
+    message_id = frame.get("id")
+    if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1:
+        raise BadRequest(f"{kind} needs the message 'id'")
+    async with context.sessionmaker() as session:
+        if kind == "edit":
+            content = clean_content(
+                frame.get("content"), max_chars=context.settings.realtime.max_message_chars
+            )
+            edited = await chat.edit(
+                session,
+                room_id=connection.room_id,
+                message_id=message_id,
+                actor_id=connection.user_id,
+                content=content,
+            )
+            out = frames.message_edited_frame(edited)
+        else:
+            room = await rooms_repository.get_room(session, connection.room_id)
+            role = role_of(room, connection.user_id) if room else None
+            deleted = await chat.delete(
+                session,
+                room_id=connection.room_id,
+                message_id=message_id,
+                actor_id=connection.user_id,
+                actor_role=role,
+            )
+            out = frames.message_deleted_frame(deleted, deleted_by=connection.user_id)
+    await context.hub.publish(connection.room_id, out)
 
 
 async def _relay_signal(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:

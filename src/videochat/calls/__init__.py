@@ -1,0 +1,1 @@
+"""Video calls: ICE server configuration for the browsers' WebRTC mesh."""

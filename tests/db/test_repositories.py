@@ -1,0 +1,136 @@
+"""Repositories and services straight against SQLite and PostgreSQL (one suite)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from videochat.accounts.service import accounts
+from videochat.chat import repository as chat_repository
+from videochat.chat.service import chat
+from videochat.config import Settings
+from videochat.db.engine import create_engine, create_sessionmaker
+from videochat.db.migrate import upgrade_to_head
+from videochat.db.models import RoomRole
+from videochat.exceptions import Conflict, Forbidden, NotFound, Unauthorized
+from videochat.rooms.service import rooms
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    await upgrade_to_head(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+async def test_migrations_create_every_table_and_index(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        tables, indexes = await connection.run_sync(
+            lambda sync: (
+                set(inspect(sync).get_table_names()),
+                {ix["name"] for ix in inspect(sync).get_indexes("messages")},
+            )
+        )
+    assert tables >= {"users", "rooms", "room_members", "messages", "refresh_tokens"}
+    assert "ix_messages_room_id_id" in indexes
+    await upgrade_to_head(engine)  # a second run is a no-op
+
+
+async def test_room_owner_and_membership(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    async with sessions() as session:
+        owner = await accounts.create_guest(session, username="owner", jwt=settings.jwt)
+        guest = await accounts.create_guest(session, username="guest", jwt=settings.jwt)
+        user = await accounts.get(session, owner.id)
+        room = await rooms.create(session, name="Room", is_private=True, owner=user)
+    async with sessions() as session:
+        with pytest.raises(Forbidden):
+            await rooms.join(session, room_id=room.id, user_id=guest.id, invite_code=None)
+        joined, _ = await rooms.join(
+            session, room_id=room.id, user_id=guest.id, invite_code=room.invite_code
+        )
+        roles = {m.user_id: m.role for m in joined.members}
+        assert roles == {owner.id: RoomRole.OWNER, guest.id: RoomRole.MEMBER}
+        with pytest.raises(NotFound):
+            await rooms.join(session, room_id="nope", user_id=guest.id, invite_code=None)
+        with pytest.raises(NotFound):
+            await rooms.get_visible(session, room.id, viewer_id=None)
+
+
+async def test_message_ids_are_a_total_order(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    async with sessions() as session:
+        author = await accounts.create_guest(session, username="writer", jwt=settings.jwt)
+        room = await rooms.create(session, name="Room", is_private=False, owner=None)
+
+    async def write(index: int) -> int:
+        async with sessions() as session:
+            message = await chat.post(
+                session, room_id=room.id, user_id=author.id, username="writer", content=str(index)
+            )
+            return message.id
+
+    ids = await asyncio.gather(*(write(i) for i in range(40)))
+    assert len(set(ids)) == 40
+    async with sessions() as session:
+        everything = await chat_repository.after(session, room.id, since=0, limit=100)
+        assert [m.id for m in everything] == sorted(ids)
+        assert everything[0].created_at.tzinfo is UTC
+        middle = sorted(ids)[20]
+        older = await chat.history(session, room_id=room.id, limit=100, before=middle)
+        newer = await chat.missed(session, room_id=room.id, since=middle - 1)
+        assert [m.id for m in older] + [m.id for m in newer] == sorted(ids)
+
+
+async def test_refresh_rotation_in_the_database(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    async with sessions() as session:
+        pair = await accounts.register(
+            session, username="Rita", password="long-enough-pw", jwt=settings.jwt
+        )
+        with pytest.raises(Conflict):
+            await accounts.register(session, username="rita", password="x" * 10, jwt=settings.jwt)
+    async with sessions() as session:
+        rotated = await accounts.refresh(
+            session, refresh_token=pair.refresh_token, jwt=settings.jwt
+        )
+    async with sessions() as session:
+        with pytest.raises(Unauthorized):
+            await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=settings.jwt)
+    async with sessions() as session:
+        with pytest.raises(Unauthorized, match="revoked"):
+            await accounts.refresh(session, refresh_token=rotated.refresh_token, jwt=settings.jwt)
+
+
+async def test_concurrent_refresh_spends_the_token_once(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    async with sessions() as session:
+        pair = await accounts.register(
+            session, username="sam", password="long-enough-pw", jwt=settings.jwt
+        )
+
+    async def attempt() -> bool:
+        async with sessions() as session:
+            try:
+                await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=settings.jwt)
+            except Unauthorized:
+                return False
+            return True
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(5)))
+    assert outcomes.count(True) == 1
