@@ -3,56 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import websockets.sync.client as ws_client
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "videochat.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "exited")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
+from tests.processes import free_port, server_env, start_server, stop_server
 
 
 def test_messages_survive_kill_and_restart(database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VIDEOCHAT_ENVIRONMENT": "test",
-        "VIDEOCHAT_DATA_DIR": str(tmp_path),
-        "VIDEOCHAT_DATABASE_URL": database_url,
-        "VIDEOCHAT_RATE_LIMIT__ENABLED": "false",
-        "VIDEOCHAT_LOG_LEVEL": "WARNING",
-    }
+    port = free_port()
+    env = server_env(tmp_path, database_url)
     base = f"http://127.0.0.1:{port}"
-    process = _start(env, port)
+    process = start_server(env, port)
     try:
         user = httpx.post(f"{base}/users", json={"username": "alice"}).json()
         headers = {"Authorization": f"Bearer {user['access_token']}"}
@@ -71,7 +35,7 @@ def test_messages_survive_kill_and_restart(database_url: str, tmp_path: Path) ->
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
-    process = _start(env, port)
+    process = start_server(env, port)
     try:
         history = httpx.get(f"{base}/rooms/{room['id']}/messages", params={"limit": 100}).json()
         assert [m["id"] for m in history] == acknowledged
@@ -79,5 +43,4 @@ def test_messages_survive_kill_and_restart(database_url: str, tmp_path: Path) ->
         me = httpx.get(f"{base}/auth/me", headers=headers)
         assert me.status_code == 200  # the account and its token outlive the restart too
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_server(process)

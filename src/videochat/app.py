@@ -19,12 +19,16 @@ from videochat.context import AppContext
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.exceptions import install_exception_handlers
+from videochat.media.endpoints import router as media_router
+from videochat.media.tasks import create_job_queue
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
 from videochat.observability.middleware import RequestContextMiddleware
 from videochat.realtime.broker import Broker, MemoryBroker
 from videochat.realtime.gateway import router as realtime_router
 from videochat.realtime.hub import Hub
+from videochat.realtime.ordering import RoomOrder
+from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.security.headers import SecurityHeadersMiddleware
 from videochat.security.ratelimit import RateLimitMiddleware
@@ -34,12 +38,12 @@ from videochat.web.endpoints import router as web_router
 log = structlog.get_logger(__name__)
 
 
-def _create_broker(settings: Settings) -> Broker:
+def _create_realtime(settings: Settings) -> tuple[Broker, Presence]:
     if settings.redis.url:
         from videochat.realtime.redis_broker import RedisBroker
 
-        return RedisBroker(settings.redis.url)
-    return MemoryBroker()
+        return RedisBroker(settings.redis.url), RedisPresence(settings.redis.url)
+    return MemoryBroker(), MemoryPresence()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,15 +56,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         if settings.database.auto_migrate:
             await upgrade_to_head(engine)
-        broker = _create_broker(settings)
+        broker, presence = _create_realtime(settings)
         await broker.start()
+        await presence.start()
         context = AppContext(
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            hub=Hub(broker),
+            hub=Hub(broker, presence, RoomOrder(engine, cluster=bool(settings.redis.url))),
         )
         app.state.context = context
+        app.state.video_jobs = create_job_queue(context)
+        await app.state.video_jobs.start()
         if settings.auth_mode is AuthMode.OPEN:
             log.warning("auth.open_mode", detail="identity is taken from paths and bodies")
         log.info(
@@ -73,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.video_jobs.stop()
             await context.hub.close_all()
+            await presence.stop()
             await broker.stop()
             await engine.dispose()
             log.info("app.stopped")
@@ -112,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat_router,
         calls_router,
         realtime_router,
+        media_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

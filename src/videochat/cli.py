@@ -50,6 +50,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _load_settings()
+    if args.workers > 1 and not settings.redis.url:
+        # Each worker would have its own in-process broker: people in one room on
+        # different workers would not see each other.
+        print("videochat: --workers > 1 needs VIDEOCHAT_REDIS__URL", file=sys.stderr)
+        return 2
     in_memory = ":memory:" in settings.resolved_database_url
     if not in_memory:
         asyncio.run(_migrate(settings))

@@ -19,7 +19,6 @@ from videochat.chat.service import chat, clean_content
 from videochat.config import AuthMode
 from videochat.context import AppContext
 from videochat.exceptions import BadRequest, VideochatError
-from videochat.kit.locks import KeyedLock
 from videochat.observability import metrics
 from videochat.realtime import close_codes, frames
 from videochat.realtime.connection import Connection
@@ -31,9 +30,6 @@ router = APIRouter()
 log = structlog.get_logger(__name__)
 
 _frame_limiter = MovingWindowRateLimiter(MemoryStorage())
-# Insert, commit and publish one message of a room at a time, so the order in which
-# sockets receive a room's messages is the order of their ids (the history's order).
-_room_order = KeyedLock()
 
 
 class Refused(Exception):
@@ -113,7 +109,7 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
                 connection.replayed_up_to = message.id
         connection.start_writer()
         await hub.publish(room_id, frames.user_joined_frame(user_id=user_id, username=username))
-        await hub.publish(room_id, frames.presence_frame(room_id, hub.participants(room_id)))
+        await hub.publish(room_id, frames.presence_frame(room_id, await hub.participants(room_id)))
         await _receive_loop(context, connection)
     except WebSocketDisconnect:
         pass
@@ -123,7 +119,9 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         metrics.WS_CLOSED.labels(reason="disconnect").inc()
         with contextlib.suppress(Exception):
             await hub.publish(room_id, frames.user_left_frame(user_id=user_id, username=username))
-            await hub.publish(room_id, frames.presence_frame(room_id, hub.participants(room_id)))
+            await hub.publish(
+                room_id, frames.presence_frame(room_id, await hub.participants(room_id))
+            )
         structlog.contextvars.unbind_contextvars("room_id", "user_id")
 
 
@@ -174,7 +172,9 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         content = clean_content(
             frame.get("content"), max_chars=context.settings.realtime.max_message_chars
         )
-        async with _room_order.hold(connection.room_id), context.sessionmaker() as session:
+        # One message of a room at a time, so sockets receive a room's messages in
+        # the order of their ids (the history's order); see realtime/ordering.py.
+        async with context.hub.order.writing(connection.room_id) as session:
             stored = await chat.post(
                 session,
                 room_id=connection.room_id,
@@ -204,13 +204,14 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         for media_kind in ("audio", "video", "screen"):
             if isinstance(frame.get(media_kind), bool):
                 connection.media[media_kind] = frame[media_kind]
+        await hub.media_changed(connection)
         await hub.publish(
             connection.room_id,
             {"type": "media_state", "user_id": connection.user_id, **connection.media},
         )
         await hub.publish(
             connection.room_id,
-            frames.presence_frame(connection.room_id, hub.participants(connection.room_id)),
+            frames.presence_frame(connection.room_id, await hub.participants(connection.room_id)),
         )
     elif kind == "ping":
         connection.offer(dumps({"type": "pong", "time": frame.get("time")}))
@@ -260,7 +261,7 @@ async def _relay_signal(context: AppContext, connection: Connection, frame: dict
             dumps(frames.error_frame("bad_signal", "signal needs 'to' (a user id) and 'data'"))
         )
         return
-    if target == connection.user_id or not context.hub.is_present(connection.room_id, target):
+    if target == connection.user_id or not await context.hub.is_present(connection.room_id, target):
         connection.offer(
             dumps(frames.error_frame("peer_not_found", "that peer is not in the room"))
         )

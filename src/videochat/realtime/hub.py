@@ -17,6 +17,8 @@ from videochat.observability import metrics
 from videochat.realtime.broker import Broker
 from videochat.realtime.close_codes import GOING_AWAY
 from videochat.realtime.connection import Connection
+from videochat.realtime.ordering import RoomOrder
+from videochat.realtime.presence import MemoryPresence, Presence
 
 
 def _topic(room_id: str) -> str:
@@ -29,10 +31,20 @@ def dumps(frame: dict[str, Any]) -> str:
 
 
 class Hub:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(
+        self, broker: Broker, presence: Presence | None = None, order: RoomOrder | None = None
+    ) -> None:
         self.broker = broker
+        self.presence = presence or MemoryPresence()
+        self._order = order
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
+
+    @property
+    def order(self) -> RoomOrder:
+        """The per-room write order (set by the app, which owns the engine)."""
+        assert self._order is not None, "Hub built without a RoomOrder"
+        return self._order
 
     @property
     def connection_count(self) -> int:
@@ -46,27 +58,17 @@ class Hub:
         """The local sockets in a room."""
         return list(self._rooms.get(room_id, {}).values())
 
-    def participants(self, room_id: str) -> list[dict[str, Any]]:
-        """Who is connected to the room, one entry per user (several tabs merge)."""
-        people: dict[str, dict[str, Any]] = {}
-        for connection in self.connections(room_id):
-            entry = people.setdefault(
-                connection.user_id,
-                {
-                    "user_id": connection.user_id,
-                    "username": connection.username,
-                    "audio": False,
-                    "video": False,
-                    "screen": False,
-                },
-            )
-            for kind, on in connection.media.items():
-                entry[kind] = entry[kind] or on
-        return list(people.values())
+    async def participants(self, room_id: str) -> list[dict[str, Any]]:
+        """Who is connected to the room on any instance, one entry per user."""
+        return await self.presence.participants(room_id)
 
-    def is_present(self, room_id: str, user_id: str) -> bool:
-        """Whether the user has a socket open in the room."""
-        return any(c.user_id == user_id for c in self.connections(room_id))
+    async def is_present(self, room_id: str, user_id: str) -> bool:
+        """Whether the user has a socket open in the room on any instance."""
+        return await self.presence.is_present(room_id, user_id)
+
+    async def media_changed(self, connection: Connection) -> None:
+        """Record a socket's new mic/camera/screen state."""
+        await self.presence.update(connection)
 
     async def register(self, connection: Connection) -> None:
         """Start delivering the room's frames to this connection."""
@@ -76,6 +78,7 @@ class Hub:
             self._handlers[connection.room_id] = handler
             await self.broker.subscribe(_topic(connection.room_id), handler)
         room[connection.id] = connection
+        await self.presence.add(connection)
         metrics.WS_ACTIVE.inc()
 
     async def unregister(self, connection: Connection) -> None:
@@ -84,6 +87,7 @@ class Hub:
         if room is None or room.pop(connection.id, None) is None:
             return
         metrics.WS_ACTIVE.dec()
+        await self.presence.remove(connection)
         if not room:
             del self._rooms[connection.room_id]
             handler = self._handlers.pop(connection.room_id, None)

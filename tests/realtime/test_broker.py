@@ -1,0 +1,144 @@
+"""One suite for every broker and presence backend: in-memory and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests import services
+from videochat.realtime.broker import Broker, MemoryBroker
+from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
+from videochat.realtime.redis_broker import RedisBroker
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
+    if request.param == "redis":
+        services.redis_available()
+        instance: Broker = RedisBroker(services.REDIS_URL)
+    else:
+        instance = MemoryBroker()
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+async def _wait_for(received: list[str], count: int) -> None:
+    async with asyncio.timeout(5):
+        while len(received) < count:
+            await asyncio.sleep(0.01)
+
+
+async def test_publish_reaches_subscribers_of_the_topic_only(broker: Broker) -> None:
+    topic, other = f"t-{uuid.uuid4()}", f"t-{uuid.uuid4()}"
+    first: list[str] = []
+    second: list[str] = []
+    elsewhere: list[str] = []
+    await broker.subscribe(topic, first.append)
+    await broker.subscribe(topic, second.append)
+    await broker.subscribe(other, elsewhere.append)
+    for index in range(50):
+        await broker.publish(topic, f"m{index}")
+    await _wait_for(first, 50)
+    await _wait_for(second, 50)
+    assert first == second == [f"m{i}" for i in range(50)]  # order kept
+    assert elsewhere == []
+
+
+async def test_unsubscribe_stops_delivery(broker: Broker) -> None:
+    topic = f"t-{uuid.uuid4()}"
+    kept: list[str] = []
+    dropped: list[str] = []
+    await broker.subscribe(topic, kept.append)
+    await broker.subscribe(topic, dropped.append)
+    await broker.unsubscribe(topic, dropped.append)
+    await broker.publish(topic, "after")
+    await _wait_for(kept, 1)
+    await asyncio.sleep(0.05)
+    assert dropped == []
+
+
+async def test_a_failing_handler_does_not_stop_redis_delivery() -> None:
+    services.redis_available()
+    broker = RedisBroker(services.REDIS_URL)
+    await broker.start()
+    topic = f"t-{uuid.uuid4()}"
+    received: list[str] = []
+
+    def broken(_: str) -> None:
+        raise RuntimeError("boom")
+
+    await broker.subscribe(topic, broken)
+    await broker.subscribe(topic, received.append)
+    await broker.publish(topic, "one")
+    await broker.publish(topic, "two")
+    await _wait_for(received, 2)
+    await broker.stop()
+
+
+class _FakeConnection:
+    """Just the fields presence reads from a socket."""
+
+    def __init__(self, room_id: str, user_id: str, username: str) -> None:
+        self.id = str(uuid.uuid4())
+        self.room_id, self.user_id, self.username = room_id, user_id, username
+        self.media = {"audio": False, "video": False, "screen": False}
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def presence_pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Presence, Presence]]:
+    """Two instances' presence views (the same object in memory)."""
+    if request.param == "memory":
+        shared = MemoryPresence()
+        yield shared, shared
+        return
+    services.redis_available()
+    one, two = RedisPresence(services.REDIS_URL), RedisPresence(services.REDIS_URL)
+    await one.start()
+    await two.start()
+    yield one, two
+    await one.stop()
+    await two.stop()
+
+
+async def test_presence_is_shared_and_merged(presence_pair: tuple[Presence, Presence]) -> None:
+    one, two = presence_pair
+    room = f"room-{uuid.uuid4()}"
+    alice_tab1: Any = _FakeConnection(room, "u-alice", "alice")
+    alice_tab2: Any = _FakeConnection(room, "u-alice", "alice")
+    bob: Any = _FakeConnection(room, "u-bob", "bob")
+    await one.add(alice_tab1)
+    await two.add(alice_tab2)
+    await two.add(bob)
+    alice_tab2.media["video"] = True
+    await two.update(alice_tab2)
+    people = await one.participants(room)
+    assert [p["username"] for p in people] == ["alice", "bob"]
+    assert people[0]["video"] is True
+    assert await one.is_present(room, "u-bob")
+    await two.remove(bob)
+    assert not await one.is_present(room, "u-bob")
+    await one.remove(alice_tab1)
+    await two.remove(alice_tab2)
+    assert await two.participants(room) == []
+
+
+async def test_a_dead_instance_leaves_no_ghosts() -> None:
+    services.redis_available()
+    survivor, crashed = RedisPresence(services.REDIS_URL), RedisPresence(services.REDIS_URL)
+    await survivor.start()
+    await crashed.start()
+    room = f"room-{uuid.uuid4()}"
+    ghost: Any = _FakeConnection(room, "u-ghost", "ghost")
+    await crashed.add(ghost)
+    assert await survivor.is_present(room, "u-ghost")
+    # A crash: its heartbeat key expires and nobody cleans its hash entries.
+    crashed._mine.clear()
+    await crashed._client.delete(crashed._instance_key())
+    await crashed.stop()
+    assert await survivor.participants(room) == []
+    await survivor.stop()
