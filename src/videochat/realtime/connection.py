@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -27,6 +28,11 @@ class Connection:
     # Message frames up to this id were already sent by the reconnect replay.
     replayed_up_to: int = 0
     closed: bool = False
+    # Set when the server decided to close (slow consumer, abuse, shutdown).
+    closed_by_server: bool = False
+    # The task running the socket's handler, cancelled when the server closes it so a
+    # handler blocked on receive() from a client that never reads or writes ends too.
+    handler: asyncio.Task[Any] | None = None
     _queue: asyncio.Queue[tuple[int, str] | None] = field(init=False)
     _writer: asyncio.Task[None] | None = field(init=False, default=None)
 
@@ -57,13 +63,19 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        self.closed_by_server = True
         asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
+        # A writer stuck on a full TCP buffer would hold the socket: stop it first.
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            self._writer.cancel()
         with contextlib.suppress(Exception):
             if self.websocket.application_state is WebSocketState.CONNECTED:
-                await self.websocket.close(code=code, reason=reason)
+                await asyncio.wait_for(self.websocket.close(code=code, reason=reason), 2)
         metrics.WS_CLOSED.labels(reason=str(code)).inc()
+        if self.handler is not None and not self.handler.done():
+            self.handler.cancel()
 
     async def stop_writer(self) -> None:
         """Stop the drain task (the socket is gone)."""

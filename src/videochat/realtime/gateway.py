@@ -95,6 +95,7 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         username=username,
         queue_size=context.settings.realtime.send_queue_size,
     )
+    connection.handler = asyncio.current_task()
     hub = context.hub
     structlog.contextvars.bind_contextvars(room_id=room_id, user_id=user_id)
     # Register first, then replay: live frames queue up meanwhile and the writer
@@ -113,6 +114,12 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         await _receive_loop(context, connection)
     except WebSocketDisconnect:
         pass
+    except asyncio.CancelledError:
+        # The server closed this socket (see Connection.close); anything else propagates.
+        task = asyncio.current_task()
+        if not connection.closed_by_server or task is None:
+            raise
+        task.uncancel()
     finally:
         await hub.unregister(connection)
         await connection.stop_writer()

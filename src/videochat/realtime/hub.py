@@ -13,12 +13,16 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
+import structlog
+
 from videochat.observability import metrics
 from videochat.realtime.broker import Broker
 from videochat.realtime.close_codes import GOING_AWAY
 from videochat.realtime.connection import Connection
 from videochat.realtime.ordering import RoomOrder
 from videochat.realtime.presence import MemoryPresence, Presence
+
+log = structlog.get_logger(__name__)
 
 
 def _topic(room_id: str) -> str:
@@ -103,8 +107,15 @@ class Hub:
         except_connection: str | None = None,
     ) -> None:
         """Send a frame to everyone in the room (or one user), on every instance."""
-        envelope = {"frame": frame, "to": to_user, "except": except_connection}
-        await self.broker.publish(_topic(room_id), dumps(envelope))
+        payload = dumps({"frame": frame, "to": to_user, "except": except_connection})
+        try:
+            await self.broker.publish(_topic(room_id), payload)
+        except Exception:
+            # The broker is down (Redis restarting): the frame is already stored if it
+            # is a message, so deliver here at least; other instances' clients catch up
+            # with ?since= when they reconnect.
+            log.warning("hub.publish_failed", room_id=room_id, exc_info=True)
+            self._deliver(room_id, payload)
 
     def _deliver(self, room_id: str, payload: str) -> None:
         envelope = json.loads(payload)

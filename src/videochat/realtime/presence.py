@@ -103,7 +103,9 @@ class RedisPresence(Presence):
         self._client = redis.Redis.from_url(url, decode_responses=True)
         self.instance_id = instance_id or new_id()
         self._heartbeat: asyncio.Task[None] | None = None
-        self._mine: set[tuple[str, str]] = set()
+        # This instance's entries, re-written at every heartbeat so they come back
+        # by themselves after Redis restarts empty.
+        self._mine: dict[tuple[str, str], str] = {}
 
     @staticmethod
     def _room_key(room_id: str) -> str:
@@ -134,21 +136,25 @@ class RedisPresence(Presence):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
-                await self._client.set(self._instance_key(), "1", ex=INSTANCE_TTL_SECONDS)
+                async with self._client.pipeline(transaction=False) as pipe:
+                    pipe.set(self._instance_key(), "1", ex=INSTANCE_TTL_SECONDS)
+                    for (room_id, connection_id), value in list(self._mine.items()):
+                        pipe.hset(self._room_key(room_id), connection_id, value)
+                    await pipe.execute()
             except Exception:
                 log.warning("presence.heartbeat_failed", exc_info=True)
 
     async def add(self, connection: Connection) -> None:
         value = json.dumps({**_entry(connection), "instance": self.instance_id})
+        self._mine[(connection.room_id, connection.id)] = value
         await self._client.hset(self._room_key(connection.room_id), connection.id, value)
-        self._mine.add((connection.room_id, connection.id))
 
     async def update(self, connection: Connection) -> None:
         await self.add(connection)
 
     async def remove(self, connection: Connection) -> None:
+        self._mine.pop((connection.room_id, connection.id), None)
         await self._client.hdel(self._room_key(connection.room_id), connection.id)
-        self._mine.discard((connection.room_id, connection.id))
 
     async def participants(self, room_id: str) -> list[dict[str, Any]]:
         raw: dict[Any, Any] = await self._client.hgetall(self._room_key(room_id))
