@@ -33,16 +33,21 @@ def server_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str
 
 def start_server(env: dict[str, str], port: int, *, timeout: float = 60) -> subprocess.Popen[bytes]:
     """Start ``videochat serve`` and wait until ``/health`` answers 200."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "videochat.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # A file, not a pipe: nobody drains a pipe, and a server that logs a lot (say,
+    # while Redis is down) would block on a full one.
+    log_path = Path(env.get("VIDEOCHAT_DATA_DIR", ".")) / f"server-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "videochat.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "exited")
+            raise RuntimeError(log_path.read_text(errors="replace")[-4000:])
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return process
@@ -59,3 +64,33 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """A throwaway redis-server on ``port`` (never the machine's shared one)."""
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not start")

@@ -19,6 +19,8 @@ from videochat.context import AppContext
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.exceptions import install_exception_handlers
+from videochat.media.endpoints import router as media_router
+from videochat.media.tasks import create_job_queue
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
 from videochat.observability.middleware import RequestContextMiddleware
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hub=Hub(broker, presence, RoomOrder(engine, cluster=bool(settings.redis.url))),
         )
         app.state.context = context
+        app.state.video_jobs = create_job_queue(context)
+        await app.state.video_jobs.start()
         if settings.auth_mode is AuthMode.OPEN:
             log.warning("auth.open_mode", detail="identity is taken from paths and bodies")
         log.info(
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.video_jobs.stop()
             await context.hub.close_all()
             await presence.stop()
             await broker.stop()
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat_router,
         calls_router,
         realtime_router,
+        media_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

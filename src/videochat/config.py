@@ -61,6 +61,17 @@ class RateLimitSettings(BaseModel):
 
 class MediaSettings(BaseModel):
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    # How long an upload slot (compatible PUT or tus) accepts bytes after it was created.
+    upload_slot_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    # HLS segment length; renditions put a keyframe at every segment start.
+    segment_seconds: float = Field(default=4.0, ge=0.5, le=30)
+    # Videos transcoded at once by the in-process runner (each uses several cores).
+    job_concurrency: int = Field(default=1, ge=1, le=16)
+    # Tries per video when processing crashes (a rejected file is never retried).
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
+    job_retry_delay_seconds: float = Field(default=5.0, ge=0)
+    # Lifetime of the playback tokens put in private rooms' playback URLs.
+    playback_token_ttl_seconds: int = Field(default=6 * 3600, ge=60)
 
 
 class BunnySettings(BaseModel):

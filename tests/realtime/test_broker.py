@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -87,6 +88,7 @@ class _FakeConnection:
         self.id = str(uuid.uuid4())
         self.room_id, self.user_id, self.username = room_id, user_id, username
         self.media = {"audio": False, "video": False, "screen": False}
+        self.connected_at = time.time()
 
 
 @pytest.fixture(params=["memory", "redis"])

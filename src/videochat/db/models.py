@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -128,3 +129,54 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class VideoStatus(enum.StrEnum):
+    PENDING = "pending"  # slot created, waiting for the bytes
+    UPLOADED = "uploaded"  # bytes stored, queued for processing
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Video(Base):
+    __tablename__ = "videos"
+    __table_args__ = (Index("ix_videos_room_id_created_at", "room_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    uploader_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None, index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[VideoStatus] = mapped_column(
+        Enum(
+            VideoStatus,
+            native_enum=False,
+            length=20,
+            validate_strings=True,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
+        default=VideoStatus.PENDING,
+        index=True,
+    )
+    # Shown to the uploader when status is "failed".
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    provider: Mapped[str] = mapped_column(String(20), default="local")
+    # The upload slot: an unguessable id, single-use, valid until upload_expires_at.
+    upload_id: Mapped[str] = mapped_column(String(64), unique=True)
+    upload_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set while a request is writing the bytes, so a second concurrent PUT is refused.
+    upload_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # tus: the size declared at creation (Upload-Length); None for the compatible PUT.
+    upload_length: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The provider's id for the video (Bunny Stream's VideoGuid).
+    external_id: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

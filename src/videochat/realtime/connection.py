@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ class Connection:
     username: str
     queue_size: int
     id: str = field(default_factory=new_id)
+    # Wall-clock time of the connection, which orders the participant list everywhere.
+    connected_at: float = field(default_factory=time.time)
     media: dict[str, bool] = field(
         default_factory=lambda: {"audio": False, "video": False, "screen": False}
     )

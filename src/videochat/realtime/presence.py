@@ -27,13 +27,19 @@ HEARTBEAT_SECONDS = 10
 
 
 def _entry(connection: Connection) -> dict[str, Any]:
-    return {"user_id": connection.user_id, "username": connection.username, **connection.media}
+    return {
+        "user_id": connection.user_id,
+        "username": connection.username,
+        "since": getattr(connection, "connected_at", 0.0),
+        **connection.media,
+    }
 
 
 def merge_participants(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per user in first-seen order; a device counts as on if any tab has it on."""
+    """One entry per user, earliest connection first; a device is on if any tab has it on."""
     people: dict[str, dict[str, Any]] = {}
-    for entry in entries:
+    # Redis hashes have no order: sort by connection time so every instance agrees.
+    for entry in sorted(entries, key=lambda e: e.get("since", 0.0)):
         person = people.setdefault(
             entry["user_id"],
             {

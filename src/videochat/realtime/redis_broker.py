@@ -59,6 +59,26 @@ class RedisBroker(Broker):
                 del self._handlers[topic]
                 await self._pubsub.unsubscribe(topic)
 
+    async def _reconnect(self) -> None:
+        """Open a fresh pub/sub connection and subscribe again, retrying until Redis is back."""
+        delay = 0.2
+        while True:
+            await asyncio.sleep(delay)
+            old, self._pubsub = self._pubsub, self._client.pubsub(ignore_subscribe_messages=True)
+            with contextlib.suppress(Exception):
+                await old.aclose()  # type: ignore[no-untyped-call]
+            try:
+                topics = list(self._handlers)
+                if topics:
+                    await self._pubsub.subscribe(*topics)
+                else:
+                    await self._client.ping()
+            except Exception:
+                delay = min(delay * 2, 5.0)
+                continue
+            log.info("broker.reconnected", topics=len(topics))
+            return
+
     async def _read(self) -> None:
         while True:
             if not self._pubsub.subscribed:
@@ -70,8 +90,8 @@ class RedisBroker(Broker):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("broker.read_failed")
-                await asyncio.sleep(0.5)
+                log.warning("broker.read_failed", exc_info=True)
+                await self._reconnect()
                 continue
             if message is None or message.get("type") != "message":
                 continue

@@ -1,0 +1,212 @@
+"""HTTP routes of the video library: upload slots, the upload proxy, listings, playback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import ClientDisconnect
+
+from videochat.accounts.auth import OptionalUser, user_from_token
+from videochat.config import AuthMode, Settings
+from videochat.context import Context, Session, SettingsDep
+from videochat.db.models import Room, User, VideoStatus
+from videochat.exceptions import BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized
+from videochat.kit.clock import utcnow
+from videochat.media import repository, service
+from videochat.media.schemas import UploadResult, VideoOut, VideoUploadCreate, VideoUploadSlot
+from videochat.media.storage import CONTENT_TYPES, MediaStorage
+from videochat.media.tasks import get_job_queue
+from videochat.media.tus import router as tus_router
+from videochat.observability import metrics
+from videochat.rooms import repository as rooms_repository
+from videochat.rooms.service import can_see, rooms
+
+router = APIRouter(tags=["videos"])
+router.include_router(tus_router)
+
+# Segments and thumbnails never change once a video is ready; playlists are rewritten
+# per token, so they are kept briefly.
+IMMUTABLE = "max-age=31536000, immutable"
+PLAYLIST_CACHE = "max-age=10"
+
+
+@router.post("/rooms/{room_id}/video-upload", response_model=VideoUploadSlot)
+async def create_video_upload(
+    room_id: str,
+    body: VideoUploadCreate,
+    session: Session,
+    context: Context,
+    user: OptionalUser,
+) -> VideoUploadSlot:
+    """Create a video and its single-use upload slot (PUT the bytes to ``upload_url``)."""
+    settings = context.settings
+    if user is None and settings.auth_mode is AuthMode.TOKEN:
+        raise Unauthorized()
+    uploader_id = user.id if user else body.user_id
+    room = await rooms.get_visible(session, room_id, viewer_id=uploader_id)
+    video = await service.create_slot(
+        session,
+        settings,
+        room=room,
+        uploader_id=uploader_id,
+        title=body.title,
+        description=body.description,
+    )
+    await service.publish_status(context.hub, video)
+    return VideoUploadSlot(
+        id=video.id,
+        upload_url=service.upload_url(video),
+        status=video.status.value,
+        title=video.title,
+        upload_id=video.upload_id,
+        expires_at=video.upload_expires_at,
+        tus_url=service.tus_url(video),
+    )
+
+
+@router.put("/upload-proxy/{upload_id}", response_model=UploadResult)
+async def upload_proxy(
+    upload_id: str, request: Request, session: Session, context: Context, user: OptionalUser
+) -> UploadResult:
+    """Receive a slot's bytes as the raw request body, streamed to disk."""
+    settings = context.settings
+    if user is None and settings.auth_mode is AuthMode.TOKEN:
+        raise Unauthorized()
+    video = await repository.get_by_upload_id(session, upload_id)
+    if video is None:
+        raise NotFound("Upload slot not found")
+    service.check_uploader(settings, video, user)
+    service.check_slot_open(video)
+    too_large = service.too_large_detail(settings)
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("Content-Length must be a number")
+        if int(declared) > settings.media.max_upload_bytes:
+            raise PayloadTooLarge(too_large)
+    if not await repository.claim_upload(session, video.id, now=utcnow()):
+        raise Conflict("An upload to this slot is already in progress")
+
+    storage = MediaStorage(settings.data_dir)
+    partial = storage.partial_path(video.id)
+    try:
+        await asyncio.to_thread(storage.ensure_dirs)
+        size = await service.receive_to_file(
+            request.stream(),
+            partial,
+            limit=settings.media.max_upload_bytes,
+            too_large=too_large,
+            sniff=service.check_head,
+        )
+    except BaseException as exc:
+        # Refused or cut off: keep nothing, and free the slot for another try.
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        await repository.release_upload(session, video.id)
+        if isinstance(exc, ClientDisconnect):
+            raise BadRequest("The upload was interrupted") from exc
+        raise
+    if not await service.mark_uploaded(session, context.hub, storage, video, size):
+        await asyncio.to_thread(storage.discard_upload, video.id)
+        raise Conflict("This upload slot has already been used")
+    metrics.VIDEOS_UPLOADED.inc()
+    # Only now, after the commit, may a worker see the job.
+    await get_job_queue(request.app.state).enqueue(video.id)
+    return UploadResult(status="uploaded", upload_id=upload_id, video_id=video.id, size_bytes=size)
+
+
+@router.get("/rooms/{room_id}/videos", response_model=list[VideoOut])
+async def list_videos(
+    room_id: str,
+    session: Session,
+    settings: SettingsDep,
+    user: OptionalUser,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[VideoOut]:
+    """A room's videos, newest first."""
+    room = await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
+    found = await repository.list_for_room(session, room_id, limit=limit, offset=offset)
+    return [service.to_out(settings, video, room) for video in found]
+
+
+@router.get("/videos/{video_id}", response_model=VideoOut)
+async def get_video(
+    video_id: str, session: Session, settings: SettingsDep, user: OptionalUser
+) -> VideoOut:
+    """One video with its playback and thumbnail URLs (once ready)."""
+    video = await repository.get(session, video_id)
+    room = await rooms_repository.get_room(session, video.room_id) if video else None
+    video = service.visible_video(video, room, user.id if user else None)
+    assert room is not None
+    return service.to_out(settings, video, room)
+
+
+@router.get("/media/videos/{video_id}/{path:path}", include_in_schema=False)
+async def media_file(
+    video_id: str,
+    path: str,
+    request: Request,
+    session: Session,
+    settings: SettingsDep,
+    user: OptionalUser,
+    token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> Response:
+    """A ready video's HLS playlists, segments and thumbnail.
+
+    Private rooms' files need a member's bearer token, or ``?token=`` holding either
+    an access token or the playback token found in the video's ``playback_url``.
+    """
+    video = await repository.get(session, video_id)
+    room = await rooms_repository.get_room(session, video.room_id) if video else None
+    if video is None or room is None or video.status is not VideoStatus.READY:
+        raise NotFound("File not found")
+    if room.is_private and not await _may_play(session, settings, room, video.id, user, token):
+        raise NotFound("File not found")
+    target = await asyncio.to_thread(MediaStorage(settings.data_dir).public_file, video.id, path)
+    if target is None:
+        raise NotFound("File not found")
+    scope = "private" if room.is_private else "public"
+    media_type = CONTENT_TYPES[target.suffix]
+    if target.suffix == ".m3u8":
+        headers = {"Cache-Control": f"{scope}, {PLAYLIST_CACHE}"}
+        if token:
+            # Players resolve relative URIs without our query string: hand it on.
+            text = await asyncio.to_thread(target.read_text, encoding="utf-8")
+            return Response(_with_token(text, token), media_type=media_type, headers=headers)
+        return FileResponse(target, media_type=media_type, headers=headers)
+    headers = {"Cache-Control": f"{scope}, {IMMUTABLE}"}
+    return FileResponse(target, media_type=media_type, headers=headers)
+
+
+async def _may_play(
+    session: AsyncSession,
+    settings: Settings,
+    room: Room,
+    video_id: str,
+    user: User | None,
+    token: str | None,
+) -> bool:
+    """Whether the caller may fetch a private room's video files."""
+    viewer_id = user.id if user else None
+    if viewer_id is None and token:
+        if service.playback_token_video(settings, token) == video_id:
+            return True
+        try:
+            viewer_id = (await user_from_token(session, settings, token)).id
+        except Unauthorized:
+            return False
+    return can_see(room, viewer_id)
+
+
+def _with_token(playlist: str, token: str) -> str:
+    """Append ``?token=`` to every URI line of a playlist."""
+    lines = [
+        f"{line}?token={quote(token, safe='')}" if line and not line.startswith("#") else line
+        for line in playlist.splitlines()
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""Request and response bodies of the video library."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+
+def _drop_control_chars(value: str) -> str:
+    # Same rule as chat text: no control/format characters (bidi tricks) in names.
+    return "".join(
+        char
+        for char in value
+        if char in "\n\t" or unicodedata.category(char) not in {"Cc", "Cf", "Cs"}
+    ).strip()
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_drop_control_chars),
+]
+Description = Annotated[
+    str, StringConstraints(max_length=5000), AfterValidator(_drop_control_chars)
+]
+
+
+class VideoUploadCreate(BaseModel):
+    title: Title
+    description: Description = ""
+    # Open auth mode only (the prototype's identity-in-body); token mode uses the token.
+    user_id: Annotated[str | None, Field(max_length=64)] = None
+
+
+class VideoUploadSlot(BaseModel):
+    id: str
+    upload_url: str
+    status: str
+    title: str
+    upload_id: str
+    expires_at: datetime
+    # The resumable alternative: PATCH the bytes here with the tus 1.0 protocol.
+    tus_url: str
+
+
+class UploadResult(BaseModel):
+    status: str
+    upload_id: str
+    video_id: str
+    size_bytes: int
+
+
+class VideoOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    room_id: str
+    uploader_id: str | None
+    status: str
+    error: str | None
+    provider: str
+    created_at: datetime
+    updated_at: datetime
+    size_bytes: int | None
+    duration_seconds: float | None
+    width: int | None
+    height: int | None
+    thumbnail_url: str | None
+    playback_url: str | None
+
+
+class WebhookReceived(BaseModel):
+    status: str = "received"

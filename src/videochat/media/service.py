@@ -1,0 +1,287 @@
+"""Video library rules: upload slots, receiving bytes, status changes, public shapes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import ClientDisconnect
+
+from videochat.config import AuthMode, Settings
+from videochat.db.models import Room, User, Video, VideoStatus
+from videochat.exceptions import (
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    VideochatError,
+)
+from videochat.kit.clock import utcnow
+from videochat.kit.ids import new_secret
+from videochat.media import repository
+from videochat.media.probe import SNIFF_BYTES, _describe_unopenable, sniff_is_media_container
+from videochat.media.schemas import VideoOut
+from videochat.media.storage import MediaStorage
+from videochat.realtime.hub import Hub
+from videochat.rooms.service import can_see
+
+log = structlog.get_logger(__name__)
+
+VIDEO_NOT_FOUND = "Video not found"
+# Bytes handed to a worker thread per write: big enough to amortise the hop, small
+# enough that an upload never holds more than this in memory.
+WRITE_CHUNK = 1024 * 1024
+_PLAYBACK_TOKEN_KIND = "playback"
+
+
+class Gone(VideochatError):
+    status_code = 410
+
+
+class UnsupportedMediaType(VideochatError):
+    status_code = 415
+
+
+def upload_url(video: Video) -> str:
+    """The compatible PUT target of a video's slot."""
+    return f"/upload-proxy/{video.upload_id}"
+
+
+def tus_url(video: Video) -> str:
+    """The tus resource of a video's slot."""
+    return f"/uploads/tus/{video.upload_id}"
+
+
+def too_large_detail(settings: Settings) -> str:
+    return f"The upload is larger than the limit of {settings.media.max_upload_bytes} bytes"
+
+
+def check_head(head: bytes) -> None:
+    """Refuse at once what is not a media container, with a reason a person understands."""
+    if not sniff_is_media_container(head):
+        reason = _describe_unopenable(head) if head else "the file is empty"
+        raise UnsupportedMediaType(f"Not a video: {reason}")
+
+
+async def create_slot(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    room: Room,
+    uploader_id: str | None,
+    title: str,
+    description: str,
+    upload_length: int | None = None,
+) -> Video:
+    """A pending video with a fresh single-use upload slot (committed)."""
+    video = Video(
+        room_id=room.id,
+        uploader_id=uploader_id,
+        title=title,
+        description=description,
+        status=VideoStatus.PENDING,
+        upload_id=new_secret(24),
+        upload_expires_at=utcnow() + timedelta(seconds=settings.media.upload_slot_ttl_seconds),
+        upload_length=upload_length,
+        # "bunny" once that provider exists; every video is processed here for now.
+        provider="local",
+    )
+    session.add(video)
+    await session.commit()
+    return video
+
+
+def check_uploader(settings: Settings, video: Video, user: User | None) -> None:
+    """Only the slot's creator may send its bytes (the slot id alone is enough in open mode)."""
+    if settings.auth_mode is AuthMode.TOKEN and user is None:
+        raise Unauthorized()
+    if video.uploader_id is None or (user is None and settings.auth_mode is AuthMode.OPEN):
+        return
+    if user is None or user.id != video.uploader_id:
+        raise Forbidden("Only the user who created this upload slot may upload to it")
+
+
+def check_slot_open(video: Video) -> None:
+    """409 once the slot was used, 410 once it expired."""
+    if video.status is not VideoStatus.PENDING:
+        raise VideochatError("This upload slot has already been used", status_code=409)
+    if video.upload_expires_at <= utcnow():
+        raise Gone("This upload slot has expired; create a new one")
+
+
+async def receive_to_file(
+    chunks: AsyncIterator[bytes],
+    path: Path,
+    *,
+    limit: int,
+    too_large: str,
+    start: int = 0,
+    sniff: Callable[[bytes], None] | None = None,
+    keep_on_disconnect: bool = False,
+) -> int:
+    """Append a request body to path without holding it in memory; return the new size.
+
+    Raises PayloadTooLarge as soon as the size passes limit, and whatever sniff raises
+    once the first SNIFF_BYTES bytes (or the whole body, if shorter) are in. Nothing
+    is written before the sniff passed. keep_on_disconnect keeps the bytes received
+    before a client disconnect (tus), else they are dropped with the request.
+    """
+    fh = await asyncio.to_thread(open, path, "ab" if start else "wb")
+    size = start
+    pending = bytearray()
+    sniffed = sniff is None
+    try:
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(too_large)
+                pending += chunk
+                if not sniffed and len(pending) >= SNIFF_BYTES:
+                    assert sniff is not None
+                    sniff(bytes(pending[:SNIFF_BYTES]))
+                    sniffed = True
+                if sniffed and len(pending) >= WRITE_CHUNK:
+                    await asyncio.to_thread(fh.write, pending)
+                    pending = bytearray()
+        except ClientDisconnect:
+            if keep_on_disconnect and sniffed and pending:
+                # Resumable uploads keep what arrived: the client resumes from here.
+                await asyncio.to_thread(fh.write, pending)
+            raise
+        if not sniffed:
+            assert sniff is not None
+            sniff(bytes(pending))
+        if pending:
+            await asyncio.to_thread(fh.write, pending)
+        await asyncio.to_thread(fh.flush)
+    finally:
+        await asyncio.to_thread(fh.close)
+    return size
+
+
+async def mark_uploaded(
+    session: AsyncSession, hub: Hub, storage: MediaStorage, video: Video, size: int
+) -> bool:
+    """Turn a finished upload into a queued job: rename the file, commit, announce."""
+    await asyncio.to_thread(storage.partial_path(video.id).replace, storage.source_path(video.id))
+    moved = await repository.transition(
+        session,
+        video.id,
+        from_=[VideoStatus.PENDING],
+        to=VideoStatus.UPLOADED,
+        size_bytes=size,
+        upload_claimed_at=None,
+    )
+    if moved:
+        await session.refresh(video)
+        await publish_status(hub, video)
+    return moved
+
+
+def playback_token(settings: Settings, video_id: str) -> str:
+    """A signed, video-scoped token for players that cannot send headers."""
+    now = utcnow()
+    payload = {
+        "sub": video_id,
+        "typ": _PLAYBACK_TOKEN_KIND,
+        "iat": now,
+        "exp": now + timedelta(seconds=settings.media.playback_token_ttl_seconds),
+        "iss": settings.jwt.issuer,
+        "aud": f"{settings.jwt.audience}:media",
+    }
+    return jwt.encode(
+        payload, settings.jwt.secret.get_secret_value(), algorithm=settings.jwt.algorithm
+    )
+
+
+def playback_token_video(settings: Settings, token: str) -> str | None:
+    """The video id a playback token grants, or None if it is not a valid one."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.jwt.secret.get_secret_value(),
+            algorithms=[settings.jwt.algorithm],
+            audience=f"{settings.jwt.audience}:media",
+            issuer=settings.jwt.issuer,
+            options={"require": ["exp", "sub", "aud", "iss"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    if payload.get("typ") != _PLAYBACK_TOKEN_KIND:
+        return None
+    return str(payload["sub"])
+
+
+def media_urls(settings: Settings, video: Video, room: Room) -> tuple[str | None, str | None]:
+    """(playback_url, thumbnail_url) of a ready video; private rooms get a playback token."""
+    if video.status is not VideoStatus.READY:
+        return None, None
+    if video.provider == "bunny" and video.external_id and settings.bunny.cdn_hostname:
+        base = f"https://{settings.bunny.cdn_hostname}/{video.external_id}"
+        return f"{base}/playlist.m3u8", f"{base}/thumbnail.jpg"
+    base = f"/media/videos/{video.id}"
+    query = f"?token={playback_token(settings, video.id)}" if room.is_private else ""
+    return f"{base}/master.m3u8{query}", f"{base}/thumbnail.jpg{query}"
+
+
+def to_out(settings: Settings, video: Video, room: Room) -> VideoOut:
+    """The public shape of a video."""
+    playback, thumbnail = media_urls(settings, video, room)
+    return VideoOut(
+        id=video.id,
+        title=video.title,
+        description=video.description,
+        room_id=video.room_id,
+        uploader_id=video.uploader_id,
+        status=video.status.value,
+        error=video.error,
+        provider=video.provider,
+        created_at=video.created_at,
+        updated_at=video.updated_at,
+        size_bytes=video.size_bytes,
+        duration_seconds=video.duration_seconds,
+        width=video.width,
+        height=video.height,
+        thumbnail_url=thumbnail,
+        playback_url=playback,
+    )
+
+
+def status_frame(video: Video) -> dict[str, Any]:
+    """The ``video_status`` frame announcing a video's state to its room."""
+    frame: dict[str, Any] = {
+        "type": "video_status",
+        "video_id": video.id,
+        "room_id": video.room_id,
+        "status": video.status.value,
+        "title": video.title,
+    }
+    if video.status is VideoStatus.FAILED:
+        frame["error"] = video.error
+    if video.status is VideoStatus.READY:
+        # Without a token: members fetch GET /videos/{id} for a (tokenised) URL.
+        frame["playback_url"] = f"/media/videos/{video.id}/master.m3u8"
+        frame["duration_seconds"] = video.duration_seconds
+    return frame
+
+
+async def publish_status(hub: Hub, video: Video) -> None:
+    """Tell the room; a broker hiccup must not fail the upload or the job."""
+    try:
+        await hub.publish(video.room_id, status_frame(video))
+    except Exception:
+        log.exception("video.status_publish_failed", video_id=video.id)
+
+
+def visible_video(video: Video | None, room: Room | None, viewer_id: str | None) -> Video:
+    """The video if its room is visible to the viewer, else 404 (existence never leaks)."""
+    if video is None or room is None or not can_see(room, viewer_id):
+        raise NotFound(VIDEO_NOT_FOUND)
+    return video

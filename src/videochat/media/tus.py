@@ -1,0 +1,246 @@
+"""Resumable uploads with the tus 1.0 protocol (core, creation, creation-defer-length,
+termination), on the same upload slots as the compatible PUT.
+
+``POST /uploads/tus`` creates a video from ``Upload-Metadata`` (``room_id``, ``title``,
+``description``); a slot made by ``POST /rooms/{id}/video-upload`` is already a tus
+resource at its ``tus_url``, with its length sent on the first ``PATCH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+
+from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
+
+from videochat.accounts.auth import OptionalUser
+from videochat.config import AuthMode, Settings
+from videochat.context import Context, Session
+from videochat.db.models import User, Video, VideoStatus
+from videochat.exceptions import Unauthorized, VideochatError
+from videochat.kit.clock import utcnow
+from videochat.media import repository, service
+from videochat.media.storage import MediaStorage
+from videochat.media.tasks import get_job_queue
+from videochat.observability import metrics
+from videochat.rooms.service import rooms
+
+router = APIRouter(tags=["videos"])
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,creation-defer-length,termination"
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+BASE = "/uploads/tus"
+
+
+class TusError(VideochatError):
+    """An error that still carries the Tus-Resumable header clients look for."""
+
+    def __init__(self, status_code: int, detail: str, extra: dict[str, str] | None = None) -> None:
+        headers = {"Tus-Resumable": TUS_VERSION, **(extra or {})}
+        super().__init__(detail, status_code=status_code, headers=headers)
+
+
+def _check_version(request: Request) -> None:
+    if request.headers.get("tus-resumable") != TUS_VERSION:
+        detail = f"Tus-Resumable {TUS_VERSION} is required"
+        raise TusError(412, detail, {"Tus-Version": TUS_VERSION})
+
+
+def _int_header(request: Request, name: str) -> int | None:
+    raw = request.headers.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise TusError(400, f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def parse_metadata(raw: str | None) -> dict[str, str]:
+    """Decode ``Upload-Metadata``: comma-separated ``key base64value`` pairs."""
+    found: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        key, _, value = item.strip().partition(" ")
+        if not key:
+            continue
+        try:
+            found[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise TusError(400, f"Upload-Metadata value of {key!r} is not base64 UTF-8") from exc
+    return found
+
+
+def _headers(video: Video, offset: int) -> dict[str, str]:
+    headers = {
+        "Tus-Resumable": TUS_VERSION,
+        "Upload-Offset": str(offset),
+        "Cache-Control": "no-store",
+    }
+    if video.upload_length is None:
+        headers["Upload-Defer-Length"] = "1"
+    else:
+        headers["Upload-Length"] = str(video.upload_length)
+    return headers
+
+
+async def _offset(storage: MediaStorage, video: Video) -> int:
+    """Bytes received so far: the partial file is the truth, even after a crash."""
+    if video.status is not VideoStatus.PENDING:
+        return video.size_bytes or 0
+    path = storage.partial_path(video.id)
+    return await asyncio.to_thread(lambda: path.stat().st_size if path.exists() else 0)
+
+
+async def _slot(session: Session, settings: Settings, upload_id: str, user: User | None) -> Video:
+    if user is None and settings.auth_mode is AuthMode.TOKEN:
+        raise Unauthorized()
+    video = await repository.get_by_upload_id(session, upload_id)
+    if video is None:
+        raise TusError(404, "Upload not found")
+    service.check_uploader(settings, video, user)
+    if video.status is VideoStatus.PENDING and video.upload_expires_at <= utcnow():
+        raise TusError(410, "This upload has expired; create a new one")
+    return video
+
+
+@router.options(BASE, include_in_schema=False)
+@router.options(BASE + "/{upload_id}", include_in_schema=False)
+async def tus_options(context: Context) -> Response:
+    """Advertise the protocol version, extensions and size limit."""
+    return Response(
+        status_code=204,
+        headers={
+            "Tus-Resumable": TUS_VERSION,
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(context.settings.media.max_upload_bytes),
+        },
+    )
+
+
+@router.post(BASE, status_code=201)
+async def tus_create(
+    request: Request, session: Session, context: Context, user: OptionalUser
+) -> Response:
+    """Create a video and its upload from Upload-Length and Upload-Metadata."""
+    _check_version(request)
+    settings = context.settings
+    if user is None and settings.auth_mode is AuthMode.TOKEN:
+        raise Unauthorized()
+    length = _int_header(request, "upload-length")
+    if length is None and request.headers.get("upload-defer-length") != "1":
+        raise TusError(400, "Upload-Length (or Upload-Defer-Length: 1) is required")
+    if length is not None and length > settings.media.max_upload_bytes:
+        raise TusError(413, service.too_large_detail(settings))
+    meta = parse_metadata(request.headers.get("upload-metadata"))
+    title = (meta.get("title") or meta.get("filename") or "").strip()[:200]
+    if not meta.get("room_id") or not title:
+        raise TusError(400, "Upload-Metadata must include room_id and title (or filename)")
+    uploader_id = user.id if user else meta.get("user_id")
+    room = await rooms.get_visible(session, meta["room_id"], viewer_id=uploader_id)
+    video = await service.create_slot(
+        session,
+        settings,
+        room=room,
+        uploader_id=uploader_id,
+        title=title,
+        description=meta.get("description", "")[:5000],
+        upload_length=length,
+    )
+    await service.publish_status(context.hub, video)
+    return Response(
+        status_code=201,
+        headers={
+            "Location": service.tus_url(video),
+            "Tus-Resumable": TUS_VERSION,
+            "X-Video-Id": video.id,
+        },
+    )
+
+
+@router.head(BASE + "/{upload_id}", include_in_schema=False)
+async def tus_head(
+    upload_id: str, request: Request, session: Session, context: Context, user: OptionalUser
+) -> Response:
+    """Where to resume: the number of bytes received."""
+    _check_version(request)
+    video = await _slot(session, context.settings, upload_id, user)
+    offset = await _offset(MediaStorage(context.settings.data_dir), video)
+    return Response(status_code=200, headers=_headers(video, offset))
+
+
+@router.patch(BASE + "/{upload_id}", include_in_schema=False)
+async def tus_patch(
+    upload_id: str, request: Request, session: Session, context: Context, user: OptionalUser
+) -> Response:
+    """Append bytes at Upload-Offset; the last one queues the video for processing."""
+    _check_version(request)
+    settings = context.settings
+    if request.headers.get("content-type", "").split(";")[0].strip() != OFFSET_CONTENT_TYPE:
+        raise TusError(415, f"Content-Type must be {OFFSET_CONTENT_TYPE}")
+    video = await _slot(session, settings, upload_id, user)
+    if video.status is not VideoStatus.PENDING:
+        raise TusError(409, "This upload is already complete")
+    offset = _int_header(request, "upload-offset")
+    if offset is None:
+        raise TusError(400, "Upload-Offset is required")
+    length = _int_header(request, "upload-length")
+    # A deferred length is recorded only once bytes were accepted, so a refused first
+    # PATCH (not a video, too large) fixes nothing.
+    deferred = video.upload_length is None and length is not None
+    declared = length if deferred else video.upload_length
+    if deferred and declared is not None and declared > settings.media.max_upload_bytes:
+        raise TusError(413, service.too_large_detail(settings))
+    storage = MediaStorage(settings.data_dir)
+    current = await _offset(storage, video)
+    if offset != current:
+        raise TusError(409, f"Upload-Offset {offset} does not match the upload's {current}")
+    if not await repository.claim_upload(session, video.id, now=utcnow()):
+        raise TusError(423, "Another request is writing to this upload")
+    limit = declared or settings.media.max_upload_bytes
+    try:
+        await asyncio.to_thread(storage.ensure_dirs)
+        size = await service.receive_to_file(
+            request.stream(),
+            storage.partial_path(video.id),
+            limit=limit,
+            too_large=f"More bytes than the declared length of {limit}"
+            if declared
+            else service.too_large_detail(settings),
+            start=current,
+            sniff=service.check_head if current == 0 else None,
+            keep_on_disconnect=True,
+        )
+    except ClientDisconnect as exc:
+        if deferred and declared is not None:
+            await repository.set_upload_length(session, video.id, declared)
+        raise TusError(400, "The upload was interrupted; resume it with HEAD") from exc
+    except VideochatError as exc:  # 413 / 415 from the size check or the sniff
+        exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
+        raise
+    finally:
+        await repository.release_upload(session, video.id)
+    if deferred and declared is not None:
+        await repository.set_upload_length(session, video.id, declared)
+        await session.refresh(video)
+    complete = video.upload_length is not None and size == video.upload_length
+    if complete and await service.mark_uploaded(session, context.hub, storage, video, size):
+        metrics.VIDEOS_UPLOADED.inc()
+        await get_job_queue(request.app.state).enqueue(video.id)
+    return Response(status_code=204, headers=_headers(video, size))
+
+
+@router.delete(BASE + "/{upload_id}", status_code=204, include_in_schema=False)
+async def tus_terminate(
+    upload_id: str, request: Request, session: Session, context: Context, user: OptionalUser
+) -> Response:
+    """Abandon an unfinished upload: its bytes and its video are deleted."""
+    _check_version(request)
+    video = await _slot(session, context.settings, upload_id, user)
+    if video.status is not VideoStatus.PENDING:
+        raise TusError(409, "A finished upload cannot be terminated")
+    await asyncio.to_thread(MediaStorage(context.settings.data_dir).discard_upload, video.id)
+    await repository.delete_pending(session, video.id)
+    return Response(status_code=204, headers={"Tus-Resumable": TUS_VERSION})

@@ -1,0 +1,174 @@
+"""Resumable uploads with tus 1.0: creation, offsets, an interrupted upload resuming."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.media import samples
+from tests.media.api_helpers import leftovers, new_slot, wait_for
+from tests.support import LiveServer, auth, create_guest, create_room
+from videochat.config import Settings
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = {"Content-Type": "application/offset+octet-stream"}
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("tus-clip") / "clip.mp4"
+    return samples.write_video(path, width=320, height=180, seconds=2.0).read_bytes()
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(media={"segment_seconds": 1.0})
+
+
+def _meta(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+async def _patch_then_drop(
+    server: LiveServer, url: str, token: str, total: int, part: bytes
+) -> None:
+    """Start a PATCH announcing ``total`` bytes, send only ``part``, then cut the connection."""
+    host, port = server.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"PATCH {url} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: 0\r\nContent-Length: {total}\r\n\r\n"
+    )
+    writer.write(head.encode() + part)
+    await writer.drain()
+    await asyncio.sleep(0.2)  # let the server write what it has received
+    writer.transport.abort()
+
+
+async def _patch(
+    client: httpx.AsyncClient, url: str, token: str, offset: int, data: bytes, **extra: str
+) -> httpx.Response:
+    headers = {**auth(token), **TUS, **OCTETS, "Upload-Offset": str(offset), **extra}
+    for _ in range(50):
+        response = await client.patch(url, content=data, headers=headers)
+        if response.status_code != 423:  # the dropped request may still hold the upload
+            return response
+        await asyncio.sleep(0.05)
+    return response
+
+
+async def test_an_interrupted_tus_upload_resumes_and_completes(
+    client: httpx.AsyncClient, server: LiveServer, clip: bytes
+) -> None:
+    user = await create_guest(client, "uploader")
+    token = user["access_token"]
+    room = await create_room(client, token, "Videos")
+
+    options = await client.options("/uploads/tus")
+    assert options.status_code == 204
+    assert options.headers["tus-version"] == "1.0.0"
+    assert "creation" in options.headers["tus-extension"].split(",")
+    assert "termination" in options.headers["tus-extension"].split(",")
+    assert int(options.headers["tus-max-size"]) == server.settings.media.max_upload_bytes
+
+    create = {**auth(token), "Upload-Length": str(len(clip))}
+    meta = _meta(room_id=room["id"], title="Resumed", description="over tus")
+    response = await client.post("/uploads/tus", headers={**create, "Upload-Metadata": meta})
+    assert response.status_code == 412  # no Tus-Resumable
+    response = await client.post("/uploads/tus", headers={**create, **TUS, "Upload-Metadata": meta})
+    assert response.status_code == 201, response.text
+    url = response.headers["location"]
+    video_id = response.headers["x-video-id"]
+    head = await client.head(url, headers={**auth(token), **TUS})
+    assert head.headers["upload-offset"] == "0"
+    assert head.headers["upload-length"] == str(len(clip))
+    assert head.headers["cache-control"] == "no-store"
+
+    half = len(clip) // 2
+    await _patch_then_drop(server, url, token, len(clip), clip[:half])
+    async with asyncio.timeout(5):
+        while True:
+            head = await client.head(url, headers={**auth(token), **TUS})
+            offset = int(head.headers["upload-offset"])
+            if offset > 0:
+                break
+            await asyncio.sleep(0.05)
+    assert 0 < offset <= half
+    assert (await client.get(f"/videos/{video_id}")).json()["status"] == "pending"
+
+    wrong = await _patch(client, url, token, offset + 1, clip[offset + 1 :])
+    assert wrong.status_code == 409 and "Upload-Offset" in wrong.json()["detail"]
+    response = await client.patch(
+        url, content=b"x", headers={**auth(token), **TUS, "Upload-Offset": str(offset)}
+    )
+    assert response.status_code == 415
+    other = await create_guest(client, "other")
+    response = await _patch(client, url, other["access_token"], offset, clip[offset:])
+    assert response.status_code == 403
+
+    done = await _patch(client, url, token, offset, clip[offset:])
+    assert done.status_code == 204, done.text
+    assert done.headers["upload-offset"] == str(len(clip))
+    video = await wait_for(client, video_id, token)
+    assert video["status"] == "ready" and video["title"] == "Resumed"
+    assert video["size_bytes"] == len(clip)
+    assert video["duration_seconds"] == pytest.approx(2.0, abs=0.1)
+    again = await _patch(client, url, token, len(clip), b"")
+    assert again.status_code == 409
+
+
+async def test_tus_on_a_compatible_slot_refusals_and_termination(
+    client: httpx.AsyncClient, server: LiveServer, clip: bytes, tmp_path: Path
+) -> None:
+    user = await create_guest(client, "uploader")
+    token = user["access_token"]
+    room = await create_room(client, token, "Videos")
+    slot = await new_slot(client, token, room["id"])
+    url = slot["tus_url"]
+    head = await client.head(url, headers={**auth(token), **TUS})
+    assert head.headers["upload-defer-length"] == "1"
+
+    text = samples.write_text(tmp_path / "notes.txt").read_bytes()
+    response = await _patch(client, url, token, 0, text, **{"Upload-Length": str(len(text))})
+    assert response.status_code == 415 and "text" in response.json()["detail"]
+    assert response.headers["tus-resumable"] == "1.0.0"
+    head = await client.head(url, headers={**auth(token), **TUS})
+    assert head.headers["upload-offset"] == "0"
+
+    length = {"Upload-Length": str(len(clip))}
+    response = await _patch(client, url, token, 0, clip[:4096], **length)
+    assert response.status_code == 204
+    assert response.headers["upload-length"] == str(len(clip))
+    head = await client.head(url, headers={**auth(token), **TUS})
+    assert (head.headers["upload-offset"], head.headers["upload-length"]) == (
+        "4096",
+        str(len(clip)),
+    )
+    assert leftovers(server.settings.data_dir, slot["id"])
+
+    gone = await client.delete(url, headers={**auth(token), **TUS})
+    assert gone.status_code == 204
+    assert (await client.head(url, headers={**auth(token), **TUS})).status_code == 404
+    assert leftovers(server.settings.data_dir, slot["id"]) == []
+    assert (await client.get(f"/videos/{slot['id']}")).status_code == 404
+
+    too_big = {**auth(token), **TUS, "Upload-Length": str(10**15)}
+    meta = _meta(room_id=room["id"], title="Huge")
+    response = await client.post("/uploads/tus", headers={**too_big, "Upload-Metadata": meta})
+    assert response.status_code == 413
+    response = await client.post(
+        "/uploads/tus", headers={**too_big, "Upload-Length": "10", "Upload-Metadata": "x"}
+    )
+    assert response.status_code == 400
+    meta = _meta(room_id="missing", title="Lost")
+    response = await client.post(
+        "/uploads/tus",
+        headers={**auth(token), **TUS, "Upload-Length": "10", "Upload-Metadata": meta},
+    )
+    assert response.status_code == 404
