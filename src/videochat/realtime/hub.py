@@ -110,11 +110,11 @@ class Hub:
         payload = dumps({"frame": frame, "to": to_user, "except": except_connection})
         try:
             await self.broker.publish(_topic(room_id), payload)
-        except Exception:
-            # The broker is down (Redis restarting): the frame is already stored if it
-            # is a message, so deliver here at least; other instances' clients catch up
-            # with ?since= when they reconnect.
-            log.warning("hub.publish_failed", room_id=room_id, exc_info=True)
+        except Exception as exc:
+            # The broker is down or this instance's subscription is (Redis restarting):
+            # a message is already stored, so deliver to this instance's sockets at
+            # least; other instances' clients catch up with ?since= when they reconnect.
+            log.warning("hub.publish_degraded", room_id=room_id, error=str(exc))
             self._deliver(room_id, payload)
 
     def _deliver(self, room_id: str, payload: str) -> None:

@@ -14,6 +14,10 @@ from videochat.realtime.broker import Broker, Handler
 log = structlog.get_logger(__name__)
 
 
+class SubscriptionLost(ConnectionError):
+    """A frame went out, but it will not come back to this instance's sockets."""
+
+
 class RedisBroker(Broker):
     """One pub/sub connection per instance; a reader task dispatches to handlers."""
 
@@ -23,6 +27,9 @@ class RedisBroker(Broker):
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        # False between a lost pub/sub connection and its re-subscription: frames
+        # published meanwhile would not come back to this instance's own sockets.
+        self._listening = True
 
     async def start(self) -> None:
         await self._client.ping()
@@ -43,6 +50,8 @@ class RedisBroker(Broker):
 
     async def publish(self, topic: str, payload: str) -> None:
         await self._client.publish(topic, payload)
+        if not self._listening:
+            raise SubscriptionLost("published, but this instance is not subscribed right now")
 
     async def subscribe(self, topic: str, handler: Handler) -> None:
         first = not self._handlers.get(topic)
@@ -91,7 +100,9 @@ class RedisBroker(Broker):
                 raise
             except Exception:
                 log.warning("broker.read_failed", exc_info=True)
+                self._listening = False
                 await self._reconnect()
+                self._listening = True
                 continue
             if message is None or message.get("type") != "message":
                 continue
