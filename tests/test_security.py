@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+import websockets
 
 from tests.support import run_server
 
@@ -46,3 +48,43 @@ async def test_cors_allow_list(make_settings: Any) -> None:
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         denied = await http.get("/rooms", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_login_attempts_are_limited_per_account(make_settings: Any) -> None:
+    settings = make_settings(rate_limit={"enabled": True, "requests": 1000})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        await http.post("/auth/register", json={"username": "target", "password": "right-password"})
+        codes = [
+            (
+                await http.post("/auth/login", json={"username": "target", "password": "wrong!!!"})
+            ).status_code
+            for _ in range(11)
+        ]
+        assert codes[:10] == [401] * 10
+        assert codes[10] == 429
+        blocked = await http.post(
+            "/auth/login", json={"username": "target", "password": "right-password"}
+        )
+        assert blocked.status_code == 429  # even the right password waits out the window
+        assert int(blocked.headers["retry-after"]) >= 1
+        other = await http.post("/auth/login", json={"username": "other", "password": "x"})
+        assert other.status_code == 401  # other accounts are not locked by it
+
+
+async def test_open_sockets_per_address_are_limited(make_settings: Any) -> None:
+    from tests.support import connect_ws, create_guest, create_room, ws_path
+
+    settings = make_settings(
+        rate_limit={"enabled": True, "requests": 1000, "ws_connections_per_ip": 2}
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        alice = await create_guest(http, "alice")
+        room = await create_room(http, alice["access_token"])
+        path = ws_path(room["id"], alice["id"], alice["access_token"])
+        async with connect_ws(live, path), connect_ws(live, path):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with connect_ws(live, path):
+                    pass
+            assert refused.value.response.status_code == 403
+        async with connect_ws(live, path):  # a slot is free again
+            pass

@@ -19,10 +19,13 @@ from videochat.context import AppContext
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.exceptions import install_exception_handlers
+from videochat.live.endpoints import router as live_router
+from videochat.live.ingest import LiveManager
 from videochat.media.endpoints import router as media_router
 from videochat.media.tasks import create_job_queue
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
+from videochat.observability.metrics import RuntimeMetrics
 from videochat.observability.middleware import RequestContextMiddleware
 from videochat.realtime.broker import Broker, MemoryBroker
 from videochat.realtime.gateway import router as realtime_router
@@ -30,7 +33,9 @@ from videochat.realtime.hub import Hub
 from videochat.realtime.ordering import RoomOrder
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
+from videochat.rooms.moderation_endpoints import router as moderation_router
 from videochat.security.headers import SecurityHeadersMiddleware
+from videochat.security.limiter import Limiter
 from videochat.security.ratelimit import RateLimitMiddleware
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
@@ -68,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.context = context
         app.state.video_jobs = create_job_queue(context)
         await app.state.video_jobs.start()
+        app.state.runtime_metrics = RuntimeMetrics(engine, app.state.video_jobs)
+        await app.state.runtime_metrics.start()
+        app.state.live = LiveManager(context)
+        await app.state.live.start()
         if settings.auth_mode is AuthMode.OPEN:
             log.warning("auth.open_mode", detail="identity is taken from paths and bodies")
         log.info(
@@ -80,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Before the jobs and the broker: ending a stream archives it and tells the room.
+            await app.state.live.stop()
+            await app.state.runtime_metrics.stop()
             await app.state.video_jobs.stop()
             await context.hub.close_all()
             await presence.stop()
@@ -108,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-RateLimit-Remaining",
             ],
         )
+    app.state.limiter = Limiter(settings)
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so it runs first: request ids and metrics cover 429s too.
@@ -118,10 +131,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         web_router,
         accounts_router,
         rooms_router,
+        moderation_router,
         chat_router,
         calls_router,
         realtime_router,
         media_router,
+        live_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

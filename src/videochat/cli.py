@@ -1,11 +1,17 @@
-"""The ``videochat`` command: ``serve`` and ``migrate``."""
+"""The ``videochat`` command: ``serve``, ``migrate``, ``create-admin`` and ``check``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import getpass
 import os
+import re
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -65,6 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"videochat {settings.environment.value}: http://{shown_host}:{args.port}/chat", flush=True
     )
+    metrics_dir = _prepare_metrics_dir(args.workers)
+    if metrics_dir is not None:
+        atexit.register(shutil.rmtree, metrics_dir, True)
     uvicorn.run(
         "videochat.app:create_app",
         factory=True,
@@ -79,6 +88,122 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# The files prometheus_client's multiprocess mode writes (counter_123.db, gauge_livesum_123.db).
+_METRIC_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
+
+
+def _prepare_metrics_dir(workers: int) -> Path | None:
+    """Give the workers one folder to add their metrics up in; returns one made here."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        # A previous run's counters would be added to this run's.
+        for stale in path.iterdir():
+            if _METRIC_FILE.match(stale.name):
+                stale.unlink(missing_ok=True)
+        return None
+    if workers <= 1:
+        return None
+    made = Path(tempfile.mkdtemp(prefix="videochat-metrics-"))
+    # Inherited by uvicorn's worker processes, which read it when they import the metrics.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(made)
+    return made
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise SystemExit("videochat: no terminal to ask for the password on; use --password-stdin")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat the password: ") != password:
+        raise SystemExit("videochat: the passwords differ")
+    return password
+
+
+async def _create_admin(settings: Settings, username: str, password: str) -> str | None:
+    """Create the account; returns its id, or None when the name is taken."""
+    from sqlalchemy.exc import IntegrityError
+
+    from videochat.accounts import repository
+    from videochat.accounts.passwords import hash_password
+    from videochat.db.engine import create_engine, create_sessionmaker
+    from videochat.db.migrate import upgrade_to_head
+    from videochat.db.models import User
+
+    engine = create_engine(settings)
+    try:
+        await upgrade_to_head(engine)
+        async with create_sessionmaker(engine)() as session:
+            if await repository.get_registered_by_name(session, username):
+                return None
+            user = User(
+                username=username,
+                is_guest=False,
+                is_admin=True,
+                password_hash=hash_password(password),
+            )
+            session.add(user)
+            try:
+                await session.commit()
+            except IntegrityError:  # registered through the API meanwhile
+                return None
+            return user.id
+    finally:
+        await engine.dispose()
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    """Create a registered administrator account."""
+    from pydantic import TypeAdapter
+
+    from videochat.accounts.schemas import Password, Username
+
+    settings = _load_settings()
+    try:
+        username = TypeAdapter(Username).validate_python(args.username)
+    except ValidationError:
+        print("videochat: a username is 2 to 50 letters, digits, '-' or '_'", file=sys.stderr)
+        return 2
+    password = _read_password(args.password_stdin)
+    try:
+        TypeAdapter(Password).validate_python(password)
+    except ValidationError:
+        print("videochat: a password is 8 to 128 characters", file=sys.stderr)
+        return 2
+    user_id = asyncio.run(_create_admin(settings, username, password))
+    if user_id is None:
+        print(f"videochat: the username '{username}' is already taken", file=sys.stderr)
+        return 1
+    print(f"videochat: created admin '{username}' (id {user_id})")
+    return 0
+
+
+def cmd_check(_: argparse.Namespace) -> int:
+    """Validate the settings and reach every configured service."""
+    from videochat.observability.checks import check
+
+    ok, text = check()
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    """Run video jobs from the Redis queue until SIGINT/SIGTERM."""
+    settings = _load_settings()
+    if not settings.redis.url:
+        print(
+            "videochat: worker needs VIDEOCHAT_REDIS__URL (without it the server runs jobs itself)",
+            file=sys.stderr,
+        )
+        return 2
+    from videochat.media.worker import run_worker
+
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="videochat", description="Self-hosted video chat server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(handler=cmd_migrate)
+    worker = commands.add_parser("worker", help="run video jobs from the Redis queue")
+    worker.set_defaults(handler=cmd_worker)
+    admin = commands.add_parser("create-admin", help="create a registered admin account")
+    admin.add_argument("--username", required=True)
+    admin.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    admin.set_defaults(handler=cmd_create_admin)
+    check = commands.add_parser("check", help="validate settings and reach every service")
+    check.set_defaults(handler=cmd_check)
     return parser
 
 

@@ -55,6 +55,8 @@ class RateLimitSettings(BaseModel):
     window_seconds: int = Field(default=60, ge=1)
     # Socket connects per IP per window, and frames per connection per window.
     ws_connects: int = Field(default=30, ge=1)
+    # Sockets one address may hold open at once (per instance).
+    ws_connections_per_ip: int = Field(default=10, ge=1)
     ws_frames: int = Field(default=60, ge=1)
     ws_frames_window_seconds: int = Field(default=10, ge=1)
 
@@ -72,6 +74,32 @@ class MediaSettings(BaseModel):
     job_retry_delay_seconds: float = Field(default=5.0, ge=0)
     # Lifetime of the playback tokens put in private rooms' playback URLs.
     playback_token_ttl_seconds: int = Field(default=6 * 3600, ge=60)
+    # With Redis: the queue ``videochat worker`` processes take video jobs from.
+    job_queue_name: str = Field(default="videochat-videos", min_length=1, max_length=100)
+    # A running job reports it is alive this often; one silent for job_heartbeat_seconds
+    # (its worker was killed) is taken back and retried by any other worker.
+    job_heartbeat_seconds: int = Field(default=30, ge=2, le=3600)
+    # How often workers look for such abandoned jobs.
+    job_sweep_seconds: int = Field(default=10, ge=1, le=3600)
+    # How often a worker re-queues uploaded videos that have no job (a lost enqueue).
+    job_recheck_seconds: float = Field(default=60.0, ge=1, le=86400)
+
+
+class LiveSettings(BaseModel):
+    # Shown as ``rtmp_url`` when an RTMP ingest (outside this service) is configured.
+    rtmp_url: str | None = None
+    # Live HLS: short segments keep latency down; the live playlist lists the last few.
+    segment_seconds: float = Field(default=2.0, ge=0.5, le=10)
+    window_segments: int = Field(default=6, ge=2, le=50)
+    # A publisher that sends no media for this long is gone: the stream ends.
+    publisher_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
+    # Output picture: the source's size, scaled down to at most this height.
+    max_height: int = Field(default=720, ge=144, le=2160)
+    # x264 bitrate for a 720p picture, scaled by pixel count for other sizes.
+    video_bitrate: int = Field(default=2_500_000, ge=100_000)
+    audio_bitrate: int = Field(default=128_000, ge=32_000)
+    # Ingests one instance accepts at once (each costs a fraction of a core).
+    max_streams: int = Field(default=8, ge=1, le=200)
 
 
 class BunnySettings(BaseModel):
@@ -79,6 +107,10 @@ class BunnySettings(BaseModel):
     library_id: str | None = None
     cdn_hostname: str | None = None
     webhook_secret: SecretStr | None = None
+    # Bunny Stream's HTTP API (tests point it at a local stand-in).
+    api_base_url: str = "https://video.bunnycdn.com"
+    # Per network operation (connect, each read or write), not for a whole upload.
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
     @property
     def enabled(self) -> bool:
@@ -134,6 +166,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     media: MediaSettings = MediaSettings()
+    live: LiveSettings = LiveSettings()
     bunny: BunnySettings = BunnySettings()
     turn: TurnSettings = TurnSettings()
     stun: StunSettings = StunSettings()

@@ -69,3 +69,29 @@ async def test_member_cannot_delete_others_messages(
         assert (await receive_until(b, "error"))["code"] == "forbidden"
     history = (await client.get(f"/rooms/{room['id']}/messages")).json()
     assert history[0]["content"] == "owner's words" and history[0]["deleted"] is False
+
+
+async def test_replay_carries_edits_and_deletions(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    alice = await create_guest(client, "alice")
+    room = await create_room(client, alice["access_token"])
+    path = ws_path(room["id"], alice["id"], alice["access_token"])
+    async with connect_ws(server, path) as a:
+        for text in ("keep", "fix me", "drop me"):
+            await a.send(json.dumps({"content": text}))
+        sent = [await receive_until(a, "message") for _ in range(3)]
+        await a.send(json.dumps({"type": "edit", "id": sent[1]["id"], "content": "fixed"}))
+        await receive_until(a, "message_edited")
+        await a.send(json.dumps({"type": "delete", "id": sent[2]["id"]}))
+        await receive_until(a, "message_deleted")
+    async with connect_ws(server, path + "&since=0") as again:
+        replayed = [await receive_until(again, "message") for _ in range(3)]
+        welcome = await receive_until(again, "welcome")
+    assert [(m["content"], m["deleted"]) for m in replayed] == [
+        ("keep", False),
+        ("fixed", False),
+        ("", True),
+    ]
+    assert replayed[0]["edited_at"] is None and replayed[1]["edited_at"] is not None
+    assert welcome["role"] == "owner" and welcome["muted"] is False

@@ -302,3 +302,11 @@ async def test_frame_rate_limit_sends_error_frames(
                 await a.send(json.dumps({"type": "ping"}))
             error = await receive_until(a, "error")
             assert error["code"] == "rate_limited"
+            # Keeping on after the warnings closes the socket with 4029.
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                for _ in range(30):
+                    await a.send(json.dumps({"type": "ping"}))
+                async with asyncio.timeout(5):
+                    while True:
+                        await a.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4029

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from videochat.accounts.auth import CurrentUser
 from videochat.accounts.schemas import (
@@ -18,7 +18,10 @@ from videochat.accounts.schemas import (
 )
 from videochat.accounts.service import accounts
 from videochat.context import Session, SettingsDep
+from videochat.kit.pagination import Offset
 from videochat.observability import metrics
+from videochat.security.limiter import Limiter
+from videochat.security.ratelimit import client_ip
 
 router = APIRouter(tags=["accounts"])
 
@@ -35,7 +38,7 @@ async def create_user(body: UserCreate, session: Session, settings: SettingsDep)
 async def list_users(
     session: Session,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[UserOut]:
     """Users, oldest first."""
     users = await accounts.list(session, limit=limit, offset=offset)
@@ -59,8 +62,17 @@ async def register(body: RegisterRequest, session: Session, settings: SettingsDe
 
 
 @router.post("/auth/login", response_model=TokenPair)
-async def login(body: LoginRequest, session: Session, settings: SettingsDep) -> TokenPair:
+async def login(
+    body: LoginRequest, request: Request, session: Session, settings: SettingsDep
+) -> TokenPair:
     """Exchange a name and password for an access and a refresh token."""
+    # Password guessing is limited per account and per address, before any hashing.
+    limiter: Limiter = request.app.state.limiter
+    detail = "Too many login attempts"
+    await limiter.enforce(
+        limiter.login_per_account, "login-account", body.username.lower(), detail=detail
+    )
+    await limiter.enforce(limiter.login_per_ip, "login-ip", client_ip(request.scope), detail=detail)
     return await accounts.login(
         session, username=body.username, password=body.password, jwt=settings.jwt
     )

@@ -10,6 +10,7 @@ from videochat.accounts.auth import OptionalUser
 from videochat.chat.schemas import MessageOut
 from videochat.chat.service import chat
 from videochat.context import Session
+from videochat.kit.pagination import MessageCursor
 from videochat.rooms.service import rooms
 
 router = APIRouter(tags=["chat"])
@@ -21,7 +22,7 @@ async def list_messages(
     session: Session,
     user: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="a message id")] = None,
+    before: MessageCursor = None,
 ) -> list[MessageOut]:
     """A page of the room's messages, oldest first, ending before ``before``."""
     await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)

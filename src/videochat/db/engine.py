@@ -32,7 +32,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 def create_engine(settings: Settings) -> AsyncEngine:
     """An engine for the configured URL (SQLite file, SQLite memory or PostgreSQL)."""
     url = make_url(settings.resolved_database_url)
-    kwargs: dict[str, Any] = {"echo": settings.database.echo}
+    # Parameters hold stream keys and the like: never in logs or error messages.
+    kwargs: dict[str, Any] = {"echo": settings.database.echo, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database in {"", ":memory:"}:

@@ -66,6 +66,8 @@ class Room(Base):
     )
     invite_code: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Most members a room takes (None: no limit besides the call's mesh cap).
+    capacity: Mapped[int | None] = mapped_column(Integer, default=None)
 
     members: Mapped[list[RoomMember]] = relationship(
         back_populates="room", cascade="all, delete-orphan", order_by="RoomMember.joined_at"
@@ -92,8 +94,39 @@ class RoomMember(Base):
         default=RoomRole.MEMBER,
     )
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A muted member may read but not chat or turn on mic, camera or screen.
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
 
     room: Mapped[Room] = relationship(back_populates="members")
+
+
+class RoomBan(Base):
+    __tablename__ = "room_bans"
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    banned_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RoomInvite(Base):
+    __tablename__ = "room_invites"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    max_uses: Mapped[int | None] = mapped_column(Integer, default=None)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Message(Base):
@@ -180,3 +213,45 @@ class Video(Base):
     external_id: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class LiveStreamStatus(enum.StrEnum):
+    READY = "ready"  # created, nobody publishing yet
+    LIVE = "live"  # a WHIP publisher is connected
+    ENDED = "ended"  # for good: a stream is never restarted
+
+
+class LiveStream(Base):
+    __tablename__ = "live_streams"
+    __table_args__ = (Index("ix_live_streams_room_id_created_at", "room_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None, index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    # The publisher's secret (WHIP bearer token); shown to the owner only.
+    stream_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # Names the public playback URL, so the stream id never has to be shared.
+    playback_id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[LiveStreamStatus] = mapped_column(
+        Enum(
+            LiveStreamStatus,
+            native_enum=False,
+            length=20,
+            validate_strings=True,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
+        default=LiveStreamStatus.READY,
+        index=True,
+    )
+    # Why it ended: stopped, deleted, disconnected, timeout, shutdown.
+    ended_reason: Mapped[str | None] = mapped_column(String(50), default=None)
+    # The recording kept in the room's library once the stream ended.
+    video_id: Mapped[str | None] = mapped_column(
+        ForeignKey("videos.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -6,25 +6,43 @@ import asyncio
 from typing import Annotated
 from urllib.parse import quote
 
+import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
 from videochat.accounts.auth import OptionalUser, user_from_token
 from videochat.config import AuthMode, Settings
-from videochat.context import Context, Session, SettingsDep
-from videochat.db.models import Room, User, VideoStatus
-from videochat.exceptions import BadRequest, Conflict, NotFound, PayloadTooLarge, Unauthorized
+from videochat.context import AppContext, Context, Session, SettingsDep
+from videochat.db.models import Room, User, Video, VideoStatus
+from videochat.exceptions import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from videochat.kit.clock import utcnow
-from videochat.media import repository, service
-from videochat.media.schemas import UploadResult, VideoOut, VideoUploadCreate, VideoUploadSlot
+from videochat.kit.pagination import Offset
+from videochat.media import bunny, repository, service
+from videochat.media.schemas import (
+    UploadResult,
+    VideoOut,
+    VideoUploadCreate,
+    VideoUploadSlot,
+    WebhookReceived,
+)
 from videochat.media.storage import CONTENT_TYPES, MediaStorage
 from videochat.media.tasks import get_job_queue
 from videochat.media.tus import router as tus_router
 from videochat.observability import metrics
 from videochat.rooms import repository as rooms_repository
 from videochat.rooms.service import can_see, rooms
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["videos"])
 router.include_router(tus_router)
@@ -49,6 +67,12 @@ async def create_video_upload(
         raise Unauthorized()
     uploader_id = user.id if user else body.user_id
     room = await rooms.get_visible(session, room_id, viewer_id=uploader_id)
+    external_id = None
+    if bunny.is_enabled(settings):
+        # Created at Bunny first: when Bunny is down the answer is a 502 and nothing
+        # is stored here.
+        async with bunny.BunnyClient(settings.bunny) as client:
+            external_id = await client.create_video(body.title)
     video = await service.create_slot(
         session,
         settings,
@@ -56,6 +80,8 @@ async def create_video_upload(
         uploader_id=uploader_id,
         title=body.title,
         description=body.description,
+        provider=bunny.PROVIDER if external_id else "local",
+        external_id=external_id,
     )
     await service.publish_status(context.hub, video)
     return VideoUploadSlot(
@@ -91,6 +117,10 @@ async def upload_proxy(
             raise PayloadTooLarge(too_large)
     if not await repository.claim_upload(session, video.id, now=utcnow()):
         raise Conflict("An upload to this slot is already in progress")
+    if video.provider == bunny.PROVIDER:
+        return await _relay_to_bunny(
+            request, session, context, video, None if declared is None else int(declared)
+        )
 
     storage = MediaStorage(settings.data_dir)
     partial = storage.partial_path(video.id)
@@ -119,6 +149,90 @@ async def upload_proxy(
     return UploadResult(status="uploaded", upload_id=upload_id, video_id=video.id, size_bytes=size)
 
 
+async def _relay_to_bunny(
+    request: Request, session: AsyncSession, context: AppContext, video: Video, length: int | None
+) -> UploadResult:
+    """The upload proxy of a Bunny video: the body goes on to Bunny as it arrives."""
+    settings = context.settings
+    if video.external_id is None or not bunny.is_enabled(settings):
+        await repository.release_upload(session, video.id)
+        raise ServiceUnavailable("This video's provider (Bunny Stream) is not configured")
+    try:
+        async with bunny.BunnyClient(settings.bunny) as client:
+            size = await bunny.relay_upload(
+                client,
+                video.external_id,
+                request.stream(),
+                limit=settings.media.max_upload_bytes,
+                too_large=service.too_large_detail(settings),
+                sniff=service.check_head,
+                length=length,
+            )
+    except BaseException as exc:
+        # Refused, cut off or Bunny failed: the slot stays pending and usable.
+        await repository.release_upload(session, video.id)
+        if isinstance(exc, ClientDisconnect):
+            raise BadRequest("The upload was interrupted") from exc
+        raise
+    if not await service.mark_relayed(session, context.hub, video, size):
+        raise Conflict("This upload slot has already been used")
+    metrics.VIDEOS_UPLOADED.inc()
+    return UploadResult(
+        status="uploaded", upload_id=video.upload_id, video_id=video.id, size_bytes=size
+    )
+
+
+@router.post("/bunny-webhook", response_model=WebhookReceived)
+async def bunny_webhook(
+    request: Request,
+    session: Session,
+    context: Context,
+    secret: Annotated[str | None, Query(max_length=512)] = None,
+) -> WebhookReceived:
+    """Bunny Stream's status callback (authenticated, idempotent, never moves backwards).
+
+    The secret comes as ``?secret=``, an ``X-Webhook-Secret`` header, or Bunny's own
+    ``X-BunnyStream-Signature`` (HMAC-SHA256 of the body keyed with the secret).
+    """
+    settings = context.settings
+    if not bunny.is_enabled(settings):
+        raise NotFound("Bunny Stream is not configured")
+    if settings.bunny.webhook_secret is None:
+        raise ServiceUnavailable(
+            "Bunny webhooks are off: VIDEOCHAT_BUNNY__WEBHOOK_SECRET is not set"
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and not declared.isdigit():
+        raise BadRequest("Content-Length must be a number")
+    if declared is not None and int(declared) > bunny.MAX_WEBHOOK_BYTES:
+        raise PayloadTooLarge("The webhook body is too large")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > bunny.MAX_WEBHOOK_BYTES:
+            raise PayloadTooLarge("The webhook body is too large")
+    if not bunny.verify_webhook(
+        settings, query_secret=secret, headers=request.headers, body=bytes(raw)
+    ):
+        raise Unauthorized("Missing or wrong webhook secret")
+    try:
+        body = bunny.BunnyWebhookBody.model_validate_json(bytes(raw))
+    except ValidationError as exc:
+        fields = ", ".join(str(error["loc"][0]) for error in exc.errors() if error["loc"]) or "body"
+        raise BadRequest(f"Not a Bunny Stream webhook (check {fields})") from exc
+    if str(body.library_id) != settings.bunny.library_id:
+        raise BadRequest("Unknown video library")
+    video = await repository.get_by_external_id(session, body.video_guid)
+    if video is None or video.provider != bunny.PROVIDER:
+        # Acknowledged so Bunny stops retrying (say, a video deleted here).
+        log.info("bunny.webhook_unknown_video", guid=body.video_guid, bunny_status=body.status)
+        return WebhookReceived()
+    updated = await bunny.apply_status(session, settings, video, body.status)
+    if updated is not None:
+        await service.publish_status(context.hub, updated, settings)
+    return WebhookReceived()
+
+
 @router.get("/rooms/{room_id}/videos", response_model=list[VideoOut])
 async def list_videos(
     room_id: str,
@@ -126,7 +240,7 @@ async def list_videos(
     settings: SettingsDep,
     user: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[VideoOut]:
     """A room's videos, newest first."""
     room = await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)

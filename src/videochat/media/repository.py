@@ -43,10 +43,14 @@ async def list_for_room(
     return (await session.scalars(statement)).all()
 
 
-async def ids_with_status(session: AsyncSession, *statuses: VideoStatus) -> Sequence[str]:
-    """Ids of the videos in any of these states, oldest first."""
+async def ids_with_status(
+    session: AsyncSession, *statuses: VideoStatus, provider: str = "local"
+) -> Sequence[str]:
+    """Ids of one provider's videos in any of these states, oldest first."""
     statement = (
-        select(Video.id).where(Video.status.in_(statuses)).order_by(Video.created_at, Video.id)
+        select(Video.id)
+        .where(Video.status.in_(statuses), Video.provider == provider)
+        .order_by(Video.created_at, Video.id)
     )
     return (await session.scalars(statement)).all()
 
@@ -104,6 +108,16 @@ async def set_upload_length(session: AsyncSession, video_id: str, length: int) -
     )
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def set_size_if_missing(session: AsyncSession, video_id: str, size: int) -> None:
+    """Record a video's size unless it is known already."""
+    await session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.size_bytes.is_(None))
+        .values(size_bytes=size, upload_claimed_at=None, updated_at=utcnow())
+    )
+    await session.commit()
 
 
 async def delete_pending(session: AsyncSession, video_id: str) -> bool:

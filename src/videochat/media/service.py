@@ -25,6 +25,7 @@ from videochat.exceptions import (
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
 from videochat.media import repository
+from videochat.media.bunny import playback_urls as bunny_playback_urls
 from videochat.media.probe import SNIFF_BYTES, _describe_unopenable, sniff_is_media_container
 from videochat.media.schemas import VideoOut
 from videochat.media.storage import MediaStorage
@@ -78,6 +79,8 @@ async def create_slot(
     title: str,
     description: str,
     upload_length: int | None = None,
+    provider: str = "local",
+    external_id: str | None = None,
 ) -> Video:
     """A pending video with a fresh single-use upload slot (committed)."""
     video = Video(
@@ -89,8 +92,8 @@ async def create_slot(
         upload_id=new_secret(24),
         upload_expires_at=utcnow() + timedelta(seconds=settings.media.upload_slot_ttl_seconds),
         upload_length=upload_length,
-        # "bunny" once that provider exists; every video is processed here for now.
-        provider="local",
+        provider=provider,
+        external_id=external_id,
     )
     session.add(video)
     await session.commit()
@@ -185,6 +188,28 @@ async def mark_uploaded(
     return moved
 
 
+async def mark_relayed(session: AsyncSession, hub: Hub, video: Video, size: int) -> bool:
+    """Record that a provider (Bunny) received a slot's bytes; False if the slot was used.
+
+    A provider's webhook may already have moved the video on (Bunny can report
+    "queued" before its answer to our PUT arrives): that still counts as success.
+    """
+    moved = await repository.transition(
+        session,
+        video.id,
+        from_=[VideoStatus.PENDING],
+        to=VideoStatus.UPLOADED,
+        size_bytes=size,
+        upload_claimed_at=None,
+    )
+    if not moved:
+        await repository.set_size_if_missing(session, video.id, size)
+    await session.refresh(video)
+    if moved:
+        await publish_status(hub, video)
+    return moved or video.status is not VideoStatus.PENDING
+
+
 def playback_token(settings: Settings, video_id: str) -> str:
     """A signed, video-scoped token for players that cannot send headers."""
     now = utcnow()
@@ -223,9 +248,10 @@ def media_urls(settings: Settings, video: Video, room: Room) -> tuple[str | None
     """(playback_url, thumbnail_url) of a ready video; private rooms get a playback token."""
     if video.status is not VideoStatus.READY:
         return None, None
-    if video.provider == "bunny" and video.external_id and settings.bunny.cdn_hostname:
-        base = f"https://{settings.bunny.cdn_hostname}/{video.external_id}"
-        return f"{base}/playlist.m3u8", f"{base}/thumbnail.jpg"
+    if video.provider == "bunny":
+        # Served by Bunny's CDN (its own token authentication, if any, is set up there).
+        urls = bunny_playback_urls(settings, video.external_id) if video.external_id else None
+        return urls or (None, None)
     base = f"/media/videos/{video.id}"
     query = f"?token={playback_token(settings, video.id)}" if room.is_private else ""
     return f"{base}/master.m3u8{query}", f"{base}/thumbnail.jpg{query}"
@@ -254,7 +280,7 @@ def to_out(settings: Settings, video: Video, room: Room) -> VideoOut:
     )
 
 
-def status_frame(video: Video) -> dict[str, Any]:
+def status_frame(video: Video, settings: Settings | None = None) -> dict[str, Any]:
     """The ``video_status`` frame announcing a video's state to its room."""
     frame: dict[str, Any] = {
         "type": "video_status",
@@ -268,14 +294,17 @@ def status_frame(video: Video) -> dict[str, Any]:
     if video.status is VideoStatus.READY:
         # Without a token: members fetch GET /videos/{id} for a (tokenised) URL.
         frame["playback_url"] = f"/media/videos/{video.id}/master.m3u8"
+        if video.provider == "bunny":
+            urls = bunny_playback_urls(settings, video.external_id or "") if settings else None
+            frame["playback_url"] = urls[0] if urls else None
         frame["duration_seconds"] = video.duration_seconds
     return frame
 
 
-async def publish_status(hub: Hub, video: Video) -> None:
+async def publish_status(hub: Hub, video: Video, settings: Settings | None = None) -> None:
     """Tell the room; a broker hiccup must not fail the upload or the job."""
     try:
-        await hub.publish(video.room_id, status_frame(video))
+        await hub.publish(video.room_id, status_frame(video, settings))
     except Exception:
         log.exception("video.status_publish_failed", video_id=video.id)
 

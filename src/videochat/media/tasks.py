@@ -1,13 +1,16 @@
 """Video processing jobs: probe + transcode to HLS off the event loop, with retries.
 
-The runner sits behind ``JobQueue`` so a Redis-backed queue feeding ``videochat
-worker`` processes can replace the in-process one without touching the endpoints.
+The endpoints only see ``JobQueue``: in-process by default (``InProcessJobRunner``),
+or, with Redis configured, ``worker.RedisJobQueue`` feeding ``videochat worker``
+processes. Both run the same ``VideoProcessor``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -41,25 +44,25 @@ class JobQueue(Protocol):
 
 
 class _Stopping(Exception):
-    """Raised from the transcode's progress callback to abandon it at shutdown."""
+    """Raised from the transcode's progress callback to abandon it (shutdown or cancel)."""
 
 
-class InProcessJobRunner:
-    """An asyncio queue drained by a few tasks; each transcode runs in a worker thread.
+class Outcome(enum.Enum):
+    DONE = "done"  # finished (ready or failed), or nothing to do
+    RETRY = "retry"  # crashed with attempts left: back to "uploaded", run it again later
 
-    Durable through the database: a video is ``uploaded`` or ``processing`` until a
-    job finishes it, and start() queues every such video again, so a restart (or a
-    crash) mid-job loses nothing.
+
+class VideoProcessor:
+    """One video job, start to end: claim it, transcode off the loop, record the outcome.
+
+    Shared by the in-process runner and ``videochat worker``; the database is the truth
+    about a video (status, attempts), so any runner may pick up what another left.
     """
 
     def __init__(self, context: AppContext) -> None:
         self.context = context
         self.settings = context.settings.media
         self.storage = MediaStorage(context.settings.data_dir)
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._workers: list[asyncio.Task[None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
         self._stopping = threading.Event()
         # Transcodes get their own threads so they never starve asyncio.to_thread users.
         self._executor = ThreadPoolExecutor(
@@ -67,108 +70,68 @@ class InProcessJobRunner:
         )
         self._running: set[asyncio.Future[TranscodeResult]] = set()
 
-    async def start(self) -> None:
-        """Start the workers and queue the jobs a previous run left unfinished."""
+    async def prepare(self) -> None:
         await asyncio.to_thread(self.storage.ensure_dirs)
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"video-job-{n}")
-            for n in range(self.settings.job_concurrency)
-        ]
-        async with self.context.sessionmaker() as session:
-            # Single-instance mode: a claim that survived a restart belongs to a request
-            # that died with the old process; free it so the upload can be retried/resumed.
-            await repository.release_all_claims(session)
-            leftover = await repository.ids_with_status(
-                session, VideoStatus.UPLOADED, VideoStatus.PROCESSING
-            )
-        for video_id in leftover:
-            await self.enqueue(video_id)
-        if leftover:
-            log.info("video.jobs_recovered", count=len(leftover))
 
-    async def stop(self) -> None:
-        """Abandon running transcodes (their videos stay queued in the database) and stop."""
+    def request_stop(self) -> None:
+        """Make running transcodes give up at their next progress report."""
         self._stopping.set()
-        for timer in self._timers:
-            timer.cancel()
-        # The progress callback makes running transcodes give up at their next report.
+
+    async def wait_running(self) -> None:
+        """Wait (a bounded time) for the transcodes running now to end."""
         if self._running:
             await asyncio.wait(self._running, timeout=STOP_TIMEOUT_SECONDS)
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+
+    def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def enqueue(self, video_id: str) -> None:
-        """Queue a video unless it is already waiting."""
-        self._put(video_id)
-
-    def _put(self, video_id: str) -> None:
-        if video_id not in self._queued:
-            self._queued.add(video_id)
-            self._queue.put_nowait(video_id)
-
-    def _enqueue_later(self, video_id: str, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-
-        def fire() -> None:
-            self._timers.discard(timer)
-            self._put(video_id)
-
-        timer = loop.call_later(delay, fire)
-        self._timers.add(timer)
-
-    async def _work(self) -> None:
-        while True:
-            video_id = await self._queue.get()
-            self._queued.discard(video_id)
-            try:
-                await self.process(video_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Only bookkeeping (database, broker) can land here; the video stays
-                # queued in the database and is picked up again on the next start.
-                log.exception("video.job_crashed", video_id=video_id)
-
-    async def process(self, video_id: str) -> None:
-        """Run one job: claim the video, transcode it, record the outcome."""
+    async def process(self, video_id: str) -> Outcome:
+        """Run one job; RETRY when it crashed and has attempts left."""
+        if self._stopping.is_set():
+            return Outcome.DONE  # still queued in the database for the next start
         video = await self._claim(video_id)
         if video is None:
-            return
+            return Outcome.DONE
         log.info("video.processing", video_id=video_id, attempt=video.attempts)
+        cancel = threading.Event()
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._transcode, video_id, cancel
+        )
+        self._running.add(future)
+        future.add_done_callback(metrics.time_processing())
+        future.add_done_callback(self._running.discard)
         try:
-            future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._transcode, video_id
-            )
-            self._running.add(future)
-            future.add_done_callback(self._running.discard)
-            # Shielded: cancelling the job must not orphan the thread; stop() waits for it.
+            # Shielded: cancelling the job must not orphan the thread.
             result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The job was cancelled (worker shutdown, an abort): stop the thread before
+            # letting go, so a retry never runs next to it. The video stays "processing".
+            cancel.set()
+            await asyncio.wait({future}, timeout=STOP_TIMEOUT_SECONDS)
+            raise
         except _Stopping:
             log.info("video.processing_abandoned", video_id=video_id)
-            return
+            return Outcome.DONE
         except MediaRejected as exc:
             await self._finish_failed(video_id, exc.reason)
-            return
+            return Outcome.DONE
         except Exception:
             log.exception("video.processing_error", video_id=video_id, attempt=video.attempts)
             await asyncio.to_thread(self.storage.discard_output, video_id)
             if video.attempts < self.settings.job_max_attempts:
                 await self._set(video_id, VideoStatus.UPLOADED)
-                self._enqueue_later(video_id, self.settings.job_retry_delay_seconds)
-            else:
-                await self._finish_failed(video_id, PROCESSING_FAILED)
-            return
+                return Outcome.RETRY
+            await self._finish_failed(video_id, PROCESSING_FAILED)
+            return Outcome.DONE
         await self._finish_ready(video_id, result)
+        return Outcome.DONE
 
-    def _transcode(self, video_id: str) -> TranscodeResult:
+    def _transcode(self, video_id: str, cancel: threading.Event) -> TranscodeResult:
         """The blocking part (worker thread): fresh output folder, transcode, publish it."""
         self.storage.discard_output(video_id)
 
         def progress(_: float) -> None:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or cancel.is_set():
                 raise _Stopping
 
         result = transcode_to_hls(
@@ -183,7 +146,9 @@ class InProcessJobRunner:
     async def _claim(self, video_id: str) -> Video | None:
         async with self.context.sessionmaker() as session:
             video = await repository.get(session, video_id)
-            if video is None or video.status not in (VideoStatus.UPLOADED, VideoStatus.PROCESSING):
+            if video is None or video.provider != "local":
+                return None
+            if video.status not in (VideoStatus.UPLOADED, VideoStatus.PROCESSING):
                 return None
             if video.attempts >= self.settings.job_max_attempts:
                 # Tried enough times already, each ended by a crash or a restart.
@@ -249,8 +214,102 @@ class InProcessJobRunner:
             await publish_status(self.context.hub, video)
 
 
+async def unfinished_videos(context: AppContext) -> Sequence[str]:
+    """Local videos a job still has to finish (``uploaded`` or ``processing``)."""
+    async with context.sessionmaker() as session:
+        return await repository.ids_with_status(
+            session, VideoStatus.UPLOADED, VideoStatus.PROCESSING
+        )
+
+
+class InProcessJobRunner:
+    """An asyncio queue drained by a few tasks; each transcode runs in a worker thread.
+
+    Durable through the database: a video is ``uploaded`` or ``processing`` until a
+    job finishes it, and start() queues every such video again, so a restart (or a
+    crash) mid-job loses nothing.
+    """
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self.settings = context.settings.media
+        self.processor = VideoProcessor(context)
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    async def start(self) -> None:
+        """Start the workers and queue the jobs a previous run left unfinished."""
+        await self.processor.prepare()
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"video-job-{n}")
+            for n in range(self.settings.job_concurrency)
+        ]
+        async with self.context.sessionmaker() as session:
+            # Single-instance mode: a claim that survived a restart belongs to a request
+            # that died with the old process; free it so the upload can be retried/resumed.
+            await repository.release_all_claims(session)
+        leftover = await unfinished_videos(self.context)
+        for video_id in leftover:
+            await self.enqueue(video_id)
+        if leftover:
+            log.info("video.jobs_recovered", count=len(leftover))
+
+    async def stop(self) -> None:
+        """Abandon running transcodes (their videos stay queued in the database) and stop."""
+        self.processor.request_stop()
+        for timer in self._timers:
+            timer.cancel()
+        await self.processor.wait_running()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        self.processor.shutdown()
+
+    async def enqueue(self, video_id: str) -> None:
+        """Queue a video unless it is already waiting."""
+        self._put(video_id)
+
+    def _put(self, video_id: str) -> None:
+        if video_id not in self._queued:
+            self._queued.add(video_id)
+            self._queue.put_nowait(video_id)
+
+    def _enqueue_later(self, video_id: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.discard(timer)
+            self._put(video_id)
+
+        timer = loop.call_later(delay, fire)
+        self._timers.add(timer)
+
+    async def _work(self) -> None:
+        while True:
+            video_id = await self._queue.get()
+            self._queued.discard(video_id)
+            try:
+                outcome = await self.processor.process(video_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Only bookkeeping (database, broker) can land here; the video stays
+                # queued in the database and is picked up again on the next start.
+                log.exception("video.job_crashed", video_id=video_id)
+                continue
+            if outcome is Outcome.RETRY:
+                self._enqueue_later(video_id, self.settings.job_retry_delay_seconds)
+
+
 def create_job_queue(context: AppContext) -> JobQueue:
-    """The job queue for this deployment (in-process; Redis workers are a later step)."""
+    """In-process jobs by default; with Redis, a queue that ``videochat worker`` drains."""
+    if context.settings.redis.url:
+        from videochat.media.worker import RedisJobQueue
+
+        return RedisJobQueue(context)
     return InProcessJobRunner(context)
 
 

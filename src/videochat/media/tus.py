@@ -21,7 +21,7 @@ from videochat.context import Context, Session
 from videochat.db.models import User, Video, VideoStatus
 from videochat.exceptions import Unauthorized, VideochatError
 from videochat.kit.clock import utcnow
-from videochat.media import repository, service
+from videochat.media import bunny, repository, service
 from videochat.media.storage import MediaStorage
 from videochat.media.tasks import get_job_queue
 from videochat.observability import metrics
@@ -33,6 +33,10 @@ TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-defer-length,termination"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 BASE = "/uploads/tus"
+BUNNY_NO_TUS = (
+    "Resumable uploads are not available for Bunny Stream videos: "
+    "create a slot with POST /rooms/{id}/video-upload and PUT the bytes to its upload_url"
+)
 
 
 class TusError(VideochatError):
@@ -100,6 +104,8 @@ async def _slot(session: Session, settings: Settings, upload_id: str, user: User
     if video is None:
         raise TusError(404, "Upload not found")
     service.check_uploader(settings, video, user)
+    if video.provider == bunny.PROVIDER:
+        raise TusError(409, BUNNY_NO_TUS)
     if video.status is VideoStatus.PENDING and video.upload_expires_at <= utcnow():
         raise TusError(410, "This upload has expired; create a new one")
     return video
@@ -129,6 +135,8 @@ async def tus_create(
     settings = context.settings
     if user is None and settings.auth_mode is AuthMode.TOKEN:
         raise Unauthorized()
+    if bunny.is_enabled(settings):
+        raise TusError(409, BUNNY_NO_TUS)
     length = _int_header(request, "upload-length")
     if length is None and request.headers.get("upload-defer-length") != "1":
         raise TusError(400, "Upload-Length (or Upload-Defer-Length: 1) is required")

@@ -1,4 +1,4 @@
-"""Service endpoints: ``/health``, ``/_debug`` and ``/metrics``."""
+"""Service endpoints: ``/health`` with its ``/live`` and ``/ready`` probes, and metrics."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import asyncio
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from videochat import __version__
 from videochat.accounts import repository as users_repository
@@ -35,17 +34,71 @@ async def _check(name: str, probe: Any) -> dict[str, Any]:
     return {"status": "healthy"}
 
 
+async def _ping_redis(url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(
+        url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
+    )
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+def _job_queue_check(app_state: Any) -> dict[str, Any]:
+    jobs = getattr(app_state, "video_jobs", None)
+    if jobs is None:
+        return {"status": "unhealthy", "error": "not started"}
+    running = getattr(jobs, "running", None)
+    if isinstance(running, bool):
+        return {"status": "healthy" if running else "unhealthy"}
+    # The in-process runner: its worker tasks must be alive.
+    workers = getattr(jobs, "_workers", None)
+    if isinstance(workers, list):
+        alive = sum(1 for worker in workers if not worker.done())
+        return {"status": "healthy" if alive else "unhealthy", "workers": alive}
+    return {"status": "healthy", "detail": "this queue does not report its state"}
+
+
+@router.get("/health/live")
+async def health_live() -> dict[str, Any]:
+    """Liveness: the process answers; depends on nothing else."""
+    return {"status": "alive", "timestamp": isoformat(utcnow()), "version": __version__}
+
+
+@router.get(
+    "/health/ready",
+    responses={503: {"description": "A dependency is down; the body says which"}},
+)
+async def health_ready(request: Request, context: Context) -> JSONResponse:
+    """Readiness: database, Redis (when configured) and the job queue; 503 when one fails."""
+    checks: dict[str, Any] = {"database": await _check("database", ping(context.engine))}
+    if context.settings.redis.url:
+        checks["redis"] = await _check("redis", _ping_redis(context.settings.redis.url))
+    checks["job_queue"] = _job_queue_check(request.app.state)
+    ready = all(check["status"] == "healthy" for check in checks.values())
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "timestamp": isoformat(utcnow()),
+        "checks": checks,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
 @router.get("/health")
 async def health(context: Context) -> JSONResponse:
     """Whether the service and what it depends on work; 503 when one does not."""
     settings = context.settings
     database = await _check("database", ping(context.engine))
+    broker = (
+        await _check("redis", _ping_redis(settings.redis.url))
+        if settings.redis.url
+        else {"status": "healthy"}
+    )
     services: dict[str, Any] = {
         "database": {**database, "backend": context.engine.dialect.name},
-        "broker": {
-            "status": "healthy",
-            "backend": "redis" if settings.redis.url else "memory",
-        },
+        "broker": {**broker, "backend": "redis" if settings.redis.url else "memory"},
     }
     stats: dict[str, Any] = {
         "active_rooms": len({c.room_id for c in _all_connections(context)}),
@@ -106,5 +159,5 @@ async def metrics_summary() -> dict[str, Any]:
 
 @router.get("/metrics/prometheus")
 async def metrics_prometheus() -> Response:
-    """Prometheus text exposition."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text exposition (every worker's, in multiprocess mode)."""
+    return Response(metrics.exposition(), media_type=metrics.EXPOSITION_CONTENT_TYPE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -27,12 +28,21 @@ def redact(text: str) -> str:
     return text
 
 
-def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_value(key: str, value: Any) -> Any:
+    if key in _SECRET_KEYS:
+        return "[redacted]"
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value("", item) for item in value]
+    return value
+
+
+def _redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if key in _SECRET_KEYS:
-            event[key] = "[redacted]"
-        elif isinstance(value, str):
-            event[key] = redact(value)
+        event[key] = _redact_value(key, value)
     return event
 
 
@@ -43,7 +53,6 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _redact_event,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -61,6 +70,8 @@ def configure_logging(settings: Settings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # Last before rendering, so tracebacks and library records are masked too.
+            _redact_event,
             renderer,
         ],
     )
@@ -72,11 +83,15 @@ def configure_logging(settings: Settings) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_videochat", False):
             root.removeHandler(handler)
+            handler.close()
     for handler in handlers:
         handler.setFormatter(formatter)
         handler._videochat = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    # aiosqlite logs every statement with its parameters (stream keys, password hashes)
+    # at DEBUG: keep it quiet even when the service itself logs at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
     # uvicorn's access log repeats our request log and would print query tokens.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

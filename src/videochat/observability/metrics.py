@@ -1,10 +1,40 @@
-"""Prometheus metrics, and the prototype's JSON summary computed from them."""
+"""Prometheus metrics, and the prototype's JSON summary computed from them.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``videochat serve --workers N`` sets it), every
+worker writes its values to files in that folder and a scrape answered by any one
+worker adds up all of them (prometheus_client's multiprocess mode).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# prometheus_client picks its value storage when it is imported, from the same variable.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# How often each worker writes its pool and queue readings in multiprocess mode.
+SAMPLE_SECONDS = 5.0
 
 HTTP_REQUESTS = Counter(
     "videochat_http_requests_total", "HTTP requests", ["method", "route", "status"]
@@ -12,9 +42,18 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "videochat_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
 )
-WS_ACTIVE = Gauge("videochat_websocket_connections_active", "Open WebSocket connections")
+WS_ACTIVE = Gauge(
+    "videochat_websocket_connections_active",
+    "Open WebSocket connections",
+    multiprocess_mode="livesum",
+)
 WS_OPENED = Counter("videochat_websocket_connections_opened_total", "WebSockets accepted")
-WS_CLOSED = Counter("videochat_websocket_connections_closed_total", "WebSockets closed", ["reason"])
+WS_CLOSED = Counter(
+    "videochat_websocket_connections_closed_total",
+    "WebSockets closed, by reason (normal, slow_consumer, rate_limited, too_big, "
+    "server_shutdown, error)",
+    ["reason"],
+)
 WS_FRAMES_IN = Counter("videochat_websocket_frames_received_total", "Frames from clients")
 WS_FRAMES_OUT = Counter("videochat_websocket_frames_sent_total", "Frames to clients")
 WS_SLOW_CONSUMERS = Counter(
@@ -25,41 +64,192 @@ USERS_CREATED = Counter("videochat_users_created_total", "Accounts created (gues
 ROOMS_CREATED = Counter("videochat_rooms_created_total", "Rooms created")
 LIVE_STREAMS_CREATED = Counter("videochat_live_streams_created_total", "Live streams created")
 VIDEOS_UPLOADED = Counter("videochat_videos_uploaded_total", "Videos uploaded")
-VIDEOS_PROCESSED = Counter("videochat_videos_processed_total", "Videos processed", ["outcome"])
+VIDEOS_PROCESSED = Counter(
+    "videochat_videos_processed_total", "Videos processed, by outcome (ready, failed)", ["outcome"]
+)
+VIDEO_PROCESSING_SECONDS = Histogram(
+    "videochat_video_processing_duration_seconds",
+    "Time to probe and transcode one video, by outcome",
+    ["outcome"],
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600),
+)
 
 
-def _total(counter: Counter, **match: str) -> float:
-    total = 0.0
-    for metric in counter.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total") and all(
-                sample.labels.get(key) == value for key, value in match.items()
-            ):
-                total += sample.value
-    return total
+def time_processing() -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback for a transcode's future that observes how long it ran, by outcome."""
+    started = time.monotonic()
+
+    def observe(future: asyncio.Future[Any]) -> None:
+        # Abandoned at shutdown (cancelled, or stopped by its progress callback): no outcome.
+        if future.cancelled() or type(future.exception()).__name__ == "_Stopping":
+            return
+        outcome = "ready" if future.exception() is None else "failed"
+        VIDEO_PROCESSING_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
+
+    return observe
 
 
-def _histogram_sum_count(histogram: Histogram) -> tuple[float, float]:
-    total = count = 0.0
-    for metric in histogram.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_sum"):
-                total += sample.value
-            elif sample.name.endswith("_count"):
-                count += sample.value
-    return total, count
+# Read at scrape time from the running apps (see RuntimeCollector).
+_RUNTIME_GAUGES = {
+    "videochat_db_pool_size": "Connections the database pool keeps",
+    "videochat_db_pool_checked_out": "Database connections in use",
+    "videochat_db_pool_checked_in": "Idle database connections in the pool",
+    "videochat_db_pool_overflow": "Database connections open beyond the pool size",
+    "videochat_job_queue_depth": "Video jobs waiting in this process's queue",
+}
+
+
+def pool_stats(engine: AsyncEngine) -> dict[str, float]:
+    """The engine's pool counters (pools without a fixed size, such as StaticPool, have none)."""
+    pool = engine.pool
+    stats: dict[str, float] = {}
+    for name, method in (
+        ("videochat_db_pool_size", "size"),
+        ("videochat_db_pool_checked_out", "checkedout"),
+        ("videochat_db_pool_checked_in", "checkedin"),
+        ("videochat_db_pool_overflow", "overflow"),
+    ):
+        read = getattr(pool, method, None)
+        if callable(read):
+            # QueuePool counts overflow from -size up; only connections past the size matter.
+            stats[name] = max(0.0, float(read()))
+    return stats
+
+
+def queue_depth(jobs: object) -> int | None:
+    """Jobs waiting in a job queue, when it can tell without I/O."""
+    depth = getattr(jobs, "depth", None)
+    if callable(depth) and not inspect.iscoroutinefunction(depth):
+        value = depth()
+        return value if isinstance(value, int) else None
+    # The in-process runner keeps an asyncio.Queue.
+    qsize = getattr(getattr(jobs, "_queue", None), "qsize", None)
+    if callable(qsize):
+        size = qsize()
+        return size if isinstance(size, int) else None
+    return None
+
+
+@dataclass(eq=False)
+class RuntimeSource:
+    """What one running app shows at scrape time: its database pool and job queue."""
+
+    engine: AsyncEngine
+    jobs: object | None = None
+
+    def read(self) -> dict[str, float]:
+        values = pool_stats(self.engine)
+        depth = queue_depth(self.jobs) if self.jobs is not None else None
+        if depth is not None:
+            values["videochat_job_queue_depth"] = float(depth)
+        return values
+
+
+class RuntimeCollector(Collector):
+    """Gauges computed when scraped, summed over the apps running in this process."""
+
+    def __init__(self) -> None:
+        self.sources: list[RuntimeSource] = []
+
+    def read(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for source in list(self.sources):
+            for name, value in source.read().items():
+                totals[name] = totals.get(name, 0.0) + value
+        return totals
+
+    def collect(self) -> Iterable[Metric]:
+        for name, value in self.read().items():
+            yield GaugeMetricFamily(name, _RUNTIME_GAUGES[name], value=value)
+
+
+RUNTIME = RuntimeCollector()
+_SAMPLED: dict[str, Gauge] = {}
+if MULTIPROCESS:
+    # A scrape reaches one worker: each writes its readings where the others can add them.
+    _SAMPLED.update(
+        (name, Gauge(name, doc, registry=None, multiprocess_mode="livesum"))
+        for name, doc in _RUNTIME_GAUGES.items()
+    )
+else:
+    REGISTRY.register(RUNTIME)
+
+
+def _sample() -> None:
+    for name, value in RUNTIME.read().items():
+        _SAMPLED[name].set(value)
+
+
+class RuntimeMetrics:
+    """Puts one app's pool and job queue on the scrape for as long as it runs."""
+
+    def __init__(self, engine: AsyncEngine, jobs: object | None) -> None:
+        self.source = RuntimeSource(engine, jobs)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        RUNTIME.sources.append(self.source)
+        if MULTIPROCESS:
+            self._task = asyncio.create_task(self._sample_forever(), name="metrics-sampler")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            RUNTIME.sources.remove(self.source)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if MULTIPROCESS:
+            # Drops this worker's "live" gauges (open sockets, pool) from the sums.
+            mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    async def _sample_forever(self) -> None:
+        while True:
+            _sample()
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+
+def _families() -> list[Metric]:
+    if MULTIPROCESS:
+        _sample()  # this worker's readings are fresh; the others are SAMPLE_SECONDS old at most
+        collector = MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+        return list(collector.collect())  # type: ignore[no-untyped-call]
+    return list(REGISTRY.collect())
+
+
+def exposition() -> bytes:
+    """The Prometheus text format, for every worker when there are several."""
+    if MULTIPROCESS:
+        _sample()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def _sum(families: list[Metric], sample_name: str, **match: str) -> float:
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == sample_name
+        and all(sample.labels.get(key) == value for key, value in match.items())
+    )
 
 
 def summary() -> dict[str, Any]:
-    """The prototype's ``/metrics`` JSON, from the live counters."""
-    total = _total(HTTP_REQUESTS)
+    """The prototype's ``/metrics`` JSON, from the live counters (of every worker)."""
+    families = _families()
+    requests = "videochat_http_requests_total"
+    total = _sum(families, requests)
     failed = sum(
         sample.value
-        for metric in HTTP_REQUESTS.collect()
-        for sample in metric.samples
-        if sample.name.endswith("_total") and sample.labels.get("status", "0") >= "400"
+        for family in families
+        for sample in family.samples
+        if sample.name == requests and int(sample.labels.get("status", "0")) >= 400
     )
-    seconds, count = _histogram_sum_count(HTTP_DURATION)
+    seconds = _sum(families, "videochat_http_request_duration_seconds_sum")
+    count = _sum(families, "videochat_http_request_duration_seconds_count")
     return {
         "requests": {
             "total": int(total),
@@ -69,15 +259,17 @@ def summary() -> dict[str, Any]:
             "average_duration_ms": round(seconds / count * 1000, 3) if count else 0.0,
         },
         "websocket": {
-            "active_connections": int(WS_ACTIVE._value.get()),
-            "total_connections": int(_total(WS_OPENED)),
-            "messages_sent": int(_total(WS_FRAMES_OUT)),
-            "messages_received": int(_total(WS_FRAMES_IN)),
+            "active_connections": int(_sum(families, "videochat_websocket_connections_active")),
+            "total_connections": int(
+                _sum(families, "videochat_websocket_connections_opened_total")
+            ),
+            "messages_sent": int(_sum(families, "videochat_websocket_frames_sent_total")),
+            "messages_received": int(_sum(families, "videochat_websocket_frames_received_total")),
         },
         "video": {
-            "live_streams_created": int(_total(LIVE_STREAMS_CREATED)),
-            "videos_uploaded": int(_total(VIDEOS_UPLOADED)),
-            "videos_processed": int(_total(VIDEOS_PROCESSED)),
+            "live_streams_created": int(_sum(families, "videochat_live_streams_created_total")),
+            "videos_uploaded": int(_sum(families, "videochat_videos_uploaded_total")),
+            "videos_processed": int(_sum(families, "videochat_videos_processed_total")),
         },
-        "chat": {"messages": int(_total(CHAT_MESSAGES))},
+        "chat": {"messages": int(_sum(families, "videochat_chat_messages_total"))},
     }

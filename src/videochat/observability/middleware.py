@@ -4,20 +4,69 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from videochat.accounts.tokens import decode_token
+from videochat.exceptions import VideochatError
 from videochat.observability import metrics
 
 log = structlog.get_logger("videochat.http")
 
 
-def _route_template(scope: Scope) -> str:
+UNMATCHED = "<unmatched>"
+
+
+def _from_path_params(path: str, params: dict[str, Any]) -> str | None:
+    # Put each parameter's name back where its value sits in the path, left to right.
+    template = path
+    position = 0
+    for name, value in params.items():
+        text = str(value)
+        found = template.find(text, position) if text else -1
+        if found < 0:
+            return None
+        placeholder = "{" + name + "}"
+        template = template[:found] + placeholder + template[found + len(text) :]
+        position = found + len(placeholder)
+    return template
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/rooms/{room_id}``), never the raw path."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    # Unknown paths share one label so scanners cannot blow up the metric's cardinality.
-    return path if isinstance(path, str) else "<unmatched>"
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if isinstance(template, str) and template:
+        return template
+    if scope.get("endpoint") is not None:
+        # A mount (the static files): FastAPI's router records no route for it.
+        prefix = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
+        if prefix:
+            return prefix + "/{path}"
+        params = scope.get("path_params")
+        if isinstance(params, dict):
+            derived = _from_path_params(str(scope.get("path", "")), params)
+            if derived is not None:
+                return derived
+    # Unknown paths (and requests refused before routing, such as 429s) share one
+    # label so scanners cannot blow up the metric's cardinality.
+    return UNMATCHED
+
+
+def _token_subject(scope: Scope) -> str | None:
+    """The user a valid bearer token speaks for (the log's ``user_id``); never the token."""
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    context = getattr(getattr(scope.get("app"), "state", None), "context", None)
+    if scheme.lower() != "bearer" or not token.strip() or context is None:
+        return None
+    try:
+        claims = decode_token(context.settings.jwt, token.strip(), kind="access")
+    except VideochatError:
+        return None  # a stream key (WHIP) or a bad token: no user to name
+    return claims.subject
 
 
 class RequestContextMiddleware:
@@ -55,14 +104,18 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(scope)
+            route = route_template(scope)
             method = scope["method"]
             metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
             metrics.HTTP_DURATION.labels(method=method, route=route).observe(elapsed)
+            params = scope.get("path_params") or {}
             log.info(
                 "http.request",
                 method=method,
                 path=scope["path"],
+                route=route,
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
+                user_id=_token_subject(scope),
+                room_id=params.get("room_id"),
             )

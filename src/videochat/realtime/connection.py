@@ -31,8 +31,14 @@ class Connection:
     # Message frames up to this id were already sent by the reconnect replay.
     replayed_up_to: int = 0
     closed: bool = False
+    # Muted by a moderator: chat and turning devices on are refused.
+    muted: bool = False
+    # The client's address, for the per-address connection limit.
+    ip: str = ""
     # Set when the server decided to close (slow consumer, abuse, shutdown).
     closed_by_server: bool = False
+    # The close code the server sent, or the client's when it left (metrics' close reason).
+    close_code: int | None = None
     # The task running the socket's handler, cancelled when the server closes it so a
     # handler blocked on receive() from a client that never reads or writes ends too.
     handler: asyncio.Task[Any] | None = None
@@ -67,7 +73,17 @@ class Connection:
             return
         self.closed = True
         self.closed_by_server = True
+        self.close_code = code
         asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def close_and_wait(self, code: int, reason: str) -> None:
+        """Close from the socket's own handler, waiting until the close frame is sent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.closed_by_server = True
+        self.close_code = code
+        await self._close(code, reason)
 
     async def _close(self, code: int, reason: str) -> None:
         # A writer stuck on a full TCP buffer would hold the socket: stop it first.
@@ -76,8 +92,8 @@ class Connection:
         with contextlib.suppress(Exception):
             if self.websocket.application_state is WebSocketState.CONNECTED:
                 await asyncio.wait_for(self.websocket.close(code=code, reason=reason), 2)
-        metrics.WS_CLOSED.labels(reason=str(code)).inc()
-        if self.handler is not None and not self.handler.done():
+        current = asyncio.current_task()
+        if self.handler is not None and not self.handler.done() and self.handler is not current:
             self.handler.cancel()
 
     async def stop_writer(self) -> None:

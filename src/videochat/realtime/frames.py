@@ -16,8 +16,11 @@ def message_frame(message: Message) -> dict[str, Any]:
         "user_id": message.user_id,
         "username": message.username,
         "room_id": message.room_id,
-        "content": message.content,
+        "content": "" if message.deleted_at else message.content,
         "timestamp": isoformat(message.created_at),
+        # A replay carries what happened since: edits and deletions.
+        "edited_at": isoformat(message.edited_at) if message.edited_at else None,
+        "deleted": message.deleted_at is not None,
     }
 
 

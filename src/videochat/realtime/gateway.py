@@ -19,12 +19,16 @@ from videochat.chat.service import chat, clean_content
 from videochat.config import AuthMode
 from videochat.context import AppContext
 from videochat.exceptions import BadRequest, VideochatError
-from videochat.observability import metrics
+from videochat.kit.pagination import MAX_ID
+from videochat.observability import metrics, sockets
 from videochat.realtime import close_codes, frames
 from videochat.realtime.connection import Connection
 from videochat.realtime.hub import dumps
 from videochat.rooms import repository as rooms_repository
+from videochat.rooms.moderation import is_banned
 from videochat.rooms.service import can_see, role_of, rooms
+from videochat.security.limiter import Limiter
+from videochat.security.ratelimit import client_ip
 
 router = APIRouter()
 log = structlog.get_logger(__name__)
@@ -38,9 +42,16 @@ class Refused(Exception):
 
 async def _authorise(
     context: AppContext, websocket: WebSocket, room_id: str, user_id: str
-) -> tuple[str, int | None]:
+) -> tuple[str, int | None, bool]:
     """Check token, user and room; make the user a member of a public room."""
     settings = context.settings
+    if settings.rate_limit.enabled:
+        ip = client_ip(websocket.scope)
+        limiter: Limiter = websocket.app.state.limiter
+        if await limiter.retry_after(limiter.ws_connects, "ws-connect", ip) is not None:
+            raise Refused("too many connection attempts from this address")
+        if context.hub.open_from(ip) >= settings.rate_limit.ws_connections_per_ip:
+            raise Refused("too many open connections from this address")
     params = websocket.query_params
     since: int | None = None
     if "since" in params:
@@ -48,7 +59,7 @@ async def _authorise(
             since = int(params["since"])
         except ValueError as exc:
             raise Refused("since must be a message id") from exc
-        if since < 0:
+        if not 0 <= since <= MAX_ID:
             raise Refused("since must be a message id")
     if settings.auth_mode is AuthMode.TOKEN:
         token = params.get("token")
@@ -70,8 +81,14 @@ async def _authorise(
         room = await rooms_repository.get_room(session, room_id)
         if room is None or not can_see(room, user_id):
             raise Refused("room not found")
-        await rooms.ensure_member_for_socket(session, room=room, user_id=user_id)
-        return user.username, since
+        if await is_banned(session, room_id, user_id):
+            raise Refused("banned from this room")
+        try:
+            await rooms.ensure_member_for_socket(session, room=room, user_id=user_id)
+        except VideochatError as exc:  # the room is full
+            raise Refused(exc.detail) from exc
+        membership = await rooms_repository.get_membership(session, room_id, user_id)
+        return user.username, since, bool(membership and membership.muted)
 
 
 @router.websocket("/ws/{room_id}/{user_id}")
@@ -79,7 +96,7 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
     """Join a room's realtime channel (protocol: docs/PROTOCOL.md)."""
     context: AppContext = websocket.app.state.context
     try:
-        username, since = await _authorise(context, websocket, room_id, user_id)
+        username, since, muted = await _authorise(context, websocket, room_id, user_id)
     except Refused as exc:
         log.info("ws.refused", room_id=room_id, user_id=user_id, reason=str(exc))
         # Closing before accept makes the server answer the handshake with HTTP 403.
@@ -87,13 +104,15 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         return
 
     await websocket.accept()
-    metrics.WS_OPENED.inc()
+    sockets.opened(room_id=room_id, user_id=user_id)
     connection = Connection(
         websocket=websocket,
         room_id=room_id,
         user_id=user_id,
         username=username,
         queue_size=context.settings.realtime.send_queue_size,
+        muted=muted,
+        ip=client_ip(websocket.scope),
     )
     connection.handler = asyncio.current_task()
     hub = context.hub
@@ -109,11 +128,12 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
                 await connection.send_now(dumps(frames.message_frame(message)))
                 connection.replayed_up_to = message.id
         connection.start_writer()
+        connection.offer(dumps(await _welcome_frame(context, connection)))
         await hub.publish(room_id, frames.user_joined_frame(user_id=user_id, username=username))
         await hub.publish(room_id, frames.presence_frame(room_id, await hub.participants(room_id)))
         await _receive_loop(context, connection)
-    except WebSocketDisconnect:
-        pass
+    except WebSocketDisconnect as exc:
+        connection.close_code = connection.close_code or exc.code
     except asyncio.CancelledError:
         # The server closed this socket (see Connection.close); anything else propagates.
         task = asyncio.current_task()
@@ -123,7 +143,7 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
     finally:
         await hub.unregister(connection)
         await connection.stop_writer()
-        metrics.WS_CLOSED.labels(reason="disconnect").inc()
+        sockets.closed(connection)
         with contextlib.suppress(Exception):
             await hub.publish(room_id, frames.user_left_frame(user_id=user_id, username=username))
             await hub.publish(
@@ -132,10 +152,30 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         structlog.contextvars.unbind_contextvars("room_id", "user_id")
 
 
+async def _welcome_frame(context: AppContext, connection: Connection) -> dict[str, Any]:
+    """What a client needs to know about itself before live traffic: role and mute."""
+    async with context.sessionmaker() as session:
+        membership = await rooms_repository.get_membership(
+            session, connection.room_id, connection.user_id
+        )
+    return {
+        "type": "welcome",
+        "room_id": connection.room_id,
+        "user_id": connection.user_id,
+        "connection_id": connection.id,
+        "role": membership.role.value if membership else None,
+        "muted": connection.muted,
+        "max_call_size": context.settings.calls.max_call_size,
+    }
+
+
 async def _receive_loop(context: AppContext, connection: Connection) -> None:
     settings = context.settings
     limit = RateLimitItemPerSecond(
         settings.rate_limit.ws_frames, settings.rate_limit.ws_frames_window_seconds
+    )
+    signal_limit = RateLimitItemPerSecond(
+        settings.rate_limit.ws_frames * 5, settings.rate_limit.ws_frames_window_seconds
     )
     strikes = 0
     while not connection.closed:
@@ -148,22 +188,28 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
             connection.offer(dumps(frames.error_frame("bad_frame", "frames must be JSON text")))
             continue
         if len(raw.encode()) > settings.realtime.max_frame_bytes:
-            connection.close(close_codes.FRAME_TOO_BIG, "frame too big")
+            await connection.close_and_wait(close_codes.FRAME_TOO_BIG, "frame too big")
             return
-        if settings.rate_limit.enabled and not await _frame_limiter.hit(limit, connection.id):
-            strikes += 1
-            if strikes > 10:
-                connection.close(close_codes.RATE_LIMITED, "too many frames")
-                return
-            connection.offer(dumps(frames.error_frame("rate_limited", "slow down")))
-            continue
         try:
             frame = json.loads(raw)
         except json.JSONDecodeError:
-            connection.offer(dumps(frames.error_frame("bad_frame", "frames must be JSON")))
+            frame = None
+        # WebRTC signalling comes in bursts (offers, answers, ICE candidates while a
+        # call of six starts): it has its own, larger budget.
+        is_signal = isinstance(frame, dict) and frame.get("type") == "signal"
+        item, bucket = (signal_limit, "signal") if is_signal else (limit, "frames")
+        if settings.rate_limit.enabled and not await _frame_limiter.hit(
+            item, bucket, connection.id
+        ):
+            strikes += 1
+            if strikes > 10:
+                await connection.close_and_wait(close_codes.RATE_LIMITED, "too many frames")
+                return
+            connection.offer(dumps(frames.error_frame("rate_limited", "slow down")))
             continue
         if not isinstance(frame, dict):
-            connection.offer(dumps(frames.error_frame("bad_frame", "frames must be objects")))
+            detail = "frames must be JSON" if frame is None else "frames must be objects"
+            connection.offer(dumps(frames.error_frame("bad_frame", detail)))
             continue
         try:
             await _handle(context, connection, frame)
@@ -175,6 +221,15 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
 async def _handle(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
     hub = context.hub
     kind = frame.get("type", "message" if "content" in frame else None)
+    if connection.muted and (
+        kind in {"message", "edit"}
+        or (
+            kind == "media_state"
+            and any(frame.get(k) is True for k in ("audio", "video", "screen"))
+        )
+    ):
+        connection.offer(dumps(frames.error_frame("muted", "a moderator has muted you here")))
+        return
     if kind == "message":
         content = clean_content(
             frame.get("content"), max_chars=context.settings.realtime.max_message_chars
@@ -230,7 +285,11 @@ async def _edit_or_delete(
     context: AppContext, connection: Connection, frame: dict[str, Any], kind: str
 ) -> None:
     message_id = frame.get("id")
-    if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1:
+    if (
+        not isinstance(message_id, int)
+        or isinstance(message_id, bool)
+        or not 1 <= message_id <= MAX_ID
+    ):
         raise BadRequest(f"{kind} needs the message 'id'")
     async with context.sessionmaker() as session:
         if kind == "edit":

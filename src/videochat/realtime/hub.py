@@ -58,6 +58,10 @@ class Hub:
         """Every local socket, in every room."""
         return [c for room in self._rooms.values() for c in room.values()]
 
+    def open_from(self, ip: str) -> int:
+        """How many sockets this instance holds open for one client address."""
+        return sum(1 for connection in self.all_connections() if connection.ip == ip)
+
     def connections(self, room_id: str) -> list[Connection]:
         """The local sockets in a room."""
         return list(self._rooms.get(room_id, {}).values())
@@ -105,9 +109,18 @@ class Hub:
         *,
         to_user: str | None = None,
         except_connection: str | None = None,
+        control: dict[str, Any] | None = None,
     ) -> None:
-        """Send a frame to everyone in the room (or one user), on every instance."""
-        payload = dumps({"frame": frame, "to": to_user, "except": except_connection})
+        """Send a frame to everyone in the room (or one user), on every instance.
+
+        ``control`` acts on sockets after the frame went out: ``{"disconnect": user_id,
+        "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
+        "muted": bool}`` updates their sockets' muted flag.
+        """
+        envelope: dict[str, Any] = {"frame": frame, "to": to_user, "except": except_connection}
+        if control:
+            envelope["control"] = control
+        payload = dumps(envelope)
         try:
             await self.broker.publish(_topic(room_id), payload)
         except Exception as exc:
@@ -127,6 +140,16 @@ class Hub:
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
                 continue
             connection.offer(text, message_id=message_id)
+        control = envelope.get("control")
+        if control:
+            self._apply_control(room_id, control)
+
+    def _apply_control(self, room_id: str, control: dict[str, Any]) -> None:
+        for connection in self.connections(room_id):
+            if connection.user_id == control.get("disconnect"):
+                connection.close(int(control.get("code", 4003)), str(control.get("reason", "")))
+            if connection.user_id == control.get("mute"):
+                connection.muted = bool(control.get("muted"))
 
     async def close_all(self) -> None:
         """Tell every socket the server is going away (shutdown)."""

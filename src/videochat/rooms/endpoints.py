@@ -10,6 +10,7 @@ from videochat.accounts.auth import OptionalUser, resolve_actor
 from videochat.config import AuthMode
 from videochat.context import Session, SettingsDep
 from videochat.exceptions import Unauthorized
+from videochat.kit.pagination import Offset
 from videochat.observability import metrics
 from videochat.rooms import repository
 from videochat.rooms.schemas import JoinResult, MemberOut, RoomCreate, RoomJoin, RoomOut
@@ -27,7 +28,9 @@ async def create_room(
         raise Unauthorized()
     if user is None and body.is_private:
         raise Unauthorized("A private room needs an owner: send a bearer token")
-    room = await rooms.create(session, name=body.name, is_private=body.is_private, owner=user)
+    room = await rooms.create(
+        session, name=body.name, is_private=body.is_private, owner=user, capacity=body.capacity
+    )
     metrics.ROOMS_CREATED.inc()
     return to_out(room, viewer_id=user.id if user else None)
 
@@ -37,7 +40,7 @@ async def list_rooms(
     session: Session,
     user: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[RoomOut]:
     """Public rooms and the caller's private rooms."""
     viewer_id = user.id if user else None
@@ -60,7 +63,11 @@ async def list_members(room_id: str, session: Session, user: OptionalUser) -> li
     await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
     return [
         MemberOut(
-            user_id=member.user_id, username=username, role=member.role, joined_at=member.joined_at
+            user_id=member.user_id,
+            username=username,
+            role=member.role,
+            joined_at=member.joined_at,
+            muted=member.muted,
         )
         for member, username in await repository.list_members(session, room_id)
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -13,6 +13,7 @@ RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2,
 class RoomCreate(BaseModel):
     name: RoomName
     is_private: bool = False
+    capacity: Annotated[int | None, Field(ge=2, le=1000)] = None
 
 
 class RoomJoin(BaseModel):
@@ -29,6 +30,9 @@ class RoomOut(BaseModel):
     users: list[str]
     # Only for the owner and moderators: the code that lets others into a private room.
     invite_code: str | None = None
+    capacity: int | None = None
+    # user id -> owner / moderator / member
+    roles: dict[str, str] = {}
 
 
 class MemberOut(BaseModel):
@@ -36,6 +40,24 @@ class MemberOut(BaseModel):
     username: str
     role: str
     joined_at: datetime
+    muted: bool = False
+
+
+class RoleChange(BaseModel):
+    role: Literal["moderator", "member"]
+
+
+class InviteCreate(BaseModel):
+    expires_in_seconds: Annotated[int, Field(ge=60, le=30 * 24 * 3600)] = 7 * 24 * 3600
+    max_uses: Annotated[int | None, Field(ge=1, le=10_000)] = None
+
+
+class InviteOut(BaseModel):
+    code: str
+    room_id: str
+    expires_at: datetime
+    max_uses: int | None
+    uses: int
 
 
 class JoinResult(BaseModel):

@@ -43,12 +43,20 @@ def to_out(room: Room, *, viewer_id: str | None) -> RoomOut:
         owner_id=room.owner_id,
         users=[member.user_id for member in room.members],
         invite_code=room.invite_code if manages else None,
+        capacity=room.capacity,
+        roles={member.user_id: member.role.value for member in room.members},
     )
 
 
 class RoomService:
     async def create(
-        self, session: AsyncSession, *, name: str, is_private: bool, owner: User | None
+        self,
+        session: AsyncSession,
+        *,
+        name: str,
+        is_private: bool,
+        owner: User | None,
+        capacity: int | None = None,
     ) -> Room:
         """Create a room; its creator (when known) becomes the owner."""
         room = Room(
@@ -56,6 +64,7 @@ class RoomService:
             is_private=is_private,
             owner_id=owner.id if owner else None,
             invite_code=new_secret(12) if is_private else None,
+            capacity=capacity,
             # Set explicitly (even empty) so the response never lazy-loads it.
             members=[RoomMember(user_id=owner.id, role=RoomRole.OWNER)] if owner else [],
         )
@@ -91,8 +100,18 @@ class RoomService:
             raise NotFound("User not found")
         if role_of(room, user_id) is not None:
             return room, user
-        if room.is_private and (invite_code is None or invite_code != room.invite_code):
-            raise Forbidden("This room is private: an invite is needed to join")
+        from videochat.rooms.moderation import is_banned, redeem_invite
+
+        if await is_banned(session, room_id, user_id):
+            raise Forbidden("You are banned from this room")
+        if room.is_private:
+            permanent = invite_code is not None and invite_code == room.invite_code
+            if not permanent and not (
+                invite_code and await redeem_invite(session, room_id=room_id, code=invite_code)
+            ):
+                raise Forbidden("This room is private: a valid invite is needed to join")
+        if room.capacity is not None and len(room.members) >= room.capacity:
+            raise Forbidden(f"This room is full ({room.capacity} members)")
         await self._add_member(session, room=room, user_id=user_id)
         return room, user
 
@@ -101,6 +120,8 @@ class RoomService:
     ) -> None:
         """Connecting to a public room joins it, as in the prototype."""
         if role_of(room, user_id) is None:
+            if room.capacity is not None and len(room.members) >= room.capacity:
+                raise Forbidden(f"This room is full ({room.capacity} members)")
             await self._add_member(session, room=room, user_id=user_id)
 
     async def _add_member(self, session: AsyncSession, *, room: Room, user_id: str) -> None:

@@ -1,0 +1,1 @@
+"""Live streaming: WHIP ingest with aiortc, live HLS with PyAV, archived into the library."""

@@ -1,0 +1,229 @@
+"""Video jobs through Redis: the API's ``RedisJobQueue`` and the ``videochat worker`` process.
+
+Built on SAQ (a Redis job queue for asyncio). What makes a job survive:
+
+- the API enqueues only after the ``uploaded`` status is committed, keyed by the
+  video id, so the same video is never queued twice while a job for it is pending;
+- a worker takes a job by moving it atomically from the queued list to the active list
+  (``BLMOVE``): a worker dying between the two never drops it;
+- a running job refreshes its heartbeat every few seconds; any worker's sweep retries
+  an active job whose heartbeat went silent for ``job_heartbeat_seconds`` (its worker
+  was killed), so another worker redoes it;
+- a crash inside a job is retried after ``job_retry_delay_seconds``; the database
+  counts attempts and fails the video after ``job_max_attempts``;
+- every worker, at start and then periodically, re-queues the ``uploaded`` and
+  ``processing`` videos that have no job (say, an API instance died between its
+  commit and its enqueue, or Redis lost its data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from saq import Job, Worker
+from saq.queue.redis import RedisQueue
+from saq.types import Context, PartialTimersDict
+
+from videochat.config import MediaSettings, Settings
+from videochat.context import AppContext
+from videochat.media.tasks import Outcome, VideoProcessor, unfinished_videos
+
+log = structlog.get_logger(__name__)
+
+JOB_FUNCTION = "process_video"
+# How long a sweep waits for the worker of a silent job to confirm it stopped; a dead
+# one never answers (the worker's own abort check runs every second).
+ABORT_WAIT_SECONDS = 2.0
+# Blocking dequeue timeout: shorter than the Redis client's socket timeout.
+DEQUEUE_TIMEOUT_SECONDS = 2.0
+# Finished jobs are kept this long in Redis (for inspection), then expire.
+KEEP_FINISHED_SECONDS = 3600
+
+
+class _Queue(RedisQueue):
+    async def sweep(self, lock: int = 60, abort: float = ABORT_WAIT_SECONDS) -> list[str]:
+        return await super().sweep(lock, abort=min(abort, ABORT_WAIT_SECONDS))
+
+
+class RetryLater(Exception):
+    """A job that crashed with attempts left: SAQ runs it again after the retry delay."""
+
+
+def create_queue(settings: Settings) -> RedisQueue:
+    """The SAQ queue of video jobs on the configured Redis."""
+    if not settings.redis.url:
+        raise RuntimeError("the Redis job queue needs VIDEOCHAT_REDIS__URL")
+    client: aioredis.Redis = aioredis.Redis.from_url(settings.redis.url)
+    return _Queue(client, name=settings.media.job_queue_name)
+
+
+async def enqueue_video(queue: RedisQueue, media: MediaSettings, video_id: str) -> bool:
+    """Queue one video's job; False when a job for it is already pending."""
+    job = await queue.enqueue(
+        JOB_FUNCTION,
+        key=video_id,
+        video_id=video_id,
+        timeout=0,  # a long video legitimately encodes for long: liveness is the heartbeat
+        heartbeat=media.job_heartbeat_seconds,
+        # The database decides when a video has been tried enough (job_max_attempts);
+        # SAQ's own count only has to outlast it, kills and retries included.
+        retries=media.job_max_attempts + 2,
+        retry_delay=media.job_retry_delay_seconds,
+        ttl=KEEP_FINISHED_SECONDS,
+    )
+    return job is not None
+
+
+class RedisJobQueue:
+    """The API side: hands committed videos to ``videochat worker`` processes."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.settings = context.settings
+        self._queue: RedisQueue | None = None
+
+    async def start(self) -> None:
+        self._queue = create_queue(self.settings)
+        await self._queue.connect()
+
+    async def stop(self) -> None:
+        if self._queue is not None:
+            await self._queue.disconnect()
+            self._queue = None
+
+    async def enqueue(self, video_id: str) -> None:
+        """Queue a committed video; if Redis is down, a worker's re-check finds it later."""
+        if self._queue is None:
+            raise RuntimeError("the video job queue is not running")
+        try:
+            await enqueue_video(self._queue, self.settings.media, video_id)
+        except Exception:
+            log.exception("video.enqueue_failed", video_id=video_id)
+
+
+async def requeue_unfinished(context: AppContext, queue: RedisQueue) -> int:
+    """Queue every ``uploaded``/``processing`` video that has no pending job; how many."""
+    queued = 0
+    for video_id in await unfinished_videos(context):
+        if await enqueue_video(queue, context.settings.media, video_id):
+            queued += 1
+    if queued:
+        log.info("video.jobs_recovered", count=queued)
+    return queued
+
+
+async def _heartbeat(job: Job, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await job.update()  # refreshes the job's "touched" time
+        except Exception as exc:  # Redis hiccup: the next beat may get through
+            log.warning("video.heartbeat_failed", job=job.key, error=repr(exc))
+
+
+class VideoWorker:
+    """A ``videochat worker`` process: runs video jobs from Redis until SIGINT/SIGTERM."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def run(self) -> None:
+        from videochat.db.engine import create_engine, create_sessionmaker
+        from videochat.realtime.hub import Hub
+        from videochat.realtime.redis_broker import RedisBroker
+
+        settings = self.settings
+        assert settings.redis.url is not None
+        engine = create_engine(settings)
+        # Frames go out through the same Redis pub/sub as the API's: rooms hear
+        # "processing" and "ready" from here.
+        broker = RedisBroker(settings.redis.url)
+        await broker.start()
+        context = AppContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            hub=Hub(broker),
+        )
+        processor = VideoProcessor(context)
+        await processor.prepare()
+        queue = create_queue(settings)
+        media = settings.media
+        beat_every = max(0.5, media.job_heartbeat_seconds / 4)
+
+        async def process_video(ctx: Context, *, video_id: str) -> str:
+            beat = asyncio.create_task(_heartbeat(ctx["job"], beat_every))
+            try:
+                outcome = await processor.process(video_id)
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+            if outcome is Outcome.RETRY:
+                raise RetryLater(video_id)
+            return str(outcome.value)
+
+        async def recheck(_: Context) -> None:
+            with contextlib.suppress(Exception):
+                await requeue_unfinished(context, queue)
+
+            async def every() -> None:
+                while True:
+                    await asyncio.sleep(media.job_recheck_seconds)
+                    try:
+                        await requeue_unfinished(context, queue)
+                    except Exception:
+                        log.exception("video.recheck_failed")
+
+            rechecks.append(asyncio.create_task(every(), name="video-recheck"))
+
+        rechecks: list[asyncio.Task[None]] = []
+        functions: Any = [(JOB_FUNCTION, process_video)]
+        timers: PartialTimersDict = {
+            "sweep": media.job_sweep_seconds,
+            "abort": 1,
+            "schedule": 1,
+            "worker_info": 10,
+        }
+        worker = Worker(
+            queue,
+            functions,
+            concurrency=media.job_concurrency,
+            startup=recheck,
+            timers=timers,
+            dequeue_timeout=DEQUEUE_TIMEOUT_SECONDS,
+            shutdown_grace_period_s=None,
+            # Cancelled jobs first stop their transcode thread (at its next progress report).
+            cancellation_hard_deadline_s=10.0,
+        )
+        log.info(
+            "worker.started",
+            queue=media.job_queue_name,
+            concurrency=media.job_concurrency,
+            database=engine.dialect.name,
+        )
+        try:
+            await queue.connect()
+            await worker.start()  # returns on SIGINT/SIGTERM
+        finally:
+            processor.request_stop()
+            await processor.wait_running()
+            for task in rechecks:
+                task.cancel()
+            await asyncio.gather(*rechecks, return_exceptions=True)
+            processor.shutdown()
+            await queue.disconnect()
+            await broker.stop()
+            await engine.dispose()
+            log.info("worker.stopped")
+
+
+async def run_worker(settings: Settings) -> None:
+    """Entry point of ``videochat worker``."""
+    from videochat.observability.logging import configure_logging
+
+    configure_logging(settings)
+    await VideoWorker(settings).run()

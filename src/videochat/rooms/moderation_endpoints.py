@@ -1,0 +1,144 @@
+"""HTTP routes for moderation: roles, kick, ban, mute, invites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from videochat.accounts.auth import CurrentUser
+from videochat.context import Context, Session
+from videochat.db.models import RoomRole
+from videochat.rooms.moderation import KICKED, moderation, moderation_frame
+from videochat.rooms.schemas import InviteCreate, InviteOut, JoinResult, RoleChange
+
+router = APIRouter(tags=["moderation"])
+
+
+async def _announce(context: Context, room_id: str, frame: dict[str, Any], **control: Any) -> None:
+    await context.hub.publish(room_id, frame, control=control or None)
+
+
+@router.post("/rooms/{room_id}/members/{user_id}/role", response_model=JoinResult)
+async def change_role(
+    room_id: str,
+    user_id: str,
+    body: RoleChange,
+    session: Session,
+    user: CurrentUser,
+    context: Context,
+) -> JoinResult:
+    """Promote a member to moderator or demote a moderator (owner only)."""
+    role = RoomRole(body.role)
+    await moderation.set_role(
+        session, room_id=room_id, actor_id=user.id, target_id=user_id, role=role
+    )
+    action = "promote" if role is RoomRole.MODERATOR else "demote"
+    await _announce(
+        context, room_id, moderation_frame(action, user_id=user_id, by=user.id, role=role.value)
+    )
+    return JoinResult(message=f"{user_id} is now {role.value}")
+
+
+@router.post("/rooms/{room_id}/members/{user_id}/kick", response_model=JoinResult)
+async def kick(
+    room_id: str, user_id: str, session: Session, user: CurrentUser, context: Context
+) -> JoinResult:
+    """Remove someone from the room and close their sockets."""
+    await moderation.kick(session, room_id=room_id, actor_id=user.id, target_id=user_id)
+    await _announce(
+        context,
+        room_id,
+        moderation_frame("kick", user_id=user_id, by=user.id),
+        disconnect=user_id,
+        code=KICKED,
+        reason="kicked from the room",
+    )
+    return JoinResult(message=f"{user_id} was removed from the room")
+
+
+@router.post("/rooms/{room_id}/members/{user_id}/ban", response_model=JoinResult)
+async def ban(
+    room_id: str, user_id: str, session: Session, user: CurrentUser, context: Context
+) -> JoinResult:
+    """Remove someone and keep them out."""
+    await moderation.ban(session, room_id=room_id, actor_id=user.id, target_id=user_id)
+    await _announce(
+        context,
+        room_id,
+        moderation_frame("ban", user_id=user_id, by=user.id),
+        disconnect=user_id,
+        code=KICKED,
+        reason="banned from the room",
+    )
+    return JoinResult(message=f"{user_id} was banned from the room")
+
+
+@router.get("/rooms/{room_id}/bans", response_model=list[str])
+async def list_bans(room_id: str, session: Session, user: CurrentUser) -> list[str]:
+    """Who is banned (moderators only)."""
+    return await moderation.list_bans(session, room_id=room_id, actor_id=user.id)
+
+
+@router.delete("/rooms/{room_id}/bans/{user_id}", response_model=JoinResult)
+async def unban(
+    room_id: str, user_id: str, session: Session, user: CurrentUser, context: Context
+) -> JoinResult:
+    """Lift a ban."""
+    await moderation.unban(session, room_id=room_id, actor_id=user.id, target_id=user_id)
+    await _announce(context, room_id, moderation_frame("unban", user_id=user_id, by=user.id))
+    return JoinResult(message=f"{user_id} may join again")
+
+
+async def _set_muted(
+    room_id: str, user_id: str, session: Session, user: CurrentUser, context: Context, muted: bool
+) -> JoinResult:
+    await moderation.set_muted(
+        session, room_id=room_id, actor_id=user.id, target_id=user_id, muted=muted
+    )
+    action = "mute" if muted else "unmute"
+    await _announce(
+        context,
+        room_id,
+        moderation_frame(action, user_id=user_id, by=user.id),
+        mute=user_id,
+        muted=muted,
+    )
+    return JoinResult(message=f"{user_id} is {'muted' if muted else 'no longer muted'}")
+
+
+@router.post("/rooms/{room_id}/members/{user_id}/mute", response_model=JoinResult)
+async def mute(
+    room_id: str, user_id: str, session: Session, user: CurrentUser, context: Context
+) -> JoinResult:
+    """Stop someone from chatting and turning on mic, camera or screen."""
+    return await _set_muted(room_id, user_id, session, user, context, True)
+
+
+@router.post("/rooms/{room_id}/members/{user_id}/unmute", response_model=JoinResult)
+async def unmute(
+    room_id: str, user_id: str, session: Session, user: CurrentUser, context: Context
+) -> JoinResult:
+    """Let a muted member speak again."""
+    return await _set_muted(room_id, user_id, session, user, context, False)
+
+
+@router.post("/rooms/{room_id}/invites", response_model=InviteOut, status_code=201)
+async def create_invite(
+    room_id: str, body: InviteCreate, session: Session, user: CurrentUser
+) -> InviteOut:
+    """An expiring invite code for a private room (owner or moderators)."""
+    invite = await moderation.create_invite(
+        session,
+        room_id=room_id,
+        actor_id=user.id,
+        expires_in_seconds=body.expires_in_seconds,
+        max_uses=body.max_uses,
+    )
+    return InviteOut(
+        code=invite.code,
+        room_id=invite.room_id,
+        expires_at=invite.expires_at,
+        max_uses=invite.max_uses,
+        uses=invite.uses,
+    )

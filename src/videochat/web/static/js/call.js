@@ -1,0 +1,514 @@
+// The call: our camera and microphone, and a full mesh of peer connections, one to
+// every other person on video. Who is on video comes from the room's presence list
+// (in the order people joined): the first `maxSize` people, so every page works out
+// the same mesh without asking anyone.
+
+import { api } from './api.js';
+import {
+  canShareScreen,
+  describeMediaError,
+  openCamera,
+  openMicrophone,
+  openScreen,
+  openUserMedia,
+} from './media.js';
+import { CONNECT_TIMEOUT_MS, Peer } from './peer.js';
+
+const DEFAULT_MAX_CALL_SIZE = 6;
+// In a mesh our picture is encoded once per person: share an upload budget between
+// them so a big call does not saturate a home connection.
+const UPLOAD_BUDGET_BPS = 3_000_000;
+const MIN_VIDEO_BPS = 250_000;
+const MAX_VIDEO_BPS = 1_500_000;
+// After this many fresh connections that never connected, say so and stop trying.
+const MAX_FRESH_STARTS = 2;
+
+export class Call {
+  /** Whether we are on video (false while the call is full for us). */
+  inCall = false;
+  /** A moderator muted us: nothing may be turned on. */
+  muted = false;
+  maxSize = DEFAULT_MAX_CALL_SIZE;
+  state = { audio: false, video: false, screen: false };
+  ready = null;
+
+  #selfId;
+  #selfName;
+  #grid;
+  #signal;
+  #notices;
+  #onChange;
+  #onMembers;
+  #registry;
+  #config = { iceServers: [], iceTransportPolicy: 'all' };
+  #configAt = 0;
+  #configTtlMs = 10 * 60_000;
+  // Our tracks under one stream id, so the other side sees them as one person.
+  #stream = new MediaStream();
+  #mic = null;
+  #camera = null;
+  #screen = null;
+  #peers = new Map(); // user id → Peer
+  #names = new Map(); // user id → name
+  #stalls = new Map(); // user id → connections that stalled in a row
+  // user id → since when we have been trying to connect (performance.now()); a
+  // connection the other side starts over keeps the deadline of the one it replaces.
+  #tryingSince = new Map();
+  #queue = Promise.resolve();
+  #ended = false;
+
+  /**
+   * @param {object} options
+   * @param {{id: string, username: string}} options.self
+   * @param {import('./tiles.js').VideoGrid} options.grid
+   * @param {(to: string, data: object) => boolean} options.signal
+   * @param {import('./ui.js').Notices} options.notices messages above the call
+   * @param {() => void} options.onChange our media state or call membership changed
+   * @param {(members: Set<string>) => void} options.onMembers who is on video
+   * @param {{peers: Map<string, RTCPeerConnection>, timings: object}} options.registry
+   *   what tests and debugging read (window.videochat)
+   */
+  constructor({ self, grid, signal, notices, onChange, onMembers, registry }) {
+    this.#selfId = self.id;
+    this.#selfName = self.username;
+    this.#grid = grid;
+    this.#signal = signal;
+    this.#notices = notices;
+    this.#onChange = onChange;
+    this.#onMembers = onMembers;
+    this.#registry = registry;
+  }
+
+  /** Get ICE servers and devices; everything that needs them waits for this. */
+  start() {
+    // Never rejects: everything queued behind it must still run (without media).
+    this.ready = this.#start().catch((error) => {
+      console.error('videochat: the call could not start', error);
+      this.#notice('media', `The call could not start: ${error.message}`, 'error');
+    });
+    return this.ready;
+  }
+
+  get canShareScreen() {
+    return canShareScreen();
+  }
+
+  /** What the others should believe about us: nothing is on while we wait outside a full call. */
+  get publicState() {
+    const on = this.inCall && !this.muted;
+    return on ? { ...this.state } : { audio: false, video: false, screen: false };
+  }
+
+  /**
+   * A moderator muted (or unmuted) us. The server refuses our chat and media state
+   * meanwhile, but only we can stop our media reaching the others: turn it all off.
+   */
+  setMuted(muted) {
+    if (this.muted === muted) return;
+    this.muted = muted;
+    if (muted) {
+      if (this.#mic) this.#mic.enabled = false;
+      this.state.audio = false;
+      if (this.#camera) this.toggleCamera();
+      this.#stopScreen();
+    }
+    this.#changed();
+  }
+
+  /** A presence list arrived: work out the mesh and connect or hang up to match it. */
+  setPresence(participants) {
+    this.#enqueue(() => this.#applyPresence(participants));
+  }
+
+  onSignal(from, data) {
+    this.#enqueue(() => this.#applySignal(from, data));
+  }
+
+  onMediaState(frame) {
+    this.#grid.setRemoteState(frame.user_id, frame);
+  }
+
+  /**
+   * Our socket reconnected. The others may have seen us leave and dropped our
+   * connections, so start every connection over; the presence list that follows
+   * the reconnect rebuilds the mesh.
+   */
+  resetPeers() {
+    this.#enqueue(() => {
+      for (const userId of [...this.#peers.keys()]) this.#dropPeer(userId, { keepTile: true });
+    });
+  }
+
+  async toggleMic() {
+    if (this.muted) return;
+    if (this.#mic) {
+      // Muting disables the track (silence is sent) rather than renegotiating.
+      this.#mic.enabled = !this.#mic.enabled;
+      this.state.audio = this.#mic.enabled;
+    } else {
+      try {
+        this.#mic = await openMicrophone();
+      } catch (error) {
+        this.#notice('mic', `Could not turn the microphone on: ${describeMediaError(error)}.`);
+        return;
+      }
+      this.#notice('mic', null);
+      this.#stream.addTrack(this.#mic);
+      this.#forEachPeer((peer) => peer.setTrack('audio', this.#mic, this.#stream));
+      this.state.audio = true;
+    }
+    this.#changed();
+  }
+
+  async toggleCamera() {
+    if (this.#camera) {
+      // Stop the camera for real (its light goes off); the others get no more frames
+      // and show our avatar, told by the media_state frame.
+      const track = this.#camera;
+      this.#camera = null;
+      this.#stream.removeTrack(track);
+      if (!this.#screen) this.#forEachPeer((peer) => peer.setTrack('video', null, this.#stream));
+      track.stop();
+      this.state.video = false;
+    } else {
+      if (this.muted) return;
+      let track;
+      try {
+        track = await openCamera();
+      } catch (error) {
+        this.#notice('camera', `Could not turn the camera on: ${describeMediaError(error)}.`);
+        return;
+      }
+      if (this.#ended) {
+        track.stop();
+        return;
+      }
+      this.#notice('camera', null);
+      this.#camera = track;
+      this.#stream.addTrack(track);
+      if (!this.#screen) this.#forEachPeer((peer) => peer.setTrack('video', track, this.#stream));
+      this.state.video = true;
+    }
+    this.#changed();
+  }
+
+  async toggleScreen() {
+    if (this.#screen) {
+      this.#stopScreen();
+      return;
+    }
+    if (this.muted) return;
+    let track;
+    try {
+      track = await openScreen();
+    } catch (error) {
+      // Cancelling the browser's picker is a choice, not an error worth a message.
+      if (error?.name !== 'NotAllowedError') {
+        this.#notice('screen', `Could not share the screen: ${describeMediaError(error)}.`);
+      }
+      return;
+    }
+    if (this.#ended) {
+      track.stop();
+      return;
+    }
+    this.#notice('screen', null);
+    this.#screen = track;
+    // The browser's own "Stop sharing" button ends the track.
+    track.addEventListener('ended', () => this.#stopScreen());
+    // The screen takes the camera's place on the same sender: no renegotiation, and
+    // everyone sees it in our tile.
+    this.#forEachPeer((peer) => peer.setTrack('video', track, this.#stream));
+    this.state.screen = true;
+    this.#changed();
+  }
+
+  leave() {
+    this.#ended = true;
+    for (const userId of [...this.#peers.keys()]) this.#dropPeer(userId);
+    for (const track of [this.#mic, this.#camera, this.#screen]) track?.stop();
+    this.#mic = this.#camera = this.#screen = null;
+    this.#grid.clear();
+  }
+
+  async #start() {
+    const asking = 'Waiting for permission to use the camera and microphone…';
+    const waiting = setTimeout(() => this.#notice('media', asking, 'info'), 1000);
+    const [media] = await Promise.all([openUserMedia(), this.#loadIceConfig()]);
+    clearTimeout(waiting);
+    if (this.#ended) {
+      media.audio?.stop();
+      media.video?.stop();
+      return;
+    }
+    this.#notice('media', media.message);
+    this.#mic = media.audio;
+    this.#camera = media.video;
+    for (const track of [this.#mic, this.#camera]) if (track) this.#stream.addTrack(track);
+    this.state = { audio: Boolean(this.#mic), video: Boolean(this.#camera), screen: false };
+    this.#changed();
+  }
+
+  async #loadIceConfig() {
+    try {
+      const body = await api.iceServers();
+      if (body) {
+        const servers = Array.isArray(body.ice_servers) ? body.ice_servers : [];
+        this.#config = {
+          iceServers: servers.filter((server) => server && server.urls),
+          iceTransportPolicy: body.ice_transport_policy === 'relay' ? 'relay' : 'all',
+        };
+        if (Number.isInteger(body.max_call_size) && body.max_call_size >= 2) {
+          this.maxSize = body.max_call_size;
+        }
+        if (Number.isFinite(body.ttl_seconds) && body.ttl_seconds > 0) {
+          this.#configTtlMs = Math.max(60_000, (body.ttl_seconds * 1000) / 2);
+        }
+      }
+    } catch (error) {
+      // Without STUN/TURN, people on one network still connect with host candidates.
+      console.warn('videochat: no ICE servers, going on without', error);
+    }
+    this.#configAt = Date.now();
+  }
+
+  /** The ICE configuration for a restart, refetched when TURN credentials may be old. */
+  async #freshConfig() {
+    if (Date.now() - this.#configAt > this.#configTtlMs) await this.#loadIceConfig();
+    return this.#config;
+  }
+
+  // Presence and signals are handled one at a time, in arrival order, and only once
+  // our own media is settled (a connection made without our tracks would need
+  // renegotiating at once).
+  #enqueue(task) {
+    this.#queue = this.#queue
+      .then(() => this.ready)
+      .then(() => {
+        if (!this.#ended) return task();
+        return undefined;
+      })
+      .catch((error) => console.warn('videochat: call update failed', error));
+  }
+
+  #applyPresence(participants) {
+    for (const person of participants) this.#names.set(person.user_id, person.username);
+    const members = participants.slice(0, this.maxSize);
+    const memberIds = new Set(members.map((person) => person.user_id));
+    const present = participants.some((person) => person.user_id === this.#selfId);
+    const wasInCall = this.inCall;
+    this.inCall = present && memberIds.has(this.#selfId);
+    this.#onMembers(memberIds);
+
+    if (present && !this.inCall) {
+      this.#notice(
+        'full',
+        `This call is full: at most ${this.maxSize} people can be on video together. ` +
+          'You can still chat, and you will join the call when someone leaves.',
+      );
+    } else {
+      this.#notice('full', null);
+    }
+    if (wasInCall !== this.inCall) this.#changed();
+
+    const wanted = new Set(this.inCall ? [...memberIds].filter((id) => id !== this.#selfId) : []);
+    for (const userId of [...this.#peers.keys()]) {
+      if (!wanted.has(userId)) {
+        this.#trace(userId, 'left the call');
+        this.#dropPeer(userId);
+      }
+    }
+    this.#grid.retain(wanted);
+    for (const person of members) {
+      if (!wanted.has(person.user_id)) continue;
+      this.#ensurePeer(person.user_id);
+      this.#grid.setRemoteState(person.user_id, person);
+    }
+    this.#capBitrates();
+  }
+
+  #capBitrates() {
+    const share = UPLOAD_BUDGET_BPS / Math.max(1, this.#peers.size);
+    const bitsPerSecond = Math.round(Math.min(MAX_VIDEO_BPS, Math.max(MIN_VIDEO_BPS, share)));
+    this.#forEachPeer((peer) => peer.capVideoBitrate(bitsPerSecond));
+  }
+
+  #applySignal(from, data) {
+    if (!this.inCall || !data || typeof data !== 'object') {
+      this.#trace(from, 'ignored a signal: not in the call');
+      return;
+    }
+    if (!this.#names.has(from)) {
+      this.#trace(from, 'ignored a signal from someone not in the presence list');
+      return;
+    }
+    let peer = this.#peers.get(from);
+    if (peer?.remoteSession && data.session && data.session !== peer.remoteSession) {
+      // A new connection id: the other side started over (reload, reconnect, a stall).
+      // Its first signal is an offer or a hello; anything else is a leftover of the
+      // old connection.
+      if (data.description?.type !== 'offer' && !data.hello) {
+        this.#trace(from, `dropped a signal of old connection ${data.session.slice(0, 4)}`);
+        return;
+      }
+      this.#trace(from, `remote started over as ${data.session.slice(0, 4)}`);
+      this.#dropPeer(from, { keepTile: true, keepNotice: true });
+      peer = null;
+    }
+    peer ??= this.#ensurePeer(from);
+    peer.remoteSession ??= data.session ?? null;
+    peer.handle(data);
+  }
+
+  #ensurePeer(userId) {
+    const existing = this.#peers.get(userId);
+    if (existing) return existing;
+    const name = this.#names.get(userId) ?? 'Someone';
+    this.#grid.ensureRemote(userId, name);
+    const now = performance.now();
+    if (!this.#tryingSince.has(userId)) this.#tryingSince.set(userId, now);
+    const connectWithinMs = Math.max(
+      1000,
+      CONNECT_TIMEOUT_MS - (now - this.#tryingSince.get(userId)),
+    );
+    let peer = null;
+    peer = new Peer({
+      connectWithinMs,
+      // The larger user id is the polite one.
+      polite: this.#selfId > userId,
+      config: this.#config,
+      tracks: [
+        { kind: 'audio', track: this.#mic },
+        { kind: 'video', track: this.#screen ?? this.#camera },
+      ],
+      stream: this.#stream,
+      send: (data) => this.#signal(userId, data),
+      onTrack: (stream) => this.#grid.setRemoteStream(userId, stream),
+      onStatus: (status) => this.#peerStatus(userId, peer, status),
+      freshConfig: () => this.#freshConfig(),
+      trace: (event) => this.#trace(userId, `${peer?.id.slice(0, 4)} ${event}`),
+    });
+    this.#trace(userId, `${peer.id.slice(0, 4)} created (${peer.polite ? 'polite' : 'impolite'})`);
+    this.#peers.set(userId, peer);
+    this.#registry.peers.set(userId, peer.pc);
+    this.#registry.timings[userId] = { created: peer.createdAt };
+    return peer;
+  }
+
+  #dropPeer(userId, { keepTile = false, keepNotice = false } = {}) {
+    const peer = this.#peers.get(userId);
+    if (peer) {
+      this.#peers.delete(userId);
+      peer.close();
+    }
+    if (this.#registry.peers.get(userId) === peer?.pc) this.#registry.peers.delete(userId);
+    if (!keepNotice) this.#notice(`peer:${userId}`, null);
+    if (!keepTile) {
+      this.#grid.removeRemote(userId);
+      this.#stalls.delete(userId);
+      this.#tryingSince.delete(userId);
+    }
+  }
+
+  #peerStatus(userId, peer, status) {
+    if (this.#peers.get(userId) !== peer) return; // a connection we already dropped
+    this.#grid.setStatus(userId, status);
+    const name = this.#names.get(userId) ?? 'someone';
+    const key = `peer:${userId}`;
+    const relay = peer.iceTransportPolicy === 'relay';
+    const refused =
+      peer.lastIceError?.code === 401 ? ' (the relay server refused our credentials)' : '';
+    switch (status) {
+      case 'connected':
+        this.#registry.timings[userId] = {
+          ...this.#registry.timings[userId],
+          connected: peer.connectedAt,
+        };
+        this.#stalls.delete(userId);
+        this.#tryingSince.delete(userId);
+        this.#notice(key, null);
+        this.#capBitrates(); // the video sender has its encodings now
+        break;
+      case 'reconnecting':
+        // Keep a stall message up while we retry; otherwise say what is happening.
+        if (!this.#notices.has(key)) {
+          this.#notice(key, `Connection to ${name} lost, reconnecting…`, 'info');
+        }
+        break;
+      case 'stalled': {
+        // Not connected 15 s after starting (or restarting ICE). Start this connection
+        // over from scratch a couple of times: the other side notices the new
+        // connection id and starts over too.
+        const stalls = (this.#stalls.get(userId) ?? 0) + 1;
+        this.#stalls.set(userId, stalls);
+        if (stalls > MAX_FRESH_STARTS) {
+          this.#grid.setStatus(userId, 'failed');
+          this.#notice(
+            key,
+            `Could not connect to ${name}${refused}. The network may block calls` +
+              (relay
+                ? ' and the relay (TURN) server is not reachable.'
+                : '; a relay (TURN) server may be needed.'),
+            'error',
+          );
+          break;
+        }
+        this.#notice(
+          key,
+          relay
+            ? `Cannot reach ${name} through the relay (TURN) server${refused}. Still trying…`
+            : `Still trying to connect to ${name}. A firewall may be blocking the call.`,
+          'error',
+        );
+        this.#enqueue(() => {
+          if (this.#peers.get(userId) !== peer) return;
+          this.#trace(userId, 'stalled: starting over');
+          this.#tryingSince.set(userId, performance.now()); // a full new window
+          this.#dropPeer(userId, { keepTile: true, keepNotice: true });
+          this.#ensurePeer(userId);
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  #stopScreen() {
+    const track = this.#screen;
+    if (!track) return;
+    this.#screen = null;
+    this.#forEachPeer((peer) => peer.setTrack('video', this.#camera, this.#stream));
+    track.stop();
+    this.state.screen = false;
+    this.#changed();
+  }
+
+  /** A short log of call events (window.videochat.trace) for debugging. */
+  #trace(userId, event) {
+    const trace = this.#registry.trace;
+    if (!trace) return;
+    trace.push(`${Math.round(performance.now())} ${userId.slice(0, 8)} ${event}`);
+    if (trace.length > 300) trace.splice(0, trace.length - 300);
+  }
+
+  #notice(key, text, kind = 'warn') {
+    this.#notices.set(key, text, kind);
+  }
+
+  #forEachPeer(action) {
+    for (const peer of this.#peers.values()) action(peer);
+  }
+
+  #changed() {
+    this.#grid.setLocal({
+      userId: this.#selfId,
+      name: this.#selfName,
+      track: this.#screen ?? this.#camera,
+      // A mirror feels natural for a face, but text on a shared screen must read right.
+      mirrored: !this.#screen,
+      state: this.state,
+    });
+    this.#onChange();
+  }
+}

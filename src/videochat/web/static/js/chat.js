@@ -1,0 +1,387 @@
+// The chat panel: history (older pages on scroll-up), live messages, typing
+// indicator, editing and deleting one's own messages. Message text is set with
+// textContent only: whatever people type stays text.
+
+import { api } from './api.js';
+import { formatTime, fromTemplate, toast } from './ui.js';
+
+const PAGE_SIZE = 50;
+const MAX_CHARS = 4000;
+const TYPING_RESEND_MS = 3_000; // while typing, say so again this often
+const TYPING_IDLE_MS = 4_000; // stopped typing after this long without a key
+const TYPING_SHOWN_MS = 6_000; // someone else's "typing" fades if not repeated
+const NEAR_EDGE_PX = 60;
+
+export class ChatPanel {
+  #roomId;
+  #self;
+  #el;
+  #send;
+  #canModerate;
+  #messages = new Map(); // id → {item, data, editing}
+  #oldestId = null;
+  #newestId = null;
+  #hasMore = false;
+  #loadingOlder = false;
+  #typingSentAt = 0;
+  #typingIdle = null;
+  #typists = new Map(); // user id → {name, timer}
+  #abort = new AbortController();
+
+  /**
+   * @param {object} options
+   * @param {string} options.roomId
+   * @param {{id: string, username: string}} options.self
+   * @param {object} options.elements list, form, input, typing, announcer, older
+   * @param {(frame: object) => boolean} options.send false when not connected
+   * @param {boolean} [options.canModerate] may delete other people's messages
+   */
+  constructor({ roomId, self, elements, send, canModerate = false }) {
+    this.#canModerate = canModerate;
+    this.#roomId = roomId;
+    this.#self = self;
+    this.#el = elements;
+    this.#send = send;
+    const on = { signal: this.#abort.signal };
+    const { list, form, input, older } = elements;
+    form.addEventListener('submit', (event) => this.#submit(event), on);
+    input.addEventListener('keydown', (event) => this.#onKey(event), on);
+    input.addEventListener('input', () => this.#onInput(), on);
+    older.addEventListener('click', () => this.loadOlder(), on);
+    list.addEventListener(
+      'scroll',
+      () => {
+        if (list.scrollTop < NEAR_EDGE_PX) this.loadOlder();
+      },
+      { ...on, passive: true },
+    );
+  }
+
+  /** The newest message id we have: where a reconnect's replay starts. */
+  get lastId() {
+    return this.#newestId ?? 0;
+  }
+
+  async loadInitial() {
+    const page = await api.messages(this.#roomId, { limit: PAGE_SIZE });
+    for (const message of page) this.#upsert(message);
+    this.#hasMore = page.length === PAGE_SIZE;
+    this.#updateOlderButton();
+    this.#scrollToBottom();
+  }
+
+  async loadOlder() {
+    if (this.#loadingOlder || !this.#hasMore || this.#oldestId === null) return;
+    this.#loadingOlder = true;
+    const { list } = this.#el;
+    list.setAttribute('aria-busy', 'true');
+    // Keep what the reader looks at in place while older messages go in above it.
+    const fromBottom = list.scrollHeight - list.scrollTop;
+    try {
+      const page = await api.messages(this.#roomId, { limit: PAGE_SIZE, before: this.#oldestId });
+      for (const message of page) this.#upsert(message);
+      this.#hasMore = page.length === PAGE_SIZE;
+      list.scrollTop = list.scrollHeight - fromBottom;
+    } catch (error) {
+      toast(`Could not load older messages: ${error.message}`, { kind: 'warn' });
+    } finally {
+      this.#loadingOlder = false;
+      list.setAttribute('aria-busy', 'false');
+      this.#updateOlderButton();
+    }
+  }
+
+  /** After a reconnect: pick up edits and deletions made while we were away. */
+  async reconcile() {
+    try {
+      const page = await api.messages(this.#roomId, { limit: PAGE_SIZE });
+      for (const message of page) this.#upsert(message);
+    } catch {
+      // Not worth a message: live frames keep coming, the next reconnect tries again.
+    }
+  }
+
+  /** A `message` frame, live or replayed. */
+  receive(frame) {
+    const stick = this.#nearBottom();
+    const added = this.#upsert(frame);
+    if (!added) return;
+    this.#setTypist(frame.user_id, null);
+    const own = frame.user_id === this.#self.id;
+    if (own || stick) this.#scrollToBottom();
+    if (!own) this.#announce(`${frame.username}: ${frame.content}`);
+  }
+
+  applyEdit({ id, content, edited_at: editedAt }) {
+    const entry = this.#messages.get(id);
+    if (!entry) return;
+    this.#fill(entry, { ...entry.data, content, edited_at: editedAt ?? new Date().toISOString() });
+  }
+
+  applyDelete({ id }) {
+    const entry = this.#messages.get(id);
+    if (!entry) return;
+    this.#fill(entry, { ...entry.data, content: '', deleted: true });
+  }
+
+  /** Promoted to moderator, or demoted: whether others' messages get a Delete button. */
+  setCanModerate(canModerate) {
+    this.#canModerate = canModerate;
+    for (const entry of this.#messages.values()) this.#fill(entry, entry.data);
+  }
+
+  showTyping({ user_id: userId, username, typing }) {
+    if (userId === this.#self.id) return;
+    this.#setTypist(userId, typing ? username : null);
+  }
+
+  /** Someone left: they are not typing any more. */
+  forget(userId) {
+    this.#setTypist(userId, null);
+  }
+
+  announce(text) {
+    this.#announce(text);
+  }
+
+  destroy() {
+    this.#abort.abort();
+    clearTimeout(this.#typingIdle);
+    for (const { timer } of this.#typists.values()) clearTimeout(timer);
+    this.#typists.clear();
+    this.#messages.clear();
+    this.#el.list.replaceChildren();
+    this.#el.typing.textContent = '';
+    this.#el.older.hidden = true;
+  }
+
+  /** Add a message in id order, or refresh the one we have. Returns whether it was new. */
+  #upsert(data) {
+    const existing = this.#messages.get(data.id);
+    if (existing) {
+      this.#fill(existing, { ...existing.data, ...data });
+      return false;
+    }
+    const item = fromTemplate('tpl-message');
+    item.dataset.messageId = String(data.id);
+    item.dataset.userId = data.user_id ?? '';
+    const entry = { item, data, editing: false };
+    this.#messages.set(data.id, entry);
+    this.#fill(entry, data);
+    // Most messages arrive newest-last; history pages go in before the rest.
+    let next = null;
+    for (let node = this.#el.list.lastElementChild; node; node = node.previousElementSibling) {
+      if (Number(node.dataset.messageId) < data.id) break;
+      next = node;
+    }
+    this.#el.list.insertBefore(item, next);
+    this.#oldestId = this.#oldestId === null ? data.id : Math.min(this.#oldestId, data.id);
+    this.#newestId = this.#newestId === null ? data.id : Math.max(this.#newestId, data.id);
+    return true;
+  }
+
+  #fill(entry, data) {
+    // A live message is never empty: empty content is a deletion (a replayed frame
+    // of a deleted message carries no flag).
+    const deleted = Boolean(data.deleted) || data.content === '';
+    entry.data = { ...data, deleted };
+    const { item } = entry;
+    const own = data.user_id === this.#self.id;
+    item.classList.toggle('own', own);
+    item.classList.toggle('deleted', deleted);
+    item.querySelector('.message-author').textContent = data.username;
+    const time = item.querySelector('.message-time');
+    time.dateTime = data.timestamp ?? '';
+    time.textContent = formatTime(data.timestamp);
+    item.querySelector('.message-edited').hidden = !data.edited_at || deleted;
+    item.querySelector('.message-content').textContent = deleted ? 'Message deleted' : data.content;
+    item.querySelector('.message-actions')?.remove();
+    if (!deleted && (own || this.#canModerate)) {
+      const actions = this.#actions(data.id, own);
+      actions.hidden = entry.editing;
+      item.append(actions);
+    }
+    if (deleted && entry.editing) {
+      // Deleted (by a moderator, or in another tab) while we were editing it.
+      item.querySelector('.message-edit')?.remove();
+      item.querySelector('.message-content').hidden = false;
+      entry.editing = false;
+    }
+  }
+
+  #actions(id, own) {
+    const box = document.createElement('div');
+    box.className = 'message-actions';
+    const button = (text, label, action) => {
+      const element = document.createElement('button');
+      element.type = 'button';
+      element.className = 'link-button';
+      element.textContent = text;
+      element.setAttribute('aria-label', label);
+      element.addEventListener('click', action);
+      return element;
+    };
+    // Only authors edit; the room's owner and moderators may also delete.
+    if (own) box.append(button('Edit', 'Edit your message', () => this.#startEdit(id)));
+    box.append(
+      button('Delete', own ? 'Delete your message' : 'Delete this message', () => this.#delete(id)),
+    );
+    return box;
+  }
+
+  #startEdit(id) {
+    const entry = this.#messages.get(id);
+    if (!entry || entry.editing || entry.data.deleted) return;
+    entry.editing = true;
+    const { item } = entry;
+    const content = item.querySelector('.message-content');
+    item.querySelector('.message-actions').hidden = true;
+    const form = document.createElement('form');
+    form.className = 'message-edit';
+    const label = document.createElement('label');
+    label.className = 'visually-hidden';
+    label.textContent = 'Edit message';
+    const field = document.createElement('textarea');
+    field.rows = 2;
+    field.maxLength = MAX_CHARS;
+    field.value = entry.data.content;
+    label.append(field);
+    const save = document.createElement('button');
+    save.type = 'submit';
+    save.className = 'button primary small';
+    save.textContent = 'Save';
+    const cancel = document.createElement('button');
+    cancel.type = 'button';
+    cancel.className = 'button small';
+    cancel.textContent = 'Cancel';
+    form.append(label, save, cancel);
+
+    const finish = () => {
+      form.remove();
+      content.hidden = false;
+      entry.editing = false;
+      const actions = item.querySelector('.message-actions');
+      if (actions) actions.hidden = false;
+      actions?.querySelector('button')?.focus();
+    };
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const text = field.value.trim();
+      if (!text || text === entry.data.content) {
+        finish();
+        return;
+      }
+      // The change shows when the server confirms it (message_edited), for everyone alike.
+      if (!this.#send({ type: 'edit', id, content: text })) {
+        toast('Not connected: the change was not saved.', { kind: 'warn' });
+        return;
+      }
+      finish();
+    });
+    cancel.addEventListener('click', finish);
+    field.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') finish();
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    content.hidden = true;
+    content.after(form);
+    field.focus();
+  }
+
+  #delete(id) {
+    // A native confirm: accessible, keyboard-friendly and enough for this.
+    if (!window.confirm('Delete this message for everyone?')) return;
+    if (!this.#send({ type: 'delete', id })) {
+      toast('Not connected: the message was not deleted.', { kind: 'warn' });
+    }
+  }
+
+  #submit(event) {
+    event.preventDefault();
+    const { input } = this.#el;
+    const content = input.value.trim();
+    if (!content) return;
+    if (content.length > MAX_CHARS) {
+      toast(`Messages can be at most ${MAX_CHARS} characters.`, { kind: 'warn' });
+      return;
+    }
+    if (!this.#send({ type: 'message', content })) {
+      // Keep the text so nothing typed is lost; the socket is reconnecting.
+      toast('Not connected: your message was not sent. Reconnecting…', { kind: 'warn' });
+      return;
+    }
+    input.value = '';
+    input.rows = 1;
+    this.#stopTyping();
+  }
+
+  #onKey(event) {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.#el.form.requestSubmit();
+    }
+  }
+
+  #onInput() {
+    const { input } = this.#el;
+    input.rows = Math.min(5, input.value.split('\n').length);
+    if (!input.value.trim()) {
+      this.#stopTyping();
+      return;
+    }
+    const now = Date.now();
+    const due = now - this.#typingSentAt > TYPING_RESEND_MS;
+    if (due && this.#send({ type: 'typing', typing: true })) {
+      this.#typingSentAt = now;
+    }
+    clearTimeout(this.#typingIdle);
+    this.#typingIdle = setTimeout(() => this.#stopTyping(), TYPING_IDLE_MS);
+  }
+
+  #stopTyping() {
+    clearTimeout(this.#typingIdle);
+    if (this.#typingSentAt) {
+      this.#send({ type: 'typing', typing: false });
+      this.#typingSentAt = 0;
+    }
+  }
+
+  #setTypist(userId, name) {
+    const current = this.#typists.get(userId);
+    if (current) clearTimeout(current.timer);
+    if (name) {
+      const timer = setTimeout(() => this.#setTypist(userId, null), TYPING_SHOWN_MS);
+      this.#typists.set(userId, { name, timer });
+    } else {
+      this.#typists.delete(userId);
+    }
+    const names = [...this.#typists.values()].map((typist) => typist.name);
+    let text = '';
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = `${names.length} people are typing…`;
+    this.#el.typing.textContent = text;
+  }
+
+  #announce(text) {
+    // A separate live region: the list itself would also read out history pages.
+    this.#el.announcer.textContent = text;
+  }
+
+  #updateOlderButton() {
+    this.#el.older.hidden = !this.#hasMore;
+  }
+
+  #nearBottom() {
+    const { list } = this.#el;
+    return list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_EDGE_PX;
+  }
+
+  #scrollToBottom() {
+    const { list } = this.#el;
+    list.scrollTop = list.scrollHeight;
+  }
+}

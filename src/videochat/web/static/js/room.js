@@ -1,0 +1,401 @@
+// One visit to a room: the socket, the chat, the people list and the call, wired
+// together. Entering a room joins its call; leaving tears everything down so the
+// others see us go at once.
+
+import { ApiError, accessToken, api } from './api.js';
+import { Call } from './call.js';
+import { ChatPanel } from './chat.js';
+import { ParticipantList } from './participants.js';
+import { RoomSocket } from './socket.js';
+import { VideoGrid } from './tiles.js';
+import { Notices, byId, showView, toast } from './ui.js';
+
+const CONNECTION_TEXT = {
+  connecting: 'Connecting…',
+  reconnecting: 'Reconnecting…',
+  waiting: 'Connection lost, retrying…',
+  'signed-out': 'Signed out',
+  open: '',
+};
+
+export const roomPath = (roomId) => `/chat/rooms/${encodeURIComponent(roomId)}`;
+
+/** What an `error` frame means to a person; null for ones not worth showing. */
+function describeServerError(frame) {
+  switch (frame.code) {
+    case 'peer_not_found':
+      return null; // a signal raced someone leaving: harmless
+    case 'unknown_type':
+      return `The server does not support that yet (${frame.message}).`;
+    case 'rate_limited':
+      return 'Slow down: too many messages at once.';
+    default:
+      return frame.message || 'The server refused that.';
+  }
+}
+
+function showError(title, text) {
+  byId('error-title').textContent = title;
+  byId('error-text').textContent = text;
+  showView('error');
+}
+
+export class RoomSession {
+  #self;
+  #invite;
+  #registry;
+  #onExit;
+  #socket = null;
+  #chat = null;
+  #call = null;
+  #callReady = false;
+  #participants = null;
+  #grid = null;
+  #notices = new Notices(byId('call-notices'));
+  #live = null;
+  #abort = new AbortController();
+  #left = false;
+
+  /**
+   * @param {object} options
+   * @param {string} options.roomId
+   * @param {string|null} options.invite an invite code from the link
+   * @param {{id: string, username: string}} options.self
+   * @param {{peers: Map, timings: object}} options.registry window.videochat
+   * @param {() => void} options.onExit the person pressed Leave
+   */
+  constructor({ roomId, invite, self, registry, onExit }) {
+    this.roomId = roomId;
+    this.#invite = invite;
+    this.#self = self;
+    this.#registry = registry;
+    this.#onExit = onExit;
+  }
+
+  async enter() {
+    this.#registry.enteredAt = performance.now();
+    this.#registry.timings = {};
+    byId('room-title').textContent = 'Joining…';
+    byId('invite').hidden = true;
+    byId('room-private-badge').hidden = true;
+    byId('chat-send').disabled = true;
+    showView('room');
+
+    const room = await this.#loadRoom();
+    if (!room || this.#left) return;
+    byId('room-title').textContent = room.name;
+    document.title = `${room.name} · videochat`;
+    byId('room-private-badge').hidden = !room.is_private;
+    if (room.invite_code) {
+      const link = new URL(roomPath(room.id), location.origin);
+      link.searchParams.set('invite', room.invite_code);
+      byId('invite-link').value = link.href;
+      byId('invite').hidden = false;
+    }
+
+    this.#grid = new VideoGrid(byId('video-grid'), {
+      onFirstFrame: (userId) => {
+        this.#registry.timings[userId] = {
+          ...this.#registry.timings[userId],
+          firstFrame: performance.now(),
+        };
+      },
+      onAutoplayBlocked: () => {
+        byId('unmute-all').hidden = false;
+      },
+    });
+    this.#participants = new ParticipantList(
+      byId('participant-list'),
+      byId('people-count'),
+      this.#self.id,
+    );
+    this.#call = new Call({
+      self: this.#self,
+      grid: this.#grid,
+      signal: (to, data) => this.#socket?.send({ type: 'signal', to, data }) ?? false,
+      notices: this.#notices,
+      onChange: () => this.#callChanged(),
+      onMembers: (members) => this.#participants.setCallMembers(members),
+      registry: this.#registry,
+    });
+    this.#bindControls();
+    this.#renderControls();
+    // The camera and microphone take longest (a permission prompt, maybe): start now.
+    this.#call.start().then(() => {
+      this.#callReady = true;
+      this.#callChanged();
+    });
+
+    this.#mountLive();
+
+    const canModerate = await this.#canModerate(room);
+    if (this.#left) return;
+    this.#chat = new ChatPanel({
+      roomId: this.roomId,
+      self: this.#self,
+      canModerate,
+      elements: {
+        list: byId('message-list'),
+        form: byId('chat-form'),
+        input: byId('chat-input'),
+        typing: byId('typing-indicator'),
+        announcer: byId('chat-announcer'),
+        older: byId('load-older'),
+      },
+      send: (frame) => this.#socket?.send(frame) ?? false,
+    });
+
+    try {
+      await this.#chat.loadInitial();
+    } catch (error) {
+      toast(`Could not load the chat history: ${error.message}`, { kind: 'warn' });
+    }
+    if (this.#left) return;
+    this.#socket = new RoomSocket({
+      roomId: this.roomId,
+      userId: this.#self.id,
+      token: () => accessToken(),
+      since: () => this.#chat.lastId,
+      onFrame: (frame) => this.#onFrame(frame),
+      onOpen: ({ reconnect }) => this.#onOpen(reconnect),
+      onStatus: (state) => {
+        byId('connection-status').textContent = CONNECTION_TEXT[state] ?? '';
+        // Sending needs the socket; typing does not (the text waits in the box).
+        byId('chat-send').disabled = state !== 'open';
+      },
+      onRefused: () => this.#checkStillAllowed(),
+      onRemoved: (reason) => this.#removed(reason),
+    });
+    this.#socket.start();
+  }
+
+  leave() {
+    if (this.#left) return;
+    this.#left = true;
+    this.#abort.abort();
+    this.#live?.destroy();
+    this.#live = null;
+    this.#socket?.close();
+    this.#call?.leave();
+    this.#chat?.destroy();
+    this.#participants?.clear();
+    this.#notices.clear();
+    this.#registry.peers.clear();
+    byId('unmute-all').hidden = true;
+    byId('invite').hidden = true;
+    byId('connection-status').textContent = '';
+    byId('chat-input').value = '';
+    document.title = 'videochat';
+  }
+
+  async #loadRoom() {
+    try {
+      if (this.#invite) {
+        await api.joinRoom(this.roomId, this.#invite);
+        // The invite did its work; the address bar shows the plain room address.
+        history.replaceState(history.state, '', roomPath(this.roomId));
+      }
+      return await api.room(this.roomId);
+    } catch (error) {
+      if (this.#left) return null;
+      let text = `Could not open the room: ${error.message}`;
+      if (error instanceof ApiError && error.status === 404) {
+        text = 'This room does not exist, or it is private and you need an invite link.';
+      } else if (error instanceof ApiError && error.status === 403) {
+        text = 'This invite link is not valid (any more). Ask for a new one.';
+      }
+      showError("This room can't be opened", text);
+      return null;
+    }
+  }
+
+  /**
+   * The live-streaming panel (live.js: go live over WHIP, watch the room's streams).
+   * Loaded on its own, so that a problem there cannot stop the room from working.
+   */
+  async #mountLive() {
+    try {
+      const { mountLive } = await import('./live.js');
+      if (this.#left) return;
+      this.#live = mountLive({ roomId: this.roomId, self: this.#self, stage: byId('live-slot') });
+    } catch (error) {
+      console.warn('videochat: live streaming is not available', error);
+    }
+  }
+
+  /** Owners and moderators may delete anyone's messages. */
+  async #canModerate(room) {
+    if (room.owner_id === this.#self.id) return true;
+    try {
+      const members = await api.members(this.roomId);
+      const me = members.find((member) => member.user_id === this.#self.id);
+      return me?.role === 'moderator' || me?.role === 'owner';
+    } catch {
+      return false; // only a convenience: the server decides anyway
+    }
+  }
+
+  /** Handshakes keep failing: find out whether the room is still there for us. */
+  async #checkStillAllowed() {
+    try {
+      await api.room(this.roomId);
+    } catch (error) {
+      if (this.#left || !(error instanceof ApiError) || error.status !== 404) return;
+      this.leave();
+      showError("This room can't be opened", 'This room is no longer available to you.');
+    }
+  }
+
+  #onOpen(reconnect) {
+    if (reconnect) {
+      this.#call.resetPeers();
+      this.#chat.reconcile();
+    }
+    // Media state lives with the connection on the server: tell it again.
+    this.#publishMedia();
+  }
+
+  #onFrame(frame) {
+    switch (frame.type) {
+      case 'message':
+        this.#chat.receive(frame);
+        break;
+      case 'message_edited':
+        this.#chat.applyEdit(frame);
+        break;
+      case 'message_deleted':
+        this.#chat.applyDelete(frame);
+        break;
+      case 'typing':
+        this.#chat.showTyping(frame);
+        break;
+      case 'presence':
+        this.#participants.render(frame.participants ?? []);
+        this.#call.setPresence(frame.participants ?? []);
+        break;
+      case 'media_state':
+        this.#participants.updateMedia(frame.user_id, frame);
+        this.#call.onMediaState(frame);
+        break;
+      case 'signal':
+        this.#call.onSignal(frame.from, frame.data);
+        break;
+      case 'user_joined':
+        if (frame.user_id !== this.#self.id) this.#chat.announce(`${frame.username} joined`);
+        break;
+      case 'user_left':
+        this.#chat.forget(frame.user_id);
+        this.#chat.announce(`${frame.username} left`);
+        break;
+      case 'moderation':
+        this.#onModeration(frame);
+        break;
+      case 'live_started':
+      case 'live_ended':
+        this.#live?.onFrame(frame);
+        break;
+      case 'error': {
+        // Refused because a moderator muted us (perhaps before we came in).
+        if (frame.code === 'muted') {
+          this.#setMuted(true);
+          break;
+        }
+        const text = describeServerError(frame);
+        if (text) toast(text, { kind: 'warn' });
+        break;
+      }
+      default:
+        break; // pong, and frame types this client does not know yet
+    }
+  }
+
+  #onModeration(frame) {
+    const mine = frame.user_id === this.#self.id;
+    switch (frame.action) {
+      case 'mute':
+      case 'unmute':
+        if (mine) this.#setMuted(frame.action === 'mute');
+        break;
+      case 'promote':
+      case 'demote':
+        if (mine) this.#chat.setCanModerate(frame.action === 'promote');
+        break;
+      default:
+        break; // kick and ban: the server closes that person's socket (code 4003)
+    }
+  }
+
+  #setMuted(muted) {
+    this.#call.setMuted(muted);
+    this.#notices.set(
+      'moderation',
+      muted
+        ? 'A moderator muted you: your microphone, camera and screen are off and you cannot chat.'
+        : null,
+    );
+    this.#renderControls();
+  }
+
+  /** Kicked or banned: leave, and say why instead of coming back. */
+  #removed(reason) {
+    this.leave();
+    showError(
+      'You left this room',
+      reason ? `A moderator removed you (${reason}).` : 'A moderator removed you from this room.',
+    );
+  }
+
+  #bindControls() {
+    const on = { signal: this.#abort.signal };
+    byId('toggle-mic').addEventListener('click', () => this.#call.toggleMic(), on);
+    byId('toggle-camera').addEventListener('click', () => this.#call.toggleCamera(), on);
+    byId('share-screen').addEventListener('click', () => this.#call.toggleScreen(), on);
+    byId('leave-call').addEventListener('click', () => this.#onExit(), on);
+    byId('unmute-all').addEventListener(
+      'click',
+      () => {
+        this.#grid.unmuteAll();
+        byId('unmute-all').hidden = true;
+      },
+      on,
+    );
+    byId('copy-invite').addEventListener(
+      'click',
+      async () => {
+        const field = byId('invite-link');
+        try {
+          await navigator.clipboard.writeText(field.value);
+          toast('Invite link copied.');
+        } catch {
+          field.select(); // no clipboard access: leave it selected for Ctrl+C
+        }
+      },
+      on,
+    );
+  }
+
+  #callChanged() {
+    this.#renderControls();
+    this.#publishMedia();
+  }
+
+  #renderControls() {
+    const state = this.#call.state;
+    const ready = this.#callReady;
+    const mic = byId('toggle-mic');
+    const camera = byId('toggle-camera');
+    const screen = byId('share-screen');
+    mic.setAttribute('aria-pressed', String(state.audio));
+    camera.setAttribute('aria-pressed', String(state.video));
+    screen.setAttribute('aria-pressed', String(state.screen));
+    const muted = this.#call.muted;
+    mic.disabled = camera.disabled = !ready || muted;
+    screen.disabled = !ready || muted || !this.#call.canShareScreen;
+    screen.title = this.#call.canShareScreen ? '' : 'This browser cannot share a screen';
+  }
+
+  #publishMedia() {
+    if (!this.#callReady) return;
+    this.#socket?.send({ type: 'media_state', ...this.#call.publicState });
+  }
+}

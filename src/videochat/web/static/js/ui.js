@@ -1,0 +1,95 @@
+// Small DOM helpers shared by the views. Text that people typed only ever goes
+// through textContent, never innerHTML, so a chat message cannot become markup.
+
+export const byId = (id) => document.getElementById(id);
+
+/** A fresh copy of a <template>'s first element. */
+export function fromTemplate(id) {
+  return byId(id).content.firstElementChild.cloneNode(true);
+}
+
+/** Show one view (a section with data-view) and move focus to its heading. */
+export function showView(name) {
+  byId('boot').hidden = true;
+  for (const view of document.querySelectorAll('[data-view]')) {
+    view.hidden = view.dataset.view !== name;
+  }
+  const heading = document.querySelector(`[data-view="${name}"] h1`);
+  // Focus the heading so screen readers announce where we are after a view change.
+  heading?.focus({ preventScroll: true });
+}
+
+export function setFormError(element, message) {
+  element.textContent = message ?? '';
+  element.hidden = !message;
+}
+
+/** A short message in the corner; it goes away by itself. */
+export function toast(message, { kind = 'info', timeout = 6000 } = {}) {
+  const item = document.createElement('div');
+  item.className = `toast toast-${kind}`;
+  item.textContent = message;
+  const box = byId('toasts');
+  box.append(item);
+  // Keep at most a few on screen: old ones are not worth a wall of text.
+  while (box.children.length > 4) box.firstElementChild.remove();
+  setTimeout(() => item.remove(), timeout);
+}
+
+/** Keyed, persistent messages above the call (media fallbacks, full call, ICE trouble). */
+export class Notices {
+  #list;
+  #items = new Map();
+
+  constructor(list) {
+    this.#list = list;
+  }
+
+  set(key, text, kind = 'warn') {
+    if (!text) {
+      this.#items.get(key)?.remove();
+      this.#items.delete(key);
+      return;
+    }
+    let item = this.#items.get(key);
+    if (!item) {
+      item = document.createElement('li');
+      item.dataset.key = key;
+      this.#items.set(key, item);
+      this.#list.append(item);
+    }
+    item.className = `notice notice-${kind}`;
+    if (item.textContent !== text) item.textContent = text;
+  }
+
+  has(key) {
+    return this.#items.has(key);
+  }
+
+  clear() {
+    for (const item of this.#items.values()) item.remove();
+    this.#items.clear();
+  }
+}
+
+/** A stable hue for someone's avatar, from their id. */
+export function hueFor(id) {
+  let hash = 0;
+  for (const char of id) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+  return hash % 360;
+}
+
+export function initialOf(name) {
+  return (name || '?').trim().charAt(0).toUpperCase() || '?';
+}
+
+export function formatTime(iso) {
+  // The server speaks UTC; a timestamp without a zone is UTC too, not local time.
+  const text = typeof iso === 'string' && !/(Z|[+-]\d\d:?\d\d)$/.test(iso) ? `${iso}Z` : iso;
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) return '';
+  const sameDay = date.toDateString() === new Date().toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : date.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+}

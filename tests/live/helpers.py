@@ -1,0 +1,80 @@
+"""Shortcuts for the live stream tests: streams, WHIP requests, hand-written SDP offers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.support import LiveServer, auth
+from videochat.db.models import LiveStreamStatus
+from videochat.live import repository
+
+FINGERPRINT = ":".join(["AB"] * 32)
+
+
+def offer_sdp(*media: str) -> str:
+    """A syntactically complete offer (no candidates) with the given m-sections."""
+    lines = [
+        "v=0",
+        "o=- 1 1 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE " + " ".join(str(index) for index in range(len(media))),
+    ]
+    for index, section in enumerate(media):
+        kind, codec = section.split(":", 1)
+        payload = 111 if kind == "audio" else 96
+        rate = "48000/2" if kind == "audio" else "90000"
+        lines += [
+            f"m={kind} 9 UDP/TLS/RTP/SAVPF {payload}",
+            "c=IN IP4 0.0.0.0",
+            f"a=mid:{index}",
+            "a=sendonly",
+            "a=rtcp-mux",
+            f"a=rtpmap:{payload} {codec}/{rate}",
+            "a=ice-ufrag:abcd",
+            "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+            f"a=fingerprint:sha-256 {FINGERPRINT}",
+            "a=setup:actpass",
+        ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+async def create_stream(
+    client: httpx.AsyncClient, token: str | None, room_id: str, title: str = "Show"
+) -> httpx.Response:
+    """POST /rooms/{id}/live-stream."""
+    headers = auth(token) if token else {}
+    return await client.post(
+        f"/rooms/{room_id}/live-stream", json={"title": title}, headers=headers
+    )
+
+
+async def new_stream(client: httpx.AsyncClient, token: str, room_id: str) -> dict[str, Any]:
+    """A stream that must be created."""
+    response = await create_stream(client, token, room_id)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def whip_post(
+    client: httpx.AsyncClient,
+    url: str,
+    key: str | None,
+    sdp: str,
+    content_type: str = "application/sdp",
+) -> httpx.Response:
+    """POST an offer to a WHIP endpoint."""
+    headers = {"Content-Type": content_type, **(auth(key) if key else {})}
+    return await client.post(url, content=sdp.encode(), headers=headers)
+
+
+async def force_status(server: LiveServer, stream_id: str, status: LiveStreamStatus) -> None:
+    """Put a stream in a state directly in the database (no publisher needed)."""
+    async with server.app.state.context.sessionmaker() as session:
+        moved = await repository.transition(
+            session, stream_id, from_=list(LiveStreamStatus), to=status
+        )
+    assert moved

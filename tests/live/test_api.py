@@ -1,0 +1,311 @@
+"""Live stream API without WebRTC: create, list, stop, WHIP refusals, live playlist serving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live.helpers import create_stream, force_status, new_stream, offer_sdp, whip_post
+from tests.support import LiveServer, auth, create_guest, create_room, run_server
+from videochat.config import Settings
+from videochat.db.models import LiveStreamStatus
+from videochat.media.storage import MediaStorage
+
+FIELDS = {
+    "id",
+    "room_id",
+    "owner_id",
+    "title",
+    "status",
+    "stream_key",
+    "playback_id",
+    "rtmp_url",
+    "pull_url",
+    "whip_url",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "ended_reason",
+    "video_id",
+}
+
+
+async def test_create_returns_the_compatible_shape(client: httpx.AsyncClient) -> None:
+    alice = await create_guest(client, "alice")
+    room = await create_room(client, alice["access_token"])
+    stream = await new_stream(client, alice["access_token"], room["id"])
+    assert set(stream) == FIELDS
+    assert stream["status"] == "ready"
+    assert stream["title"] == "Show"
+    assert stream["owner_id"] == alice["id"]
+    assert stream["stream_key"] and stream["playback_id"]
+    assert stream["rtmp_url"] is None
+    assert stream["whip_url"] == f"/whip/{stream['id']}"
+    assert stream["pull_url"] == f"/live/{stream['playback_id']}/index.m3u8"
+    assert stream["video_id"] is None
+
+
+async def test_who_may_create(client: httpx.AsyncClient) -> None:
+    alice = await create_guest(client, "alice")
+    bob = await create_guest(client, "bob")
+    public = await create_room(client, alice["access_token"], "Open")
+    private = await create_room(client, alice["access_token"], "Closed", private=True)
+
+    assert (await create_stream(client, None, public["id"])).status_code == 401
+    outsider = await create_stream(client, bob["access_token"], public["id"])
+    assert outsider.status_code == 403
+    assert "join" in outsider.json()["detail"]
+    hidden = await create_stream(client, bob["access_token"], private["id"])
+    assert hidden.status_code == 404
+    assert hidden.json() == {"detail": "Room not found"}
+    assert (await create_stream(client, alice["access_token"], "nope")).status_code == 404
+    empty = await client.post(
+        f"/rooms/{public['id']}/live-stream",
+        json={"title": "  "},
+        headers=auth(alice["access_token"]),
+    )
+    assert empty.status_code == 422
+
+    await client.post(f"/rooms/{public['id']}/join", headers=auth(bob["access_token"]))
+    assert (await create_stream(client, bob["access_token"], public["id"])).status_code == 200
+
+
+async def test_the_key_is_shown_to_its_owner_only(client: httpx.AsyncClient) -> None:
+    alice = await create_guest(client, "alice")
+    bob = await create_guest(client, "bob")
+    room = await create_room(client, alice["access_token"])
+    created = await new_stream(client, alice["access_token"], room["id"])
+    url = f"/rooms/{room['id']}/live-streams"
+
+    mine = (await client.get(url, headers=auth(alice["access_token"]))).json()
+    assert [item["stream_key"] for item in mine] == [created["stream_key"]]
+    theirs = (await client.get(url, headers=auth(bob["access_token"]))).json()
+    assert [item["stream_key"] for item in theirs] == [None]
+    anonymous = (await client.get(url)).json()
+    assert [item["stream_key"] for item in anonymous] == [None]
+    one = await client.get(f"/live-streams/{created['id']}", headers=auth(bob["access_token"]))
+    assert one.status_code == 200 and one.json()["stream_key"] is None
+
+
+async def test_private_rooms_hide_their_streams(client: httpx.AsyncClient) -> None:
+    alice = await create_guest(client, "alice")
+    bob = await create_guest(client, "bob")
+    room = await create_room(client, alice["access_token"], private=True)
+    stream = await new_stream(client, alice["access_token"], room["id"])
+    assert "?token=" in stream["pull_url"]
+
+    listing = await client.get(
+        f"/rooms/{room['id']}/live-streams", headers=auth(bob["access_token"])
+    )
+    assert listing.status_code == 404
+    one = await client.get(f"/live-streams/{stream['id']}", headers=auth(bob["access_token"]))
+    assert one.status_code == 404
+    stop = await client.post(
+        f"/live-streams/{stream['id']}/stop", headers=auth(bob["access_token"])
+    )
+    assert stop.status_code == 404
+
+
+async def test_stop_by_owner_or_room_manager_and_then_publishing_is_gone(
+    client: httpx.AsyncClient,
+) -> None:
+    alice = await create_guest(client, "alice")  # the room's owner
+    bob = await create_guest(client, "bob")
+    carol = await create_guest(client, "carol")
+    room = await create_room(client, alice["access_token"])
+    for person in (bob, carol):
+        await client.post(f"/rooms/{room['id']}/join", headers=auth(person["access_token"]))
+    stream = await new_stream(client, bob["access_token"], room["id"])
+    stop_url = f"/live-streams/{stream['id']}/stop"
+
+    assert (await client.post(stop_url)).status_code == 401
+    refused = await client.post(stop_url, headers=auth(carol["access_token"]))
+    assert refused.status_code == 403
+    stopped = await client.post(stop_url, headers=auth(alice["access_token"]))
+    assert stopped.status_code == 200
+    body = stopped.json()
+    assert body["status"] == "ended" and body["ended_reason"] == "stopped"
+    assert body["ended_at"] is not None and body["video_id"] is None
+    again = await client.post(stop_url, headers=auth(bob["access_token"]))
+    assert again.status_code == 200 and again.json()["status"] == "ended"
+
+    gone = await whip_post(client, stream["whip_url"], stream["stream_key"], offer_sdp("video:VP8"))
+    assert gone.status_code == 410
+    assert "ended" in gone.json()["detail"]
+
+
+async def test_whip_refusals(client: httpx.AsyncClient, server: LiveServer) -> None:
+    alice = await create_guest(client, "alice")
+    room = await create_room(client, alice["access_token"])
+    stream = await new_stream(client, alice["access_token"], room["id"])
+    url, key = stream["whip_url"], stream["stream_key"]
+    video = offer_sdp("video:VP8", "audio:opus")
+
+    missing = await whip_post(client, url, None, video)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert missing.headers["access-control-allow-origin"] == "*"
+    assert (await whip_post(client, url, "not-the-key", video)).status_code == 401
+    assert (await whip_post(client, url, alice["access_token"], video)).status_code == 401
+    assert (await whip_post(client, "/whip/nope", key, video)).status_code == 404
+
+    not_sdp = await whip_post(client, url, key, '{"sdp": 1}', "application/json")
+    assert not_sdp.status_code == 415
+    assert "application/sdp" in not_sdp.json()["detail"]
+    assert (await whip_post(client, url, key, "garbage")).status_code == 400
+    audio_only = await whip_post(client, url, key, offer_sdp("audio:opus"))
+    assert audio_only.status_code == 400
+    assert audio_only.json()["detail"] == "The offer must send a video track"
+    av1_only = await whip_post(client, url, key, offer_sdp("video:AV1"))
+    assert av1_only.status_code == 400
+    huge = await whip_post(client, url, key, video + "a=x\r\n" * 20000)
+    assert huge.status_code == 413
+
+    # Refusals leave the stream publishable.
+    listed = (await client.get(f"/live-streams/{stream['id']}")).json()
+    assert listed["status"] == "ready"
+
+    await force_status(server, stream["id"], LiveStreamStatus.LIVE)
+    busy = await whip_post(client, url, key, video)
+    assert busy.status_code == 409
+
+
+async def test_whip_cors_and_methods(client: httpx.AsyncClient) -> None:
+    alice = await create_guest(client, "alice")
+    room = await create_room(client, alice["access_token"])
+    stream = await new_stream(client, alice["access_token"], room["id"])
+    preflight = await client.options(
+        stream["whip_url"],
+        headers={
+            "Origin": "https://studio.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
+    assert "Location" in preflight.headers["access-control-expose-headers"]
+    assert preflight.headers["accept-post"] == "application/sdp"
+
+    session_url = f"{stream['whip_url']}/sessions/whatever"
+    patch = await client.patch(session_url, content=b"a=candidate", headers=auth("k"))
+    assert patch.status_code == 405
+    unknown = await client.delete(session_url, headers=auth(stream["stream_key"]))
+    assert unknown.status_code == 404
+    assert (await client.delete(session_url, headers=auth("wrong"))).status_code == 401
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_configured_cors_list_and_rtmp_url_apply(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        cors_origins=["https://app.example"], live={"rtmp_url": "rtmp://ingest.example/live"}
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as client:
+        alice = await create_guest(client, "alice")
+        room = await create_room(client, alice["access_token"])
+        stream = await new_stream(client, alice["access_token"], room["id"])
+        assert stream["rtmp_url"] == "rtmp://ingest.example/live"
+
+        def preflight(origin: str) -> dict[str, str]:
+            return {"Origin": origin, "Access-Control-Request-Method": "POST"}
+
+        listed = await client.options(stream["whip_url"], headers=preflight("https://app.example"))
+        assert listed.headers["access-control-allow-origin"] == "https://app.example"
+        other = await client.options(stream["whip_url"], headers=preflight("https://evil.example"))
+        assert "access-control-allow-origin" not in other.headers
+
+
+def _write_broadcast(settings: Settings, stream_id: str, segments: int, *, ended: bool) -> Path:
+    """A recorder's output as the HLS muxer leaves it, without encoding anything."""
+    folder = MediaStorage(settings.data_dir).output_dir(stream_id) / "stream"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:6",
+        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:EVENT",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    for index in range(segments):
+        name = f"segment_{index:05d}.ts"
+        (folder / name).write_bytes(b"G" + bytes(187))
+        lines += ["#EXTINF:2.000000,", name]
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
+    (folder / "index.m3u8").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _uris(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+async def test_live_playlist_is_a_sliding_window_then_the_whole_broadcast(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    alice = await create_guest(client, "alice")
+    room = await create_room(client, alice["access_token"])
+    stream = await new_stream(client, alice["access_token"], room["id"])
+    pull = stream["pull_url"]
+    assert (await client.get(pull)).status_code == 404  # nothing published yet
+
+    await force_status(server, stream["id"], LiveStreamStatus.LIVE)
+    _write_broadcast(server.settings, stream["id"], 10, ended=False)
+    live = await client.get(pull)
+    assert live.status_code == 200
+    assert live.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert "no-cache" in live.headers["cache-control"]
+    assert "#EXT-X-MEDIA-SEQUENCE:4" in live.text
+    assert "#EXT-X-ENDLIST" not in live.text and "PLAYLIST-TYPE" not in live.text
+    assert _uris(live.text) == [f"segment_{index:05d}.ts" for index in range(4, 10)]
+
+    base = pull.rsplit("/", 1)[0]
+    segment = await client.get(f"{base}/segment_00009.ts")
+    assert segment.status_code == 200
+    assert segment.headers["content-type"] == "video/mp2t"
+    assert "immutable" in segment.headers["cache-control"]
+    for bad in ("segment_00099.ts", "index.m3u8.tmp", "..%2Fmaster.m3u8", "thumbnail.jpg"):
+        assert (await client.get(f"{base}/{bad}")).status_code == 404, bad
+
+    await force_status(server, stream["id"], LiveStreamStatus.ENDED)
+    _write_broadcast(server.settings, stream["id"], 10, ended=True)
+    ended = await client.get(pull)
+    assert "#EXT-X-MEDIA-SEQUENCE:0" in ended.text
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in ended.text
+    assert ended.text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert len(_uris(ended.text)) == 10
+
+
+async def test_private_live_playback_needs_a_token(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    alice = await create_guest(client, "alice")
+    bob = await create_guest(client, "bob")
+    room = await create_room(client, alice["access_token"], private=True)
+    stream = await new_stream(client, alice["access_token"], room["id"])
+    await force_status(server, stream["id"], LiveStreamStatus.LIVE)
+    _write_broadcast(server.settings, stream["id"], 3, ended=False)
+    bare = stream["pull_url"].split("?", 1)[0]
+    base = bare.rsplit("/", 1)[0]
+
+    assert (await client.get(bare)).status_code == 404
+    assert (await client.get(bare, headers=auth(bob["access_token"]))).status_code == 404
+    assert (await client.get(f"{bare}?token={bob['access_token']}")).status_code == 404
+    assert (await client.get(f"{bare}?token=forged")).status_code == 404
+    tokenised = await client.get(stream["pull_url"])
+    assert tokenised.status_code == 200
+    token = stream["pull_url"].split("?token=", 1)[1]
+    assert all(uri.endswith(f"?token={token}") for uri in _uris(tokenised.text))
+    first = _uris(tokenised.text)[0]
+    assert (await client.get(f"{base}/{first}")).status_code == 200
+    assert (await client.get(f"{base}/segment_00000.ts")).status_code == 404
+    member = await client.get(bare, headers=auth(alice["access_token"]))
+    assert member.status_code == 200

@@ -1,0 +1,209 @@
+"""Video jobs through the machine's Redis and real ``videochat worker`` processes.
+
+The API runs in the test's loop with ``VIDEOCHAT_REDIS__URL`` set (so it only queues
+jobs); the workers are separate processes sharing its database and data folder. Each
+test has its own queue name, removed from Redis afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests import services
+from tests.media import samples
+from tests.media.api_helpers import leftovers, new_slot, put, wait_for
+from tests.processes import server_env
+from tests.support import connect_ws, create_guest, create_room, receive_until, run_server, ws_path
+from videochat.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOW_MARKER_ENV = "VIDEOCHAT_TEST_SLOW_MARKER"
+
+
+def slow_worker_main() -> None:
+    """``videochat worker`` whose first transcode (across processes) stalls for a minute.
+
+    The marker file is both the signal that the stall began (holding the stalling
+    process's pid) and the flag that makes every later transcode run normally.
+    """
+    from videochat.cli import main
+    from videochat.media import tasks
+
+    real = tasks.transcode_to_hls
+    marker = os.environ[SLOW_MARKER_ENV]
+
+    def stalled(source: Path, out_dir: Path, **kw: Any) -> Any:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return real(source, out_dir, **kw)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        for _ in range(600):
+            time.sleep(0.1)
+            kw["progress"](0.0)  # still alive: lets a shutdown interrupt it
+        return real(source, out_dir, **kw)
+
+    tasks.transcode_to_hls = stalled  # type: ignore[assignment]
+    raise SystemExit(main(["worker"]))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("worker-clip") / "clip.mp4"
+    return samples.write_video(path, width=160, height=90, seconds=1.0).read_bytes()
+
+
+@pytest.fixture
+def queue_name() -> Iterator[str]:
+    services.redis_available()
+    name = f"videochat-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(services.REDIS_URL)
+    try:
+        for pattern in (f"saq:{name}:*", f"saq:job:{name}:*"):
+            keys = list(client.scan_iter(match=pattern, count=500))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
+
+
+MEDIA = {
+    "segment_seconds": 1.0,
+    "job_heartbeat_seconds": 2,
+    "job_sweep_seconds": 1,
+    "job_retry_delay_seconds": 0.0,
+}
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], queue_name: str) -> Settings:
+    return make_settings(
+        redis={"url": services.REDIS_URL}, media={**MEDIA, "job_queue_name": queue_name}
+    )
+
+
+def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    media = {f"VIDEOCHAT_MEDIA__{key.upper()}": str(value) for key, value in MEDIA.items()}
+    return server_env(
+        settings.data_dir,
+        settings.resolved_database_url,
+        VIDEOCHAT_REDIS__URL=services.REDIS_URL,
+        VIDEOCHAT_MEDIA__JOB_QUEUE_NAME=settings.media.job_queue_name,
+        VIDEOCHAT_LOG_LEVEL="INFO",
+        **media,
+        **extra,
+    )
+
+
+def _start_worker(env: dict[str, str], log: Path, *, slow: bool = False) -> subprocess.Popen[bytes]:
+    code = "from tests.media.test_worker import slow_worker_main; slow_worker_main()"
+    command = ["-c", code] if slow else ["-m", "videochat.cli", "worker"]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, *command], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait(5)
+
+
+async def _setup(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    user = await create_guest(client, "uploader")
+    room = await create_room(client, user["access_token"], "Worker videos")
+    return user, room
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_worker_process_runs_the_job_and_tells_the_room(
+    settings: Settings, clip: bytes, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    worker = _start_worker(_worker_env(settings), log)  # starts up while the API does
+    async with (
+        run_server(settings) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=15) as client,
+    ):
+        try:
+            user, room = await _setup(client)
+            token = user["access_token"]
+            async with connect_ws(live, ws_path(room["id"], user["id"], token)) as socket:
+                await receive_until(socket, "presence")
+                slot = await new_slot(client, token, room["id"])
+                response = await put(client, slot["upload_url"], clip, token)
+                assert response.status_code == 200, response.text
+                seen = []
+                while not seen or seen[-1] not in {"ready", "failed"}:
+                    frame = await receive_until(socket, "video_status", timeout=60)
+                    seen.append(frame["status"])
+                # "processing" and "ready" came from the worker, through Redis.
+                assert seen == ["pending", "uploaded", "processing", "ready"], log.read_text()
+            video = await wait_for(client, slot["id"], token)
+            assert video["duration_seconds"] == pytest.approx(1.0, abs=0.1)
+            master = await client.get(video["playback_url"])
+            assert master.status_code == 200 and "#EXT-X-STREAM-INF" in master.text
+            assert not (settings.data_dir / "uploads" / f"{slot['id']}.source").exists()
+        finally:
+            code = _stop(worker)
+        assert code == 0, log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_worker_killed_mid_job_loses_nothing(
+    settings: Settings, clip: bytes, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    marker = tmp_path / "transcode-started"
+    env = _worker_env(settings, **{SLOW_MARKER_ENV: str(marker)})
+    # Two workers from the start (start-up is the slow part): whichever takes the job
+    # stalls in it and is killed; the other one must finish it.
+    workers = [_start_worker(env, log, slow=True) for _ in range(2)]
+    try:
+        async with (
+            run_server(settings) as live,
+            httpx.AsyncClient(base_url=live.url, timeout=15) as client,
+        ):
+            user, room = await _setup(client)
+            token = user["access_token"]
+            slot = await new_slot(client, token, room["id"])
+            assert (await put(client, slot["upload_url"], clip, token)).status_code == 200
+            async with asyncio.timeout(60):
+                while not marker.exists() or not marker.read_text():
+                    assert all(w.poll() is None for w in workers), log.read_text()[-3000:]
+                    await asyncio.sleep(0.05)
+            await wait_for(client, slot["id"], token, {"processing"})
+            (busy,) = [w for w in workers if w.pid == int(marker.read_text())]
+            busy.kill()  # SIGKILL mid-transcode: no cleanup, no goodbye to Redis
+            busy.wait(10)
+
+            video = await wait_for(client, slot["id"], token, timeout=60)
+            assert video["status"] == "ready", (video, log.read_text()[-3000:])
+            assert (await client.get(video["playback_url"])).status_code == 200
+            names = {path.name for path in leftovers(settings.data_dir, slot["id"])}
+            assert names == {slot["id"]}  # only the published HLS folder is left
+            assert "Sweeping job" in log.read_text()  # taken back from the dead worker
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                _stop(worker)

@@ -1,0 +1,216 @@
+"""Moderation: roles, kick, ban, mute, expiring invites and capacity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import update
+
+from tests.support import (
+    LiveServer,
+    auth,
+    connect_ws,
+    create_guest,
+    receive_until,
+    ws_path,
+)
+from videochat.db.models import RoomInvite
+from videochat.kit.clock import utcnow
+
+
+async def _room_with(
+    client: httpx.AsyncClient, *names: str, **room: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    people = [await create_guest(client, name) for name in names]
+    created = await client.post(
+        "/rooms", json={"name": "Moderated", **room}, headers=auth(people[0]["access_token"])
+    )
+    assert created.status_code == 200, created.text
+    body = created.json()
+    for person in people[1:]:
+        join = {"invite_code": body["invite_code"]} if body["is_private"] else {}
+        response = await client.post(
+            f"/rooms/{body['id']}/join", json=join, headers=auth(person["access_token"])
+        )
+        assert response.status_code == 200, response.text
+    return body, people
+
+
+async def _act(
+    client: httpx.AsyncClient,
+    actor: dict[str, Any],
+    room: dict[str, Any],
+    target: dict[str, Any],
+    action: str,
+    **body: Any,
+) -> httpx.Response:
+    return await client.post(
+        f"/rooms/{room['id']}/members/{target['id']}/{action}",
+        json=body or None,
+        headers=auth(actor["access_token"]),
+    )
+
+
+async def test_only_the_owner_changes_roles(client: httpx.AsyncClient) -> None:
+    room, (owner, mod, member) = await _room_with(client, "owner", "mod", "member")
+    assert (await _act(client, member, room, mod, "role", role="moderator")).status_code == 403
+    assert (await _act(client, owner, room, mod, "role", role="moderator")).status_code == 200
+    assert (await _act(client, mod, room, member, "role", role="moderator")).status_code == 403
+    assert (await _act(client, owner, room, owner, "role", role="member")).status_code == 400
+    assert (await _act(client, owner, room, mod, "role", role="owner")).status_code == 422
+    roles = (await client.get(f"/rooms/{room['id']}")).json()["roles"]
+    assert roles == {owner["id"]: "owner", mod["id"]: "moderator", member["id"]: "member"}
+    assert (await _act(client, owner, room, mod, "role", role="member")).status_code == 200
+
+
+async def test_rank_rules_for_kick_ban_mute(client: httpx.AsyncClient) -> None:
+    room, (owner, mod, member, other) = await _room_with(client, "owner", "mod", "member", "other")
+    await _act(client, owner, room, mod, "role", role="moderator")
+    for action in ("kick", "ban", "mute"):
+        assert (await _act(client, member, room, other, action)).status_code == 403, action
+        assert (await _act(client, mod, room, owner, action)).status_code == 403, action
+    assert (await _act(client, mod, room, mod, "kick")).status_code == 400
+    stranger = await create_guest(client, "stranger")
+    assert (await _act(client, mod, room, stranger, "kick")).status_code == 404
+    no_token = await client.post(f"/rooms/{room['id']}/members/{member['id']}/kick")
+    assert no_token.status_code == 401
+
+
+async def test_kick_closes_the_socket_and_removes_membership(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    room, (owner, member) = await _room_with(client, "owner", "member")
+    async with (
+        connect_ws(server, ws_path(room["id"], owner["id"], owner["access_token"])) as o,
+        connect_ws(server, ws_path(room["id"], member["id"], member["access_token"])) as m,
+    ):
+        await receive_until(m, "presence")
+        assert (await _act(client, owner, room, member, "kick")).status_code == 200
+        announced = await receive_until(o, "moderation")
+        assert announced["action"] == "kick" and announced["user_id"] == member["id"]
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(5):
+                while True:
+                    await m.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    assert member["id"] not in (await client.get(f"/rooms/{room['id']}")).json()["users"]
+
+
+async def test_ban_keeps_someone_out_until_unbanned(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    room, (owner, member) = await _room_with(client, "owner", "member")
+    assert (await _act(client, owner, room, member, "ban")).status_code == 200
+    join = await client.post(f"/rooms/{room['id']}/join", headers=auth(member["access_token"]))
+    assert join.status_code == 403 and "banned" in join.json()["detail"]
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with connect_ws(server, ws_path(room["id"], member["id"], member["access_token"])):
+            pass
+    assert refused.value.response.status_code == 403
+    bans = await client.get(f"/rooms/{room['id']}/bans", headers=auth(owner["access_token"]))
+    assert bans.json() == [member["id"]]
+    member_view = await client.get(
+        f"/rooms/{room['id']}/bans", headers=auth(member["access_token"])
+    )
+    assert member_view.status_code == 403
+    lifted = await client.delete(
+        f"/rooms/{room['id']}/bans/{member['id']}", headers=auth(owner["access_token"])
+    )
+    assert lifted.status_code == 200
+    again = await client.post(f"/rooms/{room['id']}/join", headers=auth(member["access_token"]))
+    assert again.status_code == 200
+
+
+async def test_muted_member_cannot_chat_or_turn_devices_on(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    room, (owner, member) = await _room_with(client, "owner", "member")
+    async with (
+        connect_ws(server, ws_path(room["id"], owner["id"], owner["access_token"])) as o,
+        connect_ws(server, ws_path(room["id"], member["id"], member["access_token"])) as m,
+    ):
+        await receive_until(m, "presence")
+        assert (await _act(client, owner, room, member, "mute")).status_code == 200
+        assert (await receive_until(m, "moderation"))["action"] == "mute"
+        await m.send(json.dumps({"content": "let me speak"}))
+        assert (await receive_until(m, "error"))["code"] == "muted"
+        await m.send(json.dumps({"type": "media_state", "audio": True}))
+        assert (await receive_until(m, "error"))["code"] == "muted"
+        members = (await client.get(f"/rooms/{room['id']}/members")).json()
+        assert next(p for p in members if p["user_id"] == member["id"])["muted"] is True
+
+        assert (await _act(client, owner, room, member, "unmute")).status_code == 200
+        assert (await receive_until(m, "moderation"))["action"] == "unmute"
+        await m.send(json.dumps({"content": "thanks"}))
+        assert (await receive_until(o, "message"))["content"] == "thanks"
+    history = (await client.get(f"/rooms/{room['id']}/messages")).json()
+    assert [m["content"] for m in history] == ["thanks"]
+
+
+async def test_mute_survives_a_reconnect(client: httpx.AsyncClient, server: LiveServer) -> None:
+    room, (owner, member) = await _room_with(client, "owner", "member")
+    await _act(client, owner, room, member, "mute")
+    async with connect_ws(server, ws_path(room["id"], member["id"], member["access_token"])) as m:
+        welcome = await receive_until(m, "welcome")
+        assert welcome["muted"] is True and welcome["role"] == "member"
+        await m.send(json.dumps({"content": "sneaky"}))
+        assert (await receive_until(m, "error"))["code"] == "muted"
+
+
+async def test_expiring_and_limited_invites(client: httpx.AsyncClient, server: LiveServer) -> None:
+    room, (owner,) = await _room_with(client, "owner", is_private=True)
+    guests = [await create_guest(client, f"guest{i}") for i in range(3)]
+    made = await client.post(
+        f"/rooms/{room['id']}/invites", json={"max_uses": 1}, headers=auth(owner["access_token"])
+    )
+    assert made.status_code == 201
+    code = made.json()["code"]
+    url = f"/rooms/{room['id']}/join"
+    first = await client.post(
+        url, json={"invite_code": code}, headers=auth(guests[0]["access_token"])
+    )
+    assert first.status_code == 200
+    used_up = await client.post(
+        url, json={"invite_code": code}, headers=auth(guests[1]["access_token"])
+    )
+    assert used_up.status_code == 403
+
+    expiring = (
+        await client.post(
+            f"/rooms/{room['id']}/invites", json={}, headers=auth(owner["access_token"])
+        )
+    ).json()["code"]
+    async with server.app.state.context.sessionmaker() as session:
+        await session.execute(
+            update(RoomInvite)
+            .where(RoomInvite.code == expiring)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    expired = await client.post(
+        url, json={"invite_code": expiring}, headers=auth(guests[2]["access_token"])
+    )
+    assert expired.status_code == 403
+    member_made = await client.post(
+        f"/rooms/{room['id']}/invites", json={}, headers=auth(guests[0]["access_token"])
+    )
+    assert member_made.status_code == 403
+
+
+async def test_capacity_refuses_the_next_person(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    room, _ = await _room_with(client, "owner", "second", capacity=2)
+    third = await create_guest(client, "third")
+    refused = await client.post(f"/rooms/{room['id']}/join", headers=auth(third["access_token"]))
+    assert refused.status_code == 403 and "full" in refused.json()["detail"]
+    with pytest.raises(websockets.InvalidStatus) as socket_refused:
+        async with connect_ws(server, ws_path(room["id"], third["id"], third["access_token"])):
+            pass
+    assert socket_refused.value.response.status_code == 403

@@ -1,0 +1,337 @@
+"""The web client in real Chromium pages, with real WebRTC between them.
+
+Each test reads the result of one scenario (``tests/web/scenarios/``). The scenarios
+of the selected tests run once, one after another, in a single process inside a
+loopback-only network namespace, which starts the server(s) (SQLite, the in-process
+broker) and one Chromium; each scenario prints a JSON result that its test asserts on.
+Run with ``-s`` to see the measured connect and first-frame times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.harness import CHROMIUM, RESULT_MARK
+
+pytestmark = [pytest.mark.browser, pytest.mark.netns]
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# A namespace with nothing but loopback: no packet of these calls leaves the machine.
+NETNS = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+LOOPBACK = "127.0.0.1"
+# Grey-level variance of a remote video: black or one flat colour is ~0, the fake
+# camera's picture is in the hundreds.
+MIN_PICTURE_VARIANCE = 20.0
+
+
+def _unavailable(reason: str) -> None:
+    """Skip on a developer's machine; in CI a missing prerequisite fails the run."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must run the browser tests)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def netns() -> list[str]:
+    """The command prefix that runs something inside a fresh loopback-only namespace."""
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    for tool in ("unshare", "ip"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} is not installed")
+    # As root (development, CI) a plain network namespace; otherwise try a user one.
+    prefix = NETNS if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", *NETNS[1:]]
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, timeout=15)
+    if probe.returncode != 0:
+        _unavailable(f"cannot create a network namespace: {probe.stderr.strip()}")
+    return prefix
+
+
+# Test → (scenario, time budget in seconds), in the order the scenarios run.
+SCENARIOS: dict[str, tuple[str, float]] = {
+    "test_two_then_three_people_connect_in_a_full_mesh": ("mesh", 150),
+    "test_chat_arrives_in_order_and_a_reload_rejoins_with_history": ("chat_reload", 90),
+    "test_camera_off_shows_as_off_and_leaving_removes_the_tile": ("camera_leave", 90),
+    "test_deep_link_opens_the_room_and_chat_markup_stays_text": ("deeplink_xss", 90),
+    "test_accounts_register_refresh_and_log_in_again": ("accounts", 90),
+    "test_a_moderator_mutes_and_removes_someone": ("moderation", 90),
+    "test_a_full_call_says_so_and_lets_the_next_person_in_later": ("call_limits", 120),
+    "test_an_unreachable_relay_is_reported": ("ice_failure", 120),
+    "test_a_server_restart_is_survived": ("server_restart", 180),
+}
+
+
+@pytest.fixture(scope="module")
+def scenario_results(netns: list[str], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Run the scenarios of the selected tests; their results by name, plus the output."""
+    here = Path(__file__).resolve()
+    selected = {item.name for item in request.session.items if item.path.resolve() == here}
+    wanted = [scenario for test, scenario in SCENARIOS.items() if test in selected]
+    names = [name for name, _ in wanted]
+    timeout = sum(budget for _, budget in wanted) + 60
+    process = subprocess.Popen(
+        [*netns, sys.executable, "-m", "tests.web.scenarios", *names],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Its own process group: on a timeout the runner, its servers and its
+        # browser all go together.
+        start_new_session=True,
+    )
+    timed_out = False
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        timed_out = True
+    results: dict[str, Any] = {}
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            result = json.loads(line[len(RESULT_MARK) :])
+            results[result["scenario"]] = result
+    note = f"ran over {timeout:.0f}s" if timed_out else f"exit {process.returncode}"
+    results["__output__"] = f"{note}\n{stderr[-3000:]}"
+    return results
+
+
+def result_of(
+    results: dict[str, Any], name: str, *, expected_console: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """One scenario's result, or a failure with its report.
+
+    Console errors and warnings fail the test unless they contain one of
+    ``expected_console``.
+    """
+    result: dict[str, Any] | None = results.get(name)
+    if result is None:
+        pytest.fail(f"scenario {name} reported nothing: {results['__output__']}", pytrace=False)
+    if not result["ok"]:
+        report = {key: result.get(key) for key in ("error", "call_traces", "page_errors")}
+        pytest.fail(
+            f"scenario {name} failed: {json.dumps(report, indent=1)}\n"
+            f"{result.get('traceback', '')}\nserver log:\n{result.get('server_log', '')}",
+            pytrace=False,
+        )
+    unexpected = [
+        entry
+        for entry in result["page_errors"]
+        if not any(expected in entry for expected in expected_console)
+    ]
+    assert unexpected == [], "pages reported errors (or opened dialogs)"
+    print(f"\n{name}: {result['seconds']}s")
+    return result
+
+
+def _assert_full_mesh(snapshot: dict[str, Any], ids: dict[str, str]) -> None:
+    """Every page is connected to every other over loopback, with a real picture."""
+    for name, seen in snapshot.items():
+        others = {ids[other] for other in snapshot if other != name}
+        assert set(seen["peers"]) == others, f"{name} is connected to the wrong people"
+        assert seen["remote_tiles"] == len(others), f"{name} shows the wrong number of tiles"
+        for other in others:
+            peer = seen["peers"][other]
+            where = f"{name} -> {other}"
+            assert peer["connectionState"] == "connected", where
+            assert peer["nominated"], where
+            assert peer["localAddress"] == LOOPBACK, where
+            assert peer["remoteAddress"] == LOOPBACK, where
+            assert peer["framesDecoded"] > 0, where
+            # The upload is shared out between the people in the mesh.
+            assert peer["videoMaxBitrate"], where
+            picture = seen["pictures"][other]
+            assert picture["screenshot_variance"] > MIN_PICTURE_VARIANCE, (where, picture)
+            assert picture["frame_variance"] > MIN_PICTURE_VARIANCE, (where, picture)
+
+
+def _print_timings(label: str, snapshot: dict[str, Any]) -> None:
+    for name, seen in snapshot.items():
+        for other, timing in seen["timings"].items():
+            print(f"  {label} {name} <- {other[:8]}: {timing}")
+
+
+def test_two_then_three_people_connect_in_a_full_mesh(scenario_results: dict[str, Any]) -> None:
+    result = result_of(scenario_results, "mesh")
+    ids = result["ids"]
+    _assert_full_mesh(result["two"], {name: ids[name] for name in ("alice", "bob")})
+    _assert_full_mesh(result["three"], ids)
+    assert result["local_tiles"] == {"alice": 1, "bob": 1, "carol": 1}
+    print(f"  until all connected: {result['seconds_until_all_connected']}")
+    _print_timings("two", result["two"])
+    _print_timings("three", result["three"])
+
+
+def test_chat_arrives_in_order_and_a_reload_rejoins_with_history(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "chat_reload")
+    sent = result["sent"]
+    assert result["before_reload"] == {"alice": sent, "bob": sent}
+    edited = [sent[0], "Message deleted", "a third message, edited", sent[3]]
+    assert result["after_edits"] == {"alice": edited, "bob": edited}
+    assert result["edited_marks"] == {"alice": 1, "bob": 1}
+    assert result["typing_indicator"] == "bob is typing…"
+    assert result["history_after_reload"] == edited
+    assert result["after_reload_bob"] == [*edited, "after the reload"]
+    assert result["bob_url_after_reload"].endswith(f"/chat/rooms/{result['room_id']}")
+    for name, peers in result["peers_after_reload"].items():
+        assert len(peers) == 1, name
+        (peer,) = peers.values()
+        assert peer["connectionState"] == "connected", name
+        assert peer["framesDecoded"] > 0, name
+    picture = result["pictures_after_reload"]["alice_sees_bob"]
+    assert picture["frame_variance"] > MIN_PICTURE_VARIANCE
+    print(f"  back in the call {result['rejoin_seconds']}s after the reload")
+    print(f"  bob after reload: {result['timings_after_reload']['bob']}")
+
+
+def test_camera_off_shows_as_off_and_leaving_removes_the_tile(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "camera_leave")
+    assert result["initially"]["participant"]["video"] == "true"
+    assert result["initially"]["tile"]["video"] == "on"
+    assert result["initially"]["avatar_shown"] is False
+
+    off = result["camera_off"]
+    assert off["participant"]["video"] == "false"
+    assert off["tile"]["video"] == "off"
+    assert off["avatar_shown"] is True
+    assert result["camera_button_off"] == "false"
+
+    assert result["mic_off"]["participant"]["audio"] == "false"
+    assert result["mic_off"]["tile"]["audio"] == "off"
+    assert result["mic_button_off"] == "false"
+
+    assert result["camera_on_again"]["tile"]["video"] == "on"
+    before, after = result["frames_after_camera_on"]
+    assert after > before
+
+    sharing = result["sharing"]
+    assert sharing["seen"]["participant"]["screen"] == "true"
+    assert sharing["seen"]["tile"]["screen"] == "on"
+    assert sharing["button"] == "true"
+    stopped = result["stopped_sharing"]
+    assert stopped["seen"]["participant"]["screen"] == "false"
+    assert sharing["size"] != stopped["size"]
+
+    assert result["after_leave"] == {"participant": None, "tile": None, "avatar_shown": None}
+    assert result["alice_peers_after_leave"] == []
+    assert result["bob_url_after_leave"].endswith("/chat")
+    assert result["bob_peers_after_leave"] == []
+
+
+def test_deep_link_opens_the_room_and_chat_markup_stays_text(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "deeplink_xss")
+    assert result["url_before_name"].endswith(result["path"])
+    assert result["url_in_room"].endswith(result["path"])
+    assert result["title"] == "Deep link room"
+    payload = "<img src=x onerror=alert(1)>"
+    for name, rendered in result["rendered"].items():
+        assert rendered["text"] == [payload], name
+        assert rendered["images"] == 0, name
+        assert rendered["in_messages"] == 0, name
+    assert result["phone_layout"] == {"overflowing": False, "controls_visible": True}
+
+
+def test_a_full_call_says_so_and_lets_the_next_person_in_later(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "call_limits")
+    ids = result["ids"]
+    assert "This call is full" in result["full_notice"]
+    assert "at most 2 people" in result["full_notice"]
+    assert result["while_full"] == {
+        "carol_peers": [],
+        "carol_remote_tiles": 0,
+        "alice_peers": [ids["bob"]],
+        "alice_remote_tiles": 1,
+        "carol_in_call_for_alice": "false",
+        "carol_chat_works": True,
+    }
+    assert result["after_bob_left"] == {
+        "carol_peers": [ids["alice"]],
+        "alice_peers": [ids["carol"]],
+        "carol_notice": None,
+        "carol_in_call_for_alice": "true",
+    }
+
+
+def test_an_unreachable_relay_is_reported(scenario_results: dict[str, Any]) -> None:
+    result = result_of(scenario_results, "ice_failure")
+    for name, text in result["notices"].items():
+        assert "relay (TURN) server" in text, name
+    view = result["alice_view_of_bob"]
+    assert view["policy"] == "relay"
+    assert view["connection_state"] in {"new", "checking"}
+    assert view["tile_connection"] == "stalled"
+
+
+def test_accounts_register_refresh_and_log_in_again(scenario_results: dict[str, Any]) -> None:
+    # The refused token and the wrong password are 401s on purpose.
+    result = result_of(
+        scenario_results, "accounts", expected_console=("status of 401 (Unauthorized)",)
+    )
+    assert result["registered_user"] == "dana"
+    assert result["media_notice"] == (
+        "Camera unavailable (none was found): you joined with your microphone only."
+    )
+    assert result["buttons_without_camera"] == {"toggle-mic": "true", "toggle-camera": "false"}
+    assert result["refresh_rotated"] is True
+    assert result["access_replaced"] is True
+    assert result["signed_out_session"] == {}
+    assert result["wrong_password_message"] == "Incorrect username or password"
+    assert result["whoami_after_login"] == "dana"
+    assert result["url_after_login"].endswith("/chat")
+
+
+def test_a_moderator_mutes_and_removes_someone(scenario_results: dict[str, Any]) -> None:
+    result = result_of(scenario_results, "moderation")
+    muted = result["muted"]
+    assert muted["status"] == 200
+    assert "A moderator muted you" in muted["notice"]
+    seen = muted["seen_by_alice"]
+    assert (seen["audio"], seen["video"], seen["screen"]) == ("false", "false", "false")
+    assert muted["bob_controls_disabled"] == {
+        "toggle-mic": True,
+        "toggle-camera": True,
+        "share-screen": True,
+    }
+    assert result["kick_status"] == 200
+    assert "removed you" in result["removed_message"]
+    assert result["bob_in_alice_list_after"] is None
+    assert result["bob_peers_after"] == []
+    assert result["bob_status_after"] == ""
+
+
+def test_a_server_restart_is_survived(scenario_results: dict[str, Any]) -> None:
+    # While the server is down, reconnect attempts fail loudly in the console.
+    result = result_of(
+        scenario_results,
+        "server_restart",
+        expected_console=("ERR_CONNECTION_REFUSED", "WebSocket connection to"),
+    )
+    assert result["status_while_down"]
+    both = ["before the restart", "after the restart"]
+    assert result["alice_chat"] == both
+    assert result["bob_chat"] == both
+    assert result["status_after"] == {"alice": "", "bob": ""}
+    for name, peers in result["peers_after"].items():
+        (peer,) = peers.values()
+        assert peer["connectionState"] == "connected", name
+        assert peer["framesDecoded"] > 0, name
+    assert result["picture_after"]["frame_variance"] > MIN_PICTURE_VARIANCE
+    print(f"  chat back {result['chat_back_seconds']}s, call {result['call_back_seconds']}s")
