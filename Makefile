@@ -9,7 +9,7 @@ PORT ?= 8000
 .PHONY: run test lint format typecheck check migrate bench deps test-deps clean
 
 run: deps ## start the server on the embedded default (SQLite in ./data, no Redis)
-	$(UV) run videochat serve --host $(HOST) --port $(PORT)
+	$(UV) run --no-dev videochat serve --host $(HOST) --port $(PORT)
 
 test: test-deps ## install what the tests need, then run them all
 	$(UV) run pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
@@ -24,7 +24,7 @@ test-deps:
 	@scripts/ensure-test-tools.sh
 
 migrate: deps
-	$(UV) run videochat migrate
+	$(UV) run --no-dev videochat migrate
 
 lint:
 	$(UV) run ruff check src tests

@@ -68,6 +68,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_a_full_call_says_so_and_lets_the_next_person_in_later": ("call_limits", 120),
     "test_an_unreachable_relay_is_reported": ("ice_failure", 120),
     "test_a_server_restart_is_survived": ("server_restart", 180),
+    "test_an_uploaded_video_gets_ready_and_plays": ("video_upload", 60),
 }
 
 
@@ -335,3 +336,19 @@ def test_a_server_restart_is_survived(scenario_results: dict[str, Any]) -> None:
         assert peer["framesDecoded"] > 0, name
     assert result["picture_after"]["frame_variance"] > MIN_PICTURE_VARIANCE
     print(f"  chat back {result['chat_back_seconds']}s, call {result['call_back_seconds']}s")
+
+
+def test_an_uploaded_video_gets_ready_and_plays(scenario_results: dict[str, Any]) -> None:
+    result = result_of(scenario_results, "video_upload")
+    assert result["item_title"] == "Holiday <b>clip</b>"
+    assert result["bold_in_panel"] == 0
+    assert result["progress_label"] == "video-progress-label"
+    # Followed through socket frames: the page was never reloaded.
+    assert result["statuses"][-1] == "ready"
+    assert result["current_time"] > 0.5
+    player = result["player"]
+    assert player["controls"] is True
+    assert player["video_id"] == result["video_id"]
+    assert "/master.m3u8" in player["src"]
+    assert "/thumbnail.jpg" in player["poster"]
+    print(f"  ready after {result['ready_seconds']}s, statuses {result['statuses']}")

@@ -16,6 +16,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from videochat.accounts import repository as users_repository
 from videochat.accounts.tokens import decode_token
 from videochat.chat.service import chat, clean_content
+from videochat.chat.spam import SpamError
 from videochat.config import AuthMode
 from videochat.context import AppContext
 from videochat.exceptions import BadRequest, VideochatError
@@ -214,7 +215,11 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
         try:
             await _handle(context, connection, frame)
         except VideochatError as exc:
-            code = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+            code = (
+                "spam"
+                if isinstance(exc, SpamError)
+                else {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+            )
             connection.offer(dumps(frames.error_frame(code, exc.detail)))
 
 
@@ -234,6 +239,8 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         content = clean_content(
             frame.get("content"), max_chars=context.settings.realtime.max_message_chars
         )
+        if context.settings.rate_limit.enabled:
+            connection.spam.check(content)
         # One message of a room at a time, so sockets receive a room's messages in
         # the order of their ids (the history's order); see realtime/ordering.py.
         async with context.hub.order.writing(connection.room_id) as session:

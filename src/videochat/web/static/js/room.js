@@ -53,6 +53,7 @@ export class RoomSession {
   #grid = null;
   #notices = new Notices(byId('call-notices'));
   #live = null;
+  #videos = null;
   #abort = new AbortController();
   #left = false;
 
@@ -127,6 +128,9 @@ export class RoomSession {
     });
 
     this.#mountLive();
+    import('./videos.js').then(({ mountVideos }) => {
+      if (!this.#left) this.#videos = mountVideos({ roomId: this.roomId, stage: byId('videos-slot') });
+    }).catch((error) => console.warn('videochat: the videos panel is not available', error));
 
     const canModerate = await this.#canModerate(room);
     if (this.#left) return;
@@ -175,6 +179,8 @@ export class RoomSession {
     this.#abort.abort();
     this.#live?.destroy();
     this.#live = null;
+    this.#videos?.destroy();
+    this.#videos = null;
     this.#socket?.close();
     this.#call?.leave();
     this.#chat?.destroy();
@@ -293,6 +299,9 @@ export class RoomSession {
       case 'live_started':
       case 'live_ended':
         this.#live?.onFrame(frame);
+        break;
+      case 'video_status':
+        this.#videos?.onFrame(frame);
         break;
       case 'error': {
         // Refused because a moderator muted us (perhaps before we came in).

@@ -1,0 +1,40 @@
+"""Spam checks for one sender: the same text over and over, and link floods."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+
+from videochat.exceptions import BadRequest
+
+_LINK = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
+MAX_LINKS = 5
+REPEAT_WINDOW_SECONDS = 30.0
+REPEATS_ALLOWED = 2  # the same text may be sent twice in the window, not a third time
+
+
+class SpamError(BadRequest):
+    """A message refused as spam (sent back as an ``error`` frame with code ``spam``)."""
+
+
+class SpamGuard:
+    """Per-socket memory of recent messages."""
+
+    def __init__(self) -> None:
+        self._recent: deque[tuple[float, str]] = deque(maxlen=20)
+
+    def check(self, content: str, *, now: float | None = None) -> None:
+        """Raise ``SpamError`` for a link flood or a text repeated too often."""
+        moment = time.monotonic() if now is None else now
+        if len(_LINK.findall(content)) > MAX_LINKS:
+            raise SpamError(f"too many links in one message (at most {MAX_LINKS})")
+        normalised = " ".join(content.lower().split())
+        repeats = sum(
+            1
+            for sent_at, text in self._recent
+            if text == normalised and moment - sent_at < REPEAT_WINDOW_SECONDS
+        )
+        if repeats >= REPEATS_ALLOWED:
+            raise SpamError("you already sent that message; please don't repeat it")
+        self._recent.append((moment, normalised))
