@@ -144,3 +144,41 @@ async def test_a_dead_instance_leaves_no_ghosts() -> None:
     await crashed.stop()
     assert await survivor.participants(room) == []
     await survivor.stop()
+
+
+async def test_sockets_registering_at_once_share_one_subscription() -> None:
+    """Many sockets of one room arriving together: every frame delivered once each."""
+    services.redis_available()
+    from videochat.realtime.hub import Hub
+
+    broker = RedisBroker(services.REDIS_URL)
+    await broker.start()
+    hub = Hub(broker, MemoryPresence())
+    room = f"room-{uuid.uuid4()}"
+
+    received: dict[str, list[str]] = {}
+
+    class Sink:
+        def __init__(self, index: int) -> None:
+            self.id = f"c{index}"
+            self.room_id, self.user_id, self.username = room, f"u{index}", f"user{index}"
+            self.media = {"audio": False, "video": False, "screen": False}
+            self.connected_at = time.time()
+            received[self.id] = []
+
+        def offer(self, text: str, *, message_id: int = 0) -> None:
+            received[self.id].append(text)
+
+    sinks: list[Any] = [Sink(i) for i in range(10)]
+    await asyncio.gather(*(hub.register(sink) for sink in sinks))
+    for index in range(5):
+        await hub.publish(room, {"type": "note", "n": index})
+    async with asyncio.timeout(5):
+        while any(len(texts) < 5 for texts in received.values()):
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # a duplicate would arrive by now
+    assert all(len(texts) == 5 for texts in received.values()), received
+    for sink in sinks:
+        await hub.unregister(sink)
+    assert broker._handlers.get(f"videochat:room:{room}") is None
+    await broker.stop()

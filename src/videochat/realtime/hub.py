@@ -8,6 +8,7 @@ once per instance, not once per recipient.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from functools import partial
@@ -43,6 +44,7 @@ class Hub:
         self._order = order
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
+        self._subscribed: dict[str, asyncio.Future[None]] = {}
 
     @property
     def order(self) -> RoomOrder:
@@ -80,27 +82,55 @@ class Hub:
 
     async def register(self, connection: Connection) -> None:
         """Start delivering the room's frames to this connection."""
-        room = self._rooms[connection.room_id]
-        if not room:
-            handler = partial(self._deliver, connection.room_id)
-            self._handlers[connection.room_id] = handler
-            await self.broker.subscribe(_topic(connection.room_id), handler)
+        room_id = connection.room_id
+        room = self._rooms[room_id]
+        first = not room
+        # Added before any await: a second socket of the room registering meanwhile must
+        # see the room as taken, or it would subscribe a second handler (and every frame
+        # would then be delivered twice on this instance).
         room[connection.id] = connection
+        metrics.WS_ACTIVE.inc()  # unregister() undoes both, whatever fails below
+        if first:
+            ready = self._subscribed[room_id] = asyncio.get_running_loop().create_future()
+            handler = partial(self._deliver, room_id)
+            self._handlers[room_id] = handler
+            try:
+                await self.broker.subscribe(_topic(room_id), handler)
+            except Exception as exc:
+                ready.set_exception(exc)
+                ready.exception()  # marks it retrieved; waiters re-raise it themselves
+                raise
+            else:
+                ready.set_result(None)
+            finally:
+                self._subscribed.pop(room_id, None)
+        elif room_id in self._subscribed:
+            # The room's subscription is still being set up by the first socket.
+            await asyncio.shield(self._subscribed[room_id])
         await self.presence.add(connection)
-        metrics.WS_ACTIVE.inc()
 
     async def unregister(self, connection: Connection) -> None:
         """Stop delivering to this connection; drop the subscription with the last one."""
-        room = self._rooms.get(connection.room_id)
+        room_id = connection.room_id
+        room = self._rooms.get(room_id)
         if room is None or room.pop(connection.id, None) is None:
             return
         metrics.WS_ACTIVE.dec()
-        await self.presence.remove(connection)
+        handler = None
+        # Decided before any await, so a socket registering meanwhile starts a fresh
+        # subscription instead of sharing one that is about to be dropped.
         if not room:
-            del self._rooms[connection.room_id]
-            handler = self._handlers.pop(connection.room_id, None)
-            if handler is not None:
-                await self.broker.unsubscribe(_topic(connection.room_id), handler)
+            del self._rooms[room_id]
+            handler = self._handlers.pop(room_id, None)
+        try:
+            await self.presence.remove(connection)
+        except Exception:  # Redis is down: its heartbeat expiry cleans up later
+            log.warning("hub.presence_remove_failed", room_id=room_id)
+        if handler is not None:
+            try:
+                await self.broker.unsubscribe(_topic(room_id), handler)
+            except Exception:  # the broker is down; a later reconnect drops it
+                log.warning("hub.unsubscribe_failed", room_id=room_id)
 
     async def publish(
         self,
