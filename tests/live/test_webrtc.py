@@ -55,7 +55,7 @@ def published(netns: list[str]) -> dict[str, Any]:
         start_new_session=True,  # on a timeout the scenario and its server go together
     )
     try:
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=180)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
@@ -146,9 +146,9 @@ def test_a_vanished_publisher_times_out(published: dict[str, Any]) -> None:
     after = published["c_after"]
     assert after["status"] == "ended" and after["ended_reason"] == "timeout"
     assert after["video_id"] == published["ids"]["c"]
-    # publisher_timeout_seconds is 3 in the scenario; the watchdog looks every 0.2 s.
+    # publisher_timeout_seconds is 8 in the scenario; the watchdog looks every 0.2 s.
     # Not before the timeout; the upper bound only catches "never" on a busy machine.
-    assert 2.5 <= published["c_seconds_to_end"] <= 30
+    assert 7.5 <= published["c_seconds_to_end"] <= 40
 
 
 def test_the_room_hears_about_it(published: dict[str, Any]) -> None:

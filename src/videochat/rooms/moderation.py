@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from videochat.accounts import repository as users_repository
 from videochat.db.models import Room, RoomBan, RoomInvite, RoomMember, RoomRole
 from videochat.exceptions import BadRequest, Forbidden, NotFound
 from videochat.kit.clock import isoformat, utcnow
@@ -97,6 +98,8 @@ class ModerationService:
         """Remove someone and keep them out."""
         room = await self._room_for(session, room_id, actor_id)
         self._check_rank(room, actor_id, target_id)
+        if await users_repository.get_user(session, target_id) is None:
+            raise NotFound("User not found")
         await self._remove_member(session, room_id, target_id)
         if not await is_banned(session, room_id, target_id):
             session.add(RoomBan(room_id=room_id, user_id=target_id, banned_by=actor_id))
