@@ -60,6 +60,85 @@ function putFile(url, file, token, onProgress, signal) {
   });
 }
 
+const TUS_CHUNK = 8 * 1024 * 1024;
+const TUS_RETRIES = 6;
+
+/** One tus request; resolves with the XHR, rejects on a network error. */
+function tusRequest(method, url, token, headers, body, onProgress, signal) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    xhr.setRequestHeader('Tus-Resumable', '1.0.0');
+    if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+    if (onProgress) {
+      xhr.upload.onprogress = (event) => onProgress(event.loaded);
+    }
+    xhr.onload = () => resolve(xhr);
+    xhr.onerror = () => reject(new Error('the connection was lost'));
+    xhr.onabort = () => reject(new Error('the upload was cancelled'));
+    signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(body ?? null);
+  });
+}
+
+function failure(xhr) {
+  try {
+    const body = JSON.parse(xhr.responseText);
+    if (typeof body.detail === 'string') return new Error(body.detail);
+  } catch {
+    // not JSON
+  }
+  return new Error(xhr.statusText || `the server answered ${xhr.status}`);
+}
+
+/**
+ * Resumable upload (tus 1.0) in chunks: when the connection drops or the server
+ * hiccups, ask it how far it got (HEAD) and go on from there, with back-off.
+ */
+async function tusUpload(url, file, token, onProgress, signal) {
+  let offset = 0;
+  let failures = 0;
+  while (offset < file.size || file.size === 0) {
+    const chunk = file.slice(offset, offset + TUS_CHUNK);
+    const headers = {
+      'Content-Type': 'application/offset+octet-stream',
+      'Upload-Offset': String(offset),
+      // The slot was created with a deferred length: say it with every chunk.
+      'Upload-Length': String(file.size),
+    };
+    try {
+      const base = offset;
+      const xhr = await tusRequest('PATCH', url, token, headers, chunk,
+        (loaded) => onProgress((base + loaded) / file.size), signal);
+      if (xhr.status === 204) {
+        offset = Number(xhr.getResponseHeader('Upload-Offset') ?? offset + chunk.size);
+        failures = 0;
+        onProgress(offset / file.size);
+        if (file.size === 0) return;
+        continue;
+      }
+      if (xhr.status === 409) {
+        // Our idea of the offset is stale (a chunk landed before the connection
+        // dropped): ask, and go on from the server's offset.
+        const head = await tusRequest('HEAD', url, token, {}, null, null, signal);
+        const known = Number(head.getResponseHeader('Upload-Offset'));
+        if (head.status !== 200 || Number.isNaN(known) || known === offset) throw failure(xhr);
+        offset = known;
+        continue;
+      }
+      if (xhr.status < 500 && xhr.status !== 423) throw failure(xhr);
+    } catch (error) {
+      if (signal.aborted || !/connection was lost/.test(error.message)) throw error;
+    }
+    failures += 1;
+    if (failures > TUS_RETRIES) throw new Error('the upload kept failing; try again later');
+    await new Promise((resume) => setTimeout(resume, Math.min(8000, 500 * 2 ** failures)));
+    const head = await tusRequest('HEAD', url, token, {}, null, null, signal).catch(() => null);
+    if (head?.status === 200) offset = Number(head.getResponseHeader('Upload-Offset') ?? offset);
+  }
+}
+
 class VideosPanel {
   #roomId;
   #root;
@@ -172,7 +251,13 @@ class VideosPanel {
       });
       this.#upsert({ ...slot, room_id: this.#roomId });
       const token = await accessToken();
-      await putFile(slot.upload_url, file, token, (f) => this.#setProgress(f), this.#abort.signal);
+      const onProgress = (fraction) => this.#setProgress(fraction);
+      if (slot.tus_url) {
+        await tusUpload(slot.tus_url, file, token, onProgress, this.#abort.signal);
+      } else {
+        // Providers without tus (Bunny Stream): one streamed PUT.
+        await putFile(slot.upload_url, file, token, onProgress, this.#abort.signal);
+      }
       this.#setProgress(1, 'Uploaded: the video is being processed.');
       this.#form.reset();
       this.refresh();
