@@ -26,9 +26,14 @@ test-deps:
 migrate: deps
 	$(UV) run --no-dev videochat migrate
 
+bench: ## fan-out benchmark, ~15 min (BENCH_ARGS=--quick: 3-5 min); results in bench/results/
+	@scripts/ensure-uv.sh
+	$(UV) sync --frozen
+	$(UV) run python -m bench.fanout $(BENCH_ARGS)
+
 lint:
-	$(UV) run ruff check src tests
-	$(UV) run ruff format --check src tests
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
 
 format:
 	$(UV) run ruff format src tests

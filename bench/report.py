@@ -1,0 +1,248 @@
+"""Markdown for the fan-out results (the JSON holds everything; this is the summary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.driver import good
+
+
+def knee(steps: list[dict[str, Any]], p99_limit_ms: float) -> dict[str, Any] | None:
+    """The step with the most deliveries/s among those within the p99 limit."""
+    within = [s for s in steps if good(s, p99_limit_ms)]
+    return max(within, key=lambda s: s["delivered_per_s"]) if within else None
+
+
+def _ms(value: float | None) -> str:
+    return "lost" if value is None else f"{value:g}"
+
+
+def _n(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def step_line(step: dict[str, Any]) -> str:
+    """One line of progress for a step."""
+    return (
+        f"target {step['target_per_s']:>7,}/s  delivered {step['delivered_per_s']:>9,.0f}/s  "
+        f"p50 {_ms(step['p50_ms']):>7} p99 {_ms(step['p99_ms']):>7} ms  "
+        f"lost {step['lost']} dup {step.get('out_of_order', 0)}  server {step['server_cpu']:.0%} "
+        f"{step['server_us_per_delivery']:.1f} us/delivery  loadgen {step['loadgen_cpu']:.0%}  "
+        f"cores busy {step['cores_busy']}"
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    targets: dict[str, dict[str, Any]] = results["targets"]
+    plan = results["plan"]
+    machine = results["machine"]
+    lines = [
+        f"# Fan-out benchmark, {results['date']}",
+        "",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}; "
+        f"server on core {results['server_cores']}, load generator on core "
+        f"{results['loadgen_core']}. Load average at start {machine['loadavg_start'][0]:.1f}, "
+        f"at end {results['loadavg_end'][0]:.1f} (other work on the machine competes for "
+        f"both cores when it is above ~0). {plan['connections']} sockets in rooms of 10, one "
+        f"sender per room, {plan['size']}-character messages, {plan['step_seconds']:g} s "
+        f"steps; permessage-deflate unless said otherwise. Run took {results['seconds']} s"
+        f"{' (--quick)' if results['quick'] else ''}.",
+        "",
+        *_throughput(targets),
+        "",
+        *_moderate(targets, plan["moderate"]),
+        "",
+        *_idle(targets),
+        "",
+        *_scale_out(targets),
+        "",
+        *[f"**{name} failed**: {error}" for name, error in results.get("failed", {}).items()],
+        "",
+        "## Sweeps",
+        "",
+        *_sweeps(targets),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def busiest(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The knee step, or without one the step that delivered the most."""
+    return knee(steps, 50) or max(steps, key=lambda s: s["delivered_per_s"], default=None)
+
+
+def capacity(step: dict[str, Any] | None) -> float | None:
+    """Deliveries per second of server CPU: what one whole free core would sustain."""
+    if step is None or step["server_us_per_delivery"] <= 0:
+        return None
+    return 1e6 / float(step["server_us_per_delivery"])
+
+
+def _throughput(targets: dict[str, dict[str, Any]]) -> list[str]:
+    baseline = targets.get("baseline")
+    base = knee(baseline["sweep"], 50) if baseline else None
+    base_capacity = capacity(busiest(baseline["sweep"])) if baseline else None
+    rows = [
+        "## Throughput",
+        "",
+        "| target | deliveries/s at p99 < 50 ms | x baseline | deliveries/s at p99 < 100 ms "
+        "| server CPU µs/delivery | deliveries per server CPU-second | x baseline "
+        "| + DB, broker µs | server core | loadgen core |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    duplicates: list[str] = []
+    for result in targets.values():
+        at50, at100 = knee(result["sweep"], 50), knee(result["sweep"], 100)
+        cost = busiest(result["sweep"])
+        per_cpu = capacity(cost)
+        if any(step.get("out_of_order", 0) for step in result["sweep"]):
+            duplicates.append(result["label"])
+        rows.append(
+            f"| {result['label']} | {_rate(at50)} | {_ratio(at50, base)} | {_rate(at100)} "
+            f"| {_cpu(cost, 'server_us_per_delivery')} | {_n(per_cpu)} "
+            f"| {_div(per_cpu, base_capacity)} | {_extra(cost)} "
+            f"| {_pct(cost, 'server_cpu')} | {_pct(cost, 'loadgen_cpu')} |"
+        )
+    rows += [
+        "",
+        "CPU columns come from the knee step (the most deliveries/s with p99 < 50 ms and "
+        "nothing lost) or, where no step was that good, from the step that delivered the "
+        "most. Deliveries per server CPU-second = 10^6 / µs per delivery: the rate one whole "
+        "core would carry, which stays comparable when other work takes part of the core. "
+        "A loadgen core near 100% means the load generator, not the server, was the limit.",
+    ]
+    if duplicates:
+        rows += [
+            "",
+            f"**Duplicate deliveries** (a socket got a message twice or out of order) in: "
+            f"{', '.join(duplicates)}; see the dup column of the sweeps. They are not "
+            "counted as deliveries.",
+        ]
+    return rows
+
+
+def _ratio(step: dict[str, Any] | None, base: dict[str, Any] | None) -> str:
+    if step is None or base is None:
+        return "-"
+    return _div(step["delivered_per_s"], base["delivered_per_s"])
+
+
+def _div(value: float | None, base: float | None) -> str:
+    return "-" if value is None or not base else f"{value / base:.2f}"
+
+
+def _rate(step: dict[str, Any] | None) -> str:
+    return "-" if step is None else f"{step['delivered_per_s']:,.0f}"
+
+
+def _cpu(step: dict[str, Any] | None, key: str) -> str:
+    return "-" if step is None else f"{step[key]:.1f}"
+
+
+def _extra(step: dict[str, Any] | None) -> str:
+    if step is None:
+        return "-"
+    return f"{step['db_us_per_delivery'] + step['broker_us_per_delivery']:.1f}"
+
+
+def _pct(step: dict[str, Any] | None, key: str) -> str:
+    return "-" if step is None else f"{step[key]:.0%}"
+
+
+def _moderate(targets: dict[str, dict[str, Any]], rate: float) -> list[str]:
+    rows = [
+        f"## Fixed moderate load ({rate:,.0f} deliveries/s)",
+        "",
+        "| target | deflate p50 / p99 / max ms | server µs/delivery "
+        "| no deflate p50 / p99 / max ms | server µs/delivery |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for result in targets.values():
+        cells = []
+        for key in ("moderate_deflate", "moderate_plain"):
+            step = result.get(key)
+            if step is None:
+                cells += ["-", "-"]
+                continue
+            cells.append(
+                f"{_ms(step['p50_ms'])} / {_ms(step['p99_ms'])} / {_ms(step['max_ms'])}"
+                + (f" ({step['lost']} lost)" if step["lost"] else "")
+            )
+            cells.append(f"{step['server_us_per_delivery']:.1f}")
+        rows.append(f"| {result['label']} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _idle(targets: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        "## Idle sockets (a fresh server, permessage-deflate)",
+        "",
+        "| target | sockets open | KB per socket (RSS) | time to open them | opened/s "
+        "| failed | not tried (time budget) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in targets.values():
+        idle = result.get("idle")
+        if idle is None:
+            continue
+        rows.append(
+            f"| {result['label']} | {idle['connections']:,} | {idle['kb_per_connection']:.1f} "
+            f"| {idle['open_seconds']:.1f} s | {_n(idle['opened_per_s'])} | {idle['failed']} "
+            f"| {idle['skipped']:,} |"
+        )
+    rows += [
+        "",
+        "KB per socket: RSS growth while opening all but the first 100 sockets (opened "
+        "first, to warm the server up), divided by their number; the time is for those "
+        "sockets, 50 handshakes in flight.",
+    ]
+    return rows
+
+
+def _scale_out(targets: dict[str, dict[str, Any]]) -> list[str]:
+    two = targets.get("redis2")
+    if two is None:
+        return []
+    rows = [
+        "## Two instances behind Redis",
+        "",
+        "Compared with one instance measured in the same run. Both instances run on the "
+        "server core(s) given by --server-cores (default: both on core 0, the same CPU "
+        "budget as one instance), so 1.0x would mean Redis costs nothing.",
+        "",
+    ]
+    mine, my_best = knee(two["sweep"], 50), busiest(two["sweep"])
+    for name in ("postgres", "redis1"):
+        other = targets.get(name)
+        if other is None:
+            continue
+        theirs, their_best = knee(other["sweep"], 50), busiest(other["sweep"])
+        rows.append(
+            f"- vs {other['label']}: deliveries/s at p99 < 50 ms {_rate(mine)} / "
+            f"{_rate(theirs)} = {_ratio(mine, theirs)}x; deliveries per server CPU-second "
+            f"{_n(capacity(my_best))} / {_n(capacity(their_best))} = "
+            f"{_div(capacity(my_best), capacity(their_best))}x"
+        )
+    return rows
+
+
+def _sweeps(targets: dict[str, dict[str, Any]]) -> list[str]:
+    rows: list[str] = []
+    for result in targets.values():
+        rows += [
+            f"### {result['label']}",
+            "",
+            "| target/s | delivered/s | p50 ms | p99 ms | max ms | lost | dup | server core "
+            "| µs/delivery | DB+broker µs | loadgen core | cores busy (all work) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for step in sorted(result["sweep"], key=lambda s: s["target_per_s"]):
+            rows.append(
+                f"| {step['target_per_s']:,} | {step['delivered_per_s']:,.0f} "
+                f"| {_ms(step['p50_ms'])} | {_ms(step['p99_ms'])} | {_ms(step['max_ms'])} "
+                f"| {step['lost']} | {step.get('out_of_order', 0)} | {step['server_cpu']:.0%} "
+                f"| {step['server_us_per_delivery']:.1f} | {_extra(step)} "
+                f"| {step['loadgen_cpu']:.0%} "
+                f"| {' / '.join(f'{b:.0%}' for b in step['cores_busy'])} |"
+            )
+        rows.append("")
+    return rows
