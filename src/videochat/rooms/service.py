@@ -129,7 +129,15 @@ class RoomService:
         try:
             await session.commit()
         except IntegrityError:  # joined concurrently from another request: fine
+            # The rollback expired everything loaded in this session; load it again
+            # here, or the caller's next attribute access would be lazy I/O.
             await session.rollback()
+            await session.refresh(room)
+            await session.refresh(room, attribute_names=["members"])
+            user = await session.get(User, user_id)
+            if user is not None:
+                await session.refresh(user)
+            return
         await session.refresh(room, attribute_names=["members"])
 
 
