@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
     app.state.limiter = Limiter(settings)
-    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(RateLimitMiddleware, settings=settings, strategy=app.state.limiter.strategy)
     app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so it runs first: request ids and metrics cover 429s too.
     app.add_middleware(RequestContextMiddleware)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -37,13 +38,23 @@ log = structlog.get_logger(__name__)
 _frame_limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What the handshake learned about the user, kept for the connection."""
+
+    username: str
+    since: int | None
+    muted: bool
+    role: str | None
+
+
 class Refused(Exception):
     """The handshake is refused (HTTP 403 before accept)."""
 
 
 async def _authorise(
     context: AppContext, websocket: WebSocket, room_id: str, user_id: str
-) -> tuple[str, int | None, bool]:
+) -> Admitted:
     """Check token, user and room; make the user a member of a public room."""
     settings = context.settings
     if settings.rate_limit.enabled:
@@ -89,7 +100,12 @@ async def _authorise(
         except VideochatError as exc:  # the room is full
             raise Refused(exc.detail) from exc
         membership = await rooms_repository.get_membership(session, room_id, user_id)
-        return user.username, since, bool(membership and membership.muted)
+        return Admitted(
+            username=user.username,
+            since=since,
+            muted=bool(membership and membership.muted),
+            role=membership.role.value if membership else None,
+        )
 
 
 @router.websocket("/ws/{room_id}/{user_id}")
@@ -97,7 +113,8 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
     """Join a room's realtime channel (protocol: docs/PROTOCOL.md)."""
     context: AppContext = websocket.app.state.context
     try:
-        username, since, muted = await _authorise(context, websocket, room_id, user_id)
+        admitted = await _authorise(context, websocket, room_id, user_id)
+        username, since = admitted.username, admitted.since
     except Refused as exc:
         log.info("ws.refused", room_id=room_id, user_id=user_id, reason=str(exc))
         # Closing before accept makes the server answer the handshake with HTTP 403.
@@ -112,7 +129,7 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         user_id=user_id,
         username=username,
         queue_size=context.settings.realtime.send_queue_size,
-        muted=muted,
+        muted=admitted.muted,
         ip=client_ip(websocket.scope),
     )
     connection.handler = asyncio.current_task()
@@ -129,7 +146,7 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
                 await connection.send_now(dumps(frames.message_frame(message)))
                 connection.replayed_up_to = message.id
         connection.start_writer()
-        connection.offer(dumps(await _welcome_frame(context, connection)))
+        connection.offer(dumps(_welcome_frame(context, connection, role=admitted.role)))
         await hub.publish(room_id, frames.user_joined_frame(user_id=user_id, username=username))
         await hub.publish(room_id, frames.presence_frame(room_id, await hub.participants(room_id)))
         await _receive_loop(context, connection)
@@ -153,18 +170,16 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         structlog.contextvars.unbind_contextvars("room_id", "user_id")
 
 
-async def _welcome_frame(context: AppContext, connection: Connection) -> dict[str, Any]:
+def _welcome_frame(
+    context: AppContext, connection: Connection, *, role: str | None
+) -> dict[str, Any]:
     """What a client needs to know about itself before live traffic: role and mute."""
-    async with context.sessionmaker() as session:
-        membership = await rooms_repository.get_membership(
-            session, connection.room_id, connection.user_id
-        )
     return {
         "type": "welcome",
         "room_id": connection.room_id,
         "user_id": connection.user_id,
         "connection_id": connection.id,
-        "role": membership.role.value if membership else None,
+        "role": role,
         "muted": connection.muted,
         "max_call_size": context.settings.calls.max_call_size,
     }

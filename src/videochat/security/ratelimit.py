@@ -39,13 +39,14 @@ def client_ip(scope: Scope) -> str:
 class RateLimitMiddleware:
     """Count each request against its IP; 429 with ``Retry-After`` past the limit."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, strategy: MovingWindowRateLimiter) -> None:
         self.app = app
         self.enabled = settings.rate_limit.enabled
         self.item = RateLimitItemPerSecond(
             settings.rate_limit.requests, settings.rate_limit.window_seconds
         )
-        self.limiter = MovingWindowRateLimiter(create_storage(settings))
+        # The app's one limiter storage (one Redis pool), shared with login and sockets.
+        self.limiter = strategy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
