@@ -14,6 +14,7 @@ from videochat import __version__
 from videochat.accounts.endpoints import router as accounts_router
 from videochat.calls.endpoints import router as calls_router
 from videochat.chat.endpoints import router as chat_router
+from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode, Settings, get_settings
 from videochat.context import AppContext
 from videochat.db.engine import create_engine, create_sessionmaker
@@ -28,9 +29,9 @@ from videochat.observability.logging import configure_logging
 from videochat.observability.metrics import RuntimeMetrics
 from videochat.observability.middleware import RequestContextMiddleware
 from videochat.realtime.broker import Broker, MemoryBroker
+from videochat.realtime.frames import message_frame
 from videochat.realtime.gateway import router as realtime_router
 from videochat.realtime.hub import Hub
-from videochat.realtime.ordering import RoomOrder
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.rooms.moderation_endpoints import router as moderation_router
@@ -68,9 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            hub=Hub(broker, presence, RoomOrder(engine, cluster=bool(settings.redis.url))),
+            hub=Hub(broker, presence),
         )
         app.state.context = context
+        app.state.chat_writer = MessageWriter(
+            engine, context.hub.publish_many, message_frame, cluster=bool(settings.redis.url)
+        )
         app.state.video_jobs = create_job_queue(context)
         await app.state.video_jobs.start()
         app.state.runtime_metrics = RuntimeMetrics(engine, app.state.video_jobs)
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.live.stop()
             await app.state.runtime_metrics.stop()
             await app.state.video_jobs.stop()
+            await app.state.chat_writer.stop()
             await context.hub.close_all()
             await presence.stop()
             await broker.stop()

@@ -138,6 +138,10 @@ class RealtimeSettings(BaseModel):
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     send_queue_size: int = Field(default=256, ge=8)
     max_message_chars: int = Field(default=4000, ge=1)
+    # Protocol-level pings: a peer that does not answer within the timeout is dead
+    # (a laptop closed, a network gone) and its socket, presence and tile are dropped.
+    ping_interval_seconds: float = Field(default=20.0, gt=0, le=300)
+    ping_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
 
 
 class Settings(BaseSettings):

@@ -60,6 +60,11 @@ WS_SLOW_CONSUMERS = Counter(
     "videochat_websocket_slow_consumers_total", "Connections cut off for not keeping up"
 )
 CHAT_MESSAGES = Counter("videochat_chat_messages_total", "Chat messages stored")
+CHAT_WRITE_BATCH = Histogram(
+    "videochat_chat_write_batch_messages",
+    "Messages stored per commit (group commit: grows with load)",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+)
 USERS_CREATED = Counter("videochat_users_created_total", "Accounts created (guests included)")
 ROOMS_CREATED = Counter("videochat_rooms_created_total", "Rooms created")
 LIVE_STREAMS_CREATED = Counter("videochat_live_streams_created_total", "Live streams created")

@@ -18,6 +18,7 @@ from videochat.accounts import repository as users_repository
 from videochat.accounts.tokens import decode_token
 from videochat.chat.service import chat, clean_content
 from videochat.chat.spam import SpamError
+from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode
 from videochat.context import AppContext
 from videochat.exceptions import BadRequest, VideochatError
@@ -233,7 +234,9 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
             code = (
                 "spam"
                 if isinstance(exc, SpamError)
-                else {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+                else {403: "forbidden", 404: "not_found", 503: "unavailable"}.get(
+                    exc.status_code, "invalid"
+                )
             )
             connection.offer(dumps(frames.error_frame(code, exc.detail)))
 
@@ -256,19 +259,14 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         )
         if context.settings.rate_limit.enabled:
             connection.spam.check(content)
-        # One message of a room at a time, so sockets receive a room's messages in
-        # the order of their ids (the history's order); see realtime/ordering.py.
-        async with context.hub.order.writing(connection.room_id) as session:
-            stored = await chat.post(
-                session,
-                room_id=connection.room_id,
-                user_id=connection.user_id,
-                username=connection.username,
-                content=content,
-            )
-            # Stored and committed before anyone sees it: what was seen survives a restart.
-            await hub.publish(connection.room_id, frames.message_frame(stored))
-        metrics.CHAT_MESSAGES.inc()
+        # Stored (committed) and broadcast in the room's id order; see chat/writer.py.
+        writer: MessageWriter = connection.websocket.app.state.chat_writer
+        await writer.post(
+            room_id=connection.room_id,
+            user_id=connection.user_id,
+            username=connection.username,
+            content=content,
+        )
     elif kind in {"edit", "delete"}:
         await _edit_or_delete(context, connection, frame, kind)
     elif kind == "typing":

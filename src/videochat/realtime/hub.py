@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -20,7 +21,6 @@ from videochat.observability import metrics
 from videochat.realtime.broker import Broker
 from videochat.realtime.close_codes import GOING_AWAY
 from videochat.realtime.connection import Connection
-from videochat.realtime.ordering import RoomOrder
 from videochat.realtime.presence import MemoryPresence, Presence
 
 log = structlog.get_logger(__name__)
@@ -36,21 +36,12 @@ def dumps(frame: dict[str, Any]) -> str:
 
 
 class Hub:
-    def __init__(
-        self, broker: Broker, presence: Presence | None = None, order: RoomOrder | None = None
-    ) -> None:
+    def __init__(self, broker: Broker, presence: Presence | None = None) -> None:
         self.broker = broker
         self.presence = presence or MemoryPresence()
-        self._order = order
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
         self._subscribed: dict[str, asyncio.Future[None]] = {}
-
-    @property
-    def order(self) -> RoomOrder:
-        """The per-room write order (set by the app, which owns the engine)."""
-        assert self._order is not None, "Hub built without a RoomOrder"
-        return self._order
 
     @property
     def connection_count(self) -> int:
@@ -159,6 +150,21 @@ class Hub:
             # least; other instances' clients catch up with ?since= when they reconnect.
             log.warning("hub.publish_degraded", room_id=room_id, error=str(exc))
             self._deliver(room_id, payload)
+
+    async def publish_many(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Broadcast ``(room_id, frame)`` pairs to their rooms, in this order."""
+        items = [
+            (room_id, dumps({"frame": frame, "to": None, "except": None}))
+            for room_id, frame in frames
+        ]
+        try:
+            await self.broker.publish_many([(_topic(room), payload) for room, payload in items])
+        except Exception as exc:
+            # As in publish(): the frames are stored; at least this instance's sockets
+            # get them, and other instances' clients catch up with ?since=.
+            log.warning("hub.publish_degraded", rooms=len(items), error=str(exc))
+            for room_id, payload in items:
+                self._deliver(room_id, payload)
 
     def _deliver(self, room_id: str, payload: str) -> None:
         envelope = json.loads(payload)
