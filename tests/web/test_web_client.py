@@ -183,6 +183,12 @@ def test_chat_arrives_in_order_and_a_reload_rejoins_with_history(
     assert result["after_edits"] == {"alice": edited, "bob": edited}
     assert result["edited_marks"] == {"alice": 1, "bob": 1}
     assert result["typing_indicator"] == "bob is typing…"
+    assert result["reactions"] == {
+        "alice_pressed_before": "false",
+        "alice_after": ["🎉 2", "true"],
+        "bob_after": ["🎉 2", "true"],
+        "bob_after_reload": "🎉 2",
+    }
     assert result["history_after_reload"] == edited
     assert result["after_reload_bob"] == [*edited, "after the reload"]
     assert result["bob_url_after_reload"].endswith(f"/chat/rooms/{result['room_id']}")

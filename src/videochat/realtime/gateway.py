@@ -16,6 +16,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from videochat.accounts import repository as users_repository
 from videochat.accounts.tokens import decode_token
+from videochat.chat import repository as chat_repository
+from videochat.chat.reactions import clean_emoji, reactions, summarise
 from videochat.chat.service import chat, clean_content
 from videochat.chat.spam import SpamError
 from videochat.chat.writer import MessageWriter
@@ -143,8 +145,10 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         if since is not None:
             async with context.sessionmaker() as session:
                 missed = await chat.missed(session, room_id=room_id, since=since)
+                on = await chat_repository.reactions_of(session, [m.id for m in missed])
             for message in missed:
-                await connection.send_now(dumps(frames.message_frame(message)))
+                reacted = summarise(on[message.id])
+                await connection.send_now(dumps(frames.message_frame(message, reacted)))
                 connection.replayed_up_to = message.id
         connection.start_writer()
         connection.offer(dumps(_welcome_frame(context, connection, role=admitted.role)))
@@ -245,7 +249,7 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
     hub = context.hub
     kind = frame.get("type", "message" if "content" in frame else None)
     if connection.muted and (
-        kind in {"message", "edit"}
+        kind in {"message", "edit", "reaction"}
         or (
             kind == "media_state"
             and any(frame.get(k) is True for k in ("audio", "video", "screen"))
@@ -269,6 +273,8 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         )
     elif kind in {"edit", "delete"}:
         await _edit_or_delete(context, connection, frame, kind)
+    elif kind == "reaction":
+        await _react(context, connection, frame)
     elif kind == "typing":
         await hub.publish(
             connection.room_id,
@@ -304,13 +310,7 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
 async def _edit_or_delete(
     context: AppContext, connection: Connection, frame: dict[str, Any], kind: str
 ) -> None:
-    message_id = frame.get("id")
-    if (
-        not isinstance(message_id, int)
-        or isinstance(message_id, bool)
-        or not 1 <= message_id <= MAX_ID
-    ):
-        raise BadRequest(f"{kind} needs the message 'id'")
+    message_id = _message_id(frame, kind)
     async with context.sessionmaker() as session:
         if kind == "edit":
             content = clean_content(
@@ -336,6 +336,45 @@ async def _edit_or_delete(
             )
             out = frames.message_deleted_frame(deleted, deleted_by=connection.user_id)
     await context.hub.publish(connection.room_id, out)
+
+
+def _message_id(frame: dict[str, Any], kind: str) -> int:
+    message_id = frame.get("id")
+    if (
+        not isinstance(message_id, int)
+        or isinstance(message_id, bool)
+        or not 1 <= message_id <= MAX_ID
+    ):
+        raise BadRequest(f"{kind} needs the message 'id'")
+    return message_id
+
+
+async def _react(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
+    message_id = _message_id(frame, "reaction")
+    emoji = clean_emoji(frame.get("emoji"))
+    add = frame.get("add", True)
+    if not isinstance(add, bool):
+        raise BadRequest("add must be true or false")
+    async with context.sessionmaker() as session:
+        now = await reactions.set(
+            session,
+            room_id=connection.room_id,
+            message_id=message_id,
+            user_id=connection.user_id,
+            emoji=emoji,
+            add=add,
+        )
+    await context.hub.publish(
+        connection.room_id,
+        frames.reaction_frame(
+            message_id=message_id,
+            user_id=connection.user_id,
+            username=connection.username,
+            emoji=emoji,
+            added=add,
+            reactions=now,
+        ),
+    )
 
 
 async def _relay_signal(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:

@@ -272,6 +272,9 @@ export class RoomSession {
       case 'message_deleted':
         this.#chat.applyDelete(frame);
         break;
+      case 'reaction':
+        this.#chat.applyReaction(frame);
+        break;
       case 'typing':
         this.#chat.showTyping(frame);
         break;
