@@ -1,9 +1,10 @@
 """The hub: local sockets per room, fed by the broker.
 
-Every frame for a room goes through the broker as an envelope
-``{"frame": {...}, "to": user_id | null, "except": connection_id | null}``;
-each instance delivers it to its own sockets in that room. A frame is serialised
-once per instance, not once per recipient.
+Every frame for a room goes through the broker as an envelope: one line of JSON
+``{"to": user_id | null, "except": connection_id | null, "id": message id, "control"}``,
+a newline, then the frame's JSON exactly as the sockets get it. Each instance reads
+the short header and hands the frame's text to its own sockets in the room: a frame
+is serialised once, wherever its recipients are, and never parsed again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ def _topic(room_id: str) -> str:
 def dumps(frame: dict[str, Any]) -> str:
     """Compact JSON for the wire."""
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def _envelope(
+    frame: dict[str, Any],
+    *,
+    to_user: str | None = None,
+    except_connection: str | None = None,
+    control: dict[str, Any] | None = None,
+) -> str:
+    # Message ids let a socket skip what its reconnect replay already sent.
+    message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
+    header: dict[str, Any] = {"to": to_user, "except": except_connection, "id": message_id}
+    if control:
+        header["control"] = control
+    # dumps() escapes newlines inside strings, so the first newline ends the header.
+    return f"{dumps(header)}\n{dumps(frame)}"
 
 
 class Hub:
@@ -138,10 +155,9 @@ class Hub:
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
         "muted": bool}`` updates their sockets' muted flag.
         """
-        envelope: dict[str, Any] = {"frame": frame, "to": to_user, "except": except_connection}
-        if control:
-            envelope["control"] = control
-        payload = dumps(envelope)
+        payload = _envelope(
+            frame, to_user=to_user, except_connection=except_connection, control=control
+        )
         try:
             await self.broker.publish(_topic(room_id), payload)
         except Exception as exc:
@@ -153,10 +169,7 @@ class Hub:
 
     async def publish_many(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Broadcast ``(room_id, frame)`` pairs to their rooms, in this order."""
-        items = [
-            (room_id, dumps({"frame": frame, "to": None, "except": None}))
-            for room_id, frame in frames
-        ]
+        items = [(room_id, _envelope(frame)) for room_id, frame in frames]
         try:
             await self.broker.publish_many([(_topic(room), payload) for room, payload in items])
         except Exception as exc:
@@ -167,16 +180,14 @@ class Hub:
                 self._deliver(room_id, payload)
 
     def _deliver(self, room_id: str, payload: str) -> None:
-        envelope = json.loads(payload)
-        frame = envelope["frame"]
-        to_user, skip = envelope.get("to"), envelope.get("except")
-        message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
-        text = dumps(frame)
+        head, _, text = payload.partition("\n")
+        header = json.loads(head)
+        to_user, skip, message_id = header["to"], header["except"], header["id"]
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
                 continue
             connection.offer(text, message_id=message_id)
-        control = envelope.get("control")
+        control = header.get("control")
         if control:
             self._apply_control(room_id, control)
 
