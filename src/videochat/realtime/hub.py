@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -59,6 +59,9 @@ class Hub:
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
         self._subscribed: dict[str, asyncio.Future[None]] = {}
+        # Open sockets per client address, kept as they come and go: counting them by
+        # walking every connection made each handshake O(connections).
+        self._per_ip: Counter[str] = Counter()
 
     @property
     def connection_count(self) -> int:
@@ -70,7 +73,7 @@ class Hub:
 
     def open_from(self, ip: str) -> int:
         """How many sockets this instance holds open for one client address."""
-        return sum(1 for connection in self.all_connections() if connection.ip == ip)
+        return self._per_ip[ip]
 
     def connections(self, room_id: str) -> list[Connection]:
         """The local sockets in a room."""
@@ -97,7 +100,8 @@ class Hub:
         # see the room as taken, or it would subscribe a second handler (and every frame
         # would then be delivered twice on this instance).
         room[connection.id] = connection
-        metrics.WS_ACTIVE.inc()  # unregister() undoes both, whatever fails below
+        self._per_ip[connection.ip] += 1
+        metrics.WS_ACTIVE.inc()  # unregister() undoes these, whatever fails below
         if first:
             ready = self._subscribed[room_id] = asyncio.get_running_loop().create_future()
             handler = partial(self._deliver, room_id)
@@ -124,6 +128,9 @@ class Hub:
         if room is None or room.pop(connection.id, None) is None:
             return
         metrics.WS_ACTIVE.dec()
+        self._per_ip[connection.ip] -= 1
+        if self._per_ip[connection.ip] <= 0:
+            del self._per_ip[connection.ip]
         handler = None
         # Decided before any await, so a socket registering meanwhile starts a fresh
         # subscription instead of sharing one that is about to be dropped.
