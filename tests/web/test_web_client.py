@@ -67,6 +67,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_a_moderator_mutes_and_removes_someone": ("moderation", 90),
     "test_a_full_call_says_so_and_lets_the_next_person_in_later": ("call_limits", 120),
     "test_an_unreachable_relay_is_reported": ("ice_failure", 120),
+    "test_relay_only_calls_go_through_coturn_which_checks_credentials": ("turn_relay", 90),
     "test_a_server_restart_is_survived": ("server_restart", 180),
     "test_an_uploaded_video_gets_ready_and_plays": ("video_upload", 60),
 }
@@ -279,6 +280,34 @@ def test_an_unreachable_relay_is_reported(scenario_results: dict[str, Any]) -> N
     assert view["policy"] == "relay"
     assert view["connection_state"] in {"new", "checking"}
     assert view["tile_connection"] == "stalled"
+
+
+def test_relay_only_calls_go_through_coturn_which_checks_credentials(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "turn_relay")
+    if "skipped" in result:
+        _unavailable(result["skipped"])
+    assert result["configuration"]["policy"] == "relay"
+    assert result["configuration"]["urls"] == [result["turn_url"]]
+    for name, peer in result["peers"].items():
+        # Both ends of the nominated pair are coturn's relayed addresses.
+        assert peer["connectionState"] == "connected", name
+        assert peer["nominated"], name
+        assert peer["pairState"] == "succeeded", name
+        assert (peer["localType"], peer["remoteType"]) == ("relay", "relay"), name
+        assert peer["localAddress"] == LOOPBACK, name
+        assert peer["framesDecoded"] > 0, name
+    # The credentials /rtc/ice-servers issued: "expiry:user_id", valid for the TTL.
+    assert result["username_user"] == result["ids"]["alice"]
+    assert 500 < result["username_expiry_in"] <= 600
+    allocations = result["allocations"]
+    assert allocations["issued"]["allocated"] is True
+    assert allocations["issued"]["relayed"][0] == LOOPBACK
+    for refused in ("forged_password", "extended_expiry", "other_secret", "expired"):
+        assert allocations[refused]["allocated"] is False, refused
+        assert allocations[refused]["error_code"] == 401, refused
+    print(f"  relayed call connected in {result['connected_seconds']}s: {result['timings']}")
 
 
 def test_accounts_register_refresh_and_log_in_again(scenario_results: dict[str, Any]) -> None:
