@@ -1,7 +1,8 @@
 """The hub: local sockets per room, fed by the broker.
 
 Every frame for a room goes through the broker as an envelope
-``{"frame": {...}, "to": user_id | null, "except": connection_id | null}``;
+``{"frame": {...}, "to": user_id | null, "to_connection": connection_id | null,
+"except": connection_id | null}``;
 each instance delivers it to its own sockets in that room. A frame is serialised
 once per instance, not once per recipient.
 """
@@ -76,6 +77,10 @@ class Hub:
         """Whether the user has a socket open in the room on any instance."""
         return await self.presence.is_present(room_id, user_id)
 
+    async def connections_of(self, room_id: str, user_id: str) -> list[str]:
+        """The user's connection ids in the room on any instance, oldest first."""
+        return await self.presence.connections_of(room_id, user_id)
+
     async def media_changed(self, connection: Connection) -> None:
         """Record a socket's new mic/camera/screen state."""
         await self.presence.update(connection)
@@ -138,16 +143,19 @@ class Hub:
         frame: dict[str, Any],
         *,
         to_user: str | None = None,
+        to_connection: str | None = None,
         except_connection: str | None = None,
         control: dict[str, Any] | None = None,
     ) -> None:
-        """Send a frame to everyone in the room (or one user), on every instance.
+        """Send a frame to everyone in the room (or one user, or one connection).
 
         ``control`` acts on sockets after the frame went out: ``{"disconnect": user_id,
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
         "muted": bool}`` updates their sockets' muted flag.
         """
         envelope: dict[str, Any] = {"frame": frame, "to": to_user, "except": except_connection}
+        if to_connection is not None:
+            envelope["to_connection"] = to_connection
         if control:
             envelope["control"] = control
         payload = dumps(envelope)
@@ -164,10 +172,13 @@ class Hub:
         envelope = json.loads(payload)
         frame = envelope["frame"]
         to_user, skip = envelope.get("to"), envelope.get("except")
+        only = envelope.get("to_connection")
         message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
         text = dumps(frame)
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
+                continue
+            if only is not None and connection.id != only:
                 continue
             connection.offer(text, message_id=message_id)
         control = envelope.get("control")
