@@ -202,6 +202,11 @@ class ServerProcess:
         self._env.update(settings or {})
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (benchmarks read its /proc)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         """Start the server and wait until it answers."""
         self.launch()
