@@ -168,7 +168,11 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         await connection.stop_writer()
         sockets.closed(connection)
         with contextlib.suppress(Exception):
-            await hub.publish(room_id, frames.user_left_frame(user_id=user_id, username=username))
+            # One tab of several closing (or a reconnect's old socket) is not leaving.
+            if not await hub.is_present(room_id, user_id):
+                await hub.publish(
+                    room_id, frames.user_left_frame(user_id=user_id, username=username)
+                )
             await hub.publish(
                 room_id, frames.presence_frame(room_id, await hub.participants(room_id))
             )
@@ -378,23 +382,55 @@ async def _react(context: AppContext, connection: Connection, frame: dict[str, A
 
 
 async def _relay_signal(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
-    """Relay WebRTC signalling to one named peer in the same room, and no one else."""
+    """Relay WebRTC signalling to one connection of a named peer in the same room.
+
+    A user may have several sockets in a room (tabs, a reconnect the server has not
+    noticed yet); only the latest is in the call. ``to_connection`` names the socket
+    (it must be one of that user's in this room); without it the signal goes to the
+    user's latest socket. Never to all of them: two tabs answering one offer would
+    break the negotiation.
+    """
     target = frame.get("to")
+    target_connection = frame.get("to_connection")
     data = frame.get("data")
-    if not isinstance(target, str) or not isinstance(data, dict):
+    if (
+        not isinstance(target, str)
+        or not isinstance(data, dict)
+        or not (target_connection is None or isinstance(target_connection, str))
+    ):
         connection.offer(
-            dumps(frames.error_frame("bad_signal", "signal needs 'to' (a user id) and 'data'"))
+            dumps(
+                frames.error_frame(
+                    "bad_signal",
+                    "signal needs 'to' (a user id), 'data' and optionally 'to_connection'",
+                )
+            )
         )
         return
-    if target == connection.user_id or not await context.hub.is_present(connection.room_id, target):
+    connections = (
+        []
+        if target == connection.user_id
+        else await context.hub.connections_of(connection.room_id, target)
+    )
+    if target_connection is None and connections:
+        target_connection = connections[-1]
+    if target_connection not in connections:
         connection.offer(
             dumps(frames.error_frame("peer_not_found", "that peer is not in the room"))
         )
         return
     await context.hub.publish(
         connection.room_id,
-        {"type": "signal", "from": connection.user_id, "to": target, "data": data},
+        {
+            "type": "signal",
+            "from": connection.user_id,
+            "from_connection": connection.id,
+            "to": target,
+            "to_connection": target_connection,
+            "data": data,
+        },
         to_user=target,
+        to_connection=target_connection,
     )
 
 

@@ -1,7 +1,8 @@
 """The hub: local sockets per room, fed by the broker.
 
 Every frame for a room goes through the broker as an envelope: one line of JSON
-``{"to": user_id | null, "except": connection_id | null, "id": message id, "control"}``,
+``{"to": user_id | null, "to_connection": connection_id | null, "except": connection_id
+| null, "id": message id, "control"}``,
 a newline, then the frame's JSON exactly as the sockets get it. Each instance reads
 the short header and hands the frame's text to its own sockets in the room: a frame
 is serialised once, wherever its recipients are, and never parsed again.
@@ -40,12 +41,15 @@ def _envelope(
     frame: dict[str, Any],
     *,
     to_user: str | None = None,
+    to_connection: str | None = None,
     except_connection: str | None = None,
     control: dict[str, Any] | None = None,
 ) -> str:
     # Message ids let a socket skip what its reconnect replay already sent.
     message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
     header: dict[str, Any] = {"to": to_user, "except": except_connection, "id": message_id}
+    if to_connection is not None:
+        header["to_connection"] = to_connection
     if control:
         header["control"] = control
     # dumps() escapes newlines inside strings, so the first newline ends the header.
@@ -86,6 +90,10 @@ class Hub:
     async def is_present(self, room_id: str, user_id: str) -> bool:
         """Whether the user has a socket open in the room on any instance."""
         return await self.presence.is_present(room_id, user_id)
+
+    async def connections_of(self, room_id: str, user_id: str) -> list[str]:
+        """The user's connection ids in the room on any instance, oldest first."""
+        return await self.presence.connections_of(room_id, user_id)
 
     async def media_changed(self, connection: Connection) -> None:
         """Record a socket's new mic/camera/screen state."""
@@ -153,17 +161,22 @@ class Hub:
         frame: dict[str, Any],
         *,
         to_user: str | None = None,
+        to_connection: str | None = None,
         except_connection: str | None = None,
         control: dict[str, Any] | None = None,
     ) -> None:
-        """Send a frame to everyone in the room (or one user), on every instance.
+        """Send a frame to everyone in the room (or one user, or one connection).
 
         ``control`` acts on sockets after the frame went out: ``{"disconnect": user_id,
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
         "muted": bool}`` updates their sockets' muted flag.
         """
         payload = _envelope(
-            frame, to_user=to_user, except_connection=except_connection, control=control
+            frame,
+            to_user=to_user,
+            to_connection=to_connection,
+            except_connection=except_connection,
+            control=control,
         )
         try:
             await self.broker.publish(_topic(room_id), payload)
@@ -190,8 +203,11 @@ class Hub:
         head, _, text = payload.partition("\n")
         header = json.loads(head)
         to_user, skip, message_id = header["to"], header["except"], header["id"]
+        only = header.get("to_connection")
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
+                continue
+            if only is not None and connection.id != only:
                 continue
             connection.offer(text, message_id=message_id)
         control = header.get("control")

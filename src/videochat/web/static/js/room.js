@@ -113,7 +113,9 @@ export class RoomSession {
     this.#call = new Call({
       self: this.#self,
       grid: this.#grid,
-      signal: (to, data) => this.#socket?.send({ type: 'signal', to, data }) ?? false,
+      signal: (to, toConnection, data) =>
+        this.#socket?.send({ type: 'signal', to, to_connection: toConnection ?? undefined, data }) ??
+        false,
       notices: this.#notices,
       onChange: () => this.#callChanged(),
       onMembers: (members) => this.#participants.setCallMembers(members),
@@ -263,6 +265,10 @@ export class RoomSession {
 
   #onFrame(frame) {
     switch (frame.type) {
+      case 'welcome':
+        // Which of our tabs this socket is: the call follows our latest one.
+        this.#call.setConnection(frame.connection_id ?? null);
+        break;
       case 'message':
         this.#chat.receive(frame);
         break;
@@ -287,7 +293,7 @@ export class RoomSession {
         this.#call.onMediaState(frame);
         break;
       case 'signal':
-        this.#call.onSignal(frame.from, frame.data);
+        this.#call.onSignal(frame.from, frame.from_connection ?? null, frame.data);
         break;
       case 'user_joined':
         if (frame.user_id !== this.#self.id) this.#chat.announce(`${frame.username} joined`);
