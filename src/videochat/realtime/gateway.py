@@ -198,7 +198,8 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
         message = await connection.websocket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
-        metrics.WS_FRAMES_IN.inc()
+        if metrics.ENABLED:
+            metrics.WS_FRAMES_IN.inc()
         raw = message.get("text")
         if raw is None:
             connection.offer(dumps(frames.error_frame("bad_frame", "frames must be JSON text")))
