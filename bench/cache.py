@@ -84,7 +84,7 @@ def _ms(text: str) -> float:
 def run_wrk(url: str, *, core: int, seconds: float, connections: int) -> dict[str, Any]:
     """One wrk run (one thread, pinned): requests/s, p50, p99."""
     output = subprocess.run(
-        ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+        ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s",
          "--latency", "--timeout", "5s", url],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
     ).stdout  # fmt: skip
@@ -222,8 +222,8 @@ def render(results: dict[str, Any]) -> str:
     ]
     targets = results["targets"]
     for name, entry in targets.items():
-        off = targets.get(name.replace("-on", "-off"))
-        ratio = f"{entry['rps_median'] / off['rps_median']:.2f}x" if off else ""
+        off = targets.get(name.removesuffix("-on") + "-off") if name.endswith("-on") else None
+        ratio = f"{entry['rps_median'] / off['rps_median']:.2f}x" if off else "-"
         lines.append(
             f"| {entry['label']} | {entry['rps_median']:,.0f} | {entry['p50_ms_median']:.2f} "
             f"| {entry['p99_ms_median']:.2f} | {ratio} |"
