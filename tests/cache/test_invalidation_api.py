@@ -7,6 +7,7 @@ on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -163,3 +164,99 @@ async def test_user_profiles_are_cached(cached_server: LiveServer) -> None:
         assert again.json() == {k: erin[k] for k in ("id", "username", "joined_at", "is_guest")}
         assert (await client.get("/users/nobody")).status_code == 404
         assert not await _is_cached(server, "user", "nobody")
+
+
+async def test_a_read_racing_a_write_never_caches_the_old_room(
+    cached_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GET loads the room, a kick commits and invalidates, then the GET finishes.
+
+    The GET may answer what it loaded (it started first), but must not cache it.
+    """
+    from videochat.rooms import repository
+
+    server = cached_server
+    real = repository.get_room
+    loaded, release = asyncio.Event(), asyncio.Event()
+    hold = {"next": False}
+
+    async def slow_get_room(session: Any, room_id: str) -> Any:
+        room = await real(session, room_id)
+        if hold["next"]:
+            hold["next"] = False
+            loaded.set()
+            await release.wait()
+        return room
+
+    monkeypatch.setattr(repository, "get_room", slow_get_room)
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
+        owner, bob = await create_guest(client, "owner"), await create_guest(client, "bob")
+        created = await client.post(
+            "/rooms", json={"name": "Racy"}, headers=auth(owner["access_token"])
+        )
+        rid = created.json()["id"]
+        await client.post(f"/rooms/{rid}/join", headers=auth(bob["access_token"]))
+        assert not await _is_cached(server, "room", rid)
+
+        hold["next"] = True
+        reader = asyncio.create_task(client.get(f"/rooms/{rid}"))
+        await asyncio.wait_for(loaded.wait(), 10)  # the reader holds the old room
+        kicked = await client.post(
+            f"/rooms/{rid}/members/{bob['id']}/kick", headers=auth(owner["access_token"])
+        )
+        assert kicked.status_code == 200
+        release.set()
+        stale = await reader
+        assert bob["id"] in stale.json()["users"]  # what it read before the kick
+        assert not await _is_cached(server, "room", rid)  # ...but it did not keep it
+        fresh = (await client.get(f"/rooms/{rid}")).json()
+        assert fresh["users"] == [owner["id"]]
+        assert (await client.get(f"/rooms/{rid}")).json()["users"] == [owner["id"]]
+
+
+async def test_a_read_whose_transaction_began_before_a_write_caches_the_new_room(
+    cached_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's transaction began (token lookup) before a kick committed.
+
+    Under snapshot isolation that transaction would still see the room before the
+    kick; the cached read ends it first, so it never caches the old room under the new
+    generation. (With today's drivers SELECTs see every commit anyway: this guards
+    the property should the isolation level change.)
+    """
+    from videochat.accounts import repository as users
+
+    server = cached_server
+    real = users.get_user
+    looked_up, release = asyncio.Event(), asyncio.Event()
+    hold = {"next": False}
+
+    async def slow_get_user(session: Any, user_id: str) -> Any:
+        user = await real(session, user_id)
+        if hold["next"]:
+            hold["next"] = False
+            looked_up.set()
+            await release.wait()
+        return user
+
+    monkeypatch.setattr(users, "get_user", slow_get_user)
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
+        owner, bob = await create_guest(client, "owner"), await create_guest(client, "bob")
+        created = await client.post(
+            "/rooms", json={"name": "Snapshot"}, headers=auth(owner["access_token"])
+        )
+        rid = created.json()["id"]
+        await client.post(f"/rooms/{rid}/join", headers=auth(bob["access_token"]))
+
+        hold["next"] = True
+        reader = asyncio.create_task(
+            client.get(f"/rooms/{rid}", headers=auth(owner["access_token"]))
+        )
+        await asyncio.wait_for(looked_up.wait(), 10)  # its transaction is open now
+        kicked = await client.post(
+            f"/rooms/{rid}/members/{bob['id']}/kick", headers=auth(owner["access_token"])
+        )
+        assert kicked.status_code == 200
+        release.set()
+        assert (await reader).json()["users"] == [owner["id"]]
+        assert (await client.get(f"/rooms/{rid}")).json()["users"] == [owner["id"]]

@@ -12,9 +12,10 @@ stored only if no invalidation of that key happened since. In memory a ticket is
 object the invalidation marks void; in Redis it is the key's generation counter, which
 an invalidation increments and a Lua script compares before it sets the value.
 
-A read ends the session's read-only transaction before loading, so that on SQLite
-(whose reads see the snapshot taken when the transaction began) the load sees every
-commit made before the ticket was taken. Use cached reads only in read paths.
+A read that misses ends the session's read-only transaction before loading, so that
+even under snapshot isolation (where reads see the snapshot taken when the
+transaction began) the load sees every commit made before its ticket was taken. Use
+cached reads only in read paths: a session with pending changes reads through.
 """
 
 from __future__ import annotations
