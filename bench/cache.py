@@ -6,7 +6,7 @@
 For SQLite and PostgreSQL, a server with the cache on and one with it off
 (``VIDEOCHAT_CACHE__ENABLED``), each fresh, pinned to core 0. It gets a public room
 with 10 members, then a load generator pinned to core 1 (``wrk`` when installed,
-otherwise a bounded httpx loop in its own process) asks for that room with N
+otherwise a bounded asyncio keep-alive loop in its own process) asks for that room with N
 connections, in rounds that alternate between the servers so a noisy neighbour hurts
 both alike. Anonymous requests: a token would add the (uncached) token-user lookup
 to both. Results: ``bench/results/cache-<time>.{json,md}`` (and ``cache-latest.*``).
@@ -103,7 +103,7 @@ def run_wrk(url: str, *, core: int, seconds: float, connections: int) -> dict[st
 
 
 def run_httpx(url: str, *, core: int, seconds: float, connections: int) -> dict[str, Any]:
-    """The fallback: this module's ``--httpx`` loop in its own pinned process."""
+    """The fallback without wrk: this module's ``--httpx`` loop in its own pinned process."""
     output = subprocess.run(
         ["taskset", "-c", str(core), sys.executable, "-m", "bench.cache", "--httpx", url,
          "--seconds", str(seconds), "--connections", str(connections)],
@@ -114,32 +114,41 @@ def run_httpx(url: str, *, core: int, seconds: float, connections: int) -> dict[
     return result
 
 
-async def httpx_load(url: str, seconds: float, connections: int) -> dict[str, Any]:
-    """GET ``url`` from ``connections`` loops for ``seconds`` (and at most 200k requests)."""
+async def stream_load(url: str, seconds: float, connections: int) -> dict[str, Any]:
+    """GET ``url`` over ``connections`` keep-alive sockets for ``seconds`` (at most 200k).
+
+    Plain asyncio streams, not an HTTP client library: httpx's own per-request cost
+    would make the load generator, not the server, the limit.
+    """
+    parsed = httpx.URL(url)
+    request = (
+        f"GET {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\n\r\n"
+    ).encode()
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(limits=limits, timeout=5) as http:
 
-        async def loop() -> None:
-            nonlocal errors
+    async def loop() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+        try:
             while time.monotonic() < deadline and len(latencies) < 200_000:
                 started = time.perf_counter()
-                try:
-                    response = await http.get(url)
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                await reader.readexactly(length)
                 latencies.append(time.perf_counter() - started)
-                errors += 0 if ok else 1
+                errors += 0 if head.startswith(b"HTTP/1.1 200") else 1
+        finally:
+            writer.close()
 
-        begun = time.monotonic()
-        await asyncio.gather(*(loop() for _ in range(connections)))
-        elapsed = time.monotonic() - begun
+    begun = time.monotonic()
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    elapsed = time.monotonic() - begun
     latencies.sort()
     return {
-        "tool": "httpx",
+        "tool": "asyncio streams",
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
@@ -149,7 +158,7 @@ async def httpx_load(url: str, seconds: float, connections: int) -> dict[str, An
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    tool = "wrk" if shutil.which("wrk") and not args.force_httpx else "httpx"
+    tool = "wrk" if shutil.which("wrk") and not args.force_httpx else "asyncio streams"
     load = run_wrk if tool == "wrk" else run_httpx
     workdir = Path(tempfile.mkdtemp(prefix="videochat-bench-cache-"))
     options = Options(workdir=workdir, server_cores=(args.server_core,), redis_url="")
@@ -250,7 +259,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--loadgen-core", type=int, default=1)
-    parser.add_argument("--force-httpx", action="store_true", help="not wrk even if installed")
+    parser.add_argument(
+        "--force-httpx", action="store_true", help="the asyncio load generator even with wrk"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--httpx", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -262,7 +273,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.httpx:  # the load generator's own process
-        print(json.dumps(asyncio.run(httpx_load(args.httpx, args.seconds, args.connections))))
+        print(json.dumps(asyncio.run(stream_load(args.httpx, args.seconds, args.connections))))
         return
     results = asyncio.run(run(args))
     print(save(results, args.results))
