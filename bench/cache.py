@@ -102,10 +102,10 @@ def run_wrk(url: str, *, core: int, seconds: float, connections: int) -> dict[st
     }
 
 
-def run_httpx(url: str, *, core: int, seconds: float, connections: int) -> dict[str, Any]:
-    """The fallback without wrk: this module's ``--httpx`` loop in its own pinned process."""
+def run_streams(url: str, *, core: int, seconds: float, connections: int) -> dict[str, Any]:
+    """The fallback without wrk: this module's ``--loadgen-url`` loop in its own pinned process."""
     output = subprocess.run(
-        ["taskset", "-c", str(core), sys.executable, "-m", "bench.cache", "--httpx", url,
+        ["taskset", "-c", str(core), sys.executable, "-m", "bench.cache", "--loadgen-url", url,
          "--seconds", str(seconds), "--connections", str(connections)],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -158,8 +158,8 @@ async def stream_load(url: str, seconds: float, connections: int) -> dict[str, A
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    tool = "wrk" if shutil.which("wrk") and not args.force_httpx else "asyncio streams"
-    load = run_wrk if tool == "wrk" else run_httpx
+    tool = "wrk" if shutil.which("wrk") and not args.no_wrk else "asyncio streams"
+    load = run_wrk if tool == "wrk" else run_streams
     workdir = Path(tempfile.mkdtemp(prefix="videochat-bench-cache-"))
     options = Options(workdir=workdir, server_cores=(args.server_core,), redis_url="")
     selected = [t for t in TARGETS if t.name.split("-")[0] in args.databases.split(",")]
@@ -260,10 +260,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--loadgen-core", type=int, default=1)
     parser.add_argument(
-        "--force-httpx", action="store_true", help="the asyncio load generator even with wrk"
+        "--no-wrk", action="store_true", help="the asyncio load generator even with wrk"
     )
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--httpx", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--loadgen-url", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (5.0 if args.quick else 10.0)
     args.rounds = args.rounds or (2 if args.quick else 3)
@@ -272,8 +272,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.httpx:  # the load generator's own process
-        print(json.dumps(asyncio.run(stream_load(args.httpx, args.seconds, args.connections))))
+    if args.loadgen_url:  # the load generator's own process
+        print(
+            json.dumps(asyncio.run(stream_load(args.loadgen_url, args.seconds, args.connections)))
+        )
         return
     results = asyncio.run(run(args))
     print(save(results, args.results))
