@@ -20,13 +20,15 @@ from videochat.context import AppContext
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.exceptions import install_exception_handlers
+from videochat.kit.cache import create_cache
 from videochat.live.endpoints import router as live_router
 from videochat.live.ingest import LiveManager
 from videochat.media.endpoints import router as media_router
 from videochat.media.tasks import create_job_queue
+from videochat.observability import metrics
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
-from videochat.observability.metrics import RuntimeMetrics
+from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
 from videochat.observability.middleware import RequestContextMiddleware
 from videochat.realtime.broker import Broker, MemoryBroker
 from videochat.realtime.frames import message_frame
@@ -56,19 +58,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; everything it needs comes from ``settings``."""
     settings = settings or get_settings()
     configure_logging(settings)
+    metrics.ENABLED = settings.observability.metrics_enabled
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         if settings.database.auto_migrate:
             await upgrade_to_head(engine)
+        cache = create_cache(
+            enabled=settings.cache.enabled,
+            redis_url=settings.redis.url,
+            ttl=settings.cache.ttl_seconds,
+            max_entries=settings.cache.max_entries,
+        )
         broker, presence = _create_realtime(settings)
         await broker.start()
         await presence.start()
         context = AppContext(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=create_sessionmaker(engine, cache=cache),
+            cache=cache,
             hub=Hub(broker, presence),
         )
         app.state.context = context
@@ -79,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.video_jobs.start()
         app.state.runtime_metrics = RuntimeMetrics(engine, app.state.video_jobs)
         await app.state.runtime_metrics.start()
+        app.state.queue_refresher = QueueRefresher(app.state.video_jobs)
+        await app.state.queue_refresher.start()
         app.state.live = LiveManager(context)
         await app.state.live.start()
         if settings.auth_mode is AuthMode.OPEN:
@@ -89,18 +101,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             environment=settings.environment.value,
             database=engine.dialect.name,
             broker="redis" if settings.redis.url else "memory",
+            cache=type(cache).__name__,
         )
         try:
             yield
         finally:
             # Before the jobs and the broker: ending a stream archives it and tells the room.
             await app.state.live.stop()
+            await app.state.queue_refresher.stop()
             await app.state.runtime_metrics.stop()
             await app.state.video_jobs.stop()
             await app.state.chat_writer.stop()
             await context.hub.close_all()
             await presence.stop()
             await broker.stop()
+            await cache.close()
             await engine.dispose()
             log.info("app.stopped")
 
@@ -129,7 +144,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=app.state.limiter.strategy)
     app.add_middleware(SecurityHeadersMiddleware)
     # Added last, so it runs first: request ids and metrics cover 429s too.
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics_enabled=settings.observability.metrics_enabled,
+        request_logs=settings.observability.request_logs,
+    )
 
     for router in (
         service_router,

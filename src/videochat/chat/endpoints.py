@@ -27,7 +27,7 @@ async def list_messages(
     before: MessageCursor = None,
 ) -> list[MessageOut]:
     """A page of the room's messages, oldest first, ending before ``before``."""
-    await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
+    await rooms.get_visible_view(session, room_id, viewer_id=user.id if user else None)
     found = await chat.history(session, room_id=room_id, limit=limit, before=before)
     on = await repository.reactions_of(session, [message.id for message in found])
     return [MessageOut.from_model(message, summarise(on[message.id])) for message in found]

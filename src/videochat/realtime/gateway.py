@@ -207,7 +207,8 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
         message = await connection.websocket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
-        metrics.WS_FRAMES_IN.inc()
+        if metrics.ENABLED:
+            metrics.WS_FRAMES_IN.inc()
         raw = message.get("text")
         if raw is None:
             connection.offer(dumps(frames.error_frame("bad_frame", "frames must be JSON text")))
@@ -329,8 +330,9 @@ async def _edit_or_delete(
             )
             out = frames.message_edited_frame(edited)
         else:
-            room = await rooms_repository.get_room(session, connection.room_id)
-            role = role_of(room, connection.user_id) if room else None
+            # The sender's role (may a moderator delete it?) from the read cache.
+            room_view = await rooms_repository.get_room_view(session, connection.room_id)
+            role = role_of(room_view, connection.user_id) if room_view else None
             deleted = await chat.delete(
                 session,
                 room_id=connection.room_id,
