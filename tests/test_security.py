@@ -100,9 +100,10 @@ async def test_hls_reads_are_not_rate_limited_but_the_api_is(make_settings: Any)
         user = (await http.post("/users", json={"username": "hls"})).json()
         headers = {"Authorization": f"Bearer {user['access_token']}"}
         room = (await http.post("/rooms", json={"name": "HLS"}, headers=headers)).json()
-        stream = (
-            await http.post(f"/rooms/{room['id']}/live-stream", json={"title": "t"}, headers=headers)
-        ).json()
+        created = await http.post(
+            f"/rooms/{room['id']}/live-stream", json={"title": "t"}, headers=headers
+        )
+        stream = created.json()
         # A live stream's files as the recorder leaves them (no publisher needed here).
         folder = MediaStorage(settings.data_dir).output_dir(stream["id"]) / RENDITION
         folder.mkdir(parents=True)
