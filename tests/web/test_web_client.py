@@ -376,6 +376,8 @@ def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(
     first, later = result["player"]["first"], result["player"]["later"]
     assert later["currentTime"] > first["currentTime"] > 0
     assert later["videoWidth"] > 0 and later["error"] is None
+    # The client waits for three segments, so Chromium normally starts without an error
+    # (printed below); a reload after one is the client's fallback, not a failure.
     assert result["viewer_frame_variance"] > MIN_PICTURE_VARIANCE
     # Stopped from the UI: the whole broadcast, closed, and a ready video in the library.
     after = result["stream_after_stop"]
@@ -390,5 +392,8 @@ def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(
     assert result["archive_played"] > 0.5
     assert result["viewer_live_items_after_stop"] == "empty"
     print(f"  Go live click -> first segment listed: {result['click_to_first_segment']}s")
-    print(f"  viewer's player: {first['currentTime']:.2f}s -> {later['currentTime']:.2f}s")
+    print(
+        f"  viewer's player: {first['currentTime']:.2f}s -> {later['currentTime']:.2f}s,"
+        f" reloads after an error: {later['retries']}, errors: {result['player']['errors']}"
+    )
     print(f"  native HLS: {result['native_hls']!r}; screenshots: {result['screenshots']}")

@@ -47,7 +47,9 @@ PLAYER_JS = """
   videoWidth: video.videoWidth,
   videoHeight: video.videoHeight,
   error: video.error ? video.error.code : null,
+  message: video.error ? video.error.message : null,
   src: video.currentSrc,
+  retries: Number(video.dataset.retries ?? 0),
 })
 """
 
@@ -118,10 +120,18 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         "document.createElement('video').canPlayType('application/vnd.apple.mpegurl')"
     )
 
+    player_errors: list[dict[str, Any]] = []
+
     def playing() -> dict[str, Any] | None:
         state: dict[str, Any] = player.evaluate(PLAYER_JS)
-        if state["error"] is not None:
-            raise harness.ScenarioError(f"the player failed: {state}")
+        if state["error"] is not None and not player_errors:
+            # The client reloads after an error; keep what the player choked on.
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            text = playlist() or ""
+            player_errors.append({**state, "playlist": text})
+            base = pull.rsplit("/", 1)[0]
+            for uri in _uris(text):
+                (ARTIFACTS / f"live-failed-{uri}").write_bytes(_get(f"{base}/{uri}")[1])
         return state if state["currentTime"] > 0 else None
 
     first = harness.wait_for("the live video to start", playing, timeout=30.0, interval=0.2)
@@ -131,7 +141,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         return state if state["currentTime"] >= first["currentTime"] + 2.0 else None
 
     later = harness.wait_for("the live video to advance", advanced, timeout=30.0, interval=0.2)
-    result["player"] = {"first": first, "later": later}
+    result["player"] = {"first": first, "later": later, "errors": player_errors}
     result["viewer_frame_variance"] = round(float(player.evaluate(harness.VIDEO_VARIANCE_JS)), 1)
     _screenshot(vic, "viewer-playing", shots)
     _screenshot(lena, "publisher-live", shots)
