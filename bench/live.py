@@ -1,6 +1,6 @@
 """Live streaming benchmark: WHIP ingest (aiortc) to live HLS (PyAV), measured.
 
-    uv run python -m bench.live             # about 4 minutes
+    uv run python -m bench.live             # about 5 minutes
     uv run python -m bench.live --quick     # about 2 minutes
     make bench-live
 
