@@ -88,3 +88,55 @@ async def test_open_sockets_per_address_are_limited(make_settings: Any) -> None:
             assert refused.value.response.status_code == 403
         async with connect_ws(live, path):  # a slot is free again
             pass
+
+
+async def test_hls_reads_are_not_rate_limited_but_the_api_is(make_settings: Any) -> None:
+    """Viewers poll live playlists every segment: those GETs must not use up the limit."""
+    from videochat.live.service import PLAYLIST, RENDITION
+    from videochat.media.storage import MediaStorage
+
+    settings = make_settings(rate_limit={"enabled": True, "requests": 10, "window_seconds": 60})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        user = (await http.post("/users", json={"username": "hls"})).json()
+        headers = {"Authorization": f"Bearer {user['access_token']}"}
+        room = (await http.post("/rooms", json={"name": "HLS"}, headers=headers)).json()
+        created = await http.post(
+            f"/rooms/{room['id']}/live-stream", json={"title": "t"}, headers=headers
+        )
+        stream = created.json()
+        # A live stream's files as the recorder leaves them (no publisher needed here).
+        folder = MediaStorage(settings.data_dir).output_dir(stream["id"]) / RENDITION
+        folder.mkdir(parents=True)
+        (folder / "segment_00000.ts").write_bytes(b"\x47" * 188)
+        (folder / PLAYLIST).write_text(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+            "#EXTINF:2.000000,\nsegment_00000.ts\n"
+        )
+        base = stream["pull_url"].rsplit("/", 1)[0]
+        # Far past the limit of 10: a viewer's playlist polls and segment fetches.
+        for _ in range(60):
+            playlist = await http.get(stream["pull_url"])
+            assert playlist.status_code == 200
+            assert "x-ratelimit-limit" not in playlist.headers
+            assert (await http.get(f"{base}/segment_00000.ts")).status_code == 200
+            # (HEAD is not routed here: 405, but not counted either.)
+            assert (await http.head(f"{base}/segment_00000.ts")).status_code == 405
+        # The library's HLS path is exempt too (an unknown video: 404, never 429).
+        for _ in range(20):
+            missing = await http.get("/media/videos/nope/master.m3u8")
+            assert missing.status_code == 404
+        # The API still counts: 3 requests above plus these reach the limit of 10.
+        codes = [(await http.get("/rooms", headers=headers)).status_code for _ in range(10)]
+        assert codes[:7] == [200] * 7
+        assert codes[7:] == [429] * 3
+        # A write to a media path is not a read: it is counted (and refused) as usual.
+        assert (await http.post(stream["pull_url"])).status_code == 429
+
+
+async def test_hls_reads_count_when_the_exemption_is_off(make_settings: Any) -> None:
+    settings = make_settings(
+        rate_limit={"enabled": True, "requests": 3, "window_seconds": 60, "exempt_media": False}
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        codes = [(await http.get("/live/x/index.m3u8")).status_code for _ in range(4)]
+        assert codes == [404, 404, 404, 429]

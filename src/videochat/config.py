@@ -74,6 +74,9 @@ class RateLimitSettings(BaseModel):
     enabled: bool = True
     requests: int = Field(default=100, ge=1)
     window_seconds: int = Field(default=60, ge=1)
+    # HLS reads (GET/HEAD of /live/... and /media/videos/...) are not counted: players
+    # poll live playlists every segment. Off, they count like any other request.
+    exempt_media: bool = True
     # Socket connects per IP per window, and frames per connection per window.
     ws_connects: int = Field(default=30, ge=1)
     # Sockets one address may hold open at once (per instance).

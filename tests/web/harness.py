@@ -263,6 +263,25 @@ def launch_chromium(playwright: Playwright, *extra_args: str) -> Browser:
     )
 
 
+# Screenshots of what the scenarios saw; a CI job can keep them (tests/web/README.md).
+ARTIFACTS = (
+    Path(
+        os.environ.get(
+            "VIDEOCHAT_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"
+        )
+    )
+    / "web"
+)
+
+
+def save_screenshot(page: Page, name: str) -> str:
+    """Save the whole page as ``<name>.png`` among the artifacts; returns the path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return str(path)
+
+
 def new_page(
     browser: Browser, base_url: str, errors: list[str], *, width: int = 1000, height: int = 700
 ) -> Page:

@@ -74,6 +74,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
         150,
     ),
     "test_an_uploaded_video_gets_ready_and_plays": ("video_upload", 60),
+    "test_going_live_from_the_ui_is_watched_in_another_page_and_kept": ("live", 120),
 }
 
 
@@ -437,3 +438,47 @@ def test_an_uploaded_video_gets_ready_and_plays(scenario_results: dict[str, Any]
     assert "/master.m3u8" in player["src"]
     assert "/thumbnail.jpg" in player["poster"]
     print(f"  ready after {result['ready_seconds']}s, statuses {result['statuses']}")
+
+
+def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(
+    scenario_results: dict[str, Any],
+) -> None:
+    """Chromium publishes over WHIP (Go live), another page plays the live HLS, stop keeps it."""
+    result = result_of(scenario_results, "live")
+    assert result["stream_while_live"] == {"status": "live", "title": "Lena's show"}
+    assert result["stop_button_shown"] and result["preview_shown"]
+    assert result["viewer_badge"] == "LIVE"
+    # The live playlist is a window of short segments, each decoding to video and audio
+    # (Chromium's fake camera moves, its fake microphone beeps).
+    assert "#EXT-X-ENDLIST" not in result["live_playlist"]
+    for segment in result["segments"]:
+        assert segment["status"] == 200, segment
+        assert segment["streams"] == ["audio", "video"], segment
+        assert segment["video_frames"] > 0 and segment["audio_frames"] > 0, segment
+        assert segment["luma_variance"] > MIN_PICTURE_VARIANCE, segment
+        assert segment["audio_peak"] > 0.01, segment
+    # The viewer's player advances (polled, no fixed times).
+    first, later = result["player"]["first"], result["player"]["later"]
+    assert later["currentTime"] > first["currentTime"] > 0
+    assert later["videoWidth"] > 0 and later["error"] is None
+    # The client waits for three segments, so Chromium normally starts without an error
+    # (printed below); a reload after one is the client's fallback, not a failure.
+    assert result["viewer_frame_variance"] > MIN_PICTURE_VARIANCE
+    # Stopped from the UI: the whole broadcast, closed, and a ready video in the library.
+    after = result["stream_after_stop"]
+    assert after["status"] == "ended" and after["ended_reason"] == "deleted"
+    assert after["video_id"] == result["ids"]["stream"]
+    final = result["final_playlist"]
+    assert final["status"] == 200
+    assert final["text"].rstrip().endswith("#EXT-X-ENDLIST")
+    assert "segment_00000.ts" in final["text"]
+    assert result["go_live_shown_again"] is True
+    assert result["library_title"] == "Lena's show"
+    assert result["archive_played"] > 0.5
+    assert result["viewer_live_items_after_stop"] == "empty"
+    print(f"  Go live click -> first segment listed: {result['click_to_first_segment']}s")
+    print(
+        f"  viewer's player: {first['currentTime']:.2f}s -> {later['currentTime']:.2f}s,"
+        f" reloads after an error: {later['retries']}, errors: {result['player']['errors']}"
+    )
+    print(f"  native HLS: {result['native_hls']!r}; screenshots: {result['screenshots']}")

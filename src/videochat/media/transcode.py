@@ -6,7 +6,6 @@ CPU-bound and synchronous: callers should run it in a worker thread or process.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -18,6 +17,21 @@ import av.filter
 from av.video.frame import PictureType
 
 from videochat.media.errors import MediaRejected
+from videochat.media.hls import (
+    AUDIO_RATE,
+    AUDIO_TIME_BASE,
+    MASTER_PLAYLIST,
+    MICROSECONDS,
+    RENDITION_PLAYLIST,
+    THUMBNAIL,
+    VIDEO_TIME_BASE,
+    HlsWriter,
+    RenditionOutput,
+    SegmentCutter,
+    new_audio_resampler,
+    write_jpeg,
+    write_master_playlist,
+)
 from videochat.media.probe import (
     ProbeResult,
     open_untrusted,
@@ -26,20 +40,20 @@ from videochat.media.probe import (
     probe_video,
 )
 
-MASTER_PLAYLIST = "master.m3u8"
-THUMBNAIL = "thumbnail.jpg"
-RENDITION_PLAYLIST = "index.m3u8"
+__all__ = [
+    "DEFAULT_RENDITIONS",
+    "MASTER_PLAYLIST",
+    "RENDITION_PLAYLIST",
+    "THUMBNAIL",
+    "PlannedRendition",
+    "Rendition",
+    "RenditionOutput",
+    "TranscodeResult",
+    "plan_renditions",
+    "transcode_to_hls",
+]
 
-# MPEG-TS counts time in 90 kHz ticks; using it as the encoder time base means no
-# rounding between what we compute here and what the HLS muxer sees.
-_VIDEO_TB = Fraction(1, 90_000)
-_AUDIO_RATE = 48_000
-_AUDIO_TB = Fraction(1, _AUDIO_RATE)
-# ffmpeg's hls muxer compares segment boundaries in AV_TIME_BASE (microsecond) units.
-_US = 1_000_000
 _FALLBACK_FPS = Fraction(30)
-_AUDIO_CODECS = "mp4a.40.2"  # AAC-LC, what ffmpeg's native "aac" encoder produces.
-_FALLBACK_VIDEO_CODECS = "avc1.640028"  # High@4.0: safe upper bound if SPS parsing fails.
 
 
 @dataclass(frozen=True)
@@ -80,22 +94,6 @@ class PlannedRendition:
 
 
 @dataclass(frozen=True)
-class RenditionOutput:
-    """One produced rendition; paths are relative to the output directory.
-
-    bandwidth is the peak segment bitrate (HLS BANDWIDTH), average_bandwidth the mean.
-    """
-
-    name: str
-    width: int
-    height: int
-    playlist: str
-    bandwidth: int
-    average_bandwidth: int
-    codecs: str
-
-
-@dataclass(frozen=True)
 class TranscodeResult:
     """Outcome of transcode_to_hls(); width/height are the source's displayed size."""
 
@@ -105,10 +103,6 @@ class TranscodeResult:
     renditions: list[RenditionOutput] = field(default_factory=list)
     master_playlist: str = MASTER_PLAYLIST
     thumbnail: str = THUMBNAIL
-
-
-def _microseconds(seconds: float) -> int:
-    return round(seconds * _US)
 
 
 def _even_floor(value: float) -> int:
@@ -186,7 +180,7 @@ def transcode_to_hls(
         )
         outputs = job.run()
 
-    _write_master(out_dir, outputs)
+    write_master_playlist(out_dir, outputs)
     if progress is not None:
         progress(1.0)
     return TranscodeResult(
@@ -237,147 +231,13 @@ class _Rotator:
                 width=frame.width,
                 height=frame.height,
                 format=frame.format,
-                time_base=frame.time_base or _VIDEO_TB,
+                time_base=frame.time_base or VIDEO_TIME_BASE,
             )
         ]
         nodes += [graph.add(name, args or None) for name, args in self._chain]
         nodes.append(graph.add("buffersink"))
         graph.link_nodes(*nodes).configure()
         return graph
-
-
-def _find_sps_codec(data: bytes) -> str | None:
-    """RFC 6381 "avc1.PPCCLL" string from the first H.264 SPS NAL unit in an Annex B packet."""
-    index = data.find(b"\x00\x00\x01")
-    while index != -1 and index + 6 < len(data):
-        header = index + 3
-        if data[header] & 0x1F == 7:  # nal_unit_type 7: sequence parameter set
-            # profile_idc, constraint flags, level_idc follow the NAL header byte.
-            profile, constraints, level = data[header + 1 : header + 4]
-            return f"avc1.{profile:02x}{constraints:02x}{level:02x}"
-        index = data.find(b"\x00\x00\x01", header)
-    return None
-
-
-class _RenditionWriter:
-    """Encoder + HLS muxer for one rendition."""
-
-    def __init__(
-        self,
-        plan: PlannedRendition,
-        out_dir: Path,
-        *,
-        segment_seconds: float,
-        frame_rate: Fraction,
-        with_audio: bool,
-        color: dict[str, int],
-    ) -> None:
-        self.plan = plan
-        self.dir = out_dir / plan.rendition.name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.codecs: str | None = None
-        self.container: Any = av.open(
-            str(self.dir / RENDITION_PLAYLIST),
-            "w",
-            format="hls",
-            options={
-                # Exact microseconds: the same number _Job places keyframes with.
-                "hls_time": f"{_microseconds(segment_seconds)}us",
-                "hls_playlist_type": "vod",
-                "hls_list_size": "0",
-                "hls_flags": "independent_segments",
-                "hls_segment_filename": str(self.dir / "segment_%05d.ts"),
-            },
-        )
-        bitrate = plan.rendition.video_bitrate
-        frames_per_segment = max(1, math.ceil(segment_seconds * frame_rate))
-        self.video: Any = self.container.add_stream(
-            "libx264",
-            rate=frame_rate,
-            options={
-                "preset": "veryfast",
-                # We force a keyframe at every segment start (see _Job). Make those IDR
-                # frames and switch off x264's own scene-cut keyframes, which differ
-                # between resolutions and would make the renditions' segments disagree.
-                "forced-idr": "1",
-                "x264-params": "scenecut=0",
-                # Capped VBR: HLS players pick renditions by bandwidth, so bound the peaks.
-                "maxrate": str(bitrate * 3 // 2),
-                "bufsize": str(bitrate * 2),
-            },
-        )
-        self.video.width = plan.width
-        self.video.height = plan.height
-        self.video.pix_fmt = "yuv420p"
-        self.video.bit_rate = bitrate
-        # A long GOP: x264 must not insert keyframes of its own between ours.
-        self.video.gop_size = frames_per_segment * 4
-        self.video.codec_context.time_base = _VIDEO_TB
-        for attr, value in color.items():
-            setattr(self.video.codec_context, attr, value)
-
-        self.audio: Any = None
-        if with_audio:
-            self.audio = self.container.add_stream("aac", rate=_AUDIO_RATE)
-            self.audio.codec_context.layout = "stereo"
-            self.audio.codec_context.format = "fltp"
-            self.audio.bit_rate = plan.rendition.audio_bitrate
-            self.audio.codec_context.time_base = _AUDIO_TB
-
-    def encode_video(self, frame: Any) -> None:
-        for packet in self.video.encode(frame):
-            if self.codecs is None:
-                # The hls muxer asks for global headers, so the SPS normally sits in the
-                # extradata rather than in the first packet; look in both.
-                extradata = self.video.codec_context.extradata or b""
-                self.codecs = _find_sps_codec(bytes(extradata) + bytes(packet))
-            self.container.mux(packet)
-
-    def encode_audio(self, frame: Any) -> None:
-        self.container.mux(self.audio.encode(frame))
-
-    def finish(self) -> None:
-        self.encode_video(None)
-        if self.audio is not None:
-            self.encode_audio(None)
-        self.container.close()
-
-    def output(self, segment_seconds: float) -> RenditionOutput:
-        peak, average = _measure_bandwidth(self.dir / RENDITION_PLAYLIST, segment_seconds)
-        video_codecs = self.codecs or _FALLBACK_VIDEO_CODECS
-        return RenditionOutput(
-            name=self.plan.rendition.name,
-            width=self.plan.width,
-            height=self.plan.height,
-            playlist=f"{self.plan.rendition.name}/{RENDITION_PLAYLIST}",
-            bandwidth=peak,
-            average_bandwidth=average,
-            codecs=f"{video_codecs},{_AUDIO_CODECS}" if self.audio is not None else video_codecs,
-        )
-
-
-def _measure_bandwidth(playlist: Path, segment_seconds: float) -> tuple[int, int]:
-    """Peak and average bits per second of the segments listed in a media playlist."""
-    segments: list[tuple[float, int]] = []
-    duration: float | None = None
-    for line in playlist.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#EXTINF:"):
-            duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
-        elif line and not line.startswith("#") and duration is not None:
-            segments.append((duration, (playlist.parent / line).stat().st_size))
-            duration = None
-    if not segments:
-        raise RuntimeError(f"HLS muxer wrote no segments to {playlist}")
-    total_bits = sum(size for _, size in segments) * 8
-    total_seconds = sum(d for d, _ in segments)
-    average = total_bits / total_seconds if total_seconds > 0 else 0.0
-    # A tiny final segment that starts with a keyframe has an absurd bits/second
-    # figure; it would make players shun the rendition, so only full-ish ones count
-    # towards the peak (which, per RFC 8216, must not be below the average).
-    timed = [(d, size) for d, size in segments if d > 0]
-    full = [(d, size) for d, size in timed if d >= segment_seconds / 2] or timed
-    peak = max([size * 8 / d for d, size in full] + [average])
-    return math.ceil(peak), math.ceil(average)
 
 
 def _fix_last_segment_duration(playlist: Path, boundaries: list[int], end_pts: int) -> None:
@@ -394,7 +254,7 @@ def _fix_last_segment_duration(playlist: Path, boundaries: list[int], end_pts: i
         # Segments not cut where we forced keyframes: leave ffmpeg's figures alone
         # rather than attribute our timing to the wrong segment.
         return
-    last = (end_pts - boundaries[-1]) * _VIDEO_TB
+    last = (end_pts - boundaries[-1]) * VIDEO_TIME_BASE
     lines[extinf[-1]] = f"#EXTINF:{float(last):.6f},"
     longest = max(
         float(line[len("#EXTINF:") :].split(",")[0]) for line in (lines[i] for i in extinf)
@@ -405,41 +265,6 @@ def _fix_last_segment_duration(playlist: Path, boundaries: list[int], end_pts: i
             target = max(int(line.split(":", 1)[1]), math.floor(longest + 0.5))
             lines[i] = f"#EXT-X-TARGETDURATION:{target}"
     playlist.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _write_master(out_dir: Path, outputs: Sequence[RenditionOutput]) -> None:
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for out in outputs:
-        lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={out.bandwidth},"
-            f"AVERAGE-BANDWIDTH={out.average_bandwidth},"
-            f"RESOLUTION={out.width}x{out.height},"
-            f'CODECS="{out.codecs}"'
-        )
-        lines.append(out.playlist)
-    # Write-then-rename: a reader never sees a half-written master playlist, and its
-    # existence means every rendition above is complete.
-    tmp = out_dir / f".{MASTER_PLAYLIST}.tmp"
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / MASTER_PLAYLIST)
-
-
-def _write_jpeg(frame: Any, path: Path, width: int, height: int) -> None:
-    """Encode one picture as a JPEG with PyAV's mjpeg encoder (no Pillow needed)."""
-    encoder: Any = av.CodecContext.create("mjpeg", "w")
-    encoder.width = width
-    encoder.height = height
-    # yuvj420p is full-range 4:2:0, what baseline JPEG viewers expect.
-    encoder.pix_fmt = "yuvj420p"
-    encoder.time_base = Fraction(1, 1)
-    picture = frame.reformat(width, height, format="yuvj420p", interpolation="BICUBIC")
-    picture.pts = 0
-    picture.time_base = encoder.time_base
-    picture.pict_type = PictureType.NONE
-    data = b"".join(bytes(p) for p in [*encoder.encode(picture), *encoder.encode(None)])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class _Job:
@@ -470,16 +295,17 @@ class _Job:
         rate = video.average_rate or video.guessed_rate or _FALLBACK_FPS
         self.frame_rate = Fraction(rate).limit_denominator(1001)
         # Fallback spacing for frames whose timestamp is missing or goes backwards.
-        self.nominal_ticks = max(1, round(1 / (self.frame_rate * _VIDEO_TB)))
+        self.nominal_ticks = max(1, round(1 / (self.frame_rate * VIDEO_TIME_BASE)))
         # Timeline origin: the container's start, so audio and video keep their offset.
         self.origin: Fraction | None = (
-            Fraction(container.start_time, _US) if container.start_time is not None else None
+            Fraction(container.start_time, MICROSECONDS)
+            if container.start_time is not None
+            else None
         )
-        self.segment_us = _microseconds(segment_seconds)
+        self.cutter = SegmentCutter(segment_seconds)
 
         self.last_video_pts: int | None = None
         self.first_video_pts: int | None = None
-        self.next_boundary = 0  # index of the next segment start to force a keyframe at
         self.frames_encoded = 0
         # Where each segment starts (pts of the forced keyframes) and where the video ends.
         self.boundaries: list[int] = []
@@ -494,7 +320,7 @@ class _Job:
         self.resampler_key: tuple[str, str, int] | None = None
         self.audio_next_pts: int | None = None
 
-        self.writers: list[_RenditionWriter] = []
+        self.writers: list[tuple[PlannedRendition, HlsWriter]] = []
 
     def run(self) -> list[RenditionOutput]:
         """Encode everything and return the finished renditions."""
@@ -504,16 +330,21 @@ class _Job:
         color = self._color_tags()
         try:
             for plan in self.plans:
-                self.writers.append(
-                    _RenditionWriter(
-                        plan,
-                        self.out_dir,
-                        segment_seconds=self.segment_seconds,
-                        frame_rate=self.frame_rate,
-                        with_audio=self.audio is not None,
-                        color=color,
-                    )
+                writer = HlsWriter(
+                    self.out_dir / plan.rendition.name,
+                    width=plan.width,
+                    height=plan.height,
+                    frame_rate=self.frame_rate,
+                    segment_seconds=self.segment_seconds,
+                    video_bitrate=plan.rendition.video_bitrate,
+                    audio_bitrate=(
+                        plan.rendition.audio_bitrate if self.audio is not None else None
+                    ),
+                    # A long GOP: x264 must not insert keyframes of its own between ours.
+                    gop_segments=4,
+                    color=color,
                 )
+                self.writers.append((plan, writer))
             for frame in self._decoded_frames():
                 if isinstance(frame, av.VideoFrame):
                     self._on_video(frame)
@@ -524,18 +355,19 @@ class _Job:
                 raise MediaRejected("the video could not be decoded: no picture could be read")
             thumb = self.thumb_frame if self.thumb_frame is not None else self.last_frame
             smallest = self.plans[0]
-            _write_jpeg(thumb, self.out_dir / THUMBNAIL, smallest.width, smallest.height)
-            for writer in self.writers:
+            write_jpeg(thumb, self.out_dir / THUMBNAIL, smallest.width, smallest.height)
+            for _, writer in self.writers:
                 writer.finish()
         finally:
-            for writer in self.writers:
+            for _, writer in self.writers:
                 # close() is idempotent in PyAV; on error this releases files and encoders.
-                writer.container.close()
-        for writer in self.writers:
-            _fix_last_segment_duration(
-                writer.dir / RENDITION_PLAYLIST, self.boundaries, self.video_end
-            )
-        return [writer.output(self.segment_seconds) for writer in self.writers]
+                writer.close()
+        for _, writer in self.writers:
+            _fix_last_segment_duration(writer.playlist, self.boundaries, self.video_end)
+        return [
+            writer.output(plan.rendition.name, self.segment_seconds)
+            for plan, writer in self.writers
+        ]
 
     def _color_tags(self) -> dict[str, int]:
         # Keep the source's colour description so e.g. BT.709 HD material scaled to SD
@@ -576,7 +408,7 @@ class _Job:
 
     def _on_video(self, frame: Any) -> None:
         seconds = self._relative(frame.pts, frame.time_base)
-        pts = round(seconds / _VIDEO_TB) if seconds is not None else None
+        pts = round(seconds / VIDEO_TIME_BASE) if seconds is not None else None
         if pts is None or (self.last_video_pts is not None and pts <= self.last_video_pts):
             # Missing or non-increasing timestamp: place it one nominal frame later.
             pts = 0 if self.last_video_pts is None else self.last_video_pts + self.nominal_ticks
@@ -586,32 +418,28 @@ class _Job:
             self.first_video_pts = pts
         rel_ticks = pts - self.first_video_pts
 
-        # Force a keyframe on the first frame at or after each segment boundary. The
-        # comparison mirrors the hls muxer's (microseconds vs. stream ticks), so it cuts
-        # exactly on these frames, and identically in every rendition.
-        is_boundary = (
-            rel_ticks * _US >= self.next_boundary * self.segment_us * _VIDEO_TB.denominator
-        )
+        # Force a keyframe on the first frame at or after each segment boundary: the
+        # muxer cuts exactly on these frames, identically in every rendition.
+        is_boundary = self.cutter.starts_segment(rel_ticks)
         if is_boundary:
             self.boundaries.append(pts)
-            self.next_boundary = rel_ticks * _US // (self.segment_us * _VIDEO_TB.denominator) + 1
 
         duration = 0
         if frame.duration and frame.time_base:
-            duration = round(frame.duration * frame.time_base / _VIDEO_TB)
+            duration = round(frame.duration * frame.time_base / VIDEO_TIME_BASE)
         duration = duration or self.nominal_ticks
         self.video_end = pts + duration
 
         upright = self.rotator(frame)
-        rel_seconds = float(rel_ticks * _VIDEO_TB)
+        rel_seconds = float(rel_ticks * VIDEO_TIME_BASE)
         if self.thumb_frame is None and rel_seconds >= self.thumb_at:
             self.thumb_frame = upright
         self.last_frame = upright
 
-        for writer in self.writers:
+        for plan, writer in self.writers:
             out = upright.reformat(
-                writer.plan.width,
-                writer.plan.height,
+                plan.width,
+                plan.height,
                 format="yuv420p",
                 interpolation="BICUBIC",
                 dst_color_range="MPEG",
@@ -619,7 +447,7 @@ class _Job:
             # reformat() may hand back the very same frame when nothing changes, so set
             # every field each time rather than relying on what a previous writer left.
             out.pts = pts
-            out.time_base = _VIDEO_TB
+            out.time_base = VIDEO_TIME_BASE
             out.duration = duration
             # Decoded frames carry the source's picture types; clear them so only our
             # boundary frames become keyframes.
@@ -633,13 +461,11 @@ class _Job:
         if self.resampler is None or key != self.resampler_key:
             # A mid-stream change of sample format/layout/rate needs a fresh resampler.
             self._flush_audio()
-            self.resampler = av.AudioResampler(
-                format="fltp", layout="stereo", rate=_AUDIO_RATE, frame_size=1024
-            )
+            self.resampler = new_audio_resampler()
             self.resampler_key = key
         if self.audio_next_pts is None:
             seconds = self._relative(frame.pts, frame.time_base)
-            start = round(seconds * _AUDIO_RATE) if seconds is not None else 0
+            start = round(seconds * AUDIO_RATE) if seconds is not None else 0
             self.audio_next_pts = max(0, start)
         self._encode_audio(self.resampler.resample(frame))
 
@@ -654,10 +480,10 @@ class _Job:
             # jittery or missing source timestamps (at the cost of ignoring real gaps).
             assert self.audio_next_pts is not None
             frame.pts = self.audio_next_pts
-            frame.time_base = _AUDIO_TB
+            frame.time_base = AUDIO_TIME_BASE
             frame.duration = frame.samples
             self.audio_next_pts += frame.samples
-            for writer in self.writers:
+            for _, writer in self.writers:
                 writer.encode_audio(frame)
 
     def _report(self, seconds: float) -> None:

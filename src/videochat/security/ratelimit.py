@@ -16,6 +16,12 @@ from videochat.config import Settings
 
 # Never limited: load-balancer probes, the web client's files, Prometheus scrapes.
 EXEMPT_PREFIXES = ("/health", "/static/", "/metrics/prometheus", "/favicon.ico")
+# Never limited when read (GET, HEAD): HLS playlists and segments, live and stored.
+# A player re-reads a live playlist every segment (~2 s) and fetches each segment, so a
+# viewer alone would pass 100 requests a minute. These reads are authorised by the
+# playback ID or token in the URL and served from files, not the database.
+MEDIA_PREFIXES = ("/live/", "/media/videos/")
+_READS = frozenset({"GET", "HEAD"})
 
 
 def create_storage(settings: Settings) -> Storage:
@@ -42,6 +48,7 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings, strategy: MovingWindowRateLimiter) -> None:
         self.app = app
         self.enabled = settings.rate_limit.enabled
+        self.exempt_media = settings.rate_limit.exempt_media
         self.item = RateLimitItemPerSecond(
             settings.rate_limit.requests, settings.rate_limit.window_seconds
         )
@@ -55,6 +62,11 @@ class RateLimitMiddleware:
             or scope["type"] != "http"
             or scope.get("method") == "OPTIONS"
             or path.startswith(EXEMPT_PREFIXES)
+            or (
+                self.exempt_media
+                and scope.get("method") in _READS
+                and path.startswith(MEDIA_PREFIXES)
+            )
         ):
             await self.app(scope, receive, send)
             return

@@ -90,6 +90,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
 
     harness.send_chat(alice, "after the reload")
     harness.wait_for_chat([bob], "after the reload")
+    screenshot = harness.save_screenshot(bob, "chat-after-reload")
 
     return {
         "sent": [text for _, text in MESSAGES],
@@ -103,6 +104,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         "bob_url_after_reload": bob.url,
         "room_id": room_id,
         "rejoin_seconds": rejoin_seconds,
+        "screenshot": screenshot,
         "peers_after_reload": {
             "alice": harness.peer_report(alice),
             "bob": harness.peer_report(bob),

@@ -63,12 +63,14 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     connected_three = round(time.monotonic() - started, 2)
     three = _snapshot(pages, ids)
     three_seconds = round(time.monotonic() - started, 2)
+    screenshots = [harness.save_screenshot(page, f"mesh-{name}") for name, page in pages.items()]
 
     return {
         "ids": ids,
         "two": two,
         "three": three,
         "seconds_until_all_connected": {"two": connected_two, "three": connected_three},
+        "screenshots": screenshots,
         "seconds_measuring": {"two": two_seconds, "three": three_seconds},
         "call_traces": {
             name: page.evaluate("window.videochat.trace") for name, page in pages.items()

@@ -12,6 +12,17 @@ const HLS_TYPE = 'application/vnd.apple.mpegurl';
 const GATHER_TIMEOUT_MS = 3000;
 // The playlist appears one segment (~2 s) after going live; players fail on a 404.
 const PLAYLIST_WAIT_MS = 20000;
+// Start only once the live playlist lists this many segments (RFC 8216 has players
+// start three target durations from the end): Chromium's native HLS fails on a live
+// playlist of one segment (DEMUXER_ERROR_COULD_NOT_PARSE).
+const MIN_LIVE_SEGMENTS = 3;
+// A player error while the stream is still live: reload the playlist, a few times.
+const RETRY_MS = 1000;
+const MAX_RETRIES = 5;
+
+function segmentCount(text) {
+  return text.split('\n').filter((line) => line.trim() && !line.startsWith('#')).length;
+}
 
 const roomStreams = (roomId) => `/rooms/${encodeURIComponent(roomId)}/live-streams`;
 
@@ -284,10 +295,23 @@ class LivePanel {
     const deadline = Date.now() + PLAYLIST_WAIT_MS;
     while (Date.now() < deadline && this.#watching === stream.id) {
       const response = await fetch(stream.pull_url, { cache: 'no-store' }).catch(() => null);
-      if (response?.ok) break;
+      const text = response?.ok ? await response.text().catch(() => '') : '';
+      if (text.includes('#EXT-X-ENDLIST') || segmentCount(text) >= MIN_LIVE_SEGMENTS) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     if (this.#watching !== stream.id) return;
+    let retries = 0;
+    video.dataset.retries = '0';
+    video.addEventListener('error', () => {
+      if (this.#watching !== stream.id || retries >= MAX_RETRIES) return;
+      retries += 1;
+      video.dataset.retries = String(retries);
+      setTimeout(() => {
+        if (this.#watching !== stream.id) return;
+        video.src = stream.pull_url;
+        video.play().catch(() => {});
+      }, RETRY_MS);
+    }, { signal: this.#abort.signal });
     video.src = stream.pull_url;
     video.dataset.streamId = stream.id;
     this.#player.replaceChildren(video);
