@@ -33,6 +33,7 @@ from videochat.realtime.hub import Hub
 from videochat.realtime.ordering import RoomOrder
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
+from videochat.rooms.lobby_endpoints import router as lobby_router
 from videochat.rooms.moderation_endpoints import router as moderation_router
 from videochat.security.headers import SecurityHeadersMiddleware
 from videochat.security.limiter import Limiter
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_router,
         rooms_router,
         moderation_router,
+        lobby_router,
         chat_router,
         calls_router,
         realtime_router,
