@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from videochat import __version__
@@ -35,6 +36,7 @@ from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.rooms.lobby_endpoints import router as lobby_router
 from videochat.rooms.moderation_endpoints import router as moderation_router
+from videochat.security.body import BodyLimitMiddleware
 from videochat.security.headers import SecurityHeadersMiddleware
 from videochat.security.limiter import Limiter
 from videochat.security.ratelimit import RateLimitMiddleware
@@ -123,7 +125,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.state.limiter = Limiter(settings)
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=app.state.limiter.strategy)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.http.allowed_hosts != ["*"]:
+        # Outermost but for the request context: a forged Host never reaches a route.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
     # Added last, so it runs first: request ids and metrics cover 429s too.
     app.add_middleware(RequestContextMiddleware)
 
