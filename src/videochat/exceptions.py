@@ -67,6 +67,31 @@ class ServiceUnavailable(VideochatError):
     status_code = 503
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable right now; retry in a few seconds"
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether an exception means the database cannot be reached (restart, network).
+
+    Connection-level failures only: a constraint violation or a bad query is a bug or
+    a conflict, not an outage, and keeps its own handling.
+    """
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated)
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    # asyncpg's own connection errors, when they escape SQLAlchemy's wrapping.
+    return type(exc).__module__.startswith("asyncpg") and type(exc).__name__ in {
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+    }
+
+
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     # FastAPI's own shape, minus the raw input echo (which may hold a password).
     return [
@@ -94,6 +119,18 @@ def install_exception_handlers(app: FastAPI) -> None:
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
+    async def on_database_error(_: Request, exc: Exception) -> JSONResponse:
+        if not is_database_outage(exc):
+            raise exc
+        # Fail fast with a retryable answer instead of a 500 or a hang.
+        return JSONResponse(
+            {"detail": DATABASE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "2"}
+        )
+
+    from sqlalchemy.exc import DBAPIError
+
     app.add_exception_handler(VideochatError, on_videochat_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(ConnectionError, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
