@@ -70,26 +70,37 @@ class ServiceUnavailable(VideochatError):
 DATABASE_UNAVAILABLE = "The database is unavailable right now; retry in a few seconds"
 
 
+_ASYNCPG_OUTAGES = {
+    "CannotConnectNowError",  # starting up or shutting down
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "TooManyConnectionsError",
+}
+
+
 def is_database_outage(exc: BaseException) -> bool:
     """Whether an exception means the database cannot be reached (restart, network).
 
     Connection-level failures only: a constraint violation or a bad query is a bug or
-    a conflict, not an outage, and keeps its own handling.
+    a conflict, not an outage, and keeps its own handling. SQLAlchemy wraps the
+    driver's error, so the whole chain of causes is looked at.
     """
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated)
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    # asyncpg's own connection errors, when they escape SQLAlchemy's wrapping.
-    return type(exc).__module__.startswith("asyncpg") and type(exc).__name__ in {
-        "CannotConnectNowError",
-        "ConnectionDoesNotExistError",
-        "ConnectionFailureError",
-    }
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OperationalError, InterfaceError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if type(current).__name__ in _ASYNCPG_OUTAGES:
+            return True
+        current = current.__cause__ or current.__context__ or getattr(current, "orig", None)
+    return False
 
 
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
