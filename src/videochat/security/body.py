@@ -39,6 +39,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope.get("path", "").startswith(UPLOAD_PREFIXES):
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -48,7 +49,14 @@ class BodyLimitMiddleware:
                 if declared > self.limit:
                     await self._refuse(send)
                     return
-        # No Content-Length (chunked): read the body here, at most the limit, then
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked:
+            # No body, or one whose declared length is within the limit (the server
+            # reads no more than Content-Length says).
+            await self.app(scope, receive, send)
+            return
+        # Chunked: read the body here, at most the limit, then
         # hand it on. These are small JSON bodies; the uploads never come this way.
         chunks: list[bytes] = []
         received = 0
