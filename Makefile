@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck check migrate bench deps test-deps clean
+.PHONY: run test lint format typecheck check migrate bench bench-calls bench-cache deps test-deps clean
 
 run: deps ## start the server on the embedded default (SQLite in ./data, no Redis)
 	$(UV) run --no-dev videochat serve --host $(HOST) --port $(PORT)
@@ -30,6 +30,15 @@ bench: ## fan-out benchmark, ~15 min (BENCH_ARGS=--quick: 3-5 min); results in b
 	@scripts/ensure-uv.sh
 	$(UV) sync --frozen
 	$(UV) run python -m bench.fanout $(BENCH_ARGS)
+
+bench-calls: test-deps ## join-to-first-frame and server cost of a 3-person call, ~1 min
+	$(UV) run python -m bench.calls $(BENCH_ARGS)
+
+bench-cache: ## GET /rooms/{id} with the read cache on and off, ~3 min (BENCH_ARGS=--quick: ~1 min)
+	@scripts/ensure-uv.sh
+	$(UV) sync --frozen
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 || echo "wrk not installed: using the httpx load generator"
+	$(UV) run python -m bench.cache $(BENCH_ARGS)
 
 lint:
 	$(UV) run ruff check src tests bench

@@ -31,6 +31,19 @@ ROOM_SIZE = 10
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+OBS_OFF = (
+    ("VIDEOCHAT_OBSERVABILITY__METRICS_ENABLED", "false"),
+    ("VIDEOCHAT_OBSERVABILITY__REQUEST_LOGS", "false"),
+    ("VIDEOCHAT_LOG_LEVEL", "WARNING"),
+)
+OBS_ON = (
+    ("VIDEOCHAT_OBSERVABILITY__METRICS_ENABLED", "true"),
+    ("VIDEOCHAT_OBSERVABILITY__REQUEST_LOGS", "true"),
+    ("VIDEOCHAT_LOG_LEVEL", "INFO"),
+    ("VIDEOCHAT_LOG_JSON", "true"),
+)
+
+
 @dataclass(frozen=True)
 class Target:
     """One system under test."""
@@ -40,6 +53,8 @@ class Target:
     database: str | None = None  # "sqlite" | "postgres"; None for the baseline
     instances: int = 1
     redis: bool = False
+    # Extra VIDEOCHAT_* settings, as (name, value) pairs (after the defaults below).
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -54,6 +69,10 @@ TARGETS = {
         Target("postgres", "videochat + PostgreSQL", database="postgres"),
         Target("redis1", "videochat + PostgreSQL + Redis, 1 instance", "postgres", 1, True),
         Target("redis2", "videochat + PostgreSQL + Redis, 2 instances", "postgres", 2, True),
+        # Overhead of metrics and logging: the same SQLite server with both off, and
+        # with both on and the request/socket log lines really written (level INFO).
+        Target("obs-off", "videochat + SQLite, metrics and logs off", "sqlite", env=OBS_OFF),
+        Target("obs-on", "videochat + SQLite, metrics and INFO logs on", "sqlite", env=OBS_ON),
     )
 }
 
@@ -240,6 +259,7 @@ class Deployment:
         }
         if self.target.redis:
             env["VIDEOCHAT_REDIS__URL"] = self.options.redis_url
+        env.update(self.target.env)
         return env
 
     async def _wait_ready(self, server: Server) -> None:

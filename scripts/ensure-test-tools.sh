@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
 # What the browser tests need beyond Python packages: Debian's Chromium (never a
-# Playwright browser download). Installed when missing and we are root; otherwise
-# the browser tests say why they skip (and fail in CI).
+# Playwright browser download) and Debian's coturn (the real TURN server of the
+# relay test; only its binary is used, the tests start it themselves). Installed
+# when missing and we are root; otherwise the browser tests say why they skip
+# (and fail in CI).
 set -euo pipefail
-if [ -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/turnserver ] || missing+=(coturn)
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing Debian's chromium for the browser tests..." >&2
+  echo "installing Debian's ${missing[*]} for the browser tests..." >&2
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  # policy-rc.d refuses service starts: coturn's package must not start a system
+  # TURN server (it would listen on every address); the tests run their own.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    created_policy=1
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
+    >/dev/null || status=$?
+  if [ "$created_policy" = "1" ]; then
+    rm -f "$policy"
+  fi
+  exit "$status"
 else
-  echo "note: /usr/bin/chromium is missing; browser tests will be skipped" >&2
+  echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); browser tests will be skipped" >&2
 fi

@@ -40,6 +40,8 @@ async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
         log_config=None,
         lifespan="on",
         ws_max_size=settings.realtime.max_frame_bytes,
+        ws_ping_interval=settings.realtime.ping_interval_seconds,
+        ws_ping_timeout=settings.realtime.ping_timeout_seconds,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -77,6 +77,12 @@ def test_prometheus_scrapes_the_metrics_endpoint() -> None:
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "videochat"]
     assert job["metrics_path"] == "/metrics/prometheus"
     assert config["rule_files"] == ["alerts.yml"]
+    # The video workers serve their own metrics on the port compose gives them.
+    (worker,) = [job for job in config["scrape_configs"] if job["job_name"] == "videochat-worker"]
+    assert worker["metrics_path"] == "/metrics"
+    port = worker["dns_sd_configs"][0]["port"]
+    environment = _compose()["services"]["worker"]["environment"]
+    assert environment["VIDEOCHAT_OBSERVABILITY__WORKER_METRICS_PORT"] == str(port)
 
 
 def _compose() -> dict[str, Any]:

@@ -15,23 +15,26 @@ from videochat import __version__
 from videochat.accounts.endpoints import router as accounts_router
 from videochat.calls.endpoints import router as calls_router
 from videochat.chat.endpoints import router as chat_router
+from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode, Settings, get_settings
 from videochat.context import AppContext
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.exceptions import install_exception_handlers
+from videochat.kit.cache import create_cache
 from videochat.live.endpoints import router as live_router
 from videochat.live.ingest import LiveManager
 from videochat.media.endpoints import router as media_router
 from videochat.media.tasks import create_job_queue
+from videochat.observability import metrics
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
-from videochat.observability.metrics import RuntimeMetrics
+from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
 from videochat.observability.middleware import RequestContextMiddleware
 from videochat.realtime.broker import Broker, MemoryBroker
+from videochat.realtime.frames import message_frame
 from videochat.realtime.gateway import router as realtime_router
 from videochat.realtime.hub import Hub
-from videochat.realtime.ordering import RoomOrder
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.rooms.lobby_endpoints import router as lobby_router
@@ -58,26 +61,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; everything it needs comes from ``settings``."""
     settings = settings or get_settings()
     configure_logging(settings)
+    metrics.ENABLED = settings.observability.metrics_enabled
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         if settings.database.auto_migrate:
             await upgrade_to_head(engine)
+        cache = create_cache(
+            enabled=settings.cache.enabled,
+            redis_url=settings.redis.url,
+            ttl=settings.cache.ttl_seconds,
+            max_entries=settings.cache.max_entries,
+        )
         broker, presence = _create_realtime(settings)
         await broker.start()
         await presence.start()
         context = AppContext(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            hub=Hub(broker, presence, RoomOrder(engine, cluster=bool(settings.redis.url))),
+            sessionmaker=create_sessionmaker(engine, cache=cache),
+            cache=cache,
+            hub=Hub(broker, presence),
         )
         app.state.context = context
+        app.state.chat_writer = MessageWriter(
+            engine, context.hub.publish_many, message_frame, cluster=bool(settings.redis.url)
+        )
         app.state.video_jobs = create_job_queue(context)
         await app.state.video_jobs.start()
         app.state.runtime_metrics = RuntimeMetrics(engine, app.state.video_jobs)
         await app.state.runtime_metrics.start()
+        app.state.queue_refresher = QueueRefresher(app.state.video_jobs)
+        await app.state.queue_refresher.start()
         app.state.live = LiveManager(context)
         await app.state.live.start()
         if settings.auth_mode is AuthMode.OPEN:
@@ -88,17 +104,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             environment=settings.environment.value,
             database=engine.dialect.name,
             broker="redis" if settings.redis.url else "memory",
+            cache=type(cache).__name__,
         )
         try:
             yield
         finally:
             # Before the jobs and the broker: ending a stream archives it and tells the room.
             await app.state.live.stop()
+            await app.state.queue_refresher.stop()
             await app.state.runtime_metrics.stop()
             await app.state.video_jobs.stop()
+            await app.state.chat_writer.stop()
             await context.hub.close_all()
             await presence.stop()
             await broker.stop()
+            await cache.close()
             await engine.dispose()
             log.info("app.stopped")
 
@@ -131,7 +151,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Outermost but for the request context: a forged Host never reaches a route.
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
     # Added last, so it runs first: request ids and metrics cover 429s too.
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics_enabled=settings.observability.metrics_enabled,
+        request_logs=settings.observability.request_logs,
+    )
 
     for router in (
         service_router,

@@ -84,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
         ws_max_size=settings.realtime.max_frame_bytes,
+        ws_ping_interval=settings.realtime.ping_interval_seconds,
+        ws_ping_timeout=settings.realtime.ping_timeout_seconds,
     )
     return 0
 

@@ -49,6 +49,27 @@ class RedisSettings(BaseModel):
     url: str | None = None
 
 
+class CacheSettings(BaseModel):
+    # Hot reads (a room with its members and roles, a user's public profile) are cached:
+    # in this process by default, in Redis when VIDEOCHAT_REDIS__URL is set (shared by
+    # every instance). Every write invalidates what it changed, so TTL only bounds memory
+    # and what a lost invalidation (Redis unreachable at that moment) could leave behind.
+    enabled: bool = True
+    ttl_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # Entries the in-process cache keeps (least recently used go first).
+    max_entries: int = Field(default=10_000, ge=1)
+
+
+class ObservabilitySettings(BaseModel):
+    # Turn off the Prometheus middleware (request counters and durations) or the
+    # per-request log line, e.g. to measure what they cost.
+    metrics_enabled: bool = True
+    request_logs: bool = True
+    # ``videochat worker`` serves its Prometheus metrics on this port (0: not at all).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
+
 class RateLimitSettings(BaseModel):
     enabled: bool = True
     requests: int = Field(default=100, ge=1)
@@ -160,6 +181,10 @@ class RealtimeSettings(BaseModel):
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     send_queue_size: int = Field(default=256, ge=8)
     max_message_chars: int = Field(default=4000, ge=1)
+    # Protocol-level pings: a peer that does not answer within the timeout is dead
+    # (a laptop closed, a network gone) and its socket, presence and tile are dropped.
+    ping_interval_seconds: float = Field(default=20.0, gt=0, le=300)
+    ping_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
 
 
 class Settings(BaseSettings):
@@ -186,6 +211,8 @@ class Settings(BaseSettings):
     jwt: JWTSettings = JWTSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
+    cache: CacheSettings = CacheSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     lobby: LobbySettings = LobbySettings()
     http: HttpSettings = HttpSettings()

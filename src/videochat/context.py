@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from videochat.config import Settings
 
 if TYPE_CHECKING:
+    from videochat.kit.cache import CacheStore
     from videochat.realtime.hub import Hub
 
 
@@ -21,6 +22,8 @@ class AppContext:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     hub: Hub
+    # Hot reads (kit.cache); sessions from ``sessionmaker`` carry it too.
+    cache: CacheStore | None = None
 
 
 def get_context(request: Request) -> AppContext:

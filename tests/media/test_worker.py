@@ -25,7 +25,7 @@ import redis
 from tests import services
 from tests.media import samples
 from tests.media.api_helpers import leftovers, new_slot, put, wait_for
-from tests.processes import server_env
+from tests.processes import free_port, server_env
 from tests.support import connect_ws, create_guest, create_room, receive_until, run_server, ws_path
 from videochat.config import Settings
 
@@ -206,4 +206,76 @@ async def test_a_worker_killed_mid_job_loses_nothing(
     finally:
         for worker in workers:
             if worker.poll() is None:
+                _stop(worker)
+
+
+def _gauge(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_queue_depth_and_running_jobs_are_reported(
+    settings: Settings, clip: bytes, tmp_path: Path
+) -> None:
+    """SAQ's waiting and running jobs in ``/health/ready``, the API's and the worker's scrape."""
+    log = tmp_path / "worker.log"
+    marker = tmp_path / "transcode-started"
+    port = free_port()
+    env = _worker_env(
+        settings,
+        **{SLOW_MARKER_ENV: str(marker), "VIDEOCHAT_OBSERVABILITY__WORKER_METRICS_PORT": str(port)},
+    )
+    worker: subprocess.Popen[bytes] | None = None
+    async with (
+        run_server(settings) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=15) as client,
+    ):
+        try:
+
+            async def job_queue() -> dict[str, Any]:
+                check: dict[str, Any] = (await client.get("/health/ready")).json()["checks"]
+                return check["job_queue"]
+
+            assert await job_queue() == {
+                "status": "healthy",
+                "backend": "redis",
+                "queued": 0,
+                "running": 0,
+            }
+            user, room = await _setup(client)
+            token = user["access_token"]
+            for _ in range(2):  # no worker yet: both wait in Redis
+                slot = await new_slot(client, token, room["id"])
+                assert (await put(client, slot["upload_url"], clip, token)).status_code == 200
+            assert (await job_queue())["queued"] == 2
+            scrape = (await client.get("/metrics/prometheus")).text
+            assert _gauge(scrape, "videochat_job_queue_depth") == 2
+
+            # A worker takes the first and stalls in it: one running, one waiting.
+            worker = _start_worker(env, log, slow=True)
+            async with asyncio.timeout(60):
+                while (await job_queue())["running"] != 1 or not marker.exists():
+                    assert worker.poll() is None, log.read_text()[-3000:]
+                    await asyncio.sleep(0.1)
+            assert (await job_queue())["queued"] == 1
+            # The worker serves its own metrics for Prometheus.
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        url = f"http://127.0.0.1:{port}/metrics"
+                        text = (await client.get(url, timeout=2)).text
+                    except httpx.HTTPError:
+                        text = ""
+                    if (
+                        _gauge(text, "videochat_jobs_running") == 1
+                        and _gauge(text, "videochat_job_queue_depth") == 1
+                    ):
+                        break
+                    await asyncio.sleep(0.2)
+            assert "videochat_video_processing_duration_seconds" in text
+        finally:
+            if worker is not None:
                 _stop(worker)

@@ -246,13 +246,21 @@ async def test_signal_goes_only_to_the_named_peer(
         _connect(server, room["id"], bob) as b,
         _connect(server, room["id"], carol) as c,
     ):
+        welcomes = [await receive_until(socket, "welcome") for socket in (a, b)]
         for socket in (a, b, c):
             await receive_until(socket, "presence")
         await receive_until(a, "user_joined")
         offer = {"description": {"type": "offer", "sdp": "v=0"}}
         await a.send(json.dumps({"type": "signal", "to": bob["id"], "data": offer}))
         got = await receive_until(b, "signal")
-        assert got == {"type": "signal", "from": alice["id"], "to": bob["id"], "data": offer}
+        assert got == {
+            "type": "signal",
+            "from": alice["id"],
+            "from_connection": welcomes[0]["connection_id"],
+            "to": bob["id"],
+            "to_connection": welcomes[1]["connection_id"],
+            "data": offer,
+        }
         await c.send(json.dumps({"type": "ping"}))
         # Carol's next frames are her pong, never the signal meant for Bob.
         while True:
@@ -264,6 +272,85 @@ async def test_signal_goes_only_to_the_named_peer(
         assert (await receive_until(a, "error"))["code"] == "peer_not_found"
         await a.send(json.dumps({"type": "signal", "to": bob["id"], "data": "nope"}))
         assert (await receive_until(a, "error"))["code"] == "bad_signal"
+
+
+async def _no_signal_before_pong(socket: Any) -> None:
+    """The socket's frames up to the answer to a ping hold no signal."""
+    await socket.send(json.dumps({"type": "ping"}))
+    while True:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert frame["type"] != "signal", frame
+        if frame["type"] == "pong":
+            return
+
+
+async def test_signals_go_to_one_socket_of_a_user_with_two_tabs(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    """Bob has two tabs in the room: his latest one is in the call and gets his signals."""
+    room, (alice, bob) = await _setup(client, "alice", "bob")
+    offer = {"description": {"type": "offer", "sdp": "v=0"}}
+    async with _connect(server, room["id"], alice) as a, _connect(server, room["id"], bob) as b1:
+        alice_id = (await receive_until(a, "welcome"))["connection_id"]
+        first = (await receive_until(b1, "welcome"))["connection_id"]
+        async with _connect(server, room["id"], bob) as b2:
+            second = (await receive_until(b2, "welcome"))["connection_id"]
+            assert second != first
+
+            # One entry for Bob, naming his latest socket.
+            while True:
+                presence = await receive_until(a, "presence")
+                bobs = [p for p in presence["participants"] if p["user_id"] == bob["id"]]
+                if bobs and bobs[0]["connection_id"] == second:
+                    break
+            assert len(presence["participants"]) == 2 and len(bobs) == 1
+            mine = next(p for p in presence["participants"] if p["user_id"] == alice["id"])
+            assert mine["connection_id"] == alice_id
+
+            # Addressed to Bob: only his latest tab gets it.
+            await a.send(json.dumps({"type": "signal", "to": bob["id"], "data": offer}))
+            got = await receive_until(b2, "signal")
+            assert (got["from_connection"], got["to_connection"]) == (alice_id, second)
+            await _no_signal_before_pong(b1)
+
+            # Addressed to one of his sockets by its id: only that one.
+            await a.send(
+                json.dumps(
+                    {"type": "signal", "to": bob["id"], "to_connection": first, "data": offer}
+                )
+            )
+            got = await receive_until(b1, "signal")
+            assert got["to_connection"] == first
+            await _no_signal_before_pong(b2)
+
+            # A socket that is not that user's in this room is refused.
+            for wrong in (alice_id, "no-such-connection"):
+                frame = {"type": "signal", "to": bob["id"], "to_connection": wrong, "data": offer}
+                await a.send(json.dumps(frame))
+                assert (await receive_until(a, "error"))["code"] == "peer_not_found"
+            await a.send(
+                json.dumps({"type": "signal", "to": bob["id"], "to_connection": 7, "data": offer})
+            )
+            assert (await receive_until(a, "error"))["code"] == "bad_signal"
+
+            # Each of Bob's tabs signals as itself.
+            await b1.send(json.dumps({"type": "signal", "to": alice["id"], "data": offer}))
+            assert (await receive_until(a, "signal"))["from_connection"] == first
+            await b2.send(json.dumps({"type": "signal", "to": alice["id"], "data": offer}))
+            assert (await receive_until(a, "signal"))["from_connection"] == second
+
+        # The second tab closed: Bob has not left, his first tab is in the call again.
+        while True:
+            frame = json.loads(await asyncio.wait_for(a.recv(), 5))
+            assert frame["type"] != "user_left", "one of two tabs closing is not leaving"
+            if frame["type"] != "presence":
+                continue
+            bobs = [p for p in frame["participants"] if p["user_id"] == bob["id"]]
+            if bobs and bobs[0]["connection_id"] == first:
+                break
+        await a.send(json.dumps({"type": "signal", "to": bob["id"], "data": offer}))
+        assert (await receive_until(b1, "signal"))["to_connection"] == first
+    # (Bob's last tab closing is leaving: test_join_message_and_leave_frames.)
 
 
 async def test_typing_and_media_state(client: httpx.AsyncClient, server: LiveServer) -> None:

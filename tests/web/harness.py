@@ -202,6 +202,11 @@ class ServerProcess:
         self._env.update(settings or {})
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (benchmarks read its /proc)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         """Start the server and wait until it answers."""
         self.launch()
@@ -268,6 +273,20 @@ def new_page(
     context.set_default_timeout(15_000)
     page = context.new_page()
     _open_pages.append(page)
+    _watch(page, errors)
+    return page
+
+
+def new_tab(page: Page, errors: list[str]) -> Page:
+    """Another page in the same context as ``page``: the same person in a second tab."""
+    tab = page.context.new_page()
+    _open_pages.append(tab)
+    _watch(tab, errors)
+    return tab
+
+
+def _watch(page: Page, errors: list[str]) -> None:
+    """Collect the page's errors, warnings and unexpected dialogs into ``errors``."""
     page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
 
     def on_console(message: ConsoleMessage) -> None:
@@ -285,7 +304,6 @@ def new_page(
 
     page.on("console", on_console)
     page.on("dialog", on_dialog)
-    return page
 
 
 def join_as_guest(page: Page, name: str) -> str:

@@ -68,7 +68,12 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_a_knock_on_a_private_room_is_admitted_or_denied": ("lobby", 90),
     "test_a_full_call_says_so_and_lets_the_next_person_in_later": ("call_limits", 120),
     "test_an_unreachable_relay_is_reported": ("ice_failure", 120),
+    "test_relay_only_calls_go_through_coturn_which_checks_credentials": ("turn_relay", 90),
     "test_a_server_restart_is_survived": ("server_restart", 180),
+    "test_a_dropped_socket_rebuilds_the_call_and_a_second_tab_takes_it_over": (
+        "reconnect_tabs",
+        150,
+    ),
     "test_an_uploaded_video_gets_ready_and_plays": ("video_upload", 60),
 }
 
@@ -184,6 +189,12 @@ def test_chat_arrives_in_order_and_a_reload_rejoins_with_history(
     assert result["after_edits"] == {"alice": edited, "bob": edited}
     assert result["edited_marks"] == {"alice": 1, "bob": 1}
     assert result["typing_indicator"] == "bob is typing…"
+    assert result["reactions"] == {
+        "alice_pressed_before": "false",
+        "alice_after": ["🎉 2", "true"],
+        "bob_after": ["🎉 2", "true"],
+        "bob_after_reload": "🎉 2",
+    }
     assert result["history_after_reload"] == edited
     assert result["after_reload_bob"] == [*edited, "after the reload"]
     assert result["bob_url_after_reload"].endswith(f"/chat/rooms/{result['room_id']}")
@@ -282,6 +293,34 @@ def test_an_unreachable_relay_is_reported(scenario_results: dict[str, Any]) -> N
     assert view["tile_connection"] == "stalled"
 
 
+def test_relay_only_calls_go_through_coturn_which_checks_credentials(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "turn_relay")
+    if "skipped" in result:
+        _unavailable(result["skipped"])
+    assert result["configuration"]["policy"] == "relay"
+    assert result["configuration"]["urls"] == [result["turn_url"]]
+    for name, peer in result["peers"].items():
+        # Both ends of the nominated pair are coturn's relayed addresses.
+        assert peer["connectionState"] == "connected", name
+        assert peer["nominated"], name
+        assert peer["pairState"] == "succeeded", name
+        assert (peer["localType"], peer["remoteType"]) == ("relay", "relay"), name
+        assert peer["localAddress"] == LOOPBACK, name
+        assert peer["framesDecoded"] > 0, name
+    # The credentials /rtc/ice-servers issued: "expiry:user_id", valid for the TTL.
+    assert result["username_user"] == result["ids"]["alice"]
+    assert 500 < result["username_expiry_in"] <= 600
+    allocations = result["allocations"]
+    assert allocations["issued"]["allocated"] is True
+    assert allocations["issued"]["relayed"][0] == LOOPBACK
+    for refused in ("forged_password", "extended_expiry", "other_secret", "expired"):
+        assert allocations[refused]["allocated"] is False, refused
+        assert allocations[refused]["error_code"] == 401, refused
+    print(f"  relayed call connected in {result['connected_seconds']}s: {result['timings']}")
+
+
 def test_accounts_register_refresh_and_log_in_again(scenario_results: dict[str, Any]) -> None:
     # The refused token and the wrong password are 401s on purpose.
     result = result_of(
@@ -337,6 +376,52 @@ def test_a_server_restart_is_survived(scenario_results: dict[str, Any]) -> None:
         assert peer["framesDecoded"] > 0, name
     assert result["picture_after"]["frame_variance"] > MIN_PICTURE_VARIANCE
     print(f"  chat back {result['chat_back_seconds']}s, call {result['call_back_seconds']}s")
+
+
+def _assert_rebuilt(seen: dict[str, Any], who: list[str], where: str) -> None:
+    """The connections to ``who`` are new ones, connected and decoding frames."""
+    for other in who:
+        peer = seen[other]
+        assert peer["rebuilt"] is True, (where, other)
+        assert peer["state"] == "connected", (where, other)
+        assert peer["framesDecoded"] > 0, (where, other)
+
+
+def test_a_dropped_socket_rebuilds_the_call_and_a_second_tab_takes_it_over(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "reconnect_tabs")
+    ids = result["ids"]
+    for how in ("closed", "silent"):
+        drop = result[how]
+        rebuilt = drop["rebuilt"]
+        # Alice starts every connection over; the others rebuild theirs to her only.
+        _assert_rebuilt(rebuilt["alice"], [ids["bob"], ids["carol"]], f"{how}: alice")
+        for name, other in (("bob", "carol"), ("carol", "bob")):
+            _assert_rebuilt(rebuilt[name], [ids["alice"]], f"{how}: {name}")
+            assert rebuilt[name][ids[other]]["rebuilt"] is False, f"{how}: {name}"
+        before, after = drop["alice_frames"]["before"], drop["alice_frames"]["after"]
+        assert all(after[name] > before[name] for name in before), (how, before, after)
+        assert drop["remote_tiles"] == {"alice": 2, "bob": 2, "carol": 2}, how
+        back, call = drop["socket_back_seconds"], drop["call_back_seconds"]
+        print(f"  {how}: socket back {back}s, call {call}s")
+    assert result["closed"]["alice_sockets_made"] == 2
+    assert result["silent"]["alice_sockets_made"] == 3
+    assert result["participants_after_drops"] == 3
+
+    second = result["second_tab"]
+    _assert_rebuilt(second["alice_sees"], [ids["bob"]], "alice -> bob's second tab")
+    assert second["alice_sees"][ids["carol"]]["rebuilt"] is False
+    first_tab = second["first_tab"]
+    assert "in another tab" in first_tab["notice"]
+    assert first_tab["peers"] == [] and first_tab["remote_tiles"] == 0
+    assert first_tab["chat_input_enabled"] is True
+    assert second["people_in_alice_list"] == 3  # one Bob, not two
+
+    back = result["first_tab_back"]
+    assert back["bob_peers"] == sorted([ids["alice"], ids["carol"]])
+    _assert_rebuilt(back["alice_sees"], [ids["bob"]], "alice -> bob's first tab again")
+    assert back["notice"] is None
 
 
 def test_an_uploaded_video_gets_ready_and_plays(scenario_results: dict[str, Any]) -> None:

@@ -48,7 +48,7 @@ async def list_users(
 @router.get("/users/{user_id}", response_model=UserOut)
 async def get_user(user_id: str, session: Session) -> UserOut:
     """One user's public profile."""
-    return UserOut.model_validate(await accounts.get(session, user_id))
+    return UserOut.model_validate(await accounts.get_view(session, user_id))
 
 
 @router.post("/auth/register", response_model=TokenPair, status_code=201)

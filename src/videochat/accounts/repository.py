@@ -3,16 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.db.models import RefreshToken, User
+from videochat.kit.cache import cached, invalidate
+
+USER_CACHE = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user's public profile (display name) as plain data, as the cache keeps it."""
+
+    id: str
+    username: str
+    is_guest: bool
+    joined_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(user.id, user.username, user.is_guest, user.joined_at)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "is_guest": self.is_guest,
+            "joined_at": self.joined_at.isoformat(),
+        }
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> UserView:
+        joined_at = datetime.fromisoformat(data["joined_at"])
+        return cls(data["id"], data["username"], data["is_guest"], joined_at)
 
 
 async def get_user(session: AsyncSession, user_id: str) -> User | None:
     """The user with this id, if any."""
     return await session.get(User, user_id)
+
+
+@cached(USER_CACHE, key=lambda user_id: user_id, dump=UserView.dump, load=UserView.load)
+async def get_user_view(session: AsyncSession, user_id: str) -> UserView | None:
+    """A user's public profile, from the cache when it has it."""
+    user = await get_user(session, user_id)
+    return UserView.of(user) if user is not None else None
+
+
+async def forget_user(session: AsyncSession, user_id: str) -> None:
+    """After a committed change to a user's profile: drop its cached view."""
+    await invalidate(session, USER_CACHE, user_id)
 
 
 async def get_registered_by_name(session: AsyncSession, username: str) -> User | None:

@@ -89,6 +89,13 @@ class AccountService:
             raise NotFound("User not found")
         return user
 
+    async def get_view(self, session: AsyncSession, user_id: str) -> repository.UserView:
+        """The user's public profile (from the read cache) or a 404."""
+        user = await repository.get_user_view(session, user_id)
+        if user is None:
+            raise NotFound("User not found")
+        return user
+
     async def list(self, session: AsyncSession, *, limit: int, offset: int) -> Sequence[User]:
         """A page of users."""
         return await repository.list_users(session, limit=limit, offset=offset)

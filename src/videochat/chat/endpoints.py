@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from videochat.accounts.auth import OptionalUser
+from videochat.chat import repository
+from videochat.chat.reactions import summarise
 from videochat.chat.schemas import MessageOut
 from videochat.chat.service import chat
 from videochat.context import Session
@@ -25,6 +27,7 @@ async def list_messages(
     before: MessageCursor = None,
 ) -> list[MessageOut]:
     """A page of the room's messages, oldest first, ending before ``before``."""
-    await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
+    await rooms.get_visible_view(session, room_id, viewer_id=user.id if user else None)
     found = await chat.history(session, room_id=room_id, limit=limit, before=before)
-    return [MessageOut.from_model(message) for message in found]
+    on = await repository.reactions_of(session, [message.id for message in found])
+    return [MessageOut.from_model(message, summarise(on[message.id])) for message in found]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from videochat.db.models import Message
+from videochat.db.models import Message, MessageReaction
 
 
 async def add(session: AsyncSession, message: Message) -> Message:
@@ -45,3 +45,20 @@ async def after(
 async def count_messages(session: AsyncSession) -> int:
     """How many messages are stored."""
     return int(await session.scalar(select(func.count()).select_from(Message)) or 0)
+
+
+async def reactions_of(
+    session: AsyncSession, message_ids: Sequence[int]
+) -> dict[int, list[MessageReaction]]:
+    """Every reaction on these messages, by message, oldest first."""
+    found: dict[int, list[MessageReaction]] = {message_id: [] for message_id in message_ids}
+    if not message_ids:
+        return found
+    statement = (
+        select(MessageReaction)
+        .where(MessageReaction.message_id.in_(message_ids))
+        .order_by(MessageReaction.created_at)
+    )
+    for reaction in (await session.scalars(statement)).all():
+        found[reaction.message_id].append(reaction)
+    return found

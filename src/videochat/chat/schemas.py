@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
 from videochat.db.models import Message
+
+
+class ReactionOut(BaseModel):
+    emoji: str
+    count: int
+    user_ids: list[str]
 
 
 class MessageOut(BaseModel):
@@ -18,9 +25,12 @@ class MessageOut(BaseModel):
     timestamp: datetime
     edited_at: datetime | None = None
     deleted: bool = False
+    reactions: list[ReactionOut] = []
 
     @classmethod
-    def from_model(cls, message: Message) -> MessageOut:
+    def from_model(
+        cls, message: Message, reactions: list[dict[str, Any]] | None = None
+    ) -> MessageOut:
         return cls(
             id=message.id,
             user_id=message.user_id,
@@ -30,4 +40,5 @@ class MessageOut(BaseModel):
             timestamp=message.created_at,
             edited_at=message.edited_at,
             deleted=message.deleted_at is not None,
+            reactions=[ReactionOut(**reaction) for reaction in reactions or []],
         )

@@ -57,9 +57,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessionmaker(
+    engine: AsyncEngine, *, cache: object | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (and carry the read cache)."""
+    from videochat.kit.cache import SESSION_INFO_KEY
+
+    info = {SESSION_INFO_KEY: cache} if cache is not None else None
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 async def ping(engine: AsyncEngine) -> None:

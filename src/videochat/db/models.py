@@ -175,6 +175,21 @@ class Message(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+class MessageReaction(Base):
+    """One person's emoji on one message; the key makes a second identical one a no-op."""
+
+    __tablename__ = "message_reactions"
+
+    message_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    emoji: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
 

@@ -42,6 +42,14 @@ class JobQueue(Protocol):
     async def enqueue(self, video_id: str) -> None:
         """Queue a committed, ``uploaded`` video for processing."""
 
+    def snapshot(self) -> tuple[int, int]:
+        """(waiting, running) jobs as last seen, without I/O."""
+        ...
+
+    async def stats(self) -> dict[str, int | str]:
+        """Waiting and running jobs read now (for ``/health/ready``)."""
+        ...
+
 
 class _Stopping(Exception):
     """Raised from the transcode's progress callback to abandon it (shutdown or cancel)."""
@@ -238,6 +246,14 @@ class InProcessJobRunner:
         self._queued: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
+        self._running = 0
+
+    def snapshot(self) -> tuple[int, int]:
+        return self._queue.qsize(), self._running
+
+    async def stats(self) -> dict[str, int | str]:
+        queued, running = self.snapshot()
+        return {"backend": "memory", "queued": queued, "running": running}
 
     async def start(self) -> None:
         """Start the workers and queue the jobs a previous run left unfinished."""
@@ -291,6 +307,7 @@ class InProcessJobRunner:
         while True:
             video_id = await self._queue.get()
             self._queued.discard(video_id)
+            self._running += 1
             try:
                 outcome = await self.processor.process(video_id)
             except asyncio.CancelledError:
@@ -300,6 +317,8 @@ class InProcessJobRunner:
                 # queued in the database and is picked up again on the next start.
                 log.exception("video.job_crashed", video_id=video_id)
                 continue
+            finally:
+                self._running -= 1
             if outcome is Outcome.RETRY:
                 self._enqueue_later(video_id, self.settings.job_retry_delay_seconds)
 

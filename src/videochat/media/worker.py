@@ -49,6 +49,42 @@ class _Queue(RedisQueue):
         return await super().sweep(lock, abort=min(abort, ABORT_WAIT_SECONDS))
 
 
+async def queue_counts(queue: RedisQueue) -> tuple[int, int]:
+    """(waiting, running) jobs of the SAQ queue, across every worker."""
+    return await queue.count("queued"), await queue.count("active")
+
+
+class QueueStats:
+    """The SAQ queue's waiting and running jobs, refreshed by a metrics loop."""
+
+    def __init__(self, queue: RedisQueue) -> None:
+        self.queue = queue
+        self._last: tuple[int, int] = (0, 0)
+
+    def snapshot(self) -> tuple[int, int]:
+        return self._last
+
+    async def refresh_stats(self) -> tuple[int, int]:
+        self._last = await queue_counts(self.queue)
+        return self._last
+
+
+def serve_metrics(host: str, port: int) -> Any:
+    """Expose this process's Prometheus metrics on ``host:port`` (``/metrics``)."""
+    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from videochat.observability import metrics
+
+    registry = REGISTRY
+    if metrics.MULTIPROCESS:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    log.info("worker.metrics_serving", host=host, port=server.server_port)
+    return server
+
+
 class RetryLater(Exception):
     """A job that crashed with attempts left: SAQ runs it again after the retry delay."""
 
@@ -84,6 +120,25 @@ class RedisJobQueue:
     def __init__(self, context: AppContext) -> None:
         self.settings = context.settings
         self._queue: RedisQueue | None = None
+        self._last: tuple[int, int] = (0, 0)
+
+    @property
+    def running(self) -> bool:
+        return self._queue is not None
+
+    def snapshot(self) -> tuple[int, int]:
+        """(waiting, running) jobs in Redis at the last refresh_stats()."""
+        return self._last
+
+    async def refresh_stats(self) -> tuple[int, int]:
+        if self._queue is None:
+            raise RuntimeError("the video job queue is not running")
+        self._last = await queue_counts(self._queue)
+        return self._last
+
+    async def stats(self) -> dict[str, int | str]:
+        queued, running = await self.refresh_stats()
+        return {"backend": "redis", "queued": queued, "running": running}
 
     async def start(self) -> None:
         self._queue = create_queue(self.settings)
@@ -199,6 +254,17 @@ class VideoWorker:
             # Cancelled jobs first stop their transcode thread (at its next progress report).
             cancellation_hard_deadline_s=10.0,
         )
+        from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
+
+        observability = settings.observability
+        metrics_server = (
+            serve_metrics(observability.worker_metrics_host, observability.worker_metrics_port)
+            if observability.worker_metrics_port
+            else None
+        )
+        stats = QueueStats(queue)
+        runtime = RuntimeMetrics(engine, stats)
+        refresher = QueueRefresher(stats, every=1.0)
         log.info(
             "worker.started",
             queue=media.job_queue_name,
@@ -207,8 +273,14 @@ class VideoWorker:
         )
         try:
             await queue.connect()
+            await runtime.start()
+            await refresher.start()
             await worker.start()  # returns on SIGINT/SIGTERM
         finally:
+            await refresher.stop()
+            await runtime.stop()
+            if metrics_server is not None:
+                metrics_server.shutdown()
             processor.request_stop()
             await processor.wait_running()
             for task in rechecks:

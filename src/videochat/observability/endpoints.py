@@ -46,19 +46,27 @@ async def _ping_redis(url: str) -> None:
         await client.aclose()
 
 
-def _job_queue_check(app_state: Any) -> dict[str, Any]:
+async def _job_queue_check(app_state: Any) -> dict[str, Any]:
     jobs = getattr(app_state, "video_jobs", None)
     if jobs is None:
         return {"status": "unhealthy", "error": "not started"}
+    check: dict[str, Any] = {"status": "healthy"}
     running = getattr(jobs, "running", None)
-    if isinstance(running, bool):
-        return {"status": "healthy" if running else "unhealthy"}
+    if isinstance(running, bool) and not running:
+        return {"status": "unhealthy", "error": "stopped"}
     # The in-process runner: its worker tasks must be alive.
     workers = getattr(jobs, "_workers", None)
     if isinstance(workers, list):
         alive = sum(1 for worker in workers if not worker.done())
-        return {"status": "healthy" if alive else "unhealthy", "workers": alive}
-    return {"status": "healthy", "detail": "this queue does not report its state"}
+        check = {"status": "healthy" if alive else "unhealthy", "workers": alive}
+    stats = getattr(jobs, "stats", None)
+    if callable(stats):
+        try:
+            # Waiting and running jobs: this process's, or every SAQ worker's in Redis.
+            check.update(await asyncio.wait_for(stats(), CHECK_TIMEOUT_SECONDS))
+        except Exception as exc:
+            check = {"status": "unhealthy", "error": type(exc).__name__}
+    return check
 
 
 @router.get("/health/live")
@@ -76,7 +84,7 @@ async def health_ready(request: Request, context: Context) -> JSONResponse:
     checks: dict[str, Any] = {"database": await _check("database", ping(context.engine))}
     if context.settings.redis.url:
         checks["redis"] = await _check("redis", _ping_redis(context.settings.redis.url))
-    checks["job_queue"] = _job_queue_check(request.app.state)
+    checks["job_queue"] = await _job_queue_check(request.app.state)
     ready = all(check["status"] == "healthy" for check in checks.values())
     body = {
         "status": "ready" if ready else "not_ready",

@@ -36,6 +36,10 @@ EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
 # How often each worker writes its pool and queue readings in multiprocess mode.
 SAMPLE_SECONDS = 5.0
 
+# False turns off the hot-path metrics (HTTP middleware, socket frames): settings'
+# ``observability.metrics_enabled``, for measuring what they cost.
+ENABLED = True
+
 HTTP_REQUESTS = Counter(
     "videochat_http_requests_total", "HTTP requests", ["method", "route", "status"]
 )
@@ -60,6 +64,11 @@ WS_SLOW_CONSUMERS = Counter(
     "videochat_websocket_slow_consumers_total", "Connections cut off for not keeping up"
 )
 CHAT_MESSAGES = Counter("videochat_chat_messages_total", "Chat messages stored")
+CHAT_WRITE_BATCH = Histogram(
+    "videochat_chat_write_batch_messages",
+    "Messages stored per commit (group commit: grows with load)",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+)
 USERS_CREATED = Counter("videochat_users_created_total", "Accounts created (guests included)")
 ROOMS_CREATED = Counter("videochat_rooms_created_total", "Rooms created")
 LIVE_STREAMS_CREATED = Counter("videochat_live_streams_created_total", "Live streams created")
@@ -73,6 +82,13 @@ VIDEO_PROCESSING_SECONDS = Histogram(
     ["outcome"],
     buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600),
 )
+CACHE_HITS = Counter(
+    "videochat_cache_hits_total", "Cached reads answered from the cache", ["namespace"]
+)
+CACHE_MISSES = Counter(
+    "videochat_cache_misses_total", "Cached reads that went to the database", ["namespace"]
+)
+JOBS_RUNNING_DOC = "Video jobs running now (this process's runner, or every SAQ worker)"
 
 
 def time_processing() -> Callable[[asyncio.Future[Any]], None]:
@@ -95,7 +111,8 @@ _RUNTIME_GAUGES = {
     "videochat_db_pool_checked_out": "Database connections in use",
     "videochat_db_pool_checked_in": "Idle database connections in the pool",
     "videochat_db_pool_overflow": "Database connections open beyond the pool size",
-    "videochat_job_queue_depth": "Video jobs waiting in this process's queue",
+    "videochat_job_queue_depth": "Video jobs waiting (this process's queue, or SAQ's in Redis)",
+    "videochat_jobs_running": JOBS_RUNNING_DOC,
 }
 
 
@@ -118,15 +135,17 @@ def pool_stats(engine: AsyncEngine) -> dict[str, float]:
 
 def queue_depth(jobs: object) -> int | None:
     """Jobs waiting in a job queue, when it can tell without I/O."""
-    depth = getattr(jobs, "depth", None)
-    if callable(depth) and not inspect.iscoroutinefunction(depth):
-        value = depth()
-        return value if isinstance(value, int) else None
-    # The in-process runner keeps an asyncio.Queue.
-    qsize = getattr(getattr(jobs, "_queue", None), "qsize", None)
-    if callable(qsize):
-        size = qsize()
-        return size if isinstance(size, int) else None
+    stats = queue_stats(jobs)
+    return None if stats is None else stats[0]
+
+
+def queue_stats(jobs: object) -> tuple[int, int] | None:
+    """(waiting, running) of a job queue from its last reading, without I/O."""
+    snapshot = getattr(jobs, "snapshot", None)
+    if callable(snapshot) and not inspect.iscoroutinefunction(snapshot):
+        value = snapshot()
+        if isinstance(value, tuple) and len(value) == 2:
+            return int(value[0]), int(value[1])
     return None
 
 
@@ -139,9 +158,10 @@ class RuntimeSource:
 
     def read(self) -> dict[str, float]:
         values = pool_stats(self.engine)
-        depth = queue_depth(self.jobs) if self.jobs is not None else None
-        if depth is not None:
-            values["videochat_job_queue_depth"] = float(depth)
+        stats = queue_stats(self.jobs) if self.jobs is not None else None
+        if stats is not None:
+            values["videochat_job_queue_depth"] = float(stats[0])
+            values["videochat_jobs_running"] = float(stats[1])
         return values
 
 
@@ -207,6 +227,32 @@ class RuntimeMetrics:
         while True:
             _sample()
             await asyncio.sleep(SAMPLE_SECONDS)
+
+
+class QueueRefresher:
+    """Keeps a job queue's readings fresh when reading them costs I/O (SAQ in Redis)."""
+
+    def __init__(self, jobs: object, every: float = SAMPLE_SECONDS) -> None:
+        self.jobs = jobs
+        self.every = every
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        refresh = getattr(self.jobs, "refresh_stats", None)
+        if callable(refresh):
+            self._task = asyncio.create_task(self._loop(refresh), name="job-queue-stats")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self, refresh: Callable[[], Any]) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await refresh()
+            await asyncio.sleep(self.every)
 
 
 def _families() -> list[Metric]:

@@ -72,8 +72,12 @@ def _token_subject(scope: Scope) -> str | None:
 class RequestContextMiddleware:
     """Bind a request id to every log line, log each request, count it."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics_enabled: bool = True, request_logs: bool = True
+    ) -> None:
         self.app = app
+        self.metrics_enabled = metrics_enabled
+        self.request_logs = request_logs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
@@ -106,16 +110,22 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-            metrics.HTTP_DURATION.labels(method=method, route=route).observe(elapsed)
-            params = scope.get("path_params") or {}
-            log.info(
-                "http.request",
-                method=method,
-                path=scope["path"],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                user_id=_token_subject(scope),
-                room_id=params.get("room_id"),
-            )
+            if self.metrics_enabled:
+                metrics.HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+                metrics.HTTP_DURATION.labels(method=method, route=route).observe(elapsed)
+            if self.request_logs:
+                self._log(scope, route, status, elapsed)
+
+    @staticmethod
+    def _log(scope: Scope, route: str, status: int, elapsed: float) -> None:
+        params = scope.get("path_params") or {}
+        log.info(
+            "http.request",
+            method=scope["method"],
+            path=scope["path"],
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            user_id=_token_subject(scope),
+            room_id=params.get("room_id"),
+        )

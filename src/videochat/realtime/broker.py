@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 Handler = Callable[[str], None]
 
@@ -29,6 +29,11 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def publish(self, topic: str, payload: str) -> None:
         """Send the payload to every subscriber of the topic, on any instance."""
+
+    async def publish_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """Publish ``(topic, payload)`` pairs in this order."""
+        for topic, payload in items:
+            await self.publish(topic, payload)
 
     @abc.abstractmethod
     async def subscribe(self, topic: str, handler: Handler) -> None:

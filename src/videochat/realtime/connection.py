@@ -67,7 +67,8 @@ class Connection:
     async def send_now(self, text: str) -> None:
         """Send directly, bypassing the queue (used before the writer starts)."""
         await self.websocket.send_text(text)
-        metrics.WS_FRAMES_OUT.inc()
+        if metrics.ENABLED:
+            metrics.WS_FRAMES_OUT.inc()
 
     def close(self, code: int, reason: str) -> None:
         """Close the socket soon, from any context; frames still queued are dropped."""
@@ -119,4 +120,5 @@ class Connection:
             except Exception:
                 self.closed = True
                 return
-            metrics.WS_FRAMES_OUT.inc()
+            if metrics.ENABLED:
+                metrics.WS_FRAMES_OUT.inc()

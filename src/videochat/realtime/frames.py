@@ -8,7 +8,9 @@ from videochat.db.models import Message
 from videochat.kit.clock import isoformat, utcnow
 
 
-def message_frame(message: Message) -> dict[str, Any]:
+def message_frame(
+    message: Message, reactions: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """A chat message, the same shape live and in a reconnect replay."""
     return {
         "type": "message",
@@ -21,6 +23,8 @@ def message_frame(message: Message) -> dict[str, Any]:
         # A replay carries what happened since: edits and deletions.
         "edited_at": isoformat(message.edited_at) if message.edited_at else None,
         "deleted": message.deleted_at is not None,
+        # A replay carries the reactions as they are now; a new message has none.
+        "reactions": reactions or [],
     }
 
 
@@ -36,6 +40,27 @@ def message_edited_frame(message: Message) -> dict[str, Any]:
 
 def message_deleted_frame(message: Message, *, deleted_by: str) -> dict[str, Any]:
     return {"type": "message_deleted", "id": message.id, "deleted_by": deleted_by}
+
+
+def reaction_frame(
+    *,
+    message_id: int,
+    user_id: str,
+    username: str,
+    emoji: str,
+    added: bool,
+    reactions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Someone added or removed an emoji; ``reactions`` is the message's new total."""
+    return {
+        "type": "reaction",
+        "id": message_id,
+        "user_id": user_id,
+        "username": username,
+        "emoji": emoji,
+        "added": added,
+        "reactions": reactions,
+    }
 
 
 def user_joined_frame(*, user_id: str, username: str) -> dict[str, Any]:

@@ -16,8 +16,11 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from videochat.accounts import repository as users_repository
 from videochat.accounts.tokens import decode_token
+from videochat.chat import repository as chat_repository
+from videochat.chat.reactions import clean_emoji, reactions, summarise
 from videochat.chat.service import chat, clean_content
 from videochat.chat.spam import SpamError
+from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode
 from videochat.context import AppContext
 from videochat.exceptions import (
@@ -147,8 +150,10 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         if since is not None:
             async with context.sessionmaker() as session:
                 missed = await chat.missed(session, room_id=room_id, since=since)
+                on = await chat_repository.reactions_of(session, [m.id for m in missed])
             for message in missed:
-                await connection.send_now(dumps(frames.message_frame(message)))
+                reacted = summarise(on[message.id])
+                await connection.send_now(dumps(frames.message_frame(message, reacted)))
                 connection.replayed_up_to = message.id
         connection.start_writer()
         connection.offer(dumps(_welcome_frame(context, connection, role=admitted.role)))
@@ -168,7 +173,11 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
         await connection.stop_writer()
         sockets.closed(connection)
         with contextlib.suppress(Exception):
-            await hub.publish(room_id, frames.user_left_frame(user_id=user_id, username=username))
+            # One tab of several closing (or a reconnect's old socket) is not leaving.
+            if not await hub.is_present(room_id, user_id):
+                await hub.publish(
+                    room_id, frames.user_left_frame(user_id=user_id, username=username)
+                )
             await hub.publish(
                 room_id, frames.presence_frame(room_id, await hub.participants(room_id))
             )
@@ -203,7 +212,8 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
         message = await connection.websocket.receive()
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
-        metrics.WS_FRAMES_IN.inc()
+        if metrics.ENABLED:
+            metrics.WS_FRAMES_IN.inc()
         raw = message.get("text")
         if raw is None:
             connection.offer(dumps(frames.error_frame("bad_frame", "frames must be JSON text")))
@@ -238,7 +248,9 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
             code = (
                 "spam"
                 if isinstance(exc, SpamError)
-                else {403: "forbidden", 404: "not_found"}.get(exc.status_code, "invalid")
+                else {403: "forbidden", 404: "not_found", 503: "unavailable"}.get(
+                    exc.status_code, "invalid"
+                )
             )
             connection.offer(dumps(frames.error_frame(code, exc.detail)))
         except Exception as exc:
@@ -253,7 +265,7 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
     hub = context.hub
     kind = frame.get("type", "message" if "content" in frame else None)
     if connection.muted and (
-        kind in {"message", "edit"}
+        kind in {"message", "edit", "reaction"}
         or (
             kind == "media_state"
             and any(frame.get(k) is True for k in ("audio", "video", "screen"))
@@ -267,21 +279,18 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         )
         if context.settings.rate_limit.enabled:
             connection.spam.check(content)
-        # One message of a room at a time, so sockets receive a room's messages in
-        # the order of their ids (the history's order); see realtime/ordering.py.
-        async with context.hub.order.writing(connection.room_id) as session:
-            stored = await chat.post(
-                session,
-                room_id=connection.room_id,
-                user_id=connection.user_id,
-                username=connection.username,
-                content=content,
-            )
-            # Stored and committed before anyone sees it: what was seen survives a restart.
-            await hub.publish(connection.room_id, frames.message_frame(stored))
-        metrics.CHAT_MESSAGES.inc()
+        # Stored (committed) and broadcast in the room's id order; see chat/writer.py.
+        writer: MessageWriter = connection.websocket.app.state.chat_writer
+        await writer.post(
+            room_id=connection.room_id,
+            user_id=connection.user_id,
+            username=connection.username,
+            content=content,
+        )
     elif kind in {"edit", "delete"}:
         await _edit_or_delete(context, connection, frame, kind)
+    elif kind == "reaction":
+        await _react(context, connection, frame)
     elif kind == "typing":
         await hub.publish(
             connection.room_id,
@@ -317,13 +326,7 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
 async def _edit_or_delete(
     context: AppContext, connection: Connection, frame: dict[str, Any], kind: str
 ) -> None:
-    message_id = frame.get("id")
-    if (
-        not isinstance(message_id, int)
-        or isinstance(message_id, bool)
-        or not 1 <= message_id <= MAX_ID
-    ):
-        raise BadRequest(f"{kind} needs the message 'id'")
+    message_id = _message_id(frame, kind)
     async with context.sessionmaker() as session:
         if kind == "edit":
             content = clean_content(
@@ -338,8 +341,9 @@ async def _edit_or_delete(
             )
             out = frames.message_edited_frame(edited)
         else:
-            room = await rooms_repository.get_room(session, connection.room_id)
-            role = role_of(room, connection.user_id) if room else None
+            # The sender's role (may a moderator delete it?) from the read cache.
+            room_view = await rooms_repository.get_room_view(session, connection.room_id)
+            role = role_of(room_view, connection.user_id) if room_view else None
             deleted = await chat.delete(
                 session,
                 room_id=connection.room_id,
@@ -351,24 +355,95 @@ async def _edit_or_delete(
     await context.hub.publish(connection.room_id, out)
 
 
+def _message_id(frame: dict[str, Any], kind: str) -> int:
+    message_id = frame.get("id")
+    if (
+        not isinstance(message_id, int)
+        or isinstance(message_id, bool)
+        or not 1 <= message_id <= MAX_ID
+    ):
+        raise BadRequest(f"{kind} needs the message 'id'")
+    return message_id
+
+
+async def _react(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
+    message_id = _message_id(frame, "reaction")
+    emoji = clean_emoji(frame.get("emoji"))
+    add = frame.get("add", True)
+    if not isinstance(add, bool):
+        raise BadRequest("add must be true or false")
+    async with context.sessionmaker() as session:
+        now = await reactions.set(
+            session,
+            room_id=connection.room_id,
+            message_id=message_id,
+            user_id=connection.user_id,
+            emoji=emoji,
+            add=add,
+        )
+    await context.hub.publish(
+        connection.room_id,
+        frames.reaction_frame(
+            message_id=message_id,
+            user_id=connection.user_id,
+            username=connection.username,
+            emoji=emoji,
+            added=add,
+            reactions=now,
+        ),
+    )
+
+
 async def _relay_signal(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:
-    """Relay WebRTC signalling to one named peer in the same room, and no one else."""
+    """Relay WebRTC signalling to one connection of a named peer in the same room.
+
+    A user may have several sockets in a room (tabs, a reconnect the server has not
+    noticed yet); only the latest is in the call. ``to_connection`` names the socket
+    (it must be one of that user's in this room); without it the signal goes to the
+    user's latest socket. Never to all of them: two tabs answering one offer would
+    break the negotiation.
+    """
     target = frame.get("to")
+    target_connection = frame.get("to_connection")
     data = frame.get("data")
-    if not isinstance(target, str) or not isinstance(data, dict):
+    if (
+        not isinstance(target, str)
+        or not isinstance(data, dict)
+        or not (target_connection is None or isinstance(target_connection, str))
+    ):
         connection.offer(
-            dumps(frames.error_frame("bad_signal", "signal needs 'to' (a user id) and 'data'"))
+            dumps(
+                frames.error_frame(
+                    "bad_signal",
+                    "signal needs 'to' (a user id), 'data' and optionally 'to_connection'",
+                )
+            )
         )
         return
-    if target == connection.user_id or not await context.hub.is_present(connection.room_id, target):
+    connections = (
+        []
+        if target == connection.user_id
+        else await context.hub.connections_of(connection.room_id, target)
+    )
+    if target_connection is None and connections:
+        target_connection = connections[-1]
+    if target_connection not in connections:
         connection.offer(
             dumps(frames.error_frame("peer_not_found", "that peer is not in the room"))
         )
         return
     await context.hub.publish(
         connection.room_id,
-        {"type": "signal", "from": connection.user_id, "to": target, "data": data},
+        {
+            "type": "signal",
+            "from": connection.user_id,
+            "from_connection": connection.id,
+            "to": target,
+            "to_connection": target_connection,
+            "data": data,
+        },
         to_user=target,
+        to_connection=target_connection,
     )
 
 

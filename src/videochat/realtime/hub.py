@@ -1,16 +1,19 @@
 """The hub: local sockets per room, fed by the broker.
 
-Every frame for a room goes through the broker as an envelope
-``{"frame": {...}, "to": user_id | null, "except": connection_id | null}``;
-each instance delivers it to its own sockets in that room. A frame is serialised
-once per instance, not once per recipient.
+Every frame for a room goes through the broker as an envelope: one line of JSON
+``{"to": user_id | null, "to_connection": connection_id | null, "except": connection_id
+| null, "id": message id, "control"}``,
+a newline, then the frame's JSON exactly as the sockets get it. Each instance reads
+the short header and hands the frame's text to its own sockets in the room: a frame
+is serialised once, wherever its recipients are, and never parsed again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -20,7 +23,6 @@ from videochat.observability import metrics
 from videochat.realtime.broker import Broker
 from videochat.realtime.close_codes import GOING_AWAY
 from videochat.realtime.connection import Connection
-from videochat.realtime.ordering import RoomOrder
 from videochat.realtime.presence import MemoryPresence, Presence
 
 log = structlog.get_logger(__name__)
@@ -35,22 +37,35 @@ def dumps(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
+def _envelope(
+    frame: dict[str, Any],
+    *,
+    to_user: str | None = None,
+    to_connection: str | None = None,
+    except_connection: str | None = None,
+    control: dict[str, Any] | None = None,
+) -> str:
+    # Message ids let a socket skip what its reconnect replay already sent.
+    message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
+    header: dict[str, Any] = {"to": to_user, "except": except_connection, "id": message_id}
+    if to_connection is not None:
+        header["to_connection"] = to_connection
+    if control:
+        header["control"] = control
+    # dumps() escapes newlines inside strings, so the first newline ends the header.
+    return f"{dumps(header)}\n{dumps(frame)}"
+
+
 class Hub:
-    def __init__(
-        self, broker: Broker, presence: Presence | None = None, order: RoomOrder | None = None
-    ) -> None:
+    def __init__(self, broker: Broker, presence: Presence | None = None) -> None:
         self.broker = broker
         self.presence = presence or MemoryPresence()
-        self._order = order
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
         self._subscribed: dict[str, asyncio.Future[None]] = {}
-
-    @property
-    def order(self) -> RoomOrder:
-        """The per-room write order (set by the app, which owns the engine)."""
-        assert self._order is not None, "Hub built without a RoomOrder"
-        return self._order
+        # Open sockets per client address, kept as they come and go: counting them by
+        # walking every connection made each handshake O(connections).
+        self._per_ip: Counter[str] = Counter()
 
     @property
     def connection_count(self) -> int:
@@ -62,7 +77,7 @@ class Hub:
 
     def open_from(self, ip: str) -> int:
         """How many sockets this instance holds open for one client address."""
-        return sum(1 for connection in self.all_connections() if connection.ip == ip)
+        return self._per_ip[ip]
 
     def connections(self, room_id: str) -> list[Connection]:
         """The local sockets in a room."""
@@ -75,6 +90,10 @@ class Hub:
     async def is_present(self, room_id: str, user_id: str) -> bool:
         """Whether the user has a socket open in the room on any instance."""
         return await self.presence.is_present(room_id, user_id)
+
+    async def connections_of(self, room_id: str, user_id: str) -> list[str]:
+        """The user's connection ids in the room on any instance, oldest first."""
+        return await self.presence.connections_of(room_id, user_id)
 
     async def media_changed(self, connection: Connection) -> None:
         """Record a socket's new mic/camera/screen state."""
@@ -89,7 +108,8 @@ class Hub:
         # see the room as taken, or it would subscribe a second handler (and every frame
         # would then be delivered twice on this instance).
         room[connection.id] = connection
-        metrics.WS_ACTIVE.inc()  # unregister() undoes both, whatever fails below
+        self._per_ip[connection.ip] += 1
+        metrics.WS_ACTIVE.inc()  # unregister() undoes these, whatever fails below
         if first:
             ready = self._subscribed[room_id] = asyncio.get_running_loop().create_future()
             handler = partial(self._deliver, room_id)
@@ -116,6 +136,9 @@ class Hub:
         if room is None or room.pop(connection.id, None) is None:
             return
         metrics.WS_ACTIVE.dec()
+        self._per_ip[connection.ip] -= 1
+        if self._per_ip[connection.ip] <= 0:
+            del self._per_ip[connection.ip]
         handler = None
         # Decided before any await, so a socket registering meanwhile starts a fresh
         # subscription instead of sharing one that is about to be dropped.
@@ -138,19 +161,23 @@ class Hub:
         frame: dict[str, Any],
         *,
         to_user: str | None = None,
+        to_connection: str | None = None,
         except_connection: str | None = None,
         control: dict[str, Any] | None = None,
     ) -> None:
-        """Send a frame to everyone in the room (or one user), on every instance.
+        """Send a frame to everyone in the room (or one user, or one connection).
 
         ``control`` acts on sockets after the frame went out: ``{"disconnect": user_id,
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
         "muted": bool}`` updates their sockets' muted flag.
         """
-        envelope: dict[str, Any] = {"frame": frame, "to": to_user, "except": except_connection}
-        if control:
-            envelope["control"] = control
-        payload = dumps(envelope)
+        payload = _envelope(
+            frame,
+            to_user=to_user,
+            to_connection=to_connection,
+            except_connection=except_connection,
+            control=control,
+        )
         try:
             await self.broker.publish(_topic(room_id), payload)
         except Exception as exc:
@@ -160,17 +187,30 @@ class Hub:
             log.warning("hub.publish_degraded", room_id=room_id, error=str(exc))
             self._deliver(room_id, payload)
 
+    async def publish_many(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Broadcast ``(room_id, frame)`` pairs to their rooms, in this order."""
+        items = [(room_id, _envelope(frame)) for room_id, frame in frames]
+        try:
+            await self.broker.publish_many([(_topic(room), payload) for room, payload in items])
+        except Exception as exc:
+            # As in publish(): the frames are stored; at least this instance's sockets
+            # get them, and other instances' clients catch up with ?since=.
+            log.warning("hub.publish_degraded", rooms=len(items), error=str(exc))
+            for room_id, payload in items:
+                self._deliver(room_id, payload)
+
     def _deliver(self, room_id: str, payload: str) -> None:
-        envelope = json.loads(payload)
-        frame = envelope["frame"]
-        to_user, skip = envelope.get("to"), envelope.get("except")
-        message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
-        text = dumps(frame)
+        head, _, text = payload.partition("\n")
+        header = json.loads(head)
+        to_user, skip, message_id = header["to"], header["except"], header["id"]
+        only = header.get("to_connection")
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
                 continue
+            if only is not None and connection.id != only:
+                continue
             connection.offer(text, message_id=message_id)
-        control = envelope.get("control")
+        control = header.get("control")
         if control:
             self._apply_control(room_id, control)
 

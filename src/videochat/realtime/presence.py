@@ -28,6 +28,7 @@ HEARTBEAT_SECONDS = 10
 
 def _entry(connection: Connection) -> dict[str, Any]:
     return {
+        "connection_id": connection.id,
         "user_id": connection.user_id,
         "username": connection.username,
         "since": getattr(connection, "connected_at", 0.0),
@@ -35,11 +36,21 @@ def _entry(connection: Connection) -> dict[str, Any]:
     }
 
 
-def merge_participants(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per user, earliest connection first; a device is on if any tab has it on."""
-    people: dict[str, dict[str, Any]] = {}
+def _by_time(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Redis hashes have no order: sort by connection time so every instance agrees.
-    for entry in sorted(entries, key=lambda e: e.get("since", 0.0)):
+    return sorted(entries, key=lambda e: (e.get("since", 0.0), e.get("connection_id", "")))
+
+
+def merge_participants(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per user, ordered by their earliest connection.
+
+    ``connection_id`` is the user's *latest* connection: the one that is in the call
+    (a second tab takes the call over from the first; a reconnect's new socket
+    replaces one the server has not yet noticed is dead). A device is on if any of
+    the user's tabs has it on.
+    """
+    people: dict[str, dict[str, Any]] = {}
+    for entry in _by_time(entries):
         person = people.setdefault(
             entry["user_id"],
             {
@@ -50,6 +61,8 @@ def merge_participants(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "screen": False,
             },
         )
+        if entry.get("connection_id"):
+            person["connection_id"] = entry["connection_id"]
         for kind in ("audio", "video", "screen"):
             person[kind] = person[kind] or bool(entry.get(kind))
     return list(people.values())
@@ -75,12 +88,24 @@ class Presence(abc.ABC):
         """Forget a socket."""
 
     @abc.abstractmethod
+    async def entries(self, room_id: str) -> list[dict[str, Any]]:
+        """Every socket in the room, on any instance (one entry per connection)."""
+
     async def participants(self, room_id: str) -> list[dict[str, Any]]:
         """Everyone connected to the room, on any instance, one entry per user."""
+        return merge_participants(await self.entries(room_id))
 
     async def is_present(self, room_id: str, user_id: str) -> bool:
         """Whether the user has a socket open in the room, on any instance."""
-        return any(p["user_id"] == user_id for p in await self.participants(room_id))
+        return any(entry["user_id"] == user_id for entry in await self.entries(room_id))
+
+    async def connections_of(self, room_id: str, user_id: str) -> list[str]:
+        """The user's connection ids in the room, oldest first (the last is in the call)."""
+        return [
+            entry["connection_id"]
+            for entry in _by_time(await self.entries(room_id))
+            if entry["user_id"] == user_id and entry.get("connection_id")
+        ]
 
 
 class MemoryPresence(Presence):
@@ -100,8 +125,8 @@ class MemoryPresence(Presence):
             if not room:
                 del self._rooms[connection.room_id]
 
-    async def participants(self, room_id: str) -> list[dict[str, Any]]:
-        return merge_participants(list(self._rooms.get(room_id, {}).values()))
+    async def entries(self, room_id: str) -> list[dict[str, Any]]:
+        return list(self._rooms.get(room_id, {}).values())
 
 
 class RedisPresence(Presence):
@@ -162,7 +187,7 @@ class RedisPresence(Presence):
         self._mine.pop((connection.room_id, connection.id), None)
         await self._client.hdel(self._room_key(connection.room_id), connection.id)
 
-    async def participants(self, room_id: str) -> list[dict[str, Any]]:
+    async def entries(self, room_id: str) -> list[dict[str, Any]]:
         raw: dict[Any, Any] = await self._client.hgetall(self._room_key(room_id))
         entries = {key: json.loads(value) for key, value in raw.items()}
         instances = sorted({entry["instance"] for entry in entries.values()})
@@ -173,6 +198,8 @@ class RedisPresence(Presence):
         ghosts = [key for key, entry in entries.items() if entry["instance"] not in alive]
         if ghosts:  # left behind by an instance that died without cleaning up
             await self._client.hdel(self._room_key(room_id), *ghosts)
-        return merge_participants(
-            [entry for key, entry in entries.items() if key not in set(ghosts)]
-        )
+        dead = set(ghosts)
+        # Entries written before connection ids were stored carry it as their key only.
+        return [
+            {"connection_id": key, **entry} for key, entry in entries.items() if key not in dead
+        ]

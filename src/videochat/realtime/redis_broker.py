@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Sequence
 
 import redis.asyncio as redis
 import structlog
@@ -50,6 +51,15 @@ class RedisBroker(Broker):
 
     async def publish(self, topic: str, payload: str) -> None:
         await self._client.publish(topic, payload)
+        if not self._listening:
+            raise SubscriptionLost("published, but this instance is not subscribed right now")
+
+    async def publish_many(self, items: Sequence[tuple[str, str]]) -> None:
+        # One round trip for a whole batch; a pipeline keeps the order on one connection.
+        async with self._client.pipeline(transaction=False) as pipe:
+            for topic, payload in items:
+                pipe.publish(topic, payload)
+            await pipe.execute()
         if not self._listening:
             raise SubscriptionLost("published, but this instance is not subscribed right now")
 

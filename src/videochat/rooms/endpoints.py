@@ -53,14 +53,14 @@ async def get_room(room_id: str, session: Session, user: OptionalUser) -> RoomOu
     """One room; private rooms only for their members."""
     viewer_id = user.id if user else None
     return to_out(
-        await rooms.get_visible(session, room_id, viewer_id=viewer_id), viewer_id=viewer_id
+        await rooms.get_visible_view(session, room_id, viewer_id=viewer_id), viewer_id=viewer_id
     )
 
 
 @router.get("/rooms/{room_id}/members", response_model=list[MemberOut])
 async def list_members(room_id: str, session: Session, user: OptionalUser) -> list[MemberOut]:
     """Members with names and roles."""
-    await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
+    await rooms.get_visible_view(session, room_id, viewer_id=user.id if user else None)
     return [
         MemberOut(
             user_id=member.user_id,

@@ -81,6 +81,7 @@ class ModerationService:
             .values(role=role)
         )
         await session.commit()
+        await repository.forget_room(session, room_id)
 
     async def kick(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str
@@ -91,6 +92,7 @@ class ModerationService:
             raise NotFound("That user is not a member of this room")
         await self._remove_member(session, room_id, target_id)
         await session.commit()
+        await repository.forget_room(session, room_id)
 
     async def ban(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str
@@ -107,6 +109,7 @@ class ModerationService:
         if not await is_banned(session, room_id, target_id):
             session.add(RoomBan(room_id=room_id, user_id=target_id, banned_by=actor_id))
         await session.commit()
+        await repository.forget_room(session, room_id)
 
     async def unban(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str
@@ -120,6 +123,7 @@ class ModerationService:
         if not getattr(result, "rowcount", 0):
             raise NotFound("That user is not banned from this room")
         await session.commit()
+        await repository.forget_room(session, room_id)
 
     async def set_muted(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str, muted: bool
@@ -134,6 +138,7 @@ class ModerationService:
             .values(muted=muted)
         )
         await session.commit()
+        await repository.forget_room(session, room_id)
 
     async def create_invite(
         self,

@@ -3,18 +3,111 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from videochat.db.models import Room, RoomMember, User
+from videochat.db.models import Room, RoomMember, RoomRole, User
+from videochat.kit.cache import cached, invalidate
+
+ROOM_CACHE = "room"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """One membership as plain data: who, with which role, muted or not."""
+
+    user_id: str
+    role: RoomRole
+    muted: bool
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """A room and its members as plain data (what the cache keeps; no ORM session)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    is_private: bool
+    owner_id: str | None
+    invite_code: str | None
+    capacity: int | None
+    members: tuple[MemberView, ...]
+
+    @classmethod
+    def of(cls, room: Room) -> RoomView:
+        return cls(
+            id=room.id,
+            name=room.name,
+            created_at=room.created_at,
+            is_private=room.is_private,
+            owner_id=room.owner_id,
+            invite_code=room.invite_code,
+            capacity=room.capacity,
+            members=tuple(
+                MemberView(m.user_id, m.role, m.muted, m.joined_at) for m in room.members
+            ),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["members"] = [
+            {**asdict(m), "role": m.role.value, "joined_at": m.joined_at.isoformat()}
+            for m in self.members
+        ]
+        return data
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> RoomView:
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            is_private=data["is_private"],
+            owner_id=data["owner_id"],
+            invite_code=data["invite_code"],
+            capacity=data["capacity"],
+            members=tuple(
+                MemberView(
+                    user_id=m["user_id"],
+                    role=RoomRole(m["role"]),
+                    muted=m["muted"],
+                    joined_at=datetime.fromisoformat(m["joined_at"]),
+                )
+                for m in data["members"]
+            ),
+        )
+
+    def role_of(self, user_id: str | None) -> RoomRole | None:
+        for member in self.members:
+            if member.user_id == user_id:
+                return member.role
+        return None
 
 
 async def get_room(session: AsyncSession, room_id: str) -> Room | None:
     """A room with its members loaded."""
     statement = select(Room).where(Room.id == room_id).options(selectinload(Room.members))
     return (await session.scalars(statement)).first()
+
+
+@cached(ROOM_CACHE, key=lambda room_id: room_id, dump=RoomView.dump, load=RoomView.load)
+async def get_room_view(session: AsyncSession, room_id: str) -> RoomView | None:
+    """The room with its members and roles as plain data, from the cache when it has it."""
+    room = await get_room(session, room_id)
+    return RoomView.of(room) if room is not None else None
+
+
+async def forget_room(session: AsyncSession, room_id: str) -> None:
+    """After a committed write to the room or its members: drop its cached view."""
+    await invalidate(session, ROOM_CACHE, room_id)
 
 
 async def get_by_invite(session: AsyncSession, invite_code: str) -> Room | None:

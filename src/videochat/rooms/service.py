@@ -12,19 +12,20 @@ from videochat.db.models import Room, RoomMember, RoomRole, User
 from videochat.exceptions import Forbidden, NotFound
 from videochat.kit.ids import new_secret
 from videochat.rooms import repository
+from videochat.rooms.repository import RoomView
 from videochat.rooms.schemas import RoomOut
 
 ROOM_NOT_FOUND = "Room not found"
 
 
-def can_see(room: Room, user_id: str | None) -> bool:
+def can_see(room: Room | RoomView, user_id: str | None) -> bool:
     """Public rooms are visible to anyone; private ones only to their members."""
     if not room.is_private:
         return True
     return user_id is not None and any(member.user_id == user_id for member in room.members)
 
 
-def role_of(room: Room, user_id: str | None) -> RoomRole | None:
+def role_of(room: Room | RoomView, user_id: str | None) -> RoomRole | None:
     """The user's role in the room, or None for a non-member."""
     for member in room.members:
         if member.user_id == user_id:
@@ -32,7 +33,7 @@ def role_of(room: Room, user_id: str | None) -> RoomRole | None:
     return None
 
 
-def to_out(room: Room, *, viewer_id: str | None) -> RoomOut:
+def to_out(room: Room | RoomView, *, viewer_id: str | None) -> RoomOut:
     """The public shape of a room; the invite code only for its managers."""
     manages = role_of(room, viewer_id) in {RoomRole.OWNER, RoomRole.MODERATOR}
     return RoomOut(
@@ -78,6 +79,15 @@ class RoomService:
         """The room, or 404 when it does not exist or the viewer may not see it."""
         room = await repository.get_room(session, room_id)
         # A private room is "not found" to outsiders so its existence does not leak.
+        if room is None or not can_see(room, viewer_id):
+            raise NotFound(ROOM_NOT_FOUND)
+        return room
+
+    async def get_visible_view(
+        self, session: AsyncSession, room_id: str, *, viewer_id: str | None
+    ) -> RoomView:
+        """Like get_visible, as plain data from the read cache (for read-only paths)."""
+        room = await repository.get_room_view(session, room_id)
         if room is None or not can_see(room, viewer_id):
             raise NotFound(ROOM_NOT_FOUND)
         return room
@@ -138,6 +148,7 @@ class RoomService:
             if user is not None:
                 await session.refresh(user)
             return
+        await repository.forget_room(session, room.id)
         await session.refresh(room, attribute_names=["members"])
 
 

@@ -49,6 +49,22 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         name: page.locator(".message-edited:not([hidden])").count() for name, page in pages.items()
     }
 
+    # Bob reacts to alice's first message from the picker; alice adds hers on the chip.
+    first = harness.message(bob, MESSAGES[0][1])
+    first.get_by_test_id("add-reaction").click()
+    first.get_by_role("button", name="React with 🎉").click()
+    chip = harness.message(alice, MESSAGES[0][1]).get_by_test_id("message-reaction")
+    harness.wait_for("bob's reaction on alice's page", lambda: chip.text_content() == "🎉 1")
+    alice_pressed_before = chip.get_attribute("aria-pressed")
+    chip.click()
+    bob_chip = harness.message(bob, MESSAGES[0][1]).get_by_test_id("message-reaction")
+    harness.wait_for("both reactions on bob's page", lambda: bob_chip.text_content() == "🎉 2")
+    reactions = {
+        "alice_pressed_before": alice_pressed_before,
+        "alice_after": (chip.text_content(), chip.get_attribute("aria-pressed")),
+        "bob_after": (bob_chip.text_content(), bob_chip.get_attribute("aria-pressed")),
+    }
+
     # Typing shows on the other page while bob types.
     bob.get_by_test_id("chat-input").fill("bob is writing")
     typing = harness.wait_for(
@@ -65,6 +81,9 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         lambda: len(harness.chat_texts(bob)) >= len(MESSAGES),
     )
     history_after_reload = harness.chat_texts(bob)
+    reactions["bob_after_reload"] = (
+        harness.message(bob, MESSAGES[0][1]).get_by_test_id("message-reaction").text_content()
+    )
     harness.wait_for_media(bob, [alice_id])
     harness.wait_for_media(alice, [bob_id])
     rejoin_seconds = round(time.monotonic() - reloaded_at, 2)
@@ -78,6 +97,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         "after_edits": after_edits,
         "edited_marks": edited_marks,
         "typing_indicator": typing,
+        "reactions": reactions,
         "history_after_reload": history_after_reload,
         "after_reload_bob": harness.chat_texts(bob),
         "bob_url_after_reload": bob.url,

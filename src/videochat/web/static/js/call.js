@@ -2,6 +2,13 @@
 // every other person on video. Who is on video comes from the room's presence list
 // (in the order people joined): the first `maxSize` people, so every page works out
 // the same mesh without asking anyone.
+//
+// A person is in the call from one socket only: the `connection_id` the presence
+// list gives for them, their latest. A second tab takes the call over (the first
+// stays in the room for the chat, and gets the call back when the second closes);
+// a reconnect's new socket replaces the old one. Every peer connection belongs to
+// one remote socket, signals are addressed to it (`to_connection`), and when the
+// presence list names another socket for someone, their peer connection is rebuilt.
 
 import { api } from './api.js';
 import {
@@ -50,6 +57,9 @@ export class Call {
   #screen = null;
   #peers = new Map(); // user id → Peer
   #names = new Map(); // user id → name
+  #sockets = new Map(); // user id → the connection id that is in the call for them
+  // Our own socket's connection id (from `welcome`); null before it or on an old server.
+  #connectionId = null;
   #stalls = new Map(); // user id → connections that stalled in a row
   // user id → since when we have been trying to connect (performance.now()); a
   // connection the other side starts over keeps the deadline of the one it replaces.
@@ -61,7 +71,7 @@ export class Call {
    * @param {object} options
    * @param {{id: string, username: string}} options.self
    * @param {import('./tiles.js').VideoGrid} options.grid
-   * @param {(to: string, data: object) => boolean} options.signal
+   * @param {(to: string, toConnection: string|null, data: object) => boolean} options.signal
    * @param {import('./ui.js').Notices} options.notices messages above the call
    * @param {() => void} options.onChange our media state or call membership changed
    * @param {(members: Set<string>) => void} options.onMembers who is on video
@@ -120,8 +130,15 @@ export class Call {
     this.#enqueue(() => this.#applyPresence(participants));
   }
 
-  onSignal(from, data) {
-    this.#enqueue(() => this.#applySignal(from, data));
+  onSignal(from, fromConnection, data) {
+    this.#enqueue(() => this.#applySignal(from, fromConnection, data));
+  }
+
+  /** The connection id of our socket (every (re)connect has a new one). */
+  setConnection(connectionId) {
+    this.#enqueue(() => {
+      this.#connectionId = connectionId;
+    });
   }
 
   onMediaState(frame) {
@@ -130,11 +147,13 @@ export class Call {
 
   /**
    * Our socket reconnected. The others may have seen us leave and dropped our
-   * connections, so start every connection over; the presence list that follows
-   * the reconnect rebuilds the mesh.
+   * connections, and they will see our new socket in the call: start every
+   * connection over; the presence list that follows the reconnect rebuilds the mesh
+   * with everyone present.
    */
   resetPeers() {
     this.#enqueue(() => {
+      this.#trace('*', 'socket reconnected: starting every connection over');
       for (const userId of [...this.#peers.keys()]) this.#dropPeer(userId, { keepTile: true });
     });
   }
@@ -292,15 +311,33 @@ export class Call {
   }
 
   #applyPresence(participants) {
-    for (const person of participants) this.#names.set(person.user_id, person.username);
+    this.#sockets.clear();
+    for (const person of participants) {
+      this.#names.set(person.user_id, person.username);
+      if (person.connection_id) this.#sockets.set(person.user_id, person.connection_id);
+    }
     const members = participants.slice(0, this.maxSize);
     const memberIds = new Set(members.map((person) => person.user_id));
     const present = participants.some((person) => person.user_id === this.#selfId);
+    const ourSocket = this.#sockets.get(this.#selfId);
+    // Another tab of ours (a later one) has the call.
+    const elsewhere =
+      present && Boolean(ourSocket && this.#connectionId) && ourSocket !== this.#connectionId;
     const wasInCall = this.inCall;
-    this.inCall = present && memberIds.has(this.#selfId);
+    this.inCall = present && memberIds.has(this.#selfId) && !elsewhere;
     this.#onMembers(memberIds);
 
-    if (present && !this.inCall) {
+    this.#notice(
+      'elsewhere',
+      elsewhere
+        ? 'You are in this call in another tab or window. This tab stays in the chat; ' +
+            'it rejoins the call if you close the other one.'
+        : null,
+      'info',
+    );
+    if (elsewhere) {
+      this.#notice('full', null);
+    } else if (present && !this.inCall) {
       this.#notice(
         'full',
         `This call is full: at most ${this.maxSize} people can be on video together. ` +
@@ -312,10 +349,14 @@ export class Call {
     if (wasInCall !== this.inCall) this.#changed();
 
     const wanted = new Set(this.inCall ? [...memberIds].filter((id) => id !== this.#selfId) : []);
-    for (const userId of [...this.#peers.keys()]) {
+    for (const [userId, peer] of [...this.#peers]) {
       if (!wanted.has(userId)) {
         this.#trace(userId, 'left the call');
         this.#dropPeer(userId);
+      } else if (peer.remoteConnection && peer.remoteConnection !== this.#sockets.get(userId)) {
+        // Their call moved to another socket (a reconnect, another tab): start over.
+        this.#trace(userId, `now on socket ${this.#sockets.get(userId)?.slice(0, 4)}`);
+        this.#dropPeer(userId, { keepTile: true });
       }
     }
     this.#grid.retain(wanted);
@@ -333,13 +374,19 @@ export class Call {
     this.#forEachPeer((peer) => peer.capVideoBitrate(bitsPerSecond));
   }
 
-  #applySignal(from, data) {
+  #applySignal(from, fromConnection, data) {
     if (!this.inCall || !data || typeof data !== 'object') {
       this.#trace(from, 'ignored a signal: not in the call');
       return;
     }
     if (!this.#names.has(from)) {
       this.#trace(from, 'ignored a signal from someone not in the presence list');
+      return;
+    }
+    const theirSocket = this.#sockets.get(from);
+    if (fromConnection && theirSocket && fromConnection !== theirSocket) {
+      // From a tab of theirs that is not in the call (or a socket they replaced).
+      this.#trace(from, `ignored a signal from socket ${fromConnection.slice(0, 4)}`);
       return;
     }
     let peer = this.#peers.get(from);
@@ -371,6 +418,8 @@ export class Call {
       1000,
       CONNECT_TIMEOUT_MS - (now - this.#tryingSince.get(userId)),
     );
+    // The socket this connection talks to, for as long as it lives.
+    const remoteConnection = this.#sockets.get(userId) ?? null;
     let peer = null;
     peer = new Peer({
       connectWithinMs,
@@ -382,13 +431,18 @@ export class Call {
         { kind: 'video', track: this.#screen ?? this.#camera },
       ],
       stream: this.#stream,
-      send: (data) => this.#signal(userId, data),
+      send: (data) => this.#signal(userId, remoteConnection, data),
       onTrack: (stream) => this.#grid.setRemoteStream(userId, stream),
       onStatus: (status) => this.#peerStatus(userId, peer, status),
       freshConfig: () => this.#freshConfig(),
       trace: (event) => this.#trace(userId, `${peer?.id.slice(0, 4)} ${event}`),
     });
-    this.#trace(userId, `${peer.id.slice(0, 4)} created (${peer.polite ? 'polite' : 'impolite'})`);
+    peer.remoteConnection = remoteConnection;
+    this.#trace(
+      userId,
+      `${peer.id.slice(0, 4)} created (${peer.polite ? 'polite' : 'impolite'}) ` +
+        `for socket ${remoteConnection?.slice(0, 4)}`,
+    );
     this.#peers.set(userId, peer);
     this.#registry.peers.set(userId, peer.pc);
     this.#registry.timings[userId] = { created: peer.createdAt };

@@ -1,8 +1,9 @@
 // The chat panel: history (older pages on scroll-up), live messages, typing
-// indicator, editing and deleting one's own messages. Message text is set with
+// indicator, editing and deleting one's own messages, emoji reactions. Message text is set with
 // textContent only: whatever people type stays text.
 
 import { api } from './api.js';
+import { reactionsRow } from './reactions.js';
 import { formatTime, fromTemplate, toast } from './ui.js';
 
 const PAGE_SIZE = 50;
@@ -124,6 +125,13 @@ export class ChatPanel {
     this.#fill(entry, { ...entry.data, content: '', deleted: true });
   }
 
+  /** A `reaction` frame: the message's reactions as they are now. */
+  applyReaction({ id, reactions }) {
+    const entry = this.#messages.get(id);
+    if (!entry) return;
+    this.#fill(entry, { ...entry.data, reactions });
+  }
+
   /** Promoted to moderator, or demoted: whether others' messages get a Delete button. */
   setCanModerate(canModerate) {
     this.#canModerate = canModerate;
@@ -195,6 +203,17 @@ export class ChatPanel {
     time.textContent = formatTime(data.timestamp);
     item.querySelector('.message-edited').hidden = !data.edited_at || deleted;
     item.querySelector('.message-content').textContent = deleted ? 'Message deleted' : data.content;
+    item.querySelector('.message-reactions')?.remove();
+    if (!deleted) {
+      const toggle = (emoji, add) => {
+        if (!this.#send({ type: 'reaction', id: data.id, emoji, add })) {
+          toast('Not connected: the reaction was not sent.', { kind: 'warn' });
+        }
+      };
+      item.querySelector('.message-content').after(
+        reactionsRow(data.reactions ?? [], this.#self.id, toggle),
+      );
+    }
     item.querySelector('.message-actions')?.remove();
     if (!deleted && (own || this.#canModerate)) {
       const actions = this.#actions(data.id, own);

@@ -31,6 +31,8 @@ export class Peer {
   id = randomId();
   /** The other side's connection id, learnt from its first signal. */
   remoteSession = null;
+  /** The other side's socket (its `connection_id` on the server), set by the call. */
+  remoteConnection = null;
   senders = { audio: null, video: null };
   status = 'new';
   lastIceError = null;

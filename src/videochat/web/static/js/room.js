@@ -115,7 +115,9 @@ export class RoomSession {
     this.#call = new Call({
       self: this.#self,
       grid: this.#grid,
-      signal: (to, data) => this.#socket?.send({ type: 'signal', to, data }) ?? false,
+      signal: (to, toConnection, data) =>
+        this.#socket?.send({ type: 'signal', to, to_connection: toConnection ?? undefined, data }) ??
+        false,
       notices: this.#notices,
       onChange: () => this.#callChanged(),
       onMembers: (members) => this.#participants.setCallMembers(members),
@@ -280,6 +282,10 @@ export class RoomSession {
 
   #onFrame(frame) {
     switch (frame.type) {
+      case 'welcome':
+        // Which of our tabs this socket is: the call follows our latest one.
+        this.#call.setConnection(frame.connection_id ?? null);
+        break;
       case 'message':
         this.#chat.receive(frame);
         break;
@@ -288,6 +294,9 @@ export class RoomSession {
         break;
       case 'message_deleted':
         this.#chat.applyDelete(frame);
+        break;
+      case 'reaction':
+        this.#chat.applyReaction(frame);
         break;
       case 'typing':
         this.#chat.showTyping(frame);
@@ -301,7 +310,7 @@ export class RoomSession {
         this.#call.onMediaState(frame);
         break;
       case 'signal':
-        this.#call.onSignal(frame.from, frame.data);
+        this.#call.onSignal(frame.from, frame.from_connection ?? null, frame.data);
         break;
       case 'user_joined':
         if (frame.user_id !== this.#self.id) this.#chat.announce(`${frame.username} joined`);

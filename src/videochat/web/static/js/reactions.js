@@ -1,0 +1,55 @@
+// Emoji reactions under a chat message: a chip per emoji (pressed when it is yours,
+// click to toggle) and a small picker of common ones. Emoji and names are text only.
+
+export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '🙏'];
+
+/**
+ * Build the reactions row of one message.
+ * @param {{emoji: string, count: number, user_ids: string[]}[]} reactions
+ * @param {string} selfId
+ * @param {(emoji: string, add: boolean) => void} toggle
+ */
+export function reactionsRow(reactions, selfId, toggle) {
+  const row = document.createElement('div');
+  row.className = 'message-reactions';
+  for (const { emoji, count, user_ids: userIds } of reactions) {
+    const mine = userIds.includes(selfId);
+    const chip = document.createElement('button');
+    chip.type = 'button';
+    chip.className = 'reaction-chip';
+    chip.dataset.testid = 'message-reaction';
+    chip.dataset.emoji = emoji;
+    chip.setAttribute('aria-pressed', String(mine));
+    chip.setAttribute('aria-label', `${emoji} ${count}${mine ? ', including you' : ''}`);
+    chip.textContent = `${emoji} ${count}`;
+    chip.addEventListener('click', () => toggle(emoji, !mine));
+    row.append(chip);
+  }
+  row.append(picker(reactions, selfId, toggle));
+  return row;
+}
+
+function picker(reactions, selfId, toggle) {
+  const details = document.createElement('details');
+  details.className = 'reaction-picker';
+  const summary = document.createElement('summary');
+  summary.textContent = '☺+';
+  summary.setAttribute('aria-label', 'Add a reaction');
+  summary.dataset.testid = 'add-reaction';
+  const choices = document.createElement('div');
+  choices.className = 'reaction-choices';
+  for (const emoji of QUICK_EMOJI) {
+    const mine = reactions.some((r) => r.emoji === emoji && r.user_ids.includes(selfId));
+    const option = document.createElement('button');
+    option.type = 'button';
+    option.textContent = emoji;
+    option.setAttribute('aria-label', `React with ${emoji}`);
+    option.addEventListener('click', () => {
+      details.open = false;
+      toggle(emoji, !mine);
+    });
+    choices.append(option);
+  }
+  details.append(summary, choices);
+  return details;
+}
