@@ -188,6 +188,9 @@ class LobbyService:
         knock.decided_at = utcnow()
         knock.decided_by = actor_id
         await session.commit()
+        if admit:
+            # A new member: every instance's cached view of the room must go.
+            await repository.forget_room(session, room_id)
         await session.refresh(room, attribute_names=["members"])
         return room, target
 
