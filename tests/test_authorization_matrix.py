@@ -206,3 +206,232 @@ async def test_private_room_leaks_nowhere(client: httpx.AsyncClient, server: Liv
         await client.get(f"/rooms/{room['id']}", headers=auth(people["member"]["access_token"]))
     ).json()
     assert member_view["invite_code"] is None  # the invite is for managers only
+
+
+# Videos, live streams, WHIP and the lobby, in the same private room. {video} and
+# {stream} were made by the owner; {knocker} is someone waiting in the lobby (a fresh
+# one per persona). WHIP takes the stream key, never an account's token: 401 for all.
+EXPECTED_MORE: dict[str, dict[str, int]] = {
+    "POST /rooms/{room}/video-upload": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=200,
+        muted=200,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "GET /rooms/{room}/videos": dict(
+        anonymous=404,
+        expired=401,
+        outsider=404,
+        member=200,
+        muted=200,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "GET /videos/{video}": dict(
+        anonymous=404,
+        expired=401,
+        outsider=404,
+        member=200,
+        muted=200,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "POST /rooms/{room}/live-stream": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=200,
+        muted=200,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "GET /rooms/{room}/live-streams": dict(
+        anonymous=404,
+        expired=401,
+        outsider=404,
+        member=200,
+        muted=200,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "GET /live-streams/{stream}": dict(
+        anonymous=404,
+        expired=401,
+        outsider=404,
+        member=200,
+        muted=200,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "POST /whip/{stream}": dict(
+        anonymous=401,
+        expired=401,
+        outsider=401,
+        member=401,
+        muted=401,
+        banned=401,
+        moderator=401,
+        owner=401,
+    ),
+    "POST /rooms/{room}/lobby": dict(
+        anonymous=401,
+        expired=401,
+        outsider=201,
+        member=200,
+        muted=200,
+        banned=403,
+        moderator=200,
+        owner=200,
+    ),
+    "GET /rooms/{room}/lobby/me": dict(
+        anonymous=401,
+        expired=401,
+        outsider=200,
+        member=404,
+        muted=404,
+        banned=404,
+        moderator=404,
+        owner=404,
+    ),
+    "GET /rooms/{room}/lobby": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=403,
+        muted=403,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "POST /rooms/{room}/lobby/{knocker}/admit": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=403,
+        muted=403,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "POST /rooms/{room}/lobby/{knocker}/deny": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=403,
+        muted=403,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+    "POST /live-streams/{stream}/stop": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=403,
+        muted=403,
+        banned=404,
+        moderator=200,
+        owner=200,
+    ),
+}
+BODIES = {"video-upload": {"title": "Clip"}, "live-stream": {"title": "Show"}}
+
+
+async def _more_fixtures(
+    client: httpx.AsyncClient, room: dict[str, Any], people: dict[str, Any]
+) -> dict[str, Any]:
+    owner = auth(people["owner"]["access_token"])
+    video = await client.post(
+        f"/rooms/{room['id']}/video-upload", json=BODIES["video-upload"], headers=owner
+    )
+    stream = await client.post(
+        f"/rooms/{room['id']}/live-stream", json=BODIES["live-stream"], headers=owner
+    )
+    assert video.status_code == 200 and stream.status_code == 200, (video.text, stream.text)
+    knockers: dict[str, str] = {}
+    for action in ("admit", "deny"):
+        for persona in PERSONAS:
+            knocker = await create_guest(client, f"knocker-{action}-{persona}")
+            knocked = await client.post(
+                f"/rooms/{room['id']}/lobby", headers=auth(knocker["access_token"])
+            )
+            assert knocked.status_code == 201
+            knockers[f"{action}-{persona}"] = knocker["id"]
+    return {"video": video.json(), "stream": stream.json(), "knockers": knockers}
+
+
+async def test_authorisation_matrix_for_videos_streams_and_the_lobby(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    room, people = await _personas(client, server)
+    more = await _more_fixtures(client, room, people)
+    mismatches = []
+    for route, expected in EXPECTED_MORE.items():
+        method, path = route.split(" ", 1)
+        action = path.rsplit("/", 1)[-1]
+        for persona in PERSONAS:
+            url = path.format(
+                room=room["id"],
+                video=more["video"]["id"],
+                stream=more["stream"]["id"],
+                knocker=more["knockers"].get(f"{action}-{persona}", ""),
+            )
+            token = people[persona]["access_token"]
+            headers = auth(token) if token else {}
+            if path.startswith("/whip/"):
+                headers = {**headers, "Content-Type": "application/sdp"}
+                response = await client.request(method, url, content=b"v=0\r\n", headers=headers)
+            else:
+                body = BODIES.get(action)
+                response = await client.request(method, url, json=body, headers=headers)
+            if response.status_code != expected[persona]:
+                mismatches.append(
+                    f"{route} as {persona}: expected {expected[persona]}, "
+                    f"got {response.status_code} {response.text[:120]}"
+                )
+    assert mismatches == []
+
+
+async def test_stream_keys_and_private_videos_leak_nowhere(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    room, people = await _personas(client, server)
+    more = await _more_fixtures(client, room, people)
+    key = more["stream"]["stream_key"]
+    assert key
+    urls = [
+        f"/rooms/{room['id']}/live-streams",
+        f"/live-streams/{more['stream']['id']}",
+        f"/rooms/{room['id']}/videos",
+        f"/videos/{more['video']['id']}",
+        f"/rooms/{room['id']}",
+        "/rooms",
+        f"/rooms/{room['id']}/lobby",
+        f"/rooms/{room['id']}/lobby/me",
+    ]
+    for persona in PERSONAS:
+        if persona == "owner":
+            continue  # the stream's owner is the one who may see its key
+        token = people[persona]["access_token"]
+        headers = auth(token) if token else {}
+        for url in urls:
+            response = await client.get(url, headers=headers)
+            assert key not in response.text, (persona, url)
+            if persona in ("anonymous", "expired", "outsider", "banned"):
+                assert more["video"]["id"] not in response.text or url.startswith("/videos/"), (
+                    persona,
+                    url,
+                )
+                assert response.status_code in (401, 403, 404) or url in (
+                    "/rooms",
+                    f"/rooms/{room['id']}/lobby/me",
+                ), (persona, url, response.status_code)

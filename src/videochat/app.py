@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from videochat import __version__
@@ -36,7 +37,9 @@ from videochat.realtime.gateway import router as realtime_router
 from videochat.realtime.hub import Hub
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
+from videochat.rooms.lobby_endpoints import router as lobby_router
 from videochat.rooms.moderation_endpoints import router as moderation_router
+from videochat.security.body import BodyLimitMiddleware
 from videochat.security.headers import SecurityHeadersMiddleware
 from videochat.security.limiter import Limiter
 from videochat.security.ratelimit import RateLimitMiddleware
@@ -142,7 +145,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.state.limiter = Limiter(settings)
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=app.state.limiter.strategy)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.http.allowed_hosts != ["*"]:
+        # Outermost but for the request context: a forged Host never reaches a route.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
     # Added last, so it runs first: request ids and metrics cover 429s too.
     app.add_middleware(
         RequestContextMiddleware,
@@ -156,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_router,
         rooms_router,
         moderation_router,
+        lobby_router,
         chat_router,
         calls_router,
         realtime_router,

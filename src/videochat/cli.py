@@ -213,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("VIDEOCHAT_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("VIDEOCHAT_PORT", "8000")))
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    # Peers whose X-Forwarded-For is believed (the reverse proxy); nobody else's is.
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=os.environ.get("VIDEOCHAT_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    )
     serve.set_defaults(handler=cmd_serve)
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(handler=cmd_migrate)

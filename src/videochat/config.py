@@ -83,6 +83,28 @@ class RateLimitSettings(BaseModel):
     ws_connections_per_ip: int = Field(default=10, ge=1)
     ws_frames: int = Field(default=60, ge=1)
     ws_frames_window_seconds: int = Field(default=10, ge=1)
+    # Writes (POST, PUT, PATCH, DELETE) per authenticated user per window, on top of
+    # the per-IP limit: one account cannot flood from many addresses.
+    user_writes: int = Field(default=60, ge=1)
+    user_writes_window_seconds: int = Field(default=60, ge=1)
+
+
+class LobbySettings(BaseModel):
+    # People waiting at once in one private room's lobby.
+    max_size: int = Field(default=20, ge=1, le=1000)
+    # Knocks per user per window (a withdrawn or denied knock may be made again).
+    knocks: int = Field(default=5, ge=1)
+    knock_window_seconds: int = Field(default=300, ge=1)
+    # A knock nobody answered within this long no longer counts (the person can knock again).
+    knock_ttl_seconds: int = Field(default=3600, ge=60)
+
+
+class HttpSettings(BaseModel):
+    # Host headers accepted (Starlette's TrustedHostMiddleware: "example.org",
+    # "*.example.org"); ["*"] accepts any, for development. Set it in production.
+    allowed_hosts: list[str] = ["*"]
+    # Largest request body outside the upload paths (which have their own limits).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
 class MediaSettings(BaseModel):
@@ -195,6 +217,8 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    lobby: LobbySettings = LobbySettings()
+    http: HttpSettings = HttpSettings()
     media: MediaSettings = MediaSettings()
     live: LiveSettings = LiveSettings()
     bunny: BunnySettings = BunnySettings()

@@ -67,6 +67,42 @@ class ServiceUnavailable(VideochatError):
     status_code = 503
 
 
+DATABASE_UNAVAILABLE = "The database is unavailable right now; retry in a few seconds"
+
+
+_ASYNCPG_OUTAGES = {
+    "CannotConnectNowError",  # starting up or shutting down
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "TooManyConnectionsError",
+}
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether an exception means the database cannot be reached (restart, network).
+
+    Connection-level failures only: a constraint violation or a bad query is a bug or
+    a conflict, not an outage, and keeps its own handling. SQLAlchemy wraps the
+    driver's error, so the whole chain of causes is looked at.
+    """
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OperationalError, InterfaceError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if type(current).__name__ in _ASYNCPG_OUTAGES:
+            return True
+        current = current.__cause__ or current.__context__ or getattr(current, "orig", None)
+    return False
+
+
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     # FastAPI's own shape, minus the raw input echo (which may hold a password).
     return [
@@ -94,6 +130,18 @@ def install_exception_handlers(app: FastAPI) -> None:
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
+    async def on_database_error(_: Request, exc: Exception) -> JSONResponse:
+        if not is_database_outage(exc):
+            raise exc
+        # Fail fast with a retryable answer instead of a 500 or a hang.
+        return JSONResponse(
+            {"detail": DATABASE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "2"}
+        )
+
+    from sqlalchemy.exc import DBAPIError
+
     app.add_exception_handler(VideochatError, on_videochat_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(ConnectionError, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -65,6 +65,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_deep_link_opens_the_room_and_chat_markup_stays_text": ("deeplink_xss", 90),
     "test_accounts_register_refresh_and_log_in_again": ("accounts", 90),
     "test_a_moderator_mutes_and_removes_someone": ("moderation", 90),
+    "test_a_knock_on_a_private_room_is_admitted_or_denied": ("lobby", 90),
     "test_a_full_call_says_so_and_lets_the_next_person_in_later": ("call_limits", 120),
     "test_an_unreachable_relay_is_reported": ("ice_failure", 120),
     "test_relay_only_calls_go_through_coturn_which_checks_credentials": ("turn_relay", 90),
@@ -482,3 +483,17 @@ def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(
         f" reloads after an error: {later['retries']}, errors: {result['player']['errors']}"
     )
     print(f"  native HLS: {result['native_hls']!r}; screenshots: {result['screenshots']}")
+
+
+def test_a_knock_on_a_private_room_is_admitted_or_denied(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The outsiders' first look at the room is a 404 (it is private): that is the cue
+    # for the waiting screen, and Chromium logs the failed fetch.
+    result = result_of(scenario_results, "lobby", expected_console=("404 (Not Found)",))
+    assert "private" in result["before"]
+    assert result["waiting"].startswith("Waiting for a moderator")
+    assert result["listed_name"] == "bob"
+    assert result["lobby_hidden_after"]
+    assert "did not let you in" in result["carol_refused"]
+    assert result["carol_in_room"] is False

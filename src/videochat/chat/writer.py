@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from videochat.db.models import Message
-from videochat.exceptions import ServiceUnavailable
+from videochat.exceptions import DATABASE_UNAVAILABLE, ServiceUnavailable, is_database_outage
 from videochat.observability import metrics
 
 log = structlog.get_logger(__name__)
@@ -101,7 +101,17 @@ class MessageWriter:
             del self._pending[: self._max_batch]
             try:
                 await self._store_and_publish(batch)
-            except SQLAlchemyError as exc:
+            except Exception as exc:
+                if is_database_outage(exc):
+                    # Not acknowledged: each sender gets an `unavailable` error and keeps
+                    # its text (a commit cut off mid-way may still have landed).
+                    log.warning("chat.batch_unavailable", size=len(batch))
+                    _fail(batch, ServiceUnavailable(DATABASE_UNAVAILABLE))
+                    continue
+                if not isinstance(exc, SQLAlchemyError):
+                    log.exception("chat.flush_failed", size=len(batch))
+                    _fail(batch, exc)
+                    continue
                 if len(batch) == 1:
                     _fail(batch, exc)
                     continue
@@ -110,11 +120,8 @@ class MessageWriter:
                 for pending in batch:
                     try:
                         await self._store_and_publish([pending])
-                    except SQLAlchemyError as single_exc:
+                    except Exception as single_exc:
                         _fail([pending], single_exc)
-            except Exception as exc:  # publishing failed after the commit, or a bug
-                log.exception("chat.flush_failed", size=len(batch))
-                _fail(batch, exc)
 
     async def _store_and_publish(self, batch: list[_Pending]) -> None:
         # Fresh rows on every attempt: a failed attempt's rows were rolled back.

@@ -129,6 +129,31 @@ class RoomInvite(Base):
     uses: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class KnockStatus(enum.StrEnum):
+    PENDING = "pending"
+    ADMITTED = "admitted"
+    DENIED = "denied"
+
+
+class RoomKnock(Base):
+    """Someone waiting in a private room's lobby (one row per person and room)."""
+
+    __tablename__ = "room_knocks"
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=KnockStatus.PENDING.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    decided_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (

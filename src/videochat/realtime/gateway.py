@@ -23,7 +23,12 @@ from videochat.chat.spam import SpamError
 from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode
 from videochat.context import AppContext
-from videochat.exceptions import BadRequest, VideochatError
+from videochat.exceptions import (
+    DATABASE_UNAVAILABLE,
+    BadRequest,
+    VideochatError,
+    is_database_outage,
+)
 from videochat.kit.pagination import MAX_ID
 from videochat.observability import metrics, sockets
 from videochat.realtime import close_codes, frames
@@ -248,6 +253,12 @@ async def _receive_loop(context: AppContext, connection: Connection) -> None:
                 )
             )
             connection.offer(dumps(frames.error_frame(code, exc.detail)))
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # The database is restarting: this frame was not stored (so never
+            # acknowledged); the socket stays open and the client may send it again.
+            connection.offer(dumps(frames.error_frame("unavailable", DATABASE_UNAVAILABLE)))
 
 
 async def _handle(context: AppContext, connection: Connection, frame: dict[str, Any]) -> None:

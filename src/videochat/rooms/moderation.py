@@ -103,6 +103,9 @@ class ModerationService:
         if await users_repository.get_user(session, target_id) is None:
             raise NotFound("User not found")
         await self._remove_member(session, room_id, target_id)
+        from videochat.rooms.lobby import drop_knock
+
+        await drop_knock(session, room_id, target_id)
         if not await is_banned(session, room_id, target_id):
             session.add(RoomBan(room_id=room_id, user_id=target_id, banned_by=actor_id))
         await session.commit()

@@ -62,3 +62,14 @@ class InviteOut(BaseModel):
 
 class JoinResult(BaseModel):
     message: str
+
+
+class KnockOut(BaseModel):
+    """A knock on a private room's lobby, as its knocker or a moderator sees it."""
+
+    room_id: str
+    user_id: str
+    username: str
+    status: Literal["pending", "admitted", "denied", "expired"]
+    created_at: datetime | None = None
+    decided_at: datetime | None = None

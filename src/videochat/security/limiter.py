@@ -24,6 +24,9 @@ class Limiter:
         self.ws_connects = RateLimitItemPerSecond(
             settings.rate_limit.ws_connects, settings.rate_limit.window_seconds
         )
+        self.knocks = RateLimitItemPerSecond(
+            settings.lobby.knocks, settings.lobby.knock_window_seconds
+        )
 
     async def retry_after(self, item: RateLimitItem, *keys: str) -> int | None:
         """Count a hit; None when allowed, else the seconds until the next is allowed."""

@@ -12,7 +12,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from videochat.accounts.tokens import decode_token
 from videochat.config import Settings
+from videochat.exceptions import Unauthorized
 
 # Never limited: load-balancer probes, the web client's files, Prometheus scrapes.
 EXEMPT_PREFIXES = ("/health", "/static/", "/metrics/prometheus", "/favicon.ico")
@@ -22,6 +24,10 @@ EXEMPT_PREFIXES = ("/health", "/static/", "/metrics/prometheus", "/favicon.ico")
 # playback ID or token in the URL and served from files, not the database.
 MEDIA_PREFIXES = ("/live/", "/media/videos/")
 _READS = frozenset({"GET", "HEAD"})
+
+# Writes counted per user too; uploads send many chunks and have their own limits.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+USER_EXEMPT_PREFIXES = ("/uploads/tus", "/upload-proxy/")
 
 
 def create_storage(settings: Settings) -> Storage:
@@ -37,9 +43,29 @@ def create_storage(settings: Settings) -> Storage:
 
 
 def client_ip(scope: Scope) -> str:
-    """The peer address (uvicorn already applied trusted proxy headers)."""
+    """The client's address.
+
+    uvicorn (``--proxy-headers``) replaces the peer address with the one in
+    ``X-Forwarded-For`` only when the peer is one of ``--forwarded-allow-ips``
+    (default 127.0.0.1); from anyone else the header is ignored, so a client cannot
+    pick the key its requests are limited under.
+    """
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def _bearer_subject(scope: Scope, settings: Settings) -> str | None:
+    """The user id of a valid access token in the request, without touching the database."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return None
+            try:
+                return decode_token(settings.jwt, token.strip(), kind="access").subject
+            except Unauthorized:
+                return None  # the endpoint answers 401 itself
+    return None
 
 
 class RateLimitMiddleware:
@@ -52,6 +78,10 @@ class RateLimitMiddleware:
         self.item = RateLimitItemPerSecond(
             settings.rate_limit.requests, settings.rate_limit.window_seconds
         )
+        self.user_item = RateLimitItemPerSecond(
+            settings.rate_limit.user_writes, settings.rate_limit.user_writes_window_seconds
+        )
+        self.settings = settings
         # The app's one limiter storage (one Redis pool), shared with login and sockets.
         self.limiter = strategy
 
@@ -78,25 +108,20 @@ class RateLimitMiddleware:
             (b"x-ratelimit-remaining", str(max(0, stats.remaining)).encode()),
         ]
         if not allowed:
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-            detail = (
-                f"Too many requests: the limit is {self.item.amount} per "
-                f"{int(self.item.get_expiry())} s; retry in {retry_after} s"
-            )
-            body = json.dumps({"detail": detail}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"retry-after", str(retry_after).encode()),
-                        *headers,
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _too_many(send, self.item, stats.reset_time, headers, "")
             return
+        if scope.get("method") in WRITE_METHODS and not path.startswith(USER_EXEMPT_PREFIXES):
+            user_id = _bearer_subject(scope, self.settings)
+            if user_id is not None and not await self.limiter.hit(
+                self.user_item, "user-write", user_id
+            ):
+                user_stats = await self.limiter.get_window_stats(
+                    self.user_item, "user-write", user_id
+                )
+                await _too_many(
+                    send, self.user_item, user_stats.reset_time, headers, " writes per user"
+                )
+                return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -104,3 +129,30 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _too_many(
+    send: Send,
+    item: RateLimitItemPerSecond,
+    reset_time: float,
+    headers: list[tuple[bytes, bytes]],
+    what: str,
+) -> None:
+    """A 429 with ``Retry-After`` and a detail naming the limit."""
+    retry_after = max(1, math.ceil(reset_time - time.time()))
+    detail = (
+        f"Too many requests: the limit is {item.amount}{what} per "
+        f"{int(item.get_expiry())} s; retry in {retry_after} s"
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"retry-after", str(retry_after).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})

@@ -145,6 +145,13 @@ export const api = {
   members: (id) => request('GET', `${room(id)}/members`),
   joinRoom: (id, inviteCode) =>
     request('POST', `${room(id)}/join`, { body: inviteCode ? { invite_code: inviteCode } : {} }),
+  knock: (id) => request('POST', `${room(id)}/lobby`),
+  myKnock: (id) => request('GET', `${room(id)}/lobby/me`),
+  withdrawKnock: (id) => request('DELETE', `${room(id)}/lobby/me`),
+  lobby: (id) => request('GET', `${room(id)}/lobby`),
+  admit: (id, userId) =>
+    request('POST', `${room(id)}/lobby/${encodeURIComponent(userId)}/admit`),
+  deny: (id, userId) => request('POST', `${room(id)}/lobby/${encodeURIComponent(userId)}/deny`),
   messages: (id, { limit = 50, before } = {}) => {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set('before', String(before));

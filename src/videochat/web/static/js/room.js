@@ -5,6 +5,7 @@
 import { ApiError, accessToken, api } from './api.js';
 import { Call } from './call.js';
 import { ChatPanel } from './chat.js';
+import { LobbyPanel, waitForAdmission } from './knock.js';
 import { ParticipantList } from './participants.js';
 import { RoomSocket } from './socket.js';
 import { VideoGrid } from './tiles.js';
@@ -56,6 +57,7 @@ export class RoomSession {
   #videos = null;
   #abort = new AbortController();
   #left = false;
+  #lobby = null;
 
   /**
    * @param {object} options
@@ -136,6 +138,8 @@ export class RoomSession {
 
     const canModerate = await this.#canModerate(room);
     if (this.#left) return;
+    this.#lobby = new LobbyPanel(this.roomId);
+    if (canModerate && room.is_private) this.#lobby.enable();
     this.#chat = new ChatPanel({
       roomId: this.roomId,
       self: this.#self,
@@ -179,6 +183,8 @@ export class RoomSession {
     if (this.#left) return;
     this.#left = true;
     this.#abort.abort();
+    this.#lobby?.disable();
+    this.#lobby = null;
     this.#live?.destroy();
     this.#live = null;
     this.#videos?.destroy();
@@ -206,6 +212,17 @@ export class RoomSession {
       return await api.room(this.roomId);
     } catch (error) {
       if (this.#left) return null;
+      // A private room we are not in: knock, and come in once a moderator admits us.
+      if (error instanceof ApiError && error.status === 404 && !this.#invite) {
+        if (!(await waitForAdmission(this.roomId, this.#abort.signal)) || this.#left) return null;
+        showView('room');
+        try {
+          return await api.room(this.roomId);
+        } catch (again) {
+          showError("This room can't be opened", again.message);
+          return null;
+        }
+      }
       let text = `Could not open the room: ${error.message}`;
       if (error instanceof ApiError && error.status === 404) {
         text = 'This room does not exist, or it is private and you need an invite link.';
@@ -305,6 +322,9 @@ export class RoomSession {
       case 'moderation':
         this.#onModeration(frame);
         break;
+      case 'lobby':
+        this.#lobby?.onFrame(frame);
+        break;
       case 'live_started':
       case 'live_ended':
         this.#live?.onFrame(frame);
@@ -337,6 +357,8 @@ export class RoomSession {
       case 'promote':
       case 'demote':
         if (mine) this.#chat.setCanModerate(frame.action === 'promote');
+        if (mine && frame.action === 'promote') this.#lobby?.enable();
+        if (mine && frame.action === 'demote') this.#lobby?.disable();
         break;
       default:
         break; // kick and ban: the server closes that person's socket (code 4003)

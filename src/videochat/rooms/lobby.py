@@ -1,0 +1,202 @@
+"""The lobby of a private room: outsiders knock, moderators admit or deny.
+
+A person who is not a member of a private room (and has no invite) knocks with
+``POST /rooms/{id}/lobby``; the owner and moderators see who waits and get ``lobby``
+frames on their sockets; admitting makes the person a member. The knocker needs no
+membership to follow their knock: they poll ``GET /rooms/{id}/lobby/me``.
+
+Limits: one knock per person and room (a second knock while one waits returns it),
+``lobby.max_size`` people waiting per room, ``lobby.knocks`` knocks per person per
+window, and a knock nobody answered expires after ``lobby.knock_ttl_seconds``.
+Banned people cannot knock; a ban also drops their knock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from videochat.config import LobbySettings
+from videochat.db.models import KnockStatus, Room, RoomKnock, RoomMember, RoomRole, User
+from videochat.exceptions import BadRequest, Conflict, Forbidden, NotFound
+from videochat.kit.clock import isoformat, utcnow
+from videochat.rooms import repository
+from videochat.rooms.moderation import RANK, is_banned
+from videochat.rooms.service import ROOM_NOT_FOUND, can_see, role_of
+
+NOBODY_WAITING = "Nobody by that id is waiting in this room's lobby"
+EXPIRED = "expired"
+
+
+def lobby_frame(
+    action: str, *, user_id: str, username: str, by: str | None = None
+) -> dict[str, Any]:
+    """The frame that tells a room's moderators about their lobby."""
+    frame: dict[str, Any] = {
+        "type": "lobby",
+        "action": action,
+        "user_id": user_id,
+        "username": username,
+        "timestamp": isoformat(utcnow()),
+    }
+    if by is not None:
+        frame["by"] = by
+    return frame
+
+
+def managers(room: Room) -> list[str]:
+    """The owner's and moderators' ids: who hears about the lobby."""
+    return [m.user_id for m in room.members if RANK[m.role] >= RANK[RoomRole.MODERATOR]]
+
+
+class LobbyService:
+    def __init__(self, settings: LobbySettings) -> None:
+        self.settings = settings
+
+    def _cutoff(self) -> datetime:
+        return utcnow() - timedelta(seconds=self.settings.knock_ttl_seconds)
+
+    def status_of(self, knock: RoomKnock) -> str:
+        """pending, admitted, denied, or expired (pending for too long)."""
+        if knock.status == KnockStatus.PENDING.value and knock.created_at <= self._cutoff():
+            return EXPIRED
+        return knock.status
+
+    async def _waiting_count(self, session: AsyncSession, room_id: str) -> int:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(RoomKnock)
+            .where(
+                RoomKnock.room_id == room_id,
+                RoomKnock.status == KnockStatus.PENDING.value,
+                RoomKnock.created_at > self._cutoff(),
+            )
+        )
+        return int(count or 0)
+
+    async def knock(
+        self, session: AsyncSession, *, room_id: str, user: User
+    ) -> tuple[Room, RoomKnock | None, bool]:
+        """Ask to be let in: (room, knock, whether it is a new knock).
+
+        A member gets (room, None, False): there is nothing to wait for.
+        """
+        room = await repository.get_room(session, room_id)
+        if room is None:
+            raise NotFound(ROOM_NOT_FOUND)
+        if role_of(room, user.id) is not None:
+            return room, None, False
+        if not room.is_private:
+            raise BadRequest("This room is public: join it directly")
+        if await is_banned(session, room_id, user.id):
+            raise Forbidden("You are banned from this room and cannot knock")
+        knock = await session.get(RoomKnock, (room_id, user.id))
+        if knock is not None and self.status_of(knock) == KnockStatus.PENDING.value:
+            return room, knock, False
+        if await self._waiting_count(session, room_id) >= self.settings.max_size:
+            raise Conflict(
+                f"This room's lobby is full ({self.settings.max_size} waiting); try again later"
+            )
+        if knock is None:
+            knock = RoomKnock(room_id=room_id, user_id=user.id)
+            session.add(knock)
+        knock.status = KnockStatus.PENDING.value
+        knock.created_at = utcnow()
+        knock.decided_at = None
+        knock.decided_by = None
+        try:
+            await session.commit()
+        except IntegrityError:  # the same person knocked twice at once: one knock
+            # The rollback expired what this session had loaded: load it again.
+            await session.rollback()
+            await session.refresh(user)
+            await session.refresh(room)
+            await session.refresh(room, attribute_names=["members"])
+            knock = await session.get(RoomKnock, (room_id, user.id), populate_existing=True)
+            if knock is None:
+                raise
+            return room, knock, False
+        return room, knock, True
+
+    async def mine(self, session: AsyncSession, *, room_id: str, user_id: str) -> RoomKnock:
+        """The caller's own knock on the room."""
+        knock = await session.get(RoomKnock, (room_id, user_id))
+        if knock is None:
+            raise NotFound("You have not knocked on this room")
+        return knock
+
+    async def withdraw(self, session: AsyncSession, *, room_id: str, user_id: str) -> None:
+        """Stop waiting."""
+        result = await session.execute(
+            delete(RoomKnock).where(
+                RoomKnock.room_id == room_id,
+                RoomKnock.user_id == user_id,
+                RoomKnock.status == KnockStatus.PENDING.value,
+            )
+        )
+        if not getattr(result, "rowcount", 0):
+            raise NotFound("You are not waiting in this room's lobby")
+        await session.commit()
+
+    async def _managed_room(self, session: AsyncSession, room_id: str, actor_id: str) -> Room:
+        room = await repository.get_room(session, room_id)
+        if room is None or not can_see(room, actor_id):
+            raise NotFound(ROOM_NOT_FOUND)
+        actor = role_of(room, actor_id)
+        if actor is None or RANK[actor] < RANK[RoomRole.MODERATOR]:
+            raise Forbidden("only the room's owner or a moderator can manage its lobby")
+        return room
+
+    async def waiting(
+        self, session: AsyncSession, *, room_id: str, actor_id: str
+    ) -> list[tuple[RoomKnock, str]]:
+        """Who waits (oldest first), with names; moderators only."""
+        await self._managed_room(session, room_id, actor_id)
+        rows = await session.execute(
+            select(RoomKnock, User.username)
+            .join(User, User.id == RoomKnock.user_id)
+            .where(
+                RoomKnock.room_id == room_id,
+                RoomKnock.status == KnockStatus.PENDING.value,
+                RoomKnock.created_at > self._cutoff(),
+            )
+            .order_by(RoomKnock.created_at)
+        )
+        return [(knock, username) for knock, username in rows]
+
+    async def decide(
+        self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str, admit: bool
+    ) -> tuple[Room, User]:
+        """Admit (the person becomes a member) or deny a waiting person."""
+        room = await self._managed_room(session, room_id, actor_id)
+        knock = await session.get(RoomKnock, (room_id, target_id))
+        if knock is None or self.status_of(knock) != KnockStatus.PENDING.value:
+            raise NotFound(NOBODY_WAITING)
+        target = await session.get(User, target_id)
+        if target is None:
+            raise NotFound(NOBODY_WAITING)
+        if admit:
+            if room.capacity is not None and len(room.members) >= room.capacity:
+                raise Forbidden(f"This room is full ({room.capacity} members)")
+            if role_of(room, target_id) is None:
+                session.add(RoomMember(room_id=room_id, user_id=target_id, role=RoomRole.MEMBER))
+        knock.status = (KnockStatus.ADMITTED if admit else KnockStatus.DENIED).value
+        knock.decided_at = utcnow()
+        knock.decided_by = actor_id
+        await session.commit()
+        if admit:
+            # A new member: every instance's cached view of the room must go.
+            await repository.forget_room(session, room_id)
+        await session.refresh(room, attribute_names=["members"])
+        return room, target
+
+
+async def drop_knock(session: AsyncSession, room_id: str, user_id: str) -> None:
+    """Forget someone's knock (when they are banned); the caller commits."""
+    await session.execute(
+        delete(RoomKnock).where(RoomKnock.room_id == room_id, RoomKnock.user_id == user_id)
+    )

@@ -1,0 +1,173 @@
+// The lobby of a private room: the knocker's waiting screen, and the list of people
+// waiting that the owner and moderators see beside the call. Names only ever go
+// through textContent.
+
+import { ApiError, api } from './api.js';
+import { byId, showView, toast } from './ui.js';
+
+const POLL_MS = 2000;
+
+const sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+/**
+ * Show the waiting screen for a private room we are not a member of. The person
+ * presses "Ask to join"; we knock and poll our knock's status until a moderator
+ * decides. Resolves true when admitted, false when denied, withdrawn or left.
+ */
+export async function waitForAdmission(roomId, signal) {
+  const status = byId('knock-status');
+  const ask = byId('knock-ask');
+  const cancel = byId('knock-cancel');
+  const say = (text) => {
+    status.textContent = text;
+  };
+  say('This room is private. You can ask its moderators to let you in.');
+  ask.hidden = false;
+  ask.disabled = false;
+  cancel.hidden = true;
+  showView('knock');
+
+  const pressed = (button) =>
+    new Promise((resolve) => {
+      button.addEventListener('click', () => resolve(true), { once: true, signal });
+      signal.addEventListener('abort', () => resolve(false), { once: true });
+    });
+
+  for (;;) {
+    if (!(await pressed(ask)) || signal.aborted) return false;
+    ask.disabled = true;
+    try {
+      const knock = await api.knock(roomId);
+      if (knock.status === 'admitted') return true;
+    } catch (error) {
+      ask.disabled = false;
+      if (error instanceof ApiError && error.status === 404) {
+        say('This room does not exist (any more).');
+        ask.hidden = true;
+        return false;
+      }
+      say(error.message); // banned, lobby full, too many knocks: the server says which
+      continue;
+    }
+    ask.hidden = true;
+    cancel.hidden = false;
+    say('Waiting for a moderator to let you in…');
+    let withdrawn = false;
+    cancel.addEventListener(
+      'click',
+      () => {
+        withdrawn = true;
+        api.withdrawKnock(roomId).catch(() => {});
+      },
+      { once: true, signal },
+    );
+    while (!signal.aborted && !withdrawn) {
+      await sleep(POLL_MS, signal);
+      if (signal.aborted || withdrawn) break;
+      let knock;
+      try {
+        knock = await api.myKnock(roomId);
+      } catch {
+        continue; // offline for a moment: keep waiting
+      }
+      if (knock.status === 'admitted') return true;
+      if (knock.status === 'denied') {
+        cancel.hidden = true;
+        say('A moderator did not let you in to this room.');
+        return false;
+      }
+      if (knock.status === 'expired') break;
+    }
+    if (signal.aborted) return false;
+    cancel.hidden = true;
+    ask.hidden = false;
+    ask.disabled = false;
+    say(withdrawn ? 'You stopped waiting.' : 'Nobody answered in time. You can ask again.');
+  }
+}
+
+/** The owner's and moderators' list of people waiting, with Admit and Deny. */
+export class LobbyPanel {
+  #roomId;
+  #people = new Map();
+  #enabled = false;
+
+  constructor(roomId) {
+    this.#roomId = roomId;
+  }
+
+  async enable() {
+    this.#enabled = true;
+    try {
+      const waiting = await api.lobby(this.#roomId);
+      this.#people = new Map(waiting.map((knock) => [knock.user_id, knock.username]));
+    } catch {
+      this.#people.clear();
+    }
+    this.#render();
+  }
+
+  disable() {
+    this.#enabled = false;
+    this.#people.clear();
+    this.#render();
+  }
+
+  /** A `lobby` frame from the socket. */
+  onFrame(frame) {
+    if (!this.#enabled) return;
+    if (frame.action === 'knock') {
+      this.#people.set(frame.user_id, frame.username);
+      toast(`${frame.username} is asking to join.`);
+    } else {
+      this.#people.delete(frame.user_id);
+    }
+    this.#render();
+  }
+
+  async #decide(userId, admit) {
+    try {
+      await (admit ? api.admit(this.#roomId, userId) : api.deny(this.#roomId, userId));
+      this.#people.delete(userId);
+    } catch (error) {
+      toast(error.message, { kind: 'warn' });
+      if (error instanceof ApiError && error.status === 404) this.#people.delete(userId);
+    }
+    this.#render();
+  }
+
+  #render() {
+    const panel = byId('lobby-panel');
+    const list = byId('lobby-list');
+    panel.hidden = !this.#enabled || this.#people.size === 0;
+    byId('lobby-count').textContent = String(this.#people.size);
+    list.replaceChildren();
+    for (const [userId, username] of this.#people) {
+      const item = document.createElement('li');
+      item.className = 'lobby-person';
+      item.dataset.testid = 'lobby-person';
+      const name = document.createElement('span');
+      name.className = 'lobby-name';
+      name.textContent = username;
+      const admit = document.createElement('button');
+      admit.type = 'button';
+      admit.className = 'button primary';
+      admit.textContent = 'Admit';
+      admit.addEventListener('click', () => this.#decide(userId, true));
+      const deny = document.createElement('button');
+      deny.type = 'button';
+      deny.className = 'button subtle';
+      deny.textContent = 'Deny';
+      deny.addEventListener('click', () => this.#decide(userId, false));
+      item.append(name, admit, deny);
+      list.append(item);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+"""Per-user write limits, request body limits, trusted hosts, X-Forwarded-For."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+
+from tests import processes
+from tests.support import auth, create_guest, create_room, run_server
+from videochat.config import Settings
+
+
+async def test_writes_are_limited_per_user_as_well_as_per_ip(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        rate_limit={"enabled": True, "requests": 1000, "user_writes": 5, "window_seconds": 60}
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        alice = await create_guest(http, "alice")
+        bob = await create_guest(http, "bob")
+        room = await create_room(http, alice["access_token"], "Busy")
+        sent = accepted = refused = 0
+        last = None
+        for _ in range(12):
+            last = await http.post(f"/rooms/{room['id']}/join", headers=auth(alice["access_token"]))
+            sent += 1
+            accepted += last.status_code == 200
+            refused += last.status_code == 429
+        # Creating the room was the first of her five writes.
+        assert (sent, accepted, refused) == (12, 4, 8)
+        assert last is not None and int(last.headers["Retry-After"]) >= 1
+        assert "per user" in last.json()["detail"]
+        # Reads are not writes, and another user on the same address is not limited.
+        assert (
+            await http.get(f"/rooms/{room['id']}", headers=auth(alice["access_token"]))
+        ).status_code == 200
+        other = await http.post(f"/rooms/{room['id']}/join", headers=auth(bob["access_token"]))
+        assert other.status_code == 200
+
+
+async def test_oversized_bodies_get_413_except_on_upload_paths(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(http={"max_body_bytes": 2048})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        big = b'{"username": "' + b"x" * 4096 + b'"}'
+        declared = await http.post(
+            "/users", content=big, headers={"Content-Type": "application/json"}
+        )
+        assert declared.status_code == 413
+        assert "at most 2048 bytes" in declared.json()["detail"]
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            for _ in range(8):
+                yield b" " * 1024
+
+        streamed = await http.post(
+            "/users", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        # Small bodies pass; tus has its own limits (this PATCH is refused for another reason).
+        assert (await http.post("/users", json={"username": "fits"})).status_code == 200
+        tus = await http.patch(
+            "/uploads/tus/unknown",
+            content=b"\0" * 8192,
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert tus.status_code != 413
+
+
+async def test_trusted_hosts(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(http={"allowed_hosts": ["chat.example.org", "127.0.0.1"]})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        assert (await http.get("/health")).status_code == 200
+        good = await http.get("/health", headers={"Host": "chat.example.org"})
+        assert good.status_code == 200
+        forged = await http.get("/rooms", headers={"Host": "evil.example"})
+        assert forged.status_code == 400
+
+
+def _flood(port: int, spoof: bool) -> list[int]:
+    """Eight requests, each claiming a different client address in X-Forwarded-For."""
+    codes = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        for index in range(8):
+            headers = {"X-Forwarded-For": f"198.51.100.{index}"} if spoof else {}
+            codes.append(http.get("/rooms", headers=headers).status_code)
+    return codes
+
+
+def test_forwarded_for_counts_only_from_trusted_proxies(tmp_path: Path) -> None:
+    env = processes.server_env(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'vc.db'}",
+        VIDEOCHAT_RATE_LIMIT__ENABLED="true",
+        VIDEOCHAT_RATE_LIMIT__REQUESTS="3",
+    )
+    # The test client (127.0.0.1) is not a trusted proxy: its X-Forwarded-For is
+    # ignored and all eight requests count against 127.0.0.1.
+    port = processes.free_port()
+    server = processes.start_server({**env, "VIDEOCHAT_FORWARDED_ALLOW_IPS": "192.0.2.1"}, port)
+    try:
+        codes = _flood(port, spoof=True)
+    finally:
+        processes.stop_server(server)
+    assert codes.count(200) == 3 and codes.count(429) == 5, codes
+    # Behind a trusted proxy (here the test client), each forwarded address has its own count.
+    port = processes.free_port()
+    server = processes.start_server({**env, "VIDEOCHAT_FORWARDED_ALLOW_IPS": "127.0.0.1"}, port)
+    try:
+        codes = _flood(port, spoof=True)
+    finally:
+        processes.stop_server(server)
+    assert codes == [200] * 8, codes
