@@ -9,10 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import services
+from tests.processes import free_port, server_env, start_server, stop_server
 from tests.support import LiveServer, run_server
 from videochat.config import Settings
+from videochat.db.engine import create_engine
+from videochat.db.migrate import upgrade_to_head
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -99,3 +103,29 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
         yield http
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    await upgrade_to_head(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def two_instances(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two `videochat serve` processes sharing the test PostgreSQL and Redis."""
+    services.redis_available()
+    asyncio.run(_truncate_postgres(postgres_url))
+    urls, processes = [], []
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            env = server_env(tmp_path / name, postgres_url, VIDEOCHAT_REDIS__URL=services.REDIS_URL)
+            processes.append(start_server(env, port))
+            urls.append(f"http://127.0.0.1:{port}")
+        yield urls[0], urls[1]
+    finally:
+        for process in processes:
+            stop_server(process)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from videochat.chat import repository as chat_repository
 from videochat.chat.writer import MessageWriter
 from videochat.config import Settings
 from videochat.db.engine import create_engine, create_sessionmaker
-from videochat.db.migrate import upgrade_to_head
 from videochat.exceptions import ServiceUnavailable
 from videochat.realtime.frames import message_frame
 from videochat.rooms.service import rooms
@@ -36,14 +35,6 @@ class Published:
             for room_id, frame in batch:
                 found.setdefault(room_id, []).append(frame["id"])
         return found
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    await upgrade_to_head(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def _rooms_and_author(

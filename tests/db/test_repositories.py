@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC
 
 import pytest
@@ -14,19 +13,11 @@ from videochat.accounts.service import accounts
 from videochat.chat import repository as chat_repository
 from videochat.chat.service import chat
 from videochat.config import Settings
-from videochat.db.engine import create_engine, create_sessionmaker
+from videochat.db.engine import create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.db.models import RoomRole
 from videochat.exceptions import Conflict, Forbidden, NotFound, Unauthorized
 from videochat.rooms.service import rooms
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    await upgrade_to_head(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

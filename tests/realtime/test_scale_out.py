@@ -5,36 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests import services
-from tests.processes import free_port, server_env, start_server, stop_server
 from tests.support import collect, receive_until
-
-
-@pytest.fixture
-def two_instances(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    services.redis_available()
-    from tests.conftest import _truncate_postgres
-
-    asyncio.run(_truncate_postgres(postgres_url))
-    urls, processes = [], []
-    try:
-        for name in ("a", "b"):
-            port = free_port()
-            env = server_env(tmp_path / name, postgres_url, VIDEOCHAT_REDIS__URL=services.REDIS_URL)
-            processes.append(start_server(env, port))
-            urls.append(f"http://127.0.0.1:{port}")
-        yield urls[0], urls[1]
-    finally:
-        for process in processes:
-            stop_server(process)
 
 
 def _socket(base: str, room_id: str, user: dict[str, Any], **params: Any) -> Any:
