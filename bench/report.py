@@ -36,6 +36,8 @@ def render(results: dict[str, Any]) -> str:
     targets: dict[str, dict[str, Any]] = results["targets"]
     plan = results["plan"]
     machine = results["machine"]
+    if plan.get("idle_only"):
+        return _render_idle_only(results)
     lines = [
         f"# Fan-out benchmark, {results['date']}",
         "",
@@ -61,6 +63,24 @@ def render(results: dict[str, Any]) -> str:
         "## Sweeps",
         "",
         *_sweeps(targets),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _render_idle_only(results: dict[str, Any]) -> str:
+    """``--idle-only``: just the idle-socket table (no sweep was run)."""
+    machine = results["machine"]
+    lines = [
+        f"# Idle sockets, {results['date']}",
+        "",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}; "
+        f"server on core {results['server_cores']}, load generator on core "
+        f"{results['loadgen_core']}. Load average at start {machine['loadavg_start'][0]:.1f}, "
+        f"at end {results['loadavg_end'][0]:.1f}. Run took {results['seconds']} s.",
+        "",
+        *_idle(results["targets"]),
+        "",
+        *[f"**{name} failed**: {error}" for name, error in results.get("failed", {}).items()],
     ]
     return "\n".join(lines) + "\n"
 
