@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from videochat.db.models import Room, RoomMember, RoomRole, User
+from videochat.db.models import Room, RoomBan, RoomMember, RoomRole, User
 from videochat.kit.cache import cached, invalidate
 
 ROOM_CACHE = "room"
@@ -39,9 +39,12 @@ class RoomView:
     invite_code: str | None
     capacity: int | None
     members: tuple[MemberView, ...]
+    # Who is banned: kept here so the socket handshake needs no query of its own (bans
+    # and unbans already invalidate the room's view).
+    banned: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, room: Room) -> RoomView:
+    def of(cls, room: Room, *, banned: frozenset[str] = frozenset()) -> RoomView:
         return cls(
             id=room.id,
             name=room.name,
@@ -53,6 +56,7 @@ class RoomView:
             members=tuple(
                 MemberView(m.user_id, m.role, m.muted, m.joined_at) for m in room.members
             ),
+            banned=banned,
         )
 
     def dump(self) -> dict[str, Any]:
@@ -62,6 +66,7 @@ class RoomView:
             {**asdict(m), "role": m.role.value, "joined_at": m.joined_at.isoformat()}
             for m in self.members
         ]
+        data["banned"] = sorted(self.banned)
         return data
 
     @classmethod
@@ -83,13 +88,19 @@ class RoomView:
                 )
                 for m in data["members"]
             ),
+            banned=frozenset(data["banned"]),
         )
 
-    def role_of(self, user_id: str | None) -> RoomRole | None:
+    def member(self, user_id: str | None) -> MemberView | None:
+        """The user's membership, or None for a non-member."""
         for member in self.members:
             if member.user_id == user_id:
-                return member.role
+                return member
         return None
+
+    def role_of(self, user_id: str | None) -> RoomRole | None:
+        member = self.member(user_id)
+        return member.role if member is not None else None
 
 
 async def get_room(session: AsyncSession, room_id: str) -> Room | None:
@@ -102,7 +113,15 @@ async def get_room(session: AsyncSession, room_id: str) -> Room | None:
 async def get_room_view(session: AsyncSession, room_id: str) -> RoomView | None:
     """The room with its members and roles as plain data, from the cache when it has it."""
     room = await get_room(session, room_id)
-    return RoomView.of(room) if room is not None else None
+    if room is None:
+        return None
+    return RoomView.of(room, banned=await banned_users(session, room_id))
+
+
+async def banned_users(session: AsyncSession, room_id: str) -> frozenset[str]:
+    """Ids of the users banned from the room."""
+    rows = await session.scalars(select(RoomBan.user_id).where(RoomBan.room_id == room_id))
+    return frozenset(rows)
 
 
 async def forget_room(session: AsyncSession, room_id: str) -> None:

@@ -12,7 +12,7 @@ from videochat.db.models import Room, RoomMember, RoomRole, User
 from videochat.exceptions import Forbidden, NotFound
 from videochat.kit.ids import new_secret
 from videochat.rooms import repository
-from videochat.rooms.repository import RoomView
+from videochat.rooms.repository import MemberView, RoomView
 from videochat.rooms.schemas import RoomOut
 
 ROOM_NOT_FOUND = "Room not found"
@@ -126,13 +126,31 @@ class RoomService:
         return room, user
 
     async def ensure_member_for_socket(
-        self, session: AsyncSession, *, room: Room, user_id: str
-    ) -> None:
-        """Connecting to a public room joins it, as in the prototype."""
-        if role_of(room, user_id) is None:
-            if room.capacity is not None and len(room.members) >= room.capacity:
-                raise Forbidden(f"This room is full ({room.capacity} members)")
-            await self._add_member(session, room=room, user_id=user_id)
+        self, session: AsyncSession, *, room: RoomView, user_id: str
+    ) -> MemberView:
+        """Connecting to a public room joins it, as in the prototype.
+
+        Works on the cached view: a member (the usual reconnect) costs no query at all;
+        a newcomer costs one insert, after which the room's view is invalidated.
+        """
+        member = room.member(user_id)
+        if member is not None:
+            return member
+        if room.capacity is not None and len(room.members) >= room.capacity:
+            raise Forbidden(f"This room is full ({room.capacity} members)")
+        joined = RoomMember(room_id=room.id, user_id=user_id, role=RoomRole.MEMBER, muted=False)
+        session.add(joined)
+        try:
+            await session.commit()
+        except IntegrityError:  # joined concurrently from another request: read that one
+            await session.rollback()
+            existing = await repository.get_membership(session, room.id, user_id)
+            if existing is None:  # not a duplicate: the room went away meanwhile
+                raise NotFound(ROOM_NOT_FOUND) from None
+            joined = existing
+        else:
+            await repository.forget_room(session, room.id)
+        return MemberView(joined.user_id, joined.role, joined.muted, joined.joined_at)
 
     async def _add_member(self, session: AsyncSession, *, room: Room, user_id: str) -> None:
         session.add(RoomMember(room_id=room.id, user_id=user_id, role=RoomRole.MEMBER))
