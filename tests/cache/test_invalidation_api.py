@@ -178,11 +178,11 @@ async def test_a_read_racing_a_write_never_caches_the_old_room(
     from videochat.rooms import repository
 
     server = cached_server
-    real = repository.get_room
+    real = repository.load_room_view
     loaded, release = asyncio.Event(), asyncio.Event()
     hold = {"next": False}
 
-    async def slow_get_room(session: Any, room_id: str) -> Any:
+    async def slow_load_room_view(session: Any, room_id: str) -> Any:
         room = await real(session, room_id)
         if hold["next"]:
             hold["next"] = False
@@ -190,7 +190,7 @@ async def test_a_read_racing_a_write_never_caches_the_old_room(
             await release.wait()
         return room
 
-    monkeypatch.setattr(repository, "get_room", slow_get_room)
+    monkeypatch.setattr(repository, "load_room_view", slow_load_room_view)
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
         owner, bob = await create_guest(client, "owner"), await create_guest(client, "bob")
         created = await client.post(

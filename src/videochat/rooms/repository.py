@@ -43,22 +43,6 @@ class RoomView:
     # and unbans already invalidate the room's view).
     banned: frozenset[str] = frozenset()
 
-    @classmethod
-    def of(cls, room: Room, *, banned: frozenset[str] = frozenset()) -> RoomView:
-        return cls(
-            id=room.id,
-            name=room.name,
-            created_at=room.created_at,
-            is_private=room.is_private,
-            owner_id=room.owner_id,
-            invite_code=room.invite_code,
-            capacity=room.capacity,
-            members=tuple(
-                MemberView(m.user_id, m.role, m.muted, m.joined_at) for m in room.members
-            ),
-            banned=banned,
-        )
-
     def dump(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
@@ -103,6 +87,18 @@ class RoomView:
         return member.role if member is not None else None
 
 
+_ROOM_COLUMNS = (
+    Room.id,
+    Room.name,
+    Room.created_at,
+    Room.is_private,
+    Room.owner_id,
+    Room.invite_code,
+    Room.capacity,
+)
+_MEMBER_COLUMNS = (RoomMember.user_id, RoomMember.role, RoomMember.muted, RoomMember.joined_at)
+
+
 async def get_room(session: AsyncSession, room_id: str) -> Room | None:
     """A room with its members loaded."""
     statement = select(Room).where(Room.id == room_id).options(selectinload(Room.members))
@@ -112,10 +108,41 @@ async def get_room(session: AsyncSession, room_id: str) -> Room | None:
 @cached(ROOM_CACHE, key=lambda room_id: room_id, dump=RoomView.dump, load=RoomView.load)
 async def get_room_view(session: AsyncSession, room_id: str) -> RoomView | None:
     """The room with its members and roles as plain data, from the cache when it has it."""
-    room = await get_room(session, room_id)
-    if room is None:
+    return await load_room_view(session, room_id)
+
+
+async def load_room_view(session: AsyncSession, room_id: str) -> RoomView | None:
+    """The room's view from the database (what the cache keeps; read it through that).
+
+    Read as plain rows (the room joined with its members, then its bans): two queries
+    and no ORM objects, as every socket joining a room reloads this view.
+    """
+    statement = (
+        select(*_ROOM_COLUMNS, *_MEMBER_COLUMNS)
+        .outerjoin(RoomMember, RoomMember.room_id == Room.id)
+        .where(Room.id == room_id)
+        .order_by(RoomMember.joined_at)
+    )
+    rows = (await session.execute(statement)).all()
+    if not rows:
         return None
-    return RoomView.of(room, banned=await banned_users(session, room_id))
+    room = rows[0]
+    return RoomView(
+        id=room.id,
+        name=room.name,
+        created_at=room.created_at,
+        is_private=room.is_private,
+        owner_id=room.owner_id,
+        invite_code=room.invite_code,
+        capacity=room.capacity,
+        # A room without members comes back as one row whose member columns are NULL.
+        members=tuple(
+            MemberView(row.user_id, row.role, row.muted, row.joined_at)
+            for row in rows
+            if row.user_id is not None
+        ),
+        banned=await banned_users(session, room_id),
+    )
 
 
 async def banned_users(session: AsyncSession, room_id: str) -> frozenset[str]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository as users_repository
 from videochat.db.models import Room, RoomMember, RoomRole, User
 from videochat.exceptions import Forbidden, NotFound
+from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
 from videochat.rooms import repository
 from videochat.rooms.repository import MemberView, RoomView
@@ -138,19 +140,27 @@ class RoomService:
             return member
         if room.capacity is not None and len(room.members) >= room.capacity:
             raise Forbidden(f"This room is full ({room.capacity} members)")
-        joined = RoomMember(room_id=room.id, user_id=user_id, role=RoomRole.MEMBER, muted=False)
-        session.add(joined)
+        joined = MemberView(user_id, RoomRole.MEMBER, muted=False, joined_at=utcnow())
         try:
+            # A plain INSERT: the ORM's unit of work is most of a flush's cost here.
+            await session.execute(
+                insert(RoomMember).values(
+                    room_id=room.id,
+                    user_id=user_id,
+                    role=joined.role,
+                    muted=joined.muted,
+                    joined_at=joined.joined_at,
+                )
+            )
             await session.commit()
         except IntegrityError:  # joined concurrently from another request: read that one
             await session.rollback()
             existing = await repository.get_membership(session, room.id, user_id)
             if existing is None:  # not a duplicate: the room went away meanwhile
                 raise NotFound(ROOM_NOT_FOUND) from None
-            joined = existing
-        else:
-            await repository.forget_room(session, room.id)
-        return MemberView(joined.user_id, joined.role, joined.muted, joined.joined_at)
+            return MemberView(existing.user_id, existing.role, existing.muted, existing.joined_at)
+        await repository.forget_room(session, room.id)
+        return joined
 
     async def _add_member(self, session: AsyncSession, *, room: Room, user_id: str) -> None:
         session.add(RoomMember(room_id=room.id, user_id=user_id, role=RoomRole.MEMBER))
