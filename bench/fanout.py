@@ -233,14 +233,19 @@ async def idle_memory(
     await loadgen.connect(warm, compression=True)
     await loadgen.settle(quiet=1.0)
     before = procstat.tree_rss(deployment.pids)
+    cpu_before = procstat.tree_cpu(deployment.pids)
     recorder = None
     if plan.profile and plan.idle_only:
         # Where a handshake's CPU goes: py-spy leaves idle samples out, so recording a
         # little longer than the opening takes costs nothing but wall time.
         output = plan.results / f"profile-idle-{deployment.target.name}.txt"
         seconds = min(plan.open_budget, IDLE_PROFILE_SECONDS)
-        recorder = asyncio.create_task(profile.record(deployment.pids[0], seconds, output))
+        recorder = asyncio.create_task(
+            profile.record(deployment.pids[0], seconds, output, gil=True)
+        )
     opened = await loadgen.connect(rest, compression=True, append=True, budget_s=plan.open_budget)
+    # Server CPU per handshake holds up better than the rate on a busy shared machine.
+    open_cpu = procstat.tree_cpu(deployment.pids) - cpu_before
     # Joins broadcast presence to the room: let that traffic finish before reading RSS.
     await loadgen.settle(quiet=2.0, limit=60)
     after = procstat.tree_rss(deployment.pids)
@@ -261,6 +266,7 @@ async def idle_memory(
         "skipped": opened["skipped"],
         "open_seconds": opened["seconds"],
         "opened_per_s": opened["per_second"],
+        "server_cpu_ms_per_open": round(open_cpu * 1000 / count, 2),
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
         "kb_per_connection": round((after - before) / count / 1024, 1),

@@ -197,8 +197,8 @@ def _idle(targets: dict[str, dict[str, Any]]) -> list[str]:
         "## Idle sockets (a fresh server, permessage-deflate)",
         "",
         "| target | sockets open | KB per socket (RSS) | time to open them | opened/s "
-        "| failed | not tried (time budget) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server CPU per open | failed | not tried (time budget) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in targets.values():
         idle = result.get("idle")
@@ -206,16 +206,23 @@ def _idle(targets: dict[str, dict[str, Any]]) -> list[str]:
             continue
         rows.append(
             f"| {result['label']} | {idle['connections']:,} | {idle['kb_per_connection']:.1f} "
-            f"| {idle['open_seconds']:.1f} s | {_n(idle['opened_per_s'])} | {idle['failed']} "
+            f"| {idle['open_seconds']:.1f} s | {_n(idle['opened_per_s'])} "
+            f"| {_ms(idle.get('server_cpu_ms_per_open'))} | {idle['failed']} "
             f"| {idle['skipped']:,} |"
         )
     rows += [
         "",
         "KB per socket: RSS growth while opening all but the first 100 sockets (opened "
         "first, to warm the server up), divided by their number; the time is for those "
-        "sockets, 50 handshakes in flight.",
+        "sockets, 50 handshakes in flight. Server CPU per open: the server's CPU time "
+        "(user + system, all threads) over that time, divided by the sockets opened.",
     ]
     return rows
+
+
+def _ms(value: float | None) -> str:
+    # Results from before the CPU was measured have none.
+    return "-" if value is None else f"{value:.1f} ms"
 
 
 def _scale_out(targets: dict[str, dict[str, Any]]) -> list[str]:
