@@ -305,10 +305,14 @@ async def test_the_socket_handshake_sees_every_write_through_the_cache(
         await act("unmute", bob)
         assert (await _handshake(server, rid, bob))["muted"] is False
 
+        # Two bans (the view lists them all), then one lifted.
         await act("ban", bob)
+        await act("ban", carol)
         assert await _handshake(server, rid, bob) == {"refused": 403}
+        assert await _handshake(server, rid, carol) == {"refused": 403}
         await act("unban", bob, method="DELETE")
         assert (await _handshake(server, rid, bob))["role"] == "member"
+        assert await _handshake(server, rid, carol) == {"refused": 403}
 
         # A private room: an outsider is refused; kicked, a member is refused at once.
         private = await create_room(client, owner["access_token"], "Closed", private=True)

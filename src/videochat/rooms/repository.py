@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Label, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -44,14 +44,26 @@ class RoomView:
     banned: frozenset[str] = frozenset()
 
     def dump(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["created_at"] = self.created_at.isoformat()
-        data["members"] = [
-            {**asdict(m), "role": m.role.value, "joined_at": m.joined_at.isoformat()}
-            for m in self.members
-        ]
-        data["banned"] = sorted(self.banned)
-        return data
+        # By hand: dataclasses.asdict deep-copies every field, on each join's reload.
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "is_private": self.is_private,
+            "owner_id": self.owner_id,
+            "invite_code": self.invite_code,
+            "capacity": self.capacity,
+            "members": [
+                {
+                    "user_id": m.user_id,
+                    "role": m.role.value,
+                    "muted": m.muted,
+                    "joined_at": m.joined_at.isoformat(),
+                }
+                for m in self.members
+            ],
+            "banned": sorted(self.banned),
+        }
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> RoomView:
@@ -114,11 +126,11 @@ async def get_room_view(session: AsyncSession, room_id: str) -> RoomView | None:
 async def load_room_view(session: AsyncSession, room_id: str) -> RoomView | None:
     """The room's view from the database (what the cache keeps; read it through that).
 
-    Read as plain rows (the room joined with its members, then its bans): two queries
-    and no ORM objects, as every socket joining a room reloads this view.
+    One query and no ORM objects, as every socket joining a room reloads this view:
+    the room joined with its members (a row each), its bans folded into one column.
     """
     statement = (
-        select(*_ROOM_COLUMNS, *_MEMBER_COLUMNS)
+        select(*_ROOM_COLUMNS, _banned_ids(), *_MEMBER_COLUMNS)
         .outerjoin(RoomMember, RoomMember.room_id == Room.id)
         .where(Room.id == room_id)
         .order_by(RoomMember.joined_at)
@@ -141,14 +153,18 @@ async def load_room_view(session: AsyncSession, room_id: str) -> RoomView | None
             for row in rows
             if row.user_id is not None
         ),
-        banned=await banned_users(session, room_id),
+        banned=frozenset(room.banned.split(_ID_SEPARATOR)) if room.banned else frozenset(),
     )
 
 
-async def banned_users(session: AsyncSession, room_id: str) -> frozenset[str]:
-    """Ids of the users banned from the room."""
-    rows = await session.scalars(select(RoomBan.user_id).where(RoomBan.room_id == room_id))
-    return frozenset(rows)
+# User ids are UUIDs (kit.ids.new_id): a comma never occurs in one.
+_ID_SEPARATOR = ","
+
+
+def _banned_ids() -> Label[str]:
+    """The ids of the users banned from the room, comma-separated (NULL for none)."""
+    ids = func.aggregate_strings(RoomBan.user_id, _ID_SEPARATOR)
+    return select(ids).where(RoomBan.room_id == Room.id).scalar_subquery().label("banned")
 
 
 async def forget_room(session: AsyncSession, room_id: str) -> None:
