@@ -125,6 +125,8 @@ async def bench_target(
                 result["idle"] = await idle_memory(loadgen, deployment, rooms, plan, options)
                 phases.done("idle")
             if plan.idle_only:
+                if memory:
+                    result["reopen"] = await reopen(loadgen, deployment, plan, options)
                 await loadgen.close()
                 result["loadavg_after"] = os.getloadavg()[0]
                 return result
@@ -270,6 +272,34 @@ async def idle_memory(
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
         "kb_per_connection": round((after - before) / count / 1024, 1),
+    }
+
+
+async def reopen(
+    loadgen: LoadGen, deployment: Deployment, plan: Plan, options: Options
+) -> dict[str, Any]:
+    """The idle test's sockets once more: now every user is a member (a reconnect)."""
+    await loadgen.settle(quiet=2.0, limit=60)  # the closes' presence traffic
+    cpu_before = procstat.tree_cpu(deployment.pids)
+    recorder = None
+    if plan.profile:
+        output = plan.results / f"profile-reopen-{deployment.target.name}.txt"
+        seconds = min(plan.open_budget, IDLE_PROFILE_SECONDS)
+        recorder = asyncio.create_task(
+            profile.record(deployment.pids[0], seconds, output, gil=True)
+        )
+    opened = await loadgen.connect(
+        options.workdir / "idle-rest.json", compression=True, budget_s=plan.open_budget
+    )
+    cpu = procstat.tree_cpu(deployment.pids) - cpu_before
+    if recorder is not None:
+        error = await recorder
+        log(f"  reopen profile: {profile.summarise(output) if error is None else error}")
+    return {
+        "opened": opened["opened"],
+        "failed": opened["failed"],
+        "opened_per_s": opened["per_second"],
+        "server_cpu_ms_per_open": round(cpu * 1000 / max(1, opened["opened"]), 2),
     }
 
 
