@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Label, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -109,6 +109,22 @@ _ROOM_COLUMNS = (
     Room.capacity,
 )
 _MEMBER_COLUMNS = (RoomMember.user_id, RoomMember.role, RoomMember.muted, RoomMember.joined_at)
+# User ids are UUIDs (kit.ids.new_id): a comma never occurs in one.
+_ID_SEPARATOR = ","
+# The ids of the users banned from the room, comma-separated (NULL for none).
+_BANNED_IDS = (
+    select(func.aggregate_strings(RoomBan.user_id, _ID_SEPARATOR))
+    .where(RoomBan.room_id == Room.id)
+    .scalar_subquery()
+    .label("banned")
+)
+# Built once: constructing it per load was ~7% of a reconnecting socket's handshake.
+_ROOM_VIEW = (
+    select(*_ROOM_COLUMNS, _BANNED_IDS, *_MEMBER_COLUMNS)
+    .outerjoin(RoomMember, RoomMember.room_id == Room.id)
+    .where(Room.id == bindparam("room_id"))
+    .order_by(RoomMember.joined_at)
+)
 
 
 async def get_room(session: AsyncSession, room_id: str) -> Room | None:
@@ -129,13 +145,7 @@ async def load_room_view(session: AsyncSession, room_id: str) -> RoomView | None
     One query and no ORM objects, as every socket joining a room reloads this view:
     the room joined with its members (a row each), its bans folded into one column.
     """
-    statement = (
-        select(*_ROOM_COLUMNS, _banned_ids(), *_MEMBER_COLUMNS)
-        .outerjoin(RoomMember, RoomMember.room_id == Room.id)
-        .where(Room.id == room_id)
-        .order_by(RoomMember.joined_at)
-    )
-    rows = (await session.execute(statement)).all()
+    rows = (await session.execute(_ROOM_VIEW, {"room_id": room_id})).all()
     if not rows:
         return None
     room = rows[0]
@@ -155,16 +165,6 @@ async def load_room_view(session: AsyncSession, room_id: str) -> RoomView | None
         ),
         banned=frozenset(room.banned.split(_ID_SEPARATOR)) if room.banned else frozenset(),
     )
-
-
-# User ids are UUIDs (kit.ids.new_id): a comma never occurs in one.
-_ID_SEPARATOR = ","
-
-
-def _banned_ids() -> Label[str]:
-    """The ids of the users banned from the room, comma-separated (NULL for none)."""
-    ids = func.aggregate_strings(RoomBan.user_id, _ID_SEPARATOR)
-    return select(ids).where(RoomBan.room_id == Room.id).scalar_subquery().label("banned")
 
 
 async def forget_room(session: AsyncSession, room_id: str) -> None:
