@@ -37,6 +37,7 @@ from bench.driver import LoadGen, good, measure
 
 RESULTS = REPO / "bench" / "results"
 WARM_CONNECTIONS = 100  # opened before the idle-memory baseline is read
+IDLE_PROFILE_SECONDS = 20.0  # py-spy's recording while the idle sockets open (--profile)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Plan:
 
     profile: bool
     results: Path
+    idle_only: bool = False  # just the idle-socket test: opening rate and memory
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
@@ -83,6 +85,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         idle_targets=tuple(args.idle_targets.split(",")),
         profile=args.profile,
         results=args.results,
+        idle_only=args.idle_only,
     )
 
 
@@ -109,7 +112,8 @@ async def bench_target(
     async with Deployment(target, options) as deployment:
         phases.done("start")
         # One provisioning serves both tests: the sweep uses the first rooms of it.
-        count = max(plan.connections, plan.idle_connections if memory else 0)
+        sweep_count = 0 if plan.idle_only else plan.connections
+        count = max(sweep_count, plan.idle_connections if memory else 0)
         all_file = await deployment.plan(
             count, options.workdir / "all.json", budget_s=plan.open_budget
         )
@@ -120,6 +124,12 @@ async def bench_target(
             if memory:
                 result["idle"] = await idle_memory(loadgen, deployment, rooms, plan, options)
                 phases.done("idle")
+            if plan.idle_only:
+                if memory:
+                    result["reopen"] = await reopen(loadgen, deployment, plan, options)
+                await loadgen.close()
+                result["loadavg_after"] = os.getloadavg()[0]
+                return result
             result["connect"] = await loadgen.connect(sweep_plan, compression=True)
             result["sweep"] = await sweep(loadgen, deployment, plan)
             phases.done("sweep")
@@ -225,13 +235,31 @@ async def idle_memory(
     await loadgen.connect(warm, compression=True)
     await loadgen.settle(quiet=1.0)
     before = procstat.tree_rss(deployment.pids)
+    cpu_before = procstat.tree_cpu(deployment.pids)
+    recorder = None
+    if plan.profile and plan.idle_only:
+        # Where a handshake's CPU goes: py-spy leaves idle samples out, so recording a
+        # little longer than the opening takes costs nothing but wall time.
+        output = plan.results / f"profile-idle-{deployment.target.name}.txt"
+        seconds = min(plan.open_budget, IDLE_PROFILE_SECONDS)
+        recorder = asyncio.create_task(
+            profile.record(deployment.pids[0], seconds, output, gil=True)
+        )
     opened = await loadgen.connect(rest, compression=True, append=True, budget_s=plan.open_budget)
+    # Server CPU per handshake holds up better than the rate on a busy shared machine.
+    open_cpu = procstat.tree_cpu(deployment.pids) - cpu_before
     # Joins broadcast presence to the room: let that traffic finish before reading RSS.
     await loadgen.settle(quiet=2.0, limit=60)
     after = procstat.tree_rss(deployment.pids)
     await loadgen.close()
     count = max(1, opened["opened"])
+    profiled: dict[str, Any] = {}
+    if recorder is not None:
+        error = await recorder
+        profiled = {"profile": profile.summarise(output) if error is None else {"error": error}}
+        log(f"  handshake profile: {profiled['profile']}")
     return {
+        **profiled,
         "connections": opened["opened"] + WARM_CONNECTIONS,
         "measured": opened["opened"],
         "attempted": sum(len(room) for room in rest_rooms),
@@ -240,9 +268,38 @@ async def idle_memory(
         "skipped": opened["skipped"],
         "open_seconds": opened["seconds"],
         "opened_per_s": opened["per_second"],
+        "server_cpu_ms_per_open": round(open_cpu * 1000 / count, 2),
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
         "kb_per_connection": round((after - before) / count / 1024, 1),
+    }
+
+
+async def reopen(
+    loadgen: LoadGen, deployment: Deployment, plan: Plan, options: Options
+) -> dict[str, Any]:
+    """The idle test's sockets once more: now every user is a member (a reconnect)."""
+    await loadgen.settle(quiet=2.0, limit=60)  # the closes' presence traffic
+    cpu_before = procstat.tree_cpu(deployment.pids)
+    recorder = None
+    if plan.profile:
+        output = plan.results / f"profile-reopen-{deployment.target.name}.txt"
+        seconds = min(plan.open_budget, IDLE_PROFILE_SECONDS)
+        recorder = asyncio.create_task(
+            profile.record(deployment.pids[0], seconds, output, gil=True)
+        )
+    opened = await loadgen.connect(
+        options.workdir / "idle-rest.json", compression=True, budget_s=plan.open_budget
+    )
+    cpu = procstat.tree_cpu(deployment.pids) - cpu_before
+    if recorder is not None:
+        error = await recorder
+        log(f"  reopen profile: {profile.summarise(output) if error is None else error}")
+    return {
+        "opened": opened["opened"],
+        "failed": opened["failed"],
+        "opened_per_s": opened["per_second"],
+        "server_cpu_ms_per_open": round(cpu * 1000 / max(1, opened["opened"]), 2),
     }
 
 
@@ -328,6 +385,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--idle-connections", type=int, help="sockets for the memory test (file limit; quick 500)"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the idle-memory test")
+    parser.add_argument(
+        "--idle-only",
+        action="store_true",
+        help="only the idle-memory test (opening rate, KB per socket; with --profile, "
+        "py-spy while they open): no sweep",
+    )
     parser.add_argument(
         "--idle-targets",
         default="baseline,sqlite,redis2",

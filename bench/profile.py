@@ -22,14 +22,19 @@ def _py_spy() -> list[str] | None:
     return None
 
 
-async def record(pid: int, seconds: float, output: Path) -> str | None:
-    """Record ``seconds`` of collapsed stacks of ``pid``; None when it worked."""
+async def record(pid: int, seconds: float, output: Path, *, gil: bool = False) -> str | None:
+    """Record ``seconds`` of collapsed stacks of ``pid``; None when it worked.
+
+    ``gil``: sample only the thread holding the GIL. Database driver threads (aiosqlite)
+    waiting on their queue otherwise look busy and swamp the profile.
+    """
     command = _py_spy()
     if command is None:
         return "py-spy not available (neither py-spy nor uvx on PATH)"
     process = await asyncio.create_subprocess_exec(
         *command, "record", "--pid", str(pid), "--duration", str(round(seconds)),
         "--rate", "250", "--format", "raw", "--nonblocking", "--output", str(output),
+        *(["--gil"] if gil else []),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

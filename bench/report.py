@@ -13,6 +13,23 @@ def knee(steps: list[dict[str, Any]], p99_limit_ms: float) -> dict[str, Any] | N
     return max(within, key=lambda s: s["delivered_per_s"]) if within else None
 
 
+def _reopen(targets: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        "## The same sockets reopened (every user already a member)",
+        "",
+        "| target | sockets | opened/s | server CPU per open | failed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for result in targets.values():
+        again = result.get("reopen")
+        if again is not None:
+            rows.append(
+                f"| {result['label']} | {again['opened']:,} | {_n(again['opened_per_s'])} "
+                f"| {_ms(again['server_cpu_ms_per_open'])} | {again['failed']} |"
+            )
+    return rows
+
+
 def _ms(value: float | None) -> str:
     return "lost" if value is None else f"{value:g}"
 
@@ -36,6 +53,8 @@ def render(results: dict[str, Any]) -> str:
     targets: dict[str, dict[str, Any]] = results["targets"]
     plan = results["plan"]
     machine = results["machine"]
+    if plan.get("idle_only"):
+        return _render_idle_only(results)
     lines = [
         f"# Fan-out benchmark, {results['date']}",
         "",
@@ -61,6 +80,26 @@ def render(results: dict[str, Any]) -> str:
         "## Sweeps",
         "",
         *_sweeps(targets),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _render_idle_only(results: dict[str, Any]) -> str:
+    """``--idle-only``: just the idle-socket table (no sweep was run)."""
+    machine = results["machine"]
+    lines = [
+        f"# Idle sockets, {results['date']}",
+        "",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}; "
+        f"server on core {results['server_cores']}, load generator on core "
+        f"{results['loadgen_core']}. Load average at start {machine['loadavg_start'][0]:.1f}, "
+        f"at end {results['loadavg_end'][0]:.1f}. Run took {results['seconds']} s.",
+        "",
+        *_idle(results["targets"]),
+        "",
+        *_reopen(results["targets"]),
+        "",
+        *[f"**{name} failed**: {error}" for name, error in results.get("failed", {}).items()],
     ]
     return "\n".join(lines) + "\n"
 
@@ -177,8 +216,8 @@ def _idle(targets: dict[str, dict[str, Any]]) -> list[str]:
         "## Idle sockets (a fresh server, permessage-deflate)",
         "",
         "| target | sockets open | KB per socket (RSS) | time to open them | opened/s "
-        "| failed | not tried (time budget) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server CPU per open | failed | not tried (time budget) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in targets.values():
         idle = result.get("idle")
@@ -186,16 +225,40 @@ def _idle(targets: dict[str, dict[str, Any]]) -> list[str]:
             continue
         rows.append(
             f"| {result['label']} | {idle['connections']:,} | {idle['kb_per_connection']:.1f} "
-            f"| {idle['open_seconds']:.1f} s | {_n(idle['opened_per_s'])} | {idle['failed']} "
+            f"| {idle['open_seconds']:.1f} s | {_n(idle['opened_per_s'])} "
+            f"| {_ms(idle.get('server_cpu_ms_per_open'))} | {idle['failed']} "
             f"| {idle['skipped']:,} |"
         )
     rows += [
         "",
         "KB per socket: RSS growth while opening all but the first 100 sockets (opened "
         "first, to warm the server up), divided by their number; the time is for those "
-        "sockets, 50 handshakes in flight.",
+        "sockets, 50 handshakes in flight. Server CPU per open: the server's CPU time "
+        "(user + system, all threads) over that time, divided by the sockets opened.",
     ]
     return rows
+
+
+def _reopen(targets: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        "## The same sockets reopened (every user already a member)",
+        "",
+        "| target | sockets | opened/s | server CPU per open | failed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for result in targets.values():
+        again = result.get("reopen")
+        if again is not None:
+            rows.append(
+                f"| {result['label']} | {again['opened']:,} | {_n(again['opened_per_s'])} "
+                f"| {_ms(again['server_cpu_ms_per_open'])} | {again['failed']} |"
+            )
+    return rows
+
+
+def _ms(value: float | None) -> str:
+    # Results from before the CPU was measured have none.
+    return "-" if value is None else f"{value:.1f} ms"
 
 
 def _scale_out(targets: dict[str, dict[str, Any]]) -> list[str]:

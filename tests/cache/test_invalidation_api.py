@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests import services
 from tests.support import (
@@ -20,6 +21,7 @@ from tests.support import (
     auth,
     connect_ws,
     create_guest,
+    create_room,
     receive_until,
     run_server,
     ws_path,
@@ -176,11 +178,11 @@ async def test_a_read_racing_a_write_never_caches_the_old_room(
     from videochat.rooms import repository
 
     server = cached_server
-    real = repository.get_room
+    real = repository.load_room_view
     loaded, release = asyncio.Event(), asyncio.Event()
     hold = {"next": False}
 
-    async def slow_get_room(session: Any, room_id: str) -> Any:
+    async def slow_load_room_view(session: Any, room_id: str) -> Any:
         room = await real(session, room_id)
         if hold["next"]:
             hold["next"] = False
@@ -188,7 +190,7 @@ async def test_a_read_racing_a_write_never_caches_the_old_room(
             await release.wait()
         return room
 
-    monkeypatch.setattr(repository, "get_room", slow_get_room)
+    monkeypatch.setattr(repository, "load_room_view", slow_load_room_view)
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
         owner, bob = await create_guest(client, "owner"), await create_guest(client, "bob")
         created = await client.post(
@@ -260,3 +262,69 @@ async def test_a_read_whose_transaction_began_before_a_write_caches_the_new_room
         release.set()
         assert (await reader).json()["users"] == [owner["id"]]
         assert (await client.get(f"/rooms/{rid}")).json()["users"] == [owner["id"]]
+
+
+async def _handshake(server: LiveServer, room_id: str, person: dict[str, Any]) -> dict[str, Any]:
+    """Open a socket: its welcome frame, or ``{"refused": status}`` when refused."""
+    try:
+        async with connect_ws(server, ws_path(room_id, person["id"], person["access_token"])) as ws:
+            return await receive_until(ws, "welcome")
+    except websockets.InvalidStatus as refused:
+        return {"refused": refused.response.status_code}
+
+
+async def test_the_socket_handshake_sees_every_write_through_the_cache(
+    cached_server: LiveServer,
+) -> None:
+    """The handshake reads the cached room view: mutes, bans and kicks apply at once."""
+    server = cached_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
+        owner, bob, carol = [await create_guest(client, n) for n in ("owner", "bob", "carol")]
+        rid = (await create_room(client, owner["access_token"], "Open"))["id"]
+
+        async def act(action: str, target: dict[str, Any], method: str = "POST") -> None:
+            await _get_room(client, server, rid, owner)  # the cached view is warm
+            path = (
+                f"/rooms/{rid}/bans/{target['id']}"
+                if method == "DELETE"
+                else f"/rooms/{rid}/members/{target['id']}/{action}"
+            )
+            response = await client.request(method, path, headers=auth(owner["access_token"]))
+            assert response.status_code == 200, response.text
+            await _get_room(client, server, rid, owner)  # warm again, after the write
+
+        # A newcomer joins through the socket; a member reconnecting writes nothing.
+        assert (await _handshake(server, rid, bob))["role"] == "member"
+        await _get_room(client, server, rid, owner)
+        welcome = await _handshake(server, rid, bob)
+        assert (welcome["role"], welcome["muted"]) == ("member", False)
+        assert await _is_cached(server, "room", rid)
+
+        await act("mute", bob)
+        assert (await _handshake(server, rid, bob))["muted"] is True
+        await act("unmute", bob)
+        assert (await _handshake(server, rid, bob))["muted"] is False
+
+        # Two bans (the view lists them all), then one lifted.
+        await act("ban", bob)
+        await act("ban", carol)
+        assert await _handshake(server, rid, bob) == {"refused": 403}
+        assert await _handshake(server, rid, carol) == {"refused": 403}
+        await act("unban", bob, method="DELETE")
+        assert (await _handshake(server, rid, bob))["role"] == "member"
+        assert await _handshake(server, rid, carol) == {"refused": 403}
+
+        # A private room: an outsider is refused; kicked, a member is refused at once.
+        private = await create_room(client, owner["access_token"], "Closed", private=True)
+        rid = private["id"]
+        await _get_room(client, server, rid, owner)
+        assert await _handshake(server, rid, carol) == {"refused": 403}
+        joined = await client.post(
+            f"/rooms/{rid}/join",
+            json={"invite_code": private["invite_code"]},
+            headers=auth(carol["access_token"]),
+        )
+        assert joined.status_code == 200
+        assert (await _handshake(server, rid, carol))["role"] == "member"
+        await act("kick", carol)
+        assert await _handshake(server, rid, carol) == {"refused": 403}

@@ -38,7 +38,7 @@ T = TypeVar("T")
 # Where a session carries its cache (``async_sessionmaker(info=...)``).
 SESSION_INFO_KEY = "videochat.cache"
 # Bumped when a cached shape changes, so instances of two versions never share values.
-KEY_VERSION = "v1"
+KEY_VERSION = "v2"  # v2: a room's view lists its bans
 
 
 class Ticket(Protocol):
