@@ -21,11 +21,21 @@ async def test_create_room_makes_creator_owner(client: httpx.AsyncClient) -> Non
     assert [(m["user_id"], m["role"]) for m in members] == [(alice["id"], "owner")]
 
 
-@pytest.mark.parametrize("name", ["x", " y ", "z" * 101, "   "])
+@pytest.mark.parametrize(
+    "name", ["x", " y ", "z" * 101, "   ", "bell\x07room", "evil\u202eroom", "two\nlines"]
+)
 async def test_bad_room_names_are_422(client: httpx.AsyncClient, name: str) -> None:
     alice = await create_guest(client, "alice")
     response = await client.post("/rooms", json={"name": name}, headers=auth(alice["access_token"]))
     assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+async def test_room_names_are_unicode_normalised(client: httpx.AsyncClient) -> None:
+    alice = await create_guest(client, "alice")
+    # "Café" typed with a combining accent is stored as the one-code-point form.
+    room = await create_room(client, alice["access_token"], "Cafe\u0301 talk")
+    assert room["name"] == "Caf\u00e9 talk"
 
 
 async def test_create_room_needs_a_token(client: httpx.AsyncClient) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.chat import repository
 from videochat.db.models import Message, RoomRole
 from videochat.exceptions import BadRequest, Forbidden, NotFound
 from videochat.kit.clock import utcnow
+from videochat.kit.text import strip_controls
 
 REPLAY_LIMIT = 1000
 
@@ -18,12 +17,8 @@ def clean_content(raw: object, *, max_chars: int) -> str:
     """Validate message text: a non-empty string without control characters."""
     if not isinstance(raw, str):
         raise BadRequest("content must be a string")
-    # Keep newlines and tabs; drop other control and format characters (bidi tricks).
-    text = "".join(
-        char
-        for char in raw
-        if char in "\n\t" or unicodedata.category(char) not in {"Cc", "Cf", "Cs"}
-    ).strip()
+    # Newlines and tabs stay; other control and format characters (bidi tricks) go.
+    text = strip_controls(raw)
     if not text:
         raise BadRequest("content must not be empty")
     if len(text) > max_chars:

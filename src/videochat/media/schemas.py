@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-
-def _drop_control_chars(value: str) -> str:
-    # Same rule as chat text: no control/format characters (bidi tricks) in names.
-    return "".join(
-        char
-        for char in value
-        if char in "\n\t" or unicodedata.category(char) not in {"Cc", "Cf", "Cs"}
-    ).strip()
-
+from videochat.kit.text import single_line_name, strip_controls
 
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_drop_control_chars),
+    AfterValidator(single_line_name),
 ]
-Description = Annotated[
-    str, StringConstraints(max_length=5000), AfterValidator(_drop_control_chars)
-]
+Description = Annotated[str, StringConstraints(max_length=5000), AfterValidator(strip_controls)]
 
 
 class VideoUploadCreate(BaseModel):

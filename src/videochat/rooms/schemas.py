@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
+from videochat.kit.text import single_line_name
+
+RoomName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=2, max_length=100),
+    AfterValidator(single_line_name),
+]
 
 
 class RoomCreate(BaseModel):
