@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from tests.web import coturn, harness
 from videochat.calls.service import turn_credentials
@@ -52,6 +52,21 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         turn.stop()
 
 
+def _settled(page: Page, other: str) -> dict[str, Any]:
+    """The peer's report once its selected pair reads "succeeded".
+
+    Chromium briefly reports the selected pair as "in-progress" while a consent check
+    is out, so one snapshot right after connecting can catch that.
+    """
+
+    def ready() -> dict[str, Any] | None:
+        report: dict[str, Any] | None = harness.peer_report(page).get(other)
+        succeeded = report is not None and report["pairState"] == "succeeded"
+        return report if succeeded else None
+
+    return harness.wait_for("the selected candidate pair to succeed", ready, timeout=15)
+
+
 def _call_through(
     turn: coturn.Coturn, browser: Browser, server: harness.ServerProcess, errors: list[str]
 ) -> dict[str, Any]:
@@ -64,10 +79,9 @@ def _call_through(
     bob_id = harness.join_as_guest(bob, "bob")
 
     started = time.monotonic()
-    reports = {
-        "alice": harness.wait_for_media(alice, [bob_id], timeout=30)[bob_id],
-        "bob": harness.wait_for_media(bob, [alice_id], timeout=30)[alice_id],
-    }
+    harness.wait_for_media(alice, [bob_id], timeout=30)
+    harness.wait_for_media(bob, [alice_id], timeout=30)
+    reports = {"alice": _settled(alice, bob_id), "bob": _settled(bob, alice_id)}
     connected_seconds = round(time.monotonic() - started, 2)
     configuration: dict[str, Any] = alice.evaluate(
         """(bob) => {

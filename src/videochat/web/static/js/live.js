@@ -5,7 +5,7 @@
 // Mounted by room.js: mountLive({roomId, self, stage}) -> {onFrame, destroy}.
 
 import { ApiError, api, request } from './api.js';
-import { toast } from './ui.js';
+import { element, toast } from './ui.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
 // ICE gathering normally completes in well under a second; past this, send what we have.
@@ -25,15 +25,6 @@ function segmentCount(text) {
 }
 
 const roomStreams = (roomId) => `/rooms/${encodeURIComponent(roomId)}/live-streams`;
-
-function element(tag, { className, text, testid, ...attributes } = {}) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  if (testid) node.dataset.testid = testid;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
 
 function waitForGathering(pc) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();

@@ -4,6 +4,16 @@
 export const byId = (id) => document.getElementById(id);
 
 /** A fresh copy of a <template>'s first element. */
+/** A new element; text goes in as text (never HTML), other options as attributes. */
+export function element(tag, { className, text, testid, ...attributes } = {}) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  if (testid) node.dataset.testid = testid;
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
 export function fromTemplate(id) {
   return byId(id).content.firstElementChild.cloneNode(true);
 }

@@ -4,7 +4,7 @@
 // Mounted by room.js: mountVideos({roomId, stage}) -> {onFrame, destroy}.
 
 import { accessToken, request } from './api.js';
-import { toast } from './ui.js';
+import { element, toast } from './ui.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
 const STATUS_TEXT = {
@@ -19,15 +19,6 @@ const STATUS_ORDER = ['pending', 'uploaded', 'processing', 'ready', 'failed'];
 
 const roomPath = (roomId) => `/rooms/${encodeURIComponent(roomId)}`;
 const videoPath = (videoId) => `/videos/${encodeURIComponent(videoId)}`;
-
-function element(tag, { className, text, testid, ...attributes } = {}) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  if (testid) node.dataset.testid = testid;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
 
 /** PUT the file's raw bytes to the upload slot, reporting progress (0..1). */
 function putFile(url, file, token, onProgress, signal) {
