@@ -119,6 +119,9 @@ def test_serve_with_workers_makes_a_metrics_folder(
         assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)
     finally:
         made.rmdir()
+        # cli set it behind monkeypatch's back: unset it, or monkeypatch's undo of the
+        # setenv below would put it back and every later server would inherit it.
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
     # A configured folder is kept, minus the counters of a previous run.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
