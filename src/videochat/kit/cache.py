@@ -265,7 +265,9 @@ class NullCache:
         return None
 
 
-def create_cache(*, enabled: bool, redis_url: str | None, ttl: float, max_entries: int) -> Any:
+def create_cache(
+    *, enabled: bool, redis_url: str | None, ttl: float, max_entries: int
+) -> CacheStore:
     """The store the settings ask for: off, Redis when configured, else memory."""
     if not enabled:
         return NullCache()

@@ -120,7 +120,8 @@ class RedisJobQueue:
     def __init__(self, context: AppContext) -> None:
         self.settings = context.settings
         self._queue: RedisQueue | None = None
-        self._last: tuple[int, int] = (0, 0)
+        # The same readings the worker keeps (QueueStats), kept after stop() like theirs.
+        self._stats: QueueStats | None = None
 
     @property
     def running(self) -> bool:
@@ -128,13 +129,12 @@ class RedisJobQueue:
 
     def snapshot(self) -> tuple[int, int]:
         """(waiting, running) jobs in Redis at the last refresh_stats()."""
-        return self._last
+        return self._stats.snapshot() if self._stats is not None else (0, 0)
 
     async def refresh_stats(self) -> tuple[int, int]:
-        if self._queue is None:
+        if self._queue is None or self._stats is None:
             raise RuntimeError("the video job queue is not running")
-        self._last = await queue_counts(self._queue)
-        return self._last
+        return await self._stats.refresh_stats()
 
     async def stats(self) -> dict[str, int | str]:
         queued, running = await self.refresh_stats()
@@ -143,6 +143,7 @@ class RedisJobQueue:
     async def start(self) -> None:
         self._queue = create_queue(self.settings)
         await self._queue.connect()
+        self._stats = QueueStats(self._queue)
 
     async def stop(self) -> None:
         if self._queue is not None:

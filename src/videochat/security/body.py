@@ -6,14 +6,10 @@ compatible PUT enforce ``media.max_upload_bytes`` themselves.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videochat.config import Settings
-
-# Paths with their own (much larger) limits.
-UPLOAD_PREFIXES = ("/uploads/tus", "/upload-proxy/")
+from videochat.security.responses import UPLOAD_PREFIXES, send_error
 
 
 class BodyLimitMiddleware:
@@ -21,19 +17,9 @@ class BodyLimitMiddleware:
         self.app = app
         self.limit = settings.http.max_body_bytes
 
-    def _detail(self) -> bytes:
-        detail = f"Request body too large: at most {self.limit} bytes are accepted here"
-        return json.dumps({"detail": detail}).encode()
-
     async def _refuse(self, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": self._detail()})
+        detail = f"Request body too large: at most {self.limit} bytes are accepted here"
+        await send_error(send, 413, detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path", "").startswith(UPLOAD_PREFIXES):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -15,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from videochat.accounts.tokens import decode_token
 from videochat.config import Settings
 from videochat.exceptions import Unauthorized
+from videochat.security.responses import UPLOAD_PREFIXES, send_error
 
 # Never limited: load-balancer probes, the web client's files, Prometheus scrapes.
 EXEMPT_PREFIXES = ("/health", "/static/", "/metrics/prometheus", "/favicon.ico")
@@ -27,7 +27,6 @@ _READS = frozenset({"GET", "HEAD"})
 
 # Writes counted per user too; uploads send many chunks and have their own limits.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-USER_EXEMPT_PREFIXES = ("/uploads/tus", "/upload-proxy/")
 
 
 def create_storage(settings: Settings) -> Storage:
@@ -110,7 +109,7 @@ class RateLimitMiddleware:
         if not allowed:
             await _too_many(send, self.item, stats.reset_time, headers, "")
             return
-        if scope.get("method") in WRITE_METHODS and not path.startswith(USER_EXEMPT_PREFIXES):
+        if scope.get("method") in WRITE_METHODS and not path.startswith(UPLOAD_PREFIXES):
             user_id = _bearer_subject(scope, self.settings)
             if user_id is not None and not await self.limiter.hit(
                 self.user_item, "user-write", user_id
@@ -144,15 +143,4 @@ async def _too_many(
         f"Too many requests: the limit is {item.amount}{what} per "
         f"{int(item.get_expiry())} s; retry in {retry_after} s"
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"retry-after", str(retry_after).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": json.dumps({"detail": detail}).encode()})
+    await send_error(send, 429, detail, [(b"retry-after", str(retry_after).encode()), *headers])
