@@ -279,3 +279,22 @@ async def test_queue_depth_and_running_jobs_are_reported(
         finally:
             if worker is not None:
                 _stop(worker)
+
+
+async def test_sweeps_run_as_often_as_the_setting_says(settings: Settings) -> None:
+    """SAQ's sweep lock would otherwise hold for 60 s: a killed worker's job sat that long."""
+    from videochat.media.worker import create_queue
+
+    queue = create_queue(settings)  # job_sweep_seconds=1 (MEDIA above)
+    await queue.connect()
+    try:
+        await queue.sweep()
+        ttl = await queue.redis.ttl(queue.namespace("sweep"))
+        assert 0 < ttl <= settings.media.job_sweep_seconds
+        await asyncio.sleep(settings.media.job_sweep_seconds + 0.2)
+        # The lock is gone: the next sweep (from any worker) takes it again.
+        assert not await queue.redis.exists(queue.namespace("sweep"))
+        await queue.sweep()
+        assert await queue.redis.exists(queue.namespace("sweep"))
+    finally:
+        await queue.disconnect()

@@ -45,7 +45,19 @@ KEEP_FINISHED_SECONDS = 3600
 
 
 class _Queue(RedisQueue):
+    """SAQ's queue, sweeping as often as ``job_sweep_seconds`` says.
+
+    SAQ's sweep takes a cluster-wide Redis lock that it never releases and that expires
+    after ``lock`` seconds (60 by default): whatever the workers' sweep timer, a silent
+    job was taken back at most once a minute. The lock lives one sweep period instead.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, name: str, sweep_seconds: int) -> None:
+        super().__init__(redis, name=name)
+        self.sweep_seconds = sweep_seconds
+
     async def sweep(self, lock: int = 60, abort: float = ABORT_WAIT_SECONDS) -> list[str]:
+        lock = min(lock, self.sweep_seconds)
         return await super().sweep(lock, abort=min(abort, ABORT_WAIT_SECONDS))
 
 
@@ -94,7 +106,8 @@ def create_queue(settings: Settings) -> RedisQueue:
     if not settings.redis.url:
         raise RuntimeError("the Redis job queue needs VIDEOCHAT_REDIS__URL")
     client: aioredis.Redis = aioredis.Redis.from_url(settings.redis.url)
-    return _Queue(client, name=settings.media.job_queue_name)
+    media = settings.media
+    return _Queue(client, name=media.job_queue_name, sweep_seconds=media.job_sweep_seconds)
 
 
 async def enqueue_video(queue: RedisQueue, media: MediaSettings, video_id: str) -> bool:
