@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from videochat.app import create_app
 from videochat.config import Settings
+from videochat.realtime.wire import uvicorn_websocket_options
 
 
 @dataclass
@@ -39,9 +40,7 @@ async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
         port=0,
         log_config=None,
         lifespan="on",
-        ws_max_size=settings.realtime.max_frame_bytes,
-        ws_ping_interval=settings.realtime.ping_interval_seconds,
-        ws_ping_timeout=settings.realtime.ping_timeout_seconds,
+        **uvicorn_websocket_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -55,6 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Migrate, then run the server under uvicorn."""
     import uvicorn
 
+    from videochat.realtime.wire import uvicorn_websocket_options
+
     settings = _load_settings()
     if args.workers > 1 and not settings.redis.url:
         # Each worker would have its own in-process broker: people in one room on
@@ -83,9 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
-        ws_max_size=settings.realtime.max_frame_bytes,
-        ws_ping_interval=settings.realtime.ping_interval_seconds,
-        ws_ping_timeout=settings.realtime.ping_timeout_seconds,
+        **uvicorn_websocket_options(settings),
     )
     return 0
 

@@ -14,6 +14,7 @@ from videochat.chat.spam import SpamGuard
 from videochat.kit.ids import new_id
 from videochat.observability import metrics
 from videochat.realtime.close_codes import SLOW_CONSUMER
+from videochat.realtime.wire import PreparedFrame, send_message
 
 
 @dataclass(eq=False)
@@ -44,18 +45,23 @@ class Connection:
     # The task running the socket's handler, cancelled when the server closes it so a
     # handler blocked on receive() from a client that never reads or writes ends too.
     handler: asyncio.Task[Any] | None = None
-    _queue: asyncio.Queue[tuple[int, str] | None] = field(init=False)
+    _queue: asyncio.Queue[tuple[int, PreparedFrame] | None] = field(init=False)
     _writer: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.queue_size)
 
-    def offer(self, text: str, *, message_id: int = 0) -> None:
-        """Queue a frame without waiting; a full queue means the client cannot keep up."""
+    def offer(self, frame: PreparedFrame | str, *, message_id: int = 0) -> None:
+        """Queue a frame without waiting; a full queue means the client cannot keep up.
+
+        A broadcast offers one PreparedFrame to every socket: it is compressed once.
+        """
         if self.closed:
             return
+        if isinstance(frame, str):
+            frame = PreparedFrame(frame)
         try:
-            self._queue.put_nowait((message_id, text))
+            self._queue.put_nowait((message_id, frame))
         except asyncio.QueueFull:
             metrics.WS_SLOW_CONSUMERS.inc()
             self.close(SLOW_CONSUMER, "slow consumer: too many frames queued")
@@ -66,7 +72,7 @@ class Connection:
 
     async def send_now(self, text: str) -> None:
         """Send directly, bypassing the queue (used before the writer starts)."""
-        await self.websocket.send_text(text)
+        await self.websocket.send(send_message(PreparedFrame(text)))
         if metrics.ENABLED:
             metrics.WS_FRAMES_OUT.inc()
 
@@ -112,11 +118,11 @@ class Connection:
             item = await self._queue.get()
             if item is None:
                 return
-            message_id, text = item
+            message_id, frame = item
             if message_id and message_id <= self.replayed_up_to:
                 continue  # already delivered by the replay
             try:
-                await self.websocket.send_text(text)
+                await self.websocket.send(send_message(frame))
             except Exception:
                 self.closed = True
                 return

@@ -24,6 +24,7 @@ from videochat.realtime.broker import Broker
 from videochat.realtime.close_codes import GOING_AWAY
 from videochat.realtime.connection import Connection
 from videochat.realtime.presence import MemoryPresence, Presence
+from videochat.realtime.wire import PreparedFrame
 
 log = structlog.get_logger(__name__)
 
@@ -204,12 +205,13 @@ class Hub:
         header = json.loads(head)
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
+        frame = PreparedFrame(text)  # compressed once for all the room's sockets
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
                 continue
             if only is not None and connection.id != only:
                 continue
-            connection.offer(text, message_id=message_id)
+            connection.offer(frame, message_id=message_id)
         control = header.get("control")
         if control:
             self._apply_control(room_id, control)

@@ -1,0 +1,136 @@
+"""The socket's wire: uvicorn's WebSocket protocol, taught to send a frame once to many.
+
+A room's broadcast goes to every socket in it. With per-message deflate, uvicorn (through
+websockets) compresses each copy on its own, with a compressor that lives as long as the
+socket ("context takeover"). Here the server negotiates ``server_no_context_takeover``
+(RFC 7692, section 7.1.1.1): every frame it sends is compressed from a fresh state, so
+the bytes of a frame are the same for every socket with the same deflate parameters.
+``PreparedFrame`` compresses and frames a text once per parameter set (the same idea as
+gorilla/websocket's PreparedMessage), and ``WireProtocol`` writes those bytes as they
+are. Two gains: a broadcast to ten compresses once, not ten times, and an idle socket
+holds no compressor (a few tens of KB each with context takeover).
+
+What a frame costs: messages compress a little worse without the shared history; chat
+frames are small, and the server's CPU and memory are the scarcer goods.
+
+``WireProtocol.send`` takes the standard ASGI ``websocket.send`` message with the frame
+under an extra key (``PREPARED_FRAME``); another ASGI server ignores that key and sends
+the ``text`` as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from videochat.config import Settings
+
+# The ASGI send message's key for a PreparedFrame (its "text" stays for other servers).
+PREPARED_FRAME = "videochat.prepared_frame"
+# uvicorn's own choice (12-bit windows, memLevel 5), minus the per-socket compressor.
+WINDOW_BITS = 12
+MEM_LEVEL = 5
+
+_Variant = tuple[int, tuple[tuple[str, Any], ...]] | None
+
+
+def deflate_factory() -> ServerPerMessageDeflateFactory:
+    return ServerPerMessageDeflateFactory(
+        server_no_context_takeover=True,
+        server_max_window_bits=WINDOW_BITS,
+        client_max_window_bits=WINDOW_BITS,
+        compress_settings={"memLevel": MEM_LEVEL},
+    )
+
+
+class PreparedFrame:
+    """One text frame, framed (and compressed) once per wire variant, then shared."""
+
+    __slots__ = ("_encoded", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._encoded: dict[_Variant, bytes] = {}
+
+    def encoded(self, deflate: PerMessageDeflate | None) -> bytes:
+        """The frame's bytes for a socket with this (context-free) deflate, or none."""
+        variant = _variant(deflate)
+        data = self._encoded.get(variant)
+        if data is None:
+            extensions: list[Extension] = [deflate] if deflate is not None else []
+            frame = Frame(Opcode.TEXT, self.text.encode())
+            data = frame.serialize(mask=False, extensions=extensions)
+            self._encoded[variant] = data
+        return data
+
+
+def _variant(deflate: PerMessageDeflate | None) -> _Variant:
+    if deflate is None:
+        return None
+    return deflate.local_max_window_bits, tuple(sorted(deflate.compress_settings.items()))
+
+
+def send_message(frame: PreparedFrame) -> dict[str, Any]:
+    """The ASGI message that sends ``frame``: prepared bytes here, its text elsewhere."""
+    return {"type": "websocket.send", "text": frame.text, PREPARED_FRAME: frame}
+
+
+class WireProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol with context-free deflate and prepared frames."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        extensions = [deflate_factory()] if self.config.ws_per_message_deflate else []
+        self.conn = ServerProtocol(
+            extensions=extensions,
+            max_size=self.config.ws_max_size,
+            logger=logging.getLogger("uvicorn.error"),
+        )
+        # Set once the handshake settled the extensions (None: no prepared sends).
+        self._wire: tuple[PerMessageDeflate | None] | None = None
+
+    def _negotiated(self) -> tuple[PerMessageDeflate | None] | None:
+        if self._wire is None:
+            deflate: PerMessageDeflate | None = None
+            for extension in self.conn.extensions:
+                if not isinstance(extension, PerMessageDeflate):
+                    return None  # an extension we do not frame for: let websockets do it
+                if not extension.local_no_context_takeover:
+                    return None
+                deflate = extension
+            self._wire = (deflate,)
+        return self._wire
+
+    async def send(self, message: Any) -> None:
+        frame = message.get(PREPARED_FRAME) if message["type"] == "websocket.send" else None
+        if frame is None or not self.handshake_complete or self.initial_response is not None:
+            return await super().send(message)
+        wire = self._negotiated()
+        if wire is None:
+            return await super().send(message)
+        await self.writable.wait()
+        if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
+            raise ClientDisconnected()
+        self.transport.write(frame.encoded(wire[0]))
+
+
+def uvicorn_websocket_options(settings: Settings) -> dict[str, Any]:
+    """The WebSocket settings every way of serving the app hands to uvicorn."""
+    realtime = settings.realtime
+    return {
+        "ws": WireProtocol,
+        "ws_max_size": realtime.max_frame_bytes,
+        "ws_ping_interval": realtime.ping_interval_seconds,
+        "ws_ping_timeout": realtime.ping_timeout_seconds,
+    }

@@ -1,0 +1,78 @@
+"""Context-free deflate and prepared frames (realtime/wire.py) on real sockets."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import httpx
+import websockets
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+)
+
+from tests.support import LiveServer, collect, create_guest, create_room, receive_until, ws_path
+from videochat.realtime.wire import MEM_LEVEL, WINDOW_BITS, PreparedFrame
+
+
+def _deflate(socket: websockets.ClientConnection) -> PerMessageDeflate | None:
+    (extension,) = socket.protocol.extensions or [None]
+    assert extension is None or isinstance(extension, PerMessageDeflate)
+    return extension
+
+
+async def test_one_broadcast_reaches_sockets_with_different_deflate_terms(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    """A browser-like socket, one without compression and one asking for a 9-bit window."""
+    users = [await create_guest(client, name) for name in ("ada", "bo", "cy")]
+    room = await create_room(client, users[0]["access_token"], "Wire")
+    paths = [ws_path(room["id"], u["id"], u["access_token"]) for u in users]
+    small_window = ClientPerMessageDeflateFactory(server_max_window_bits=9)
+    async with (
+        websockets.connect(server.ws_url + paths[0], max_queue=None) as default,
+        websockets.connect(server.ws_url + paths[1], max_queue=None, compression=None) as plain,
+        websockets.connect(
+            server.ws_url + paths[2], max_queue=None, compression=None, extensions=[small_window]
+        ) as narrow,
+    ):
+        negotiated = _deflate(default)
+        assert negotiated is not None
+        # The server compresses every frame from scratch: it keeps no compressor per socket.
+        assert negotiated.remote_no_context_takeover
+        assert negotiated.remote_max_window_bits == WINDOW_BITS
+        assert _deflate(plain) is None
+        narrow_deflate = _deflate(narrow)
+        assert narrow_deflate is not None and narrow_deflate.remote_max_window_bits == 9
+
+        for socket in (default, plain, narrow):
+            await receive_until(socket, "presence")
+        texts = ["short", "long and repetitive " * 200, "ünïcödé ✓ " * 30]
+        for text in texts:
+            await plain.send(json.dumps({"type": "message", "content": text}))
+        for socket in (default, plain, narrow):
+            frames = await collect(socket, "message", len(texts))
+            assert [frame["content"] for frame in frames] == [text.strip() for text in texts]
+
+
+def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
+    text = json.dumps({"type": "message", "content": "hello " * 100})
+    frame = PreparedFrame(text)
+    terms = {"memLevel": MEM_LEVEL}
+    first = PerMessageDeflate(False, True, WINDOW_BITS, WINDOW_BITS, terms)
+    second = PerMessageDeflate(False, True, WINDOW_BITS, WINDOW_BITS, terms)
+    sent = frame.encoded(first)
+    assert frame.encoded(second) is sent  # another socket, same terms: the same bytes
+
+    # A compressed text frame (FIN, RSV1, opcode 1), with a short length, that inflates
+    # back to the text with the window the socket agreed.
+    assert sent[0] == 0b1100_0001 and sent[1] < 126
+    payload = sent[2:]
+    inflated = zlib.decompressobj(wbits=-WINDOW_BITS).decompress(payload + b"\x00\x00\xff\xff")
+    assert inflated.decode() == text
+
+    plain = frame.encoded(None)
+    assert plain[0] == 0b1000_0001 and plain.endswith(text.encode())
+    narrow = frame.encoded(PerMessageDeflate(False, True, WINDOW_BITS, 9, terms))
+    assert narrow is not sent
