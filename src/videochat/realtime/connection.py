@@ -1,10 +1,20 @@
-"""One accepted socket: identity, a bounded send queue and the task that drains it."""
+"""One accepted socket: identity, and the way frames reach it.
+
+A frame is written straight to the socket's transport when it has room
+(``WireProtocol.send_nowait``): a broadcast costs no task switch per recipient, and an
+idle socket holds neither a queue nor a task. A socket that cannot take more right now
+(the kernel's buffer and the transport's are full) gets a bounded backlog and a task
+that drains it; a backlog over ``queue_size`` frames means a slow consumer, closed with
+its documented code.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +24,7 @@ from videochat.chat.spam import SpamGuard
 from videochat.kit.ids import new_id
 from videochat.observability import metrics
 from videochat.realtime.close_codes import SLOW_CONSUMER
-from videochat.realtime.wire import PreparedFrame, send_message
+from videochat.realtime.wire import WIRE_EXTENSION, PreparedFrame, send_message
 
 
 @dataclass(eq=False)
@@ -45,14 +55,20 @@ class Connection:
     # The task running the socket's handler, cancelled when the server closes it so a
     # handler blocked on receive() from a client that never reads or writes ends too.
     handler: asyncio.Task[Any] | None = None
-    _queue: asyncio.Queue[tuple[int, PreparedFrame] | None] = field(init=False)
+    # Frames waiting for the socket (before the replay ends, or while it is full).
+    _backlog: deque[tuple[int, PreparedFrame]] | None = field(init=False, default=None)
     _writer: asyncio.Task[None] | None = field(init=False, default=None)
+    # False until the replay is over: frames wait in the backlog until then.
+    _live: bool = field(init=False, default=False)
+    _send_nowait: Callable[[PreparedFrame], bool] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self._queue = asyncio.Queue(maxsize=self.queue_size)
+        wire = self.websocket.scope.get("extensions", {}).get(WIRE_EXTENSION)
+        if wire is not None:
+            self._send_nowait = wire["send_nowait"]
 
     def offer(self, frame: PreparedFrame | str, *, message_id: int = 0) -> None:
-        """Queue a frame without waiting; a full queue means the client cannot keep up.
+        """Send a frame without waiting: now if the socket has room, else through the backlog.
 
         A broadcast offers one PreparedFrame to every socket: it is compressed once.
         """
@@ -60,18 +76,43 @@ class Connection:
             return
         if isinstance(frame, str):
             frame = PreparedFrame(frame)
-        try:
-            self._queue.put_nowait((message_id, frame))
-        except asyncio.QueueFull:
+        if self._live and self._writer is None and not self._backlog:
+            if message_id and message_id <= self.replayed_up_to:
+                return  # already delivered by the replay
+            if self._write_now(frame):
+                return
+        if self._backlog is None:
+            self._backlog = deque()
+        if len(self._backlog) >= self.queue_size:
             metrics.WS_SLOW_CONSUMERS.inc()
             self.close(SLOW_CONSUMER, "slow consumer: too many frames queued")
+            return
+        self._backlog.append((message_id, frame))
+        if self._live and self._writer is None:
+            self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
+
+    def _write_now(self, frame: PreparedFrame) -> bool:
+        """True when the frame was written (or the socket turned out to be gone)."""
+        if self._send_nowait is None:
+            return False
+        try:
+            if not self._send_nowait(frame):
+                return False
+        except Exception:  # the socket went away: its handler cleans up
+            self.closed = True
+            return True
+        if metrics.ENABLED:
+            metrics.WS_FRAMES_OUT.inc()
+        return True
 
     def start_writer(self) -> None:
-        """Begin draining the queue to the socket (after any replay was sent)."""
-        self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
+        """Begin sending live frames (after any replay was sent), the backlog first."""
+        self._live = True
+        if self._backlog and self._writer is None:
+            self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
 
     async def send_now(self, text: str) -> None:
-        """Send directly, bypassing the queue (used before the writer starts)."""
+        """Send directly, bypassing the backlog (the replay, before start_writer)."""
         await self.websocket.send(send_message(PreparedFrame(text)))
         if metrics.ENABLED:
             metrics.WS_FRAMES_OUT.inc()
@@ -106,7 +147,7 @@ class Connection:
             self.handler.cancel()
 
     async def stop_writer(self) -> None:
-        """Stop the drain task (the socket is gone)."""
+        """Stop sending (the socket is gone)."""
         self.closed = True
         if self._writer is not None:
             self._writer.cancel()
@@ -114,17 +155,18 @@ class Connection:
                 await self._writer
 
     async def _drain(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            message_id, frame = item
-            if message_id and message_id <= self.replayed_up_to:
-                continue  # already delivered by the replay
-            try:
+        backlog = self._backlog
+        assert backlog is not None
+        try:
+            while backlog and not self.closed:
+                message_id, frame = backlog.popleft()
+                if message_id and message_id <= self.replayed_up_to:
+                    continue  # already delivered by the replay
+                # Waits while the transport is full (uvicorn's flow control).
                 await self.websocket.send(send_message(frame))
-            except Exception:
-                self.closed = True
-                return
-            if metrics.ENABLED:
-                metrics.WS_FRAMES_OUT.inc()
+                if metrics.ENABLED:
+                    metrics.WS_FRAMES_OUT.inc()
+        except Exception:
+            self.closed = True
+        finally:
+            self._writer = None

@@ -13,6 +13,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.routing import WebSocketRoute
 
 from videochat.accounts import repository as users_repository
 from videochat.accounts.tokens import decode_token
@@ -114,9 +115,10 @@ async def _authorise(
         )
 
 
-@router.websocket("/ws/{room_id}/{user_id}")
-async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
+async def chat_socket(websocket: WebSocket) -> None:
     """Join a room's realtime channel (protocol: docs/PROTOCOL.md)."""
+    room_id: str = websocket.path_params["room_id"]
+    user_id: str = websocket.path_params["user_id"]
     context: AppContext = websocket.app.state.context
     try:
         admitted = await _authorise(context, websocket, room_id, user_id)
@@ -180,6 +182,11 @@ async def chat_socket(websocket: WebSocket, room_id: str, user_id: str) -> None:
                 room_id, frames.presence_frame(room_id, await hub.participants(room_id))
             )
         structlog.contextvars.unbind_contextvars("room_id", "user_id")
+
+
+# A plain Starlette route: the socket needs none of FastAPI's dependency machinery,
+# whose per-request exit stacks and frames would otherwise live as long as the socket.
+router.routes.append(WebSocketRoute("/ws/{room_id}/{user_id}", chat_socket, name="chat_socket"))
 
 
 def _welcome_frame(

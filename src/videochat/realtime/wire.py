@@ -8,14 +8,19 @@ the bytes of a frame are the same for every socket with the same deflate paramet
 ``PreparedFrame`` compresses and frames a text once per parameter set (the same idea as
 gorilla/websocket's PreparedMessage), and ``WireProtocol`` writes those bytes as they
 are. Two gains: a broadcast to ten compresses once, not ten times, and an idle socket
-holds no compressor (a few tens of KB each with context takeover).
+holds no compressor (a few tens of KB each with context takeover). The server also asks
+clients for ``client_no_context_takeover``, so it keeps no inflater per socket either.
 
 What a frame costs: messages compress a little worse without the shared history; chat
 frames are small, and the server's CPU and memory are the scarcer goods.
 
 ``WireProtocol.send`` takes the standard ASGI ``websocket.send`` message with the frame
 under an extra key (``PREPARED_FRAME``); another ASGI server ignores that key and sends
-the ``text`` as usual.
+the ``text`` as usual. The protocol also offers the app a synchronous ``send_nowait``
+(scope extension ``WIRE_EXTENSION``): a broadcast writes straight to each socket's
+transport when it has room, with no task switch and no trip through the middleware
+stack per recipient; only a socket that cannot take more right now gets a backlog and
+a task to drain it (realtime/connection.py).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from videochat.config import Settings
 
 # The ASGI send message's key for a PreparedFrame (its "text" stays for other servers).
 PREPARED_FRAME = "videochat.prepared_frame"
+# The scope extension holding {"send_nowait": callable(PreparedFrame) -> bool}.
+WIRE_EXTENSION = "videochat.wire"
 # uvicorn's own choice (12-bit windows, memLevel 5), minus the per-socket compressor.
 WINDOW_BITS = 12
 MEM_LEVEL = 5
@@ -48,6 +55,8 @@ _Variant = tuple[int, tuple[tuple[str, Any], ...]] | None
 def deflate_factory() -> ServerPerMessageDeflateFactory:
     return ServerPerMessageDeflateFactory(
         server_no_context_takeover=True,
+        # Clients compress each frame from scratch too: no inflater kept per socket.
+        client_no_context_takeover=True,
         server_max_window_bits=WINDOW_BITS,
         client_max_window_bits=WINDOW_BITS,
         compress_settings={"memLevel": MEM_LEVEL},
@@ -100,6 +109,27 @@ class WireProtocol(WebSocketsSansIOProtocol):
         # Set once the handshake settled the extensions (None: no prepared sends).
         self._wire: tuple[PerMessageDeflate | None] | None = None
 
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the handshake goes on to the app (the task has not run)
+            scope["extensions"][WIRE_EXTENSION] = {"send_nowait": self.send_nowait}
+
+    def send_nowait(self, frame: PreparedFrame) -> bool:
+        """Write a frame now if the socket is open and has room; False to send it later.
+
+        Raises ClientDisconnected when the socket is gone or closing.
+        """
+        if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
+            raise ClientDisconnected()
+        if not self.writable.is_set() or self.initial_response is not None:
+            return False
+        wire = self._negotiated()
+        if wire is None:
+            return False
+        self.transport.write(frame.encoded(wire[0]))
+        return True
+
     def _negotiated(self) -> tuple[PerMessageDeflate | None] | None:
         if self._wire is None:
             deflate: PerMessageDeflate | None = None
@@ -115,7 +145,11 @@ class WireProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         frame = message.get(PREPARED_FRAME) if message["type"] == "websocket.send" else None
         if frame is None or not self.handshake_complete or self.initial_response is not None:
-            return await super().send(message)
+            await super().send(message)
+            if message["type"] == "websocket.accept" and self.handshake_complete:
+                # The parsed handshake (two sets of headers) is not needed any more.
+                del self.request, self.response
+            return
         wire = self._negotiated()
         if wire is None:
             return await super().send(message)
