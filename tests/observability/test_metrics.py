@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -164,16 +166,21 @@ async def test_sockets_closed_by_the_server_are_counted_by_reason(
             await ws.wait_closed()
         await wait_for(lambda: _more(client, "rate_limited", before))
 
-        # Slow consumer: more frames than its queue holds, offered before it can drain.
+        # Slow consumer: a client that stops reading (max_queue=1) while big frames keep
+        # coming fills the socket's buffers, then its backlog.
         before = await closed_by(client, "slow_consumer")
         slow_before = value(await scrape(client), "videochat_websocket_slow_consumers_total")
-        async with connect_ws(live, path) as ws:
-            await receive_until(ws, "presence")
+        async with websockets.connect(live.ws_url + path, max_queue=1, compression=None) as ws:
             (connection,) = live.app.state.context.hub.all_connections()
-            for _ in range(settings.realtime.send_queue_size + 1):
-                connection.offer('{"type":"noise"}')
-            await ws.wait_closed()
-            assert ws.close_code == 4008
+            noise = json.dumps(
+                {"type": "noise", "data": base64.b64encode(os.urandom(36_000)).decode()}
+            )
+            for _ in range(5_000):  # bounded; loopback's buffers take a few MB at most
+                if connection.closed:
+                    break
+                connection.offer(noise)
+                await asyncio.sleep(0)
+            assert connection.closed_by_server and connection.close_code == 4008
         await wait_for(lambda: _more(client, "slow_consumer", before))
         slow_after = value(await scrape(client), "videochat_websocket_slow_consumers_total")
         assert slow_after == slow_before + 1

@@ -21,8 +21,11 @@ class SpamError(BadRequest):
 class SpamGuard:
     """Per-socket memory of recent messages."""
 
+    __slots__ = ("_recent",)
+
     def __init__(self) -> None:
-        self._recent: deque[tuple[float, str]] = deque(maxlen=20)
+        # Made on the first message: most sockets only listen, and there are many.
+        self._recent: deque[tuple[float, str]] | None = None
 
     def check(self, content: str, *, now: float | None = None) -> None:
         """Raise ``SpamError`` for a link flood or a text repeated too often."""
@@ -30,6 +33,8 @@ class SpamGuard:
         if len(_LINK.findall(content)) > MAX_LINKS:
             raise SpamError(f"too many links in one message (at most {MAX_LINKS})")
         normalised = " ".join(content.lower().split())
+        if self._recent is None:
+            self._recent = deque(maxlen=20)
         repeats = sum(
             1
             for sent_at, text in self._recent

@@ -30,6 +30,7 @@ from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
@@ -114,6 +115,9 @@ class WireProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:  # the handshake goes on to the app (the task has not run)
             scope["extensions"][WIRE_EXTENSION] = {"send_nowait": self.send_nowait}
+            # websockets' parser keeps the parsed request for the socket's life; its
+            # headers are in the scope now and the answer is computed: drop them.
+            event.headers = Headers()
 
     def send_nowait(self, frame: PreparedFrame) -> bool:
         """Write a frame now if the socket is open and has room; False to send it later.
