@@ -17,6 +17,10 @@ _FORBIDDEN = {"Cc", "Cf", "Cs"}
 def strip_controls(value: str) -> str:
     """NFC text without control or format characters (newlines and tabs kept), trimmed."""
     text = unicodedata.normalize("NFC", value)
+    if text.isprintable():
+        # The common case, checked in C: "printable" excludes every Cc, Cf and Cs
+        # character (and a few harmless others), so there is nothing to drop.
+        return text.strip()
     return "".join(
         char for char in text if char in "\n\t" or unicodedata.category(char) not in _FORBIDDEN
     ).strip()
