@@ -79,6 +79,12 @@ class MessageWriter:
         self._frame_of = frame_of
         # Only needed (and only possible) when several instances share PostgreSQL.
         self._cluster = cluster and engine.dialect.name == "postgresql"
+        # PostgreSQL gets a batch as one INSERT statement when it fits in one of
+        # SQLAlchemy's "insertmanyvalues" pages: it commits or fails as a whole by itself.
+        self._autocommit = (
+            engine.dialect.name == "postgresql"
+            and max_batch <= engine.dialect.insertmanyvalues_page_size
+        )
         self._max_batch = max_batch
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -138,11 +144,16 @@ class MessageWriter:
             }
             for p in batch
         ]
-        if self._cluster:
-            async with self._engine.connect() as connection:
+        async with self._engine.connect() as connection:
+            if self._autocommit:
+                # One round trip per statement instead of BEGIN, statement, COMMIT: the
+                # batch is one INSERT (atomic on its own), and the advisory locks are
+                # session locks, which outlive transactions anyway.
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            if self._cluster:
                 rooms = sorted({str(row["room_id"]) for row in rows})
                 await connection.execute(_LOCK_ROOMS, {"rooms": rooms})
-                await connection.commit()  # the advisory locks outlive this transaction
+                await connection.commit()
                 try:
                     messages = await self._commit(rows, connection)
                     await self._broadcast(messages)
@@ -150,9 +161,9 @@ class MessageWriter:
                     with contextlib.suppress(Exception):
                         await connection.execute(_UNLOCK_ALL)
                         await connection.commit()
-        else:
-            async with self._engine.connect() as connection:
+            else:
                 messages = await self._commit(rows, connection)
+        if not self._cluster:
             await self._broadcast(messages)
         metrics.CHAT_MESSAGES.inc(len(messages))
         metrics.CHAT_WRITE_BATCH.observe(len(messages))
