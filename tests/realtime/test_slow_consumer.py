@@ -60,3 +60,43 @@ async def test_slow_consumer_is_disconnected_and_others_are_not(tmp_path: Path) 
         await sloth_socket.close()
         metrics = (await http.get("/metrics/prometheus")).text
         assert "videochat_websocket_slow_consumers_total" in metrics
+
+
+async def test_a_socket_that_falls_behind_gets_everything_in_order_once_it_reads(
+    tmp_path: Path,
+) -> None:
+    """Frames written straight to the socket, then queued while it is full, then drained."""
+    settings = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        rate_limit={"enabled": False},
+        realtime={"send_queue_size": 1000},
+        log_level="WARNING",
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        reader = await create_guest(http, "reader")
+        room = await create_room(http, reader["access_token"])
+        path = ws_path(room["id"], reader["id"], reader["access_token"])
+        # max_queue=1: the client stops reading from TCP until the test calls recv().
+        async with websockets.connect(
+            live.ws_url + path, max_queue=1, compression=None, max_size=None
+        ) as socket:
+            while json.loads(await socket.recv())["type"] != "presence":
+                pass
+            (connection,) = live.app.state.context.hub.all_connections()
+            count = (
+                600  # 24 MB: more than loopback's buffers take (a few MB), fewer than the backlog
+            )
+            blob = base64.b64encode(os.urandom(30_000)).decode()
+            for seq in range(count):
+                connection.offer(json.dumps({"type": "noise", "seq": seq, "blob": blob}))
+            await asyncio.sleep(0.5)
+            assert not connection.closed
+            assert connection.waiting > 0, "the socket never filled up: the test proves nothing"
+            seen = []
+            async with asyncio.timeout(60):
+                while len(seen) < count:
+                    frame = json.loads(await socket.recv())
+                    if frame["type"] == "noise":
+                        seen.append(frame["seq"])
+            assert seen == list(range(count))  # none lost, none repeated, in order

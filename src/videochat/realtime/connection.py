@@ -91,6 +91,11 @@ class Connection:
         if self._live and self._writer is None:
             self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
 
+    @property
+    def waiting(self) -> int:
+        """Frames in the backlog: the socket is full, or its replay is not over."""
+        return len(self._backlog) if self._backlog else 0
+
     def _write_now(self, frame: PreparedFrame) -> bool:
         """True when the frame was written (or the socket turned out to be gone)."""
         if self._send_nowait is None:
