@@ -15,15 +15,19 @@ from tests.support import collect, connect_ws, create_guest, create_room, run_se
 from videochat.config import Settings
 
 
-async def test_slow_consumer_is_disconnected_and_others_are_not(tmp_path: Path) -> None:
+def _settings(tmp_path: Path, *, send_queue_size: int) -> Settings:
     # About the socket, not storage: SQLite only.
-    settings = Settings(
+    return Settings(
         environment="test",
         data_dir=tmp_path,
         rate_limit={"enabled": False},
-        realtime={"send_queue_size": 8},
+        realtime={"send_queue_size": send_queue_size},
         log_level="WARNING",
     )
+
+
+async def test_slow_consumer_is_disconnected_and_others_are_not(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, send_queue_size=8)
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
         alice = await create_guest(http, "alice")
         sloth = await create_guest(http, "sloth")
@@ -66,13 +70,7 @@ async def test_a_socket_that_falls_behind_gets_everything_in_order_once_it_reads
     tmp_path: Path,
 ) -> None:
     """Frames written straight to the socket, then queued while it is full, then drained."""
-    settings = Settings(
-        environment="test",
-        data_dir=tmp_path,
-        rate_limit={"enabled": False},
-        realtime={"send_queue_size": 1000},
-        log_level="WARNING",
-    )
+    settings = _settings(tmp_path, send_queue_size=1000)
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
         reader = await create_guest(http, "reader")
         room = await create_room(http, reader["access_token"])
@@ -84,9 +82,8 @@ async def test_a_socket_that_falls_behind_gets_everything_in_order_once_it_reads
             while json.loads(await socket.recv())["type"] != "presence":
                 pass
             (connection,) = live.app.state.context.hub.all_connections()
-            count = (
-                600  # 24 MB: more than loopback's buffers take (a few MB), fewer than the backlog
-            )
+            # 24 MB: more than loopback's buffers take (a few MB), fewer than the backlog.
+            count = 600
             blob = base64.b64encode(os.urandom(30_000)).decode()
             for seq in range(count):
                 connection.offer(json.dumps({"type": "noise", "seq": seq, "blob": blob}))

@@ -13,7 +13,7 @@ from websockets.extensions.permessage_deflate import (
 )
 
 from tests.support import LiveServer, collect, create_guest, create_room, receive_until, ws_path
-from videochat.realtime.wire import MEM_LEVEL, WINDOW_BITS, PreparedFrame
+from videochat.realtime.wire import MEM_LEVEL, WINDOW_BITS, PreparedFrame, variant_of
 
 
 def _deflate(socket: websockets.ClientConnection) -> PerMessageDeflate | None:
@@ -62,8 +62,9 @@ def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
     terms = {"memLevel": MEM_LEVEL}
     first = PerMessageDeflate(False, True, WINDOW_BITS, WINDOW_BITS, terms)
     second = PerMessageDeflate(False, True, WINDOW_BITS, WINDOW_BITS, terms)
-    sent = frame.encoded(first)
-    assert frame.encoded(second) is sent  # another socket, same terms: the same bytes
+    sent = frame.encoded(variant_of(first), first)
+    # Another socket with the same terms gets the very same bytes.
+    assert frame.encoded(variant_of(second), second) is sent
 
     # A compressed text frame (FIN, RSV1, opcode 1), with a short length, that inflates
     # back to the text with the window the socket agreed.
@@ -72,7 +73,8 @@ def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
     inflated = zlib.decompressobj(wbits=-WINDOW_BITS).decompress(payload + b"\x00\x00\xff\xff")
     assert inflated.decode() == text
 
-    plain = frame.encoded(None)
+    plain = frame.encoded(None, None)
     assert plain[0] == 0b1000_0001 and plain.endswith(text.encode())
-    narrow = frame.encoded(PerMessageDeflate(False, True, WINDOW_BITS, 9, terms))
+    narrow_deflate = PerMessageDeflate(False, True, WINDOW_BITS, 9, terms)
+    narrow = frame.encoded(variant_of(narrow_deflate), narrow_deflate)
     assert narrow is not sent

@@ -50,7 +50,9 @@ WIRE_EXTENSION = "videochat.wire"
 WINDOW_BITS = 12
 MEM_LEVEL = 5
 
-_Variant = tuple[int, tuple[tuple[str, Any], ...]] | None
+# What makes two sockets' bytes for a frame the same: None (no deflate), or the window
+# and compressor settings of a context-free deflate.
+Variant = tuple[int, tuple[tuple[str, Any], ...]] | None
 
 
 def deflate_factory() -> ServerPerMessageDeflateFactory:
@@ -71,11 +73,10 @@ class PreparedFrame:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._encoded: dict[_Variant, bytes] = {}
+        self._encoded: dict[Variant, bytes] = {}
 
-    def encoded(self, deflate: PerMessageDeflate | None) -> bytes:
-        """The frame's bytes for a socket with this (context-free) deflate, or none."""
-        variant = _variant(deflate)
+    def encoded(self, variant: Variant, deflate: PerMessageDeflate | None) -> bytes:
+        """The frame's bytes for a socket of this variant (its context-free deflate, or none)."""
         data = self._encoded.get(variant)
         if data is None:
             extensions: list[Extension] = [deflate] if deflate is not None else []
@@ -85,7 +86,7 @@ class PreparedFrame:
         return data
 
 
-def _variant(deflate: PerMessageDeflate | None) -> _Variant:
+def variant_of(deflate: PerMessageDeflate | None) -> Variant:
     if deflate is None:
         return None
     return deflate.local_max_window_bits, tuple(sorted(deflate.compress_settings.items()))
@@ -108,7 +109,7 @@ class WireProtocol(WebSocketsSansIOProtocol):
             logger=logging.getLogger("uvicorn.error"),
         )
         # Set once the handshake settled the extensions (None: no prepared sends).
-        self._wire: tuple[PerMessageDeflate | None] | None = None
+        self._wire: tuple[Variant, PerMessageDeflate | None] | None = None
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -131,10 +132,11 @@ class WireProtocol(WebSocketsSansIOProtocol):
         wire = self._negotiated()
         if wire is None:
             return False
-        self.transport.write(frame.encoded(wire[0]))
+        self.transport.write(frame.encoded(*wire))
         return True
 
-    def _negotiated(self) -> tuple[PerMessageDeflate | None] | None:
+    def _negotiated(self) -> tuple[Variant, PerMessageDeflate | None] | None:
+        """The socket's variant and deflate, worked out once (None: websockets frames)."""
         if self._wire is None:
             deflate: PerMessageDeflate | None = None
             for extension in self.conn.extensions:
@@ -143,24 +145,19 @@ class WireProtocol(WebSocketsSansIOProtocol):
                 if not extension.local_no_context_takeover:
                     return None
                 deflate = extension
-            self._wire = (deflate,)
+            self._wire = (variant_of(deflate), deflate)
         return self._wire
 
     async def send(self, message: Any) -> None:
         frame = message.get(PREPARED_FRAME) if message["type"] == "websocket.send" else None
-        if frame is None or not self.handshake_complete or self.initial_response is not None:
-            await super().send(message)
-            if message["type"] == "websocket.accept" and self.handshake_complete:
-                # The parsed handshake (two sets of headers) is not needed any more.
-                del self.request, self.response
-            return
-        wire = self._negotiated()
-        if wire is None:
-            return await super().send(message)
-        await self.writable.wait()
-        if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
-            raise ClientDisconnected()
-        self.transport.write(frame.encoded(wire[0]))
+        if frame is not None and self.handshake_complete and self.initial_response is None:
+            await self.writable.wait()  # uvicorn's flow control, as for any send
+            if self.send_nowait(frame):
+                return
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The parsed handshake (two sets of headers) is not needed any more.
+            del self.request, self.response
 
 
 def uvicorn_websocket_options(settings: Settings) -> dict[str, Any]:
