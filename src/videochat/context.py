@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from videochat.config import Settings
+from videochat.db.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from videochat.kit.cache import CacheStore
@@ -39,11 +40,16 @@ def get_settings_dependency(context: Annotated[AppContext, Depends(get_context)]
 async def get_session(
     context: Annotated[AppContext, Depends(get_context)],
 ) -> AsyncIterator[AsyncSession]:
-    """One session per request; whatever a service did not commit is rolled back."""
-    async with context.sessionmaker() as session:
+    """One session per request, committed once when the endpoint returns (db.unit_of_work).
+
+    The dependency's scope is the endpoint function, so the commit (and its after-commit
+    hooks) happens before the response is sent: a client never sees a 200 for a write
+    that then failed to commit.
+    """
+    async with unit_of_work(context.sessionmaker) as session:
         yield session
 
 
 Context = Annotated[AppContext, Depends(get_context)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
-Session = Annotated[AsyncSession, Depends(get_session)]
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
