@@ -78,3 +78,12 @@ def test_api_reference_links_the_other_docs() -> None:
     for name in ("PROTOCOL.md", "VIDEOS.md", "LIVE.md", "DEPLOY.md"):
         assert f"({name}" in text
         assert (DOCS / name).is_file(), name
+
+
+def test_links_between_docs_resolve() -> None:
+    broken = []
+    for page in sorted(DOCS.glob("*.md")):
+        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append(f"{page.name} -> {target}")
+    assert not broken, f"links to files that do not exist: {broken}"
