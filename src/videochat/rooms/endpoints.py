@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from videochat.accounts.auth import OptionalUser, resolve_actor
-from videochat.config import AuthMode
+from videochat.accounts.auth import Actor, OptionalUser, resolve_actor
 from videochat.context import Session, SettingsDep
 from videochat.exceptions import Unauthorized
 from videochat.kit.pagination import Offset
@@ -20,12 +19,8 @@ router = APIRouter(tags=["rooms"])
 
 
 @router.post("/rooms", response_model=RoomOut)
-async def create_room(
-    body: RoomCreate, session: Session, settings: SettingsDep, user: OptionalUser
-) -> RoomOut:
+async def create_room(body: RoomCreate, session: Session, user: Actor) -> RoomOut:
     """Create a room; the caller becomes its owner."""
-    if user is None and settings.auth_mode is AuthMode.TOKEN:
-        raise Unauthorized()
     if user is None and body.is_private:
         raise Unauthorized("A private room needs an owner: send a bearer token")
     room = await rooms.create(
