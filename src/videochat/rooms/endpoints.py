@@ -12,6 +12,7 @@ from videochat.exceptions import Unauthorized
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
 from videochat.rooms import repository
+from videochat.rooms.auth import VisibleRoom
 from videochat.rooms.schemas import JoinResult, MemberOut, RoomCreate, RoomJoin, RoomOut
 from videochat.rooms.service import rooms, to_out
 
@@ -44,18 +45,14 @@ async def list_rooms(
 
 
 @router.get("/rooms/{room_id}", response_model=RoomOut)
-async def get_room(room_id: str, session: Session, user: OptionalUser) -> RoomOut:
+async def get_room(room: VisibleRoom, user: OptionalUser) -> RoomOut:
     """One room; private rooms only for their members."""
-    viewer_id = user.id if user else None
-    return to_out(
-        await rooms.get_visible_view(session, room_id, viewer_id=viewer_id), viewer_id=viewer_id
-    )
+    return to_out(room, viewer_id=user.id if user else None)
 
 
 @router.get("/rooms/{room_id}/members", response_model=list[MemberOut])
-async def list_members(room_id: str, session: Session, user: OptionalUser) -> list[MemberOut]:
+async def list_members(room: VisibleRoom, session: Session) -> list[MemberOut]:
     """Members with names and roles."""
-    await rooms.get_visible_view(session, room_id, viewer_id=user.id if user else None)
     return [
         MemberOut(
             user_id=member.user_id,
@@ -64,7 +61,7 @@ async def list_members(room_id: str, session: Session, user: OptionalUser) -> li
             joined_at=member.joined_at,
             muted=member.muted,
         )
-        for member, username in await repository.list_members(session, room_id)
+        for member, username in await repository.list_members(session, room.id)
     ]
 
 
