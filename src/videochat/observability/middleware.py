@@ -56,8 +56,8 @@ def route_template(scope: Scope) -> str:
 def _token_subject(scope: Scope) -> str | None:
     """The user a verified bearer token speaks for (the log's ``user_id``); never the token.
 
-    Read from the request's state, where security.identity keeps the claims of the
-    token it verified for the rate limit or the endpoint: logging decodes nothing.
+    Read from the request's state, where security.identity keeps (under its ``CLAIMS``)
+    the claims it verified for the rate limit or the endpoint: logging decodes nothing.
     """
     state = scope.get("state") or {}
     return getattr(state.get("videochat.access_claims"), "subject", None)
