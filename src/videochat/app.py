@@ -37,12 +37,11 @@ from videochat.realtime.gateway import router as realtime_router
 from videochat.realtime.hub import Hub
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
-from videochat.rooms.lobby_endpoints import router as lobby_router
-from videochat.rooms.moderation_endpoints import router as moderation_router
+from videochat.rooms.lobby.endpoints import router as lobby_router
+from videochat.rooms.moderation.endpoints import router as moderation_router
 from videochat.security.body import BodyLimitMiddleware
 from videochat.security.headers import SecurityHeadersMiddleware
-from videochat.security.limiter import Limiter
-from videochat.security.ratelimit import RateLimitMiddleware
+from videochat.security.ratelimit import Limiter, RateLimitMiddleware
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
 

@@ -9,9 +9,9 @@ import jwt
 import pytest
 
 from tests.support import auth
-from videochat.accounts.tokens import issue_token
 from videochat.config import JWTSettings, Settings
 from videochat.kit.clock import utcnow
+from videochat.security.tokens import issue_token
 
 PASSWORD = "correct horse battery"
 

@@ -46,6 +46,7 @@ async def _rooms_and_author(
             await rooms.create(session, name=f"Room {n}", is_private=False, owner=None)
             for n in range(count)
         ]
+        await session.commit()  # services leave the commit to their caller
         return [room.id for room in created], author.id
 
 

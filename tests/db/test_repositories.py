@@ -46,6 +46,7 @@ async def test_room_owner_and_membership(
         guest = await accounts.create_guest(session, username="guest", jwt=settings.jwt)
         user = await accounts.get(session, owner.id)
         room = await rooms.create(session, name="Room", is_private=True, owner=user)
+        await session.commit()  # services leave the commit to their caller
     async with sessions() as session:
         with pytest.raises(Forbidden):
             await rooms.join(session, room_id=room.id, user_id=guest.id, invite_code=None)
@@ -66,6 +67,7 @@ async def test_message_ids_are_a_total_order(
     async with sessions() as session:
         author = await accounts.create_guest(session, username="writer", jwt=settings.jwt)
         room = await rooms.create(session, name="Room", is_private=False, owner=None)
+        await session.commit()  # services leave the commit to their caller
 
     async def write(index: int) -> int:
         async with sessions() as session:

@@ -1,4 +1,13 @@
-"""Who is calling: bearer-token identity as FastAPI dependencies."""
+"""Who is calling, as FastAPI dependencies that name what the caller may do.
+
+- ``OptionalUser``: the token's user, or None without a token (a bad token is a 401).
+- ``CurrentUser``: the token's user; 401 without one, in every auth mode.
+- ``Actor``: whoever may write: the token's user; in ``open`` mode (the prototype)
+  also nobody, the endpoint then takes the acting id from the path or body.
+
+The token is decoded once per request (security.identity keeps the claims in the
+request's state), whichever of the rate limiter and these dependencies asks first.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +17,53 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository
-from videochat.accounts.tokens import decode_token
 from videochat.config import AuthMode, Settings
 from videochat.context import Session, SettingsDep
 from videochat.db.models import User
 from videochat.exceptions import Forbidden, Unauthorized
+from videochat.security.identity import access_claims
+from videochat.security.tokens import decode_token
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token from ``Authorization: Bearer ...``, if one was sent."""
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Authorization header must be 'Bearer <token>'")
-    return token.strip()
-
-
-async def user_from_token(session: AsyncSession, settings: Settings, token: str) -> User:
-    """Resolve an access token to its user, or raise ``Unauthorized``."""
-    claims = decode_token(settings.jwt, token, kind="access")
-    user = await repository.get_user(session, claims.subject)
+async def _user_of(session: AsyncSession, user_id: str) -> User:
+    user = await repository.get_user(session, user_id)
     if user is None:
         raise Unauthorized("Token's user no longer exists")
     return user
 
 
+async def user_from_token(session: AsyncSession, settings: Settings, token: str) -> User:
+    """Resolve an access token sent another way (``?token=``) to its user, or 401."""
+    claims = decode_token(settings.jwt, token, kind="access")
+    return await _user_of(session, claims.subject)
+
+
 async def optional_user(request: Request, session: Session, settings: SettingsDep) -> User | None:
     """The caller when a token was sent; a bad token is a 401, not anonymity."""
-    token = bearer_token(request)
-    if token is None:
+    claims = access_claims(request.scope, settings.jwt)
+    if claims is None:
         return None
-    return await user_from_token(session, settings, token)
+    return await _user_of(session, claims.subject)
 
 
 async def required_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     """The caller; 401 without a token (in every auth mode)."""
     if user is None:
         raise Unauthorized()
+    return user
+
+
+def require_actor(settings: Settings, user: User | None) -> None:
+    """A write needs a caller in ``token`` mode; in ``open`` mode anyone may write."""
+    if user is None and settings.auth_mode is AuthMode.TOKEN:
+        raise Unauthorized()
+
+
+async def actor(
+    user: Annotated[User | None, Depends(optional_user)], settings: SettingsDep
+) -> User | None:
+    """The caller of a write: required in ``token`` mode, may be anonymous in ``open``."""
+    require_actor(settings, user)
     return user
 
 
@@ -73,3 +90,4 @@ def resolve_actor(
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 CurrentUser = Annotated[User, Depends(required_user)]
+Actor = Annotated[User | None, Depends(actor)]

@@ -20,8 +20,7 @@ from videochat.accounts.service import accounts
 from videochat.context import Session, SettingsDep
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
-from videochat.security.limiter import Limiter
-from videochat.security.ratelimit import client_ip
+from videochat.security.ratelimit import Limiter, client_ip
 
 router = APIRouter(tags=["accounts"])
 

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from videochat.accounts import repository
 from videochat.accounts.passwords import hash_password, verify_password
 from videochat.accounts.schemas import GuestCreated, TokenPair, UserOut
-from videochat.accounts.tokens import decode_token, issue_token
 from videochat.config import JWTSettings
 from videochat.db.models import RefreshToken, User
 from videochat.exceptions import Conflict, NotFound, Unauthorized
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_id
+from videochat.security.tokens import decode_token, issue_token
 
 
 class AccountService:

@@ -9,6 +9,7 @@ from videochat.db.models import Message, RoomRole
 from videochat.exceptions import BadRequest, Forbidden, NotFound
 from videochat.kit.clock import utcnow
 from videochat.kit.text import strip_controls
+from videochat.rooms import policy
 
 REPLAY_LIMIT = 1000
 
@@ -66,7 +67,7 @@ class ChatService:
     ) -> Message:
         """Blank a message (its id stays, so cursors still work); author or moderator."""
         message = await self._editable(session, room_id=room_id, message_id=message_id)
-        if message.user_id != actor_id and actor_role not in {RoomRole.OWNER, RoomRole.MODERATOR}:
+        if message.user_id != actor_id and not policy.is_manager_role(actor_role):
             raise Forbidden("only the author or a moderator can delete a message")
         message.deleted_at = utcnow()
         message.content = ""

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from videochat.accounts.auth import OptionalUser, resolve_actor, user_from_token
-from videochat.config import AuthMode, Settings
+from videochat.accounts.auth import Actor, OptionalUser, resolve_actor, user_from_token
+from videochat.config import Settings
 from videochat.context import Context, Session, SettingsDep
 from videochat.db.models import LiveStream, LiveStreamStatus, Room, User
 from videochat.exceptions import NotFound, Unauthorized
@@ -88,12 +88,10 @@ async def get_live_stream(
 
 @router.post("/live-streams/{stream_id}/stop", response_model=LiveStreamOut)
 async def stop_live_stream(
-    stream_id: str, session: Session, context: Context, user: OptionalUser, manager: Manager
+    stream_id: str, session: Session, context: Context, user: Actor, manager: Manager
 ) -> LiveStreamOut:
     """End a stream (its owner, or the room's owner or moderators); idempotent."""
     settings = context.settings
-    if user is None and settings.auth_mode is AuthMode.TOKEN:
-        raise Unauthorized()
     actor = user.id if user else None
     stream, room = await _visible_stream(session, stream_id, actor)
     service.check_may_stop(stream, room, user)

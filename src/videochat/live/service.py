@@ -14,7 +14,6 @@ from videochat.db.models import (
     LiveStream,
     LiveStreamStatus,
     Room,
-    RoomRole,
     User,
     Video,
     VideoStatus,
@@ -25,7 +24,7 @@ from videochat.kit.ids import new_secret
 from videochat.live.schemas import LiveStreamOut
 from videochat.media import service as media_service
 from videochat.realtime.hub import Hub
-from videochat.rooms.service import can_see, role_of
+from videochat.rooms import policy
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +43,7 @@ async def create(
     session: AsyncSession, *, room: Room, owner_id: str | None, title: str
 ) -> LiveStream:
     """A ready stream with a fresh key (committed); only room members may create one."""
-    if owner_id is not None and role_of(room, owner_id) is None:
+    if owner_id is not None and policy.role_of(room, owner_id) is None:
         raise Forbidden("Only members of the room can go live in it: join it first")
     stream = LiveStream(
         room_id=room.id,
@@ -129,14 +128,14 @@ def check_may_stop(stream: LiveStream, room: Room, user: User | None) -> None:
         return  # open auth mode: anyone, as in the prototype
     if stream.owner_id == user.id:
         return
-    if role_of(room, user.id) in {RoomRole.OWNER, RoomRole.MODERATOR}:
+    if policy.manages(room, user.id):
         return
     raise Forbidden("Only the stream's owner or a room moderator can stop it")
 
 
 def may_watch(room: Room, viewer_id: str | None) -> bool:
     """Watching follows the room's visibility."""
-    return can_see(room, viewer_id)
+    return policy.can_see(room, viewer_id)
 
 
 def frame(kind: str, stream: LiveStream, **extra: Any) -> dict[str, Any]:

@@ -15,13 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from videochat.accounts.auth import bearer_token
 from videochat.context import Context, Session
 from videochat.db.models import LiveStream
 from videochat.exceptions import BadRequest, NotFound, PayloadTooLarge, VideochatError
 from videochat.live import repository, service
 from videochat.live.ingest import LiveManager
 from videochat.media.service import UnsupportedMediaType
+from videochat.security.identity import bearer_token
 
 router = APIRouter(tags=["live"])
 
@@ -64,7 +64,7 @@ async def _authorized_stream(session: Session, request: Request, stream_id: str)
     stream = await repository.get(session, stream_id)
     if stream is None:
         raise NotFound(service.STREAM_NOT_FOUND)
-    service.check_key(stream, bearer_token(request))
+    service.check_key(stream, bearer_token(request.headers.get("authorization")))
     return stream
 
 

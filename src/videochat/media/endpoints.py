@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
-from videochat.accounts.auth import OptionalUser, user_from_token
-from videochat.config import AuthMode, Settings
+from videochat.accounts.auth import Actor, OptionalUser, user_from_token
+from videochat.config import Settings
 from videochat.context import AppContext, Context, Session, SettingsDep
 from videochat.db.models import Room, User, Video, VideoStatus
 from videochat.exceptions import (
@@ -40,7 +40,8 @@ from videochat.media.tasks import get_job_queue
 from videochat.media.tus import router as tus_router
 from videochat.observability import metrics
 from videochat.rooms import repository as rooms_repository
-from videochat.rooms.service import can_see, rooms
+from videochat.rooms.policy import can_see
+from videochat.rooms.service import rooms
 
 log = structlog.get_logger(__name__)
 
@@ -59,12 +60,10 @@ async def create_video_upload(
     body: VideoUploadCreate,
     session: Session,
     context: Context,
-    user: OptionalUser,
+    user: Actor,
 ) -> VideoUploadSlot:
     """Create a video and its single-use upload slot (PUT the bytes to ``upload_url``)."""
     settings = context.settings
-    if user is None and settings.auth_mode is AuthMode.TOKEN:
-        raise Unauthorized()
     uploader_id = user.id if user else body.user_id
     room = await rooms.get_visible(session, room_id, viewer_id=uploader_id)
     external_id = None
@@ -97,12 +96,10 @@ async def create_video_upload(
 
 @router.put("/upload-proxy/{upload_id}", response_model=UploadResult)
 async def upload_proxy(
-    upload_id: str, request: Request, session: Session, context: Context, user: OptionalUser
+    upload_id: str, request: Request, session: Session, context: Context, user: Actor
 ) -> UploadResult:
     """Receive a slot's bytes as the raw request body, streamed to disk."""
     settings = context.settings
-    if user is None and settings.auth_mode is AuthMode.TOKEN:
-        raise Unauthorized()
     video = await repository.get_by_upload_id(session, upload_id)
     if video is None:
         raise NotFound("Upload slot not found")

@@ -30,7 +30,7 @@ from videochat.media.probe import SNIFF_BYTES, _describe_unopenable, sniff_is_me
 from videochat.media.schemas import VideoOut
 from videochat.media.storage import MediaStorage
 from videochat.realtime.hub import Hub
-from videochat.rooms.service import can_see
+from videochat.rooms.policy import can_see
 
 log = structlog.get_logger(__name__)
 

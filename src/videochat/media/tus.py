@@ -15,11 +15,11 @@ import binascii
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
-from videochat.accounts.auth import OptionalUser
-from videochat.config import AuthMode, Settings
+from videochat.accounts.auth import OptionalUser, require_actor
+from videochat.config import Settings
 from videochat.context import Context, Session
 from videochat.db.models import User, Video, VideoStatus
-from videochat.exceptions import Unauthorized, VideochatError
+from videochat.exceptions import VideochatError
 from videochat.kit.clock import utcnow
 from videochat.media import bunny, repository, service
 from videochat.media.storage import MediaStorage
@@ -98,8 +98,7 @@ async def _offset(storage: MediaStorage, video: Video) -> int:
 
 
 async def _slot(session: Session, settings: Settings, upload_id: str, user: User | None) -> Video:
-    if user is None and settings.auth_mode is AuthMode.TOKEN:
-        raise Unauthorized()
+    require_actor(settings, user)
     video = await repository.get_by_upload_id(session, upload_id)
     if video is None:
         raise TusError(404, "Upload not found")
@@ -133,8 +132,7 @@ async def tus_create(
     """Create a video and its upload from Upload-Length and Upload-Metadata."""
     _check_version(request)
     settings = context.settings
-    if user is None and settings.auth_mode is AuthMode.TOKEN:
-        raise Unauthorized()
+    require_actor(settings, user)
     if bunny.is_enabled(settings):
         raise TusError(409, BUNNY_NO_TUS)
     length = _int_header(request, "upload-length")

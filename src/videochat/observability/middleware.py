@@ -9,8 +9,6 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from videochat.accounts.tokens import decode_token
-from videochat.exceptions import VideochatError
 from videochat.observability import metrics
 
 log = structlog.get_logger("videochat.http")
@@ -56,17 +54,13 @@ def route_template(scope: Scope) -> str:
 
 
 def _token_subject(scope: Scope) -> str | None:
-    """The user a valid bearer token speaks for (the log's ``user_id``); never the token."""
-    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = header.partition(" ")
-    context = getattr(getattr(scope.get("app"), "state", None), "context", None)
-    if scheme.lower() != "bearer" or not token.strip() or context is None:
-        return None
-    try:
-        claims = decode_token(context.settings.jwt, token.strip(), kind="access")
-    except VideochatError:
-        return None  # a stream key (WHIP) or a bad token: no user to name
-    return claims.subject
+    """The user a verified bearer token speaks for (the log's ``user_id``); never the token.
+
+    Read from the request's state, where security.identity keeps (under its ``CLAIMS``)
+    the claims it verified for the rate limit or the endpoint: logging decodes nothing.
+    """
+    state = scope.get("state") or {}
+    return getattr(state.get("videochat.access_claims"), "subject", None)
 
 
 class RequestContextMiddleware:

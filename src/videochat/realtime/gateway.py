@@ -16,7 +16,6 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.routing import WebSocketRoute
 
 from videochat.accounts import repository as users_repository
-from videochat.accounts.tokens import decode_token
 from videochat.chat import repository as chat_repository
 from videochat.chat.reactions import clean_emoji, reactions, summarise
 from videochat.chat.service import chat, clean_content
@@ -27,6 +26,7 @@ from videochat.context import AppContext
 from videochat.exceptions import (
     DATABASE_UNAVAILABLE,
     BadRequest,
+    Unauthorized,
     VideochatError,
     is_database_outage,
 )
@@ -35,10 +35,12 @@ from videochat.observability import metrics, sockets
 from videochat.realtime import close_codes, frames
 from videochat.realtime.connection import Connection
 from videochat.realtime.hub import dumps
+from videochat.rooms import policy
 from videochat.rooms import repository as rooms_repository
-from videochat.rooms.service import can_see, role_of, rooms
-from videochat.security.limiter import Limiter
-from videochat.security.ratelimit import client_ip
+from videochat.rooms.service import rooms
+from videochat.security.identity import bearer_token
+from videochat.security.ratelimit import Limiter, client_ip
+from videochat.security.tokens import decode_token
 
 router = APIRouter()
 log = structlog.get_logger(__name__)
@@ -84,8 +86,8 @@ async def _authorise(
     if settings.auth_mode is AuthMode.TOKEN:
         token = params.get("token")
         if not token:
-            header = websocket.headers.get("authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else None
+            with contextlib.suppress(Unauthorized):  # another scheme: no token
+                token = bearer_token(websocket.headers.get("authorization"))
         if not token:
             raise Refused("missing token")
         try:
@@ -102,9 +104,9 @@ async def _authorise(
         if user is None:
             raise Refused("user not found")
         room = await rooms_repository.get_room_view(session, room_id)
-        if room is None or not can_see(room, user_id):
+        if room is None or not policy.can_see(room, user_id):
             raise Refused("room not found")
-        if user_id in room.banned:
+        if policy.is_banned(room, user_id):
             raise Refused("banned from this room")
         try:
             member = await rooms.ensure_member_for_socket(session, room=room, user_id=user_id)
@@ -348,7 +350,7 @@ async def _edit_or_delete(
         else:
             # The sender's role (may a moderator delete it?) from the read cache.
             room_view = await rooms_repository.get_room_view(session, connection.room_id)
-            role = role_of(room_view, connection.user_id) if room_view else None
+            role = policy.role_of(room_view, connection.user_id) if room_view else None
             deleted = await chat.delete(
                 session,
                 room_id=connection.room_id,

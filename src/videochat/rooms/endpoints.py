@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from videochat.accounts.auth import OptionalUser, resolve_actor
-from videochat.config import AuthMode
+from videochat.accounts.auth import Actor, OptionalUser, resolve_actor
 from videochat.context import Session, SettingsDep
 from videochat.exceptions import Unauthorized
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
 from videochat.rooms import repository
+from videochat.rooms.auth import VisibleRoom
 from videochat.rooms.schemas import JoinResult, MemberOut, RoomCreate, RoomJoin, RoomOut
 from videochat.rooms.service import rooms, to_out
 
@@ -20,12 +20,8 @@ router = APIRouter(tags=["rooms"])
 
 
 @router.post("/rooms", response_model=RoomOut)
-async def create_room(
-    body: RoomCreate, session: Session, settings: SettingsDep, user: OptionalUser
-) -> RoomOut:
+async def create_room(body: RoomCreate, session: Session, user: Actor) -> RoomOut:
     """Create a room; the caller becomes its owner."""
-    if user is None and settings.auth_mode is AuthMode.TOKEN:
-        raise Unauthorized()
     if user is None and body.is_private:
         raise Unauthorized("A private room needs an owner: send a bearer token")
     room = await rooms.create(
@@ -49,18 +45,14 @@ async def list_rooms(
 
 
 @router.get("/rooms/{room_id}", response_model=RoomOut)
-async def get_room(room_id: str, session: Session, user: OptionalUser) -> RoomOut:
+async def get_room(room: VisibleRoom, user: OptionalUser) -> RoomOut:
     """One room; private rooms only for their members."""
-    viewer_id = user.id if user else None
-    return to_out(
-        await rooms.get_visible_view(session, room_id, viewer_id=viewer_id), viewer_id=viewer_id
-    )
+    return to_out(room, viewer_id=user.id if user else None)
 
 
 @router.get("/rooms/{room_id}/members", response_model=list[MemberOut])
-async def list_members(room_id: str, session: Session, user: OptionalUser) -> list[MemberOut]:
+async def list_members(room: VisibleRoom, session: Session) -> list[MemberOut]:
     """Members with names and roles."""
-    await rooms.get_visible_view(session, room_id, viewer_id=user.id if user else None)
     return [
         MemberOut(
             user_id=member.user_id,
@@ -69,7 +61,7 @@ async def list_members(room_id: str, session: Session, user: OptionalUser) -> li
             joined_at=member.joined_at,
             muted=member.muted,
         )
-        for member, username in await repository.list_members(session, room_id)
+        for member, username in await repository.list_members(session, room.id)
     ]
 
 

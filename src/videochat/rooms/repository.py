@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from videochat.db.models import Room, RoomBan, RoomMember, RoomRole, User
+from videochat.db.models import Room, RoomBan, RoomInvite, RoomMember, RoomRole, User
+from videochat.db.unit_of_work import after_commit
 from videochat.kit.cache import cached, invalidate
+from videochat.kit.clock import utcnow
 
 ROOM_CACHE = "room"
 
@@ -94,10 +97,6 @@ class RoomView:
                 return member
         return None
 
-    def role_of(self, user_id: str | None) -> RoomRole | None:
-        member = self.member(user_id)
-        return member.role if member is not None else None
-
 
 _ROOM_COLUMNS = (
     Room.id,
@@ -168,16 +167,33 @@ async def load_room_view(session: AsyncSession, room_id: str) -> RoomView | None
 
 
 async def forget_room(session: AsyncSession, room_id: str) -> None:
-    """After a committed write to the room or its members: drop its cached view."""
+    """Drop the room's cached view (after a committed write to the room or its members)."""
     await invalidate(session, ROOM_CACHE, room_id)
 
 
-async def get_by_invite(session: AsyncSession, invite_code: str) -> Room | None:
-    """The room an invite code opens."""
-    statement = (
-        select(Room).where(Room.invite_code == invite_code).options(selectinload(Room.members))
+def forget_room_after_commit(session: AsyncSession, room_id: str) -> None:
+    """Drop the room's cached view once this session's write to it is committed."""
+    after_commit(session, partial(forget_room, session, room_id))
+
+
+async def is_banned(session: AsyncSession, room_id: str, user_id: str) -> bool:
+    """Whether the user is banned from the room."""
+    return await session.get(RoomBan, (room_id, user_id)) is not None
+
+
+async def redeem_invite(session: AsyncSession, *, room_id: str, code: str) -> bool:
+    """Use an expiring invite for the room; False when unknown, expired or used up."""
+    invite = await session.get(RoomInvite, code)
+    if invite is None or invite.room_id != room_id or invite.expires_at <= utcnow():
+        return False
+    if invite.max_uses is not None and invite.uses >= invite.max_uses:
+        return False
+    result = await session.execute(
+        update(RoomInvite)
+        .where(RoomInvite.code == code, RoomInvite.uses == invite.uses)
+        .values(uses=invite.uses + 1)
     )
-    return (await session.scalars(statement)).first()
+    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 async def list_visible(

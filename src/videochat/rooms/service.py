@@ -10,34 +10,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository as users_repository
 from videochat.db.models import Room, RoomMember, RoomRole, User
+from videochat.db.unit_of_work import commit, rollback
 from videochat.exceptions import Forbidden, NotFound
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
-from videochat.rooms import repository
+from videochat.rooms import policy, repository
 from videochat.rooms.repository import MemberView, RoomView
 from videochat.rooms.schemas import RoomOut
 
 ROOM_NOT_FOUND = "Room not found"
 
 
-def can_see(room: Room | RoomView, user_id: str | None) -> bool:
-    """Public rooms are visible to anyone; private ones only to their members."""
-    if not room.is_private:
-        return True
-    return user_id is not None and any(member.user_id == user_id for member in room.members)
-
-
-def role_of(room: Room | RoomView, user_id: str | None) -> RoomRole | None:
-    """The user's role in the room, or None for a non-member."""
-    for member in room.members:
-        if member.user_id == user_id:
-            return member.role
-    return None
-
-
 def to_out(room: Room | RoomView, *, viewer_id: str | None) -> RoomOut:
     """The public shape of a room; the invite code only for its managers."""
-    manages = role_of(room, viewer_id) in {RoomRole.OWNER, RoomRole.MODERATOR}
     return RoomOut(
         id=room.id,
         name=room.name,
@@ -45,7 +30,7 @@ def to_out(room: Room | RoomView, *, viewer_id: str | None) -> RoomOut:
         is_private=room.is_private,
         owner_id=room.owner_id,
         users=[member.user_id for member in room.members],
-        invite_code=room.invite_code if manages else None,
+        invite_code=room.invite_code if policy.manages(room, viewer_id) else None,
         capacity=room.capacity,
         roles={member.user_id: member.role.value for member in room.members},
     )
@@ -72,7 +57,7 @@ class RoomService:
             members=[RoomMember(user_id=owner.id, role=RoomRole.OWNER)] if owner else [],
         )
         session.add(room)
-        await session.commit()
+        await session.flush()  # its id and timestamps, for the answer
         return room
 
     async def get_visible(
@@ -81,7 +66,7 @@ class RoomService:
         """The room, or 404 when it does not exist or the viewer may not see it."""
         room = await repository.get_room(session, room_id)
         # A private room is "not found" to outsiders so its existence does not leak.
-        if room is None or not can_see(room, viewer_id):
+        if room is None or not policy.can_see(room, viewer_id):
             raise NotFound(ROOM_NOT_FOUND)
         return room
 
@@ -90,7 +75,7 @@ class RoomService:
     ) -> RoomView:
         """Like get_visible, as plain data from the read cache (for read-only paths)."""
         room = await repository.get_room_view(session, room_id)
-        if room is None or not can_see(room, viewer_id):
+        if room is None or not policy.can_see(room, viewer_id):
             raise NotFound(ROOM_NOT_FOUND)
         return room
 
@@ -110,16 +95,15 @@ class RoomService:
         user = await users_repository.get_user(session, user_id)
         if user is None:
             raise NotFound("User not found")
-        if role_of(room, user_id) is not None:
+        if policy.role_of(room, user_id) is not None:
             return room, user
-        from videochat.rooms.moderation import is_banned, redeem_invite
-
-        if await is_banned(session, room_id, user_id):
-            raise Forbidden("You are banned from this room")
+        if await repository.is_banned(session, room_id, user_id):
+            raise Forbidden(policy.BANNED)
         if room.is_private:
             permanent = invite_code is not None and invite_code == room.invite_code
             if not permanent and not (
-                invite_code and await redeem_invite(session, room_id=room_id, code=invite_code)
+                invite_code
+                and await repository.redeem_invite(session, room_id=room_id, code=invite_code)
             ):
                 raise Forbidden("This room is private: a valid invite is needed to join")
         if room.capacity is not None and len(room.members) >= room.capacity:
@@ -134,6 +118,9 @@ class RoomService:
 
         Works on the cached view: a member (the usual reconnect) costs no query at all;
         a newcomer costs one insert, after which the room's view is invalidated.
+
+        Unlike the other writes here, this one commits itself: its caller is the socket
+        handshake, whose session belongs to no request or frame that would commit it.
         """
         member = room.member(user_id)
         if member is not None:
@@ -152,31 +139,31 @@ class RoomService:
                     joined_at=joined.joined_at,
                 )
             )
-            await session.commit()
+            repository.forget_room_after_commit(session, room.id)
+            await commit(session)
         except IntegrityError:  # joined concurrently from another request: read that one
-            await session.rollback()
+            await rollback(session)
             existing = await repository.get_membership(session, room.id, user_id)
             if existing is None:  # not a duplicate: the room went away meanwhile
                 raise NotFound(ROOM_NOT_FOUND) from None
             return MemberView(existing.user_id, existing.role, existing.muted, existing.joined_at)
-        await repository.forget_room(session, room.id)
         return joined
 
     async def _add_member(self, session: AsyncSession, *, room: Room, user_id: str) -> None:
         session.add(RoomMember(room_id=room.id, user_id=user_id, role=RoomRole.MEMBER))
         try:
-            await session.commit()
+            await session.flush()
         except IntegrityError:  # joined concurrently from another request: fine
             # The rollback expired everything loaded in this session; load it again
             # here, or the caller's next attribute access would be lazy I/O.
-            await session.rollback()
+            await rollback(session)
             await session.refresh(room)
             await session.refresh(room, attribute_names=["members"])
             user = await session.get(User, user_id)
             if user is not None:
                 await session.refresh(user)
             return
-        await repository.forget_room(session, room.id)
+        repository.forget_room_after_commit(session, room.id)
         await session.refresh(room, attribute_names=["members"])
 
 

@@ -1,19 +1,24 @@
-"""HTTP rate limits per client IP with ``limits`` (in memory, or Redis when configured)."""
+"""Rate limits over one ``limits`` storage (in memory, or Redis when configured).
+
+``Limiter`` holds the named limits a route or the socket handshake enforces itself
+(logins, knocks, socket connects); ``RateLimitMiddleware`` counts every HTTP request
+per client IP, and writes per user too.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from videochat.accounts.tokens import decode_token
 from videochat.config import Settings
-from videochat.exceptions import Unauthorized
+from videochat.exceptions import TooManyRequests
+from videochat.security.identity import verified_subject
 from videochat.security.responses import UPLOAD_PREFIXES, send_error
 
 # Never limited: load-balancer probes, the web client's files, Prometheus scrapes.
@@ -53,18 +58,33 @@ def client_ip(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def _bearer_subject(scope: Scope, settings: Settings) -> str | None:
-    """The user id of a valid access token in the request, without touching the database."""
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                return None
-            try:
-                return decode_token(settings.jwt, token.strip(), kind="access").subject
-            except Unauthorized:
-                return None  # the endpoint answers 401 itself
-    return None
+class Limiter:
+    """``await limiter.enforce(item, "login", key)`` raises 429 past the limit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.rate_limit.enabled
+        self.strategy = MovingWindowRateLimiter(create_storage(settings))
+        self.login_per_account = RateLimitItemPerSecond(10, 300)
+        self.login_per_ip = RateLimitItemPerSecond(30, 300)
+        self.ws_connects = RateLimitItemPerSecond(
+            settings.rate_limit.ws_connects, settings.rate_limit.window_seconds
+        )
+        self.knocks = RateLimitItemPerSecond(
+            settings.lobby.knocks, settings.lobby.knock_window_seconds
+        )
+
+    async def retry_after(self, item: RateLimitItem, *keys: str) -> int | None:
+        """Count a hit; None when allowed, else the seconds until the next is allowed."""
+        if not self.enabled or await self.strategy.hit(item, *keys):
+            return None
+        stats = await self.strategy.get_window_stats(item, *keys)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def enforce(self, item: RateLimitItem, *keys: str, detail: str) -> None:
+        """Count a hit and raise ``TooManyRequests`` past the limit."""
+        wait = await self.retry_after(item, *keys)
+        if wait is not None:
+            raise TooManyRequests(f"{detail}; retry in {wait} s", retry_after=wait)
 
 
 class RateLimitMiddleware:
@@ -110,7 +130,7 @@ class RateLimitMiddleware:
             await _too_many(send, self.item, stats.reset_time, headers, "")
             return
         if scope.get("method") in WRITE_METHODS and not path.startswith(UPLOAD_PREFIXES):
-            user_id = _bearer_subject(scope, self.settings)
+            user_id = verified_subject(scope, self.settings.jwt)
             if user_id is not None and not await self.limiter.hit(
                 self.user_item, "user-write", user_id
             ):

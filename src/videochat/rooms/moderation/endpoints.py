@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,14 +10,19 @@ from fastapi import APIRouter
 from videochat.accounts.auth import CurrentUser
 from videochat.context import Context, Session
 from videochat.db.models import RoomRole
-from videochat.rooms.moderation import KICKED, moderation, moderation_frame
-from videochat.rooms.schemas import InviteCreate, InviteOut, JoinResult, RoleChange
+from videochat.db.unit_of_work import after_commit
+from videochat.rooms.moderation.schemas import InviteCreate, InviteOut, RoleChange
+from videochat.rooms.moderation.service import KICKED, moderation, moderation_frame
+from videochat.rooms.schemas import JoinResult
 
 router = APIRouter(tags=["moderation"])
 
 
-async def _announce(context: Context, room_id: str, frame: dict[str, Any], **control: Any) -> None:
-    await context.hub.publish(room_id, frame, control=control or None)
+def _announce(
+    session: Session, context: Context, room_id: str, frame: dict[str, Any], **control: Any
+) -> None:
+    """Tell the room (and close or mute sockets) once the action is committed."""
+    after_commit(session, partial(context.hub.publish, room_id, frame, control=control or None))
 
 
 @router.post("/rooms/{room_id}/members/{user_id}/role", response_model=JoinResult)
@@ -34,8 +40,11 @@ async def change_role(
         session, room_id=room_id, actor_id=user.id, target_id=user_id, role=role
     )
     action = "promote" if role is RoomRole.MODERATOR else "demote"
-    await _announce(
-        context, room_id, moderation_frame(action, user_id=user_id, by=user.id, role=role.value)
+    _announce(
+        session,
+        context,
+        room_id,
+        moderation_frame(action, user_id=user_id, by=user.id, role=role.value),
     )
     return JoinResult(message=f"{user_id} is now {role.value}")
 
@@ -46,7 +55,8 @@ async def kick(
 ) -> JoinResult:
     """Remove someone from the room and close their sockets."""
     await moderation.kick(session, room_id=room_id, actor_id=user.id, target_id=user_id)
-    await _announce(
+    _announce(
+        session,
         context,
         room_id,
         moderation_frame("kick", user_id=user_id, by=user.id),
@@ -63,7 +73,8 @@ async def ban(
 ) -> JoinResult:
     """Remove someone and keep them out."""
     await moderation.ban(session, room_id=room_id, actor_id=user.id, target_id=user_id)
-    await _announce(
+    _announce(
+        session,
         context,
         room_id,
         moderation_frame("ban", user_id=user_id, by=user.id),
@@ -86,7 +97,7 @@ async def unban(
 ) -> JoinResult:
     """Lift a ban."""
     await moderation.unban(session, room_id=room_id, actor_id=user.id, target_id=user_id)
-    await _announce(context, room_id, moderation_frame("unban", user_id=user_id, by=user.id))
+    _announce(session, context, room_id, moderation_frame("unban", user_id=user_id, by=user.id))
     return JoinResult(message=f"{user_id} may join again")
 
 
@@ -97,7 +108,8 @@ async def _set_muted(
         session, room_id=room_id, actor_id=user.id, target_id=user_id, muted=muted
     )
     action = "mute" if muted else "unmute"
-    await _announce(
+    _announce(
+        session,
         context,
         room_id,
         moderation_frame(action, user_id=user_id, by=user.id),

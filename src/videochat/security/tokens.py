@@ -1,4 +1,8 @@
-"""JWT access and refresh tokens (PyJWT) with expiry, issuer and audience."""
+"""JWT access and refresh tokens (PyJWT) with expiry, issuer and audience.
+
+Below the domains: accounts issues them, the security middlewares and the socket
+handshake verify them.
+"""
 
 from __future__ import annotations
 

@@ -1,15 +1,4 @@
-"""The lobby of a private room: outsiders knock, moderators admit or deny.
-
-A person who is not a member of a private room (and has no invite) knocks with
-``POST /rooms/{id}/lobby``; the owner and moderators see who waits and get ``lobby``
-frames on their sockets; admitting makes the person a member. The knocker needs no
-membership to follow their knock: they poll ``GET /rooms/{id}/lobby/me``.
-
-Limits: one knock per person and room (a second knock while one waits returns it),
-``lobby.max_size`` people waiting per room, ``lobby.knocks`` knocks per person per
-window, and a knock nobody answered expires after ``lobby.knock_ttl_seconds``.
-Banned people cannot knock; a ban also drops their knock.
-"""
+"""Knocks on a private room: the checks and writes (the caller commits)."""
 
 from __future__ import annotations
 
@@ -22,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.config import LobbySettings
 from videochat.db.models import KnockStatus, Room, RoomKnock, RoomMember, RoomRole, User
+from videochat.db.unit_of_work import rollback
 from videochat.exceptions import BadRequest, Conflict, Forbidden, NotFound
 from videochat.kit.clock import isoformat, utcnow
-from videochat.rooms import repository
-from videochat.rooms.moderation import RANK, is_banned
-from videochat.rooms.service import ROOM_NOT_FOUND, can_see, role_of
+from videochat.rooms import policy, repository
+from videochat.rooms.service import ROOM_NOT_FOUND
 
 NOBODY_WAITING = "Nobody by that id is waiting in this room's lobby"
 EXPIRED = "expired"
@@ -46,11 +35,6 @@ def lobby_frame(
     if by is not None:
         frame["by"] = by
     return frame
-
-
-def managers(room: Room) -> list[str]:
-    """The owner's and moderators' ids: who hears about the lobby."""
-    return [m.user_id for m in room.members if RANK[m.role] >= RANK[RoomRole.MODERATOR]]
 
 
 class LobbyService:
@@ -88,11 +72,11 @@ class LobbyService:
         room = await repository.get_room(session, room_id)
         if room is None:
             raise NotFound(ROOM_NOT_FOUND)
-        if role_of(room, user.id) is not None:
+        if policy.role_of(room, user.id) is not None:
             return room, None, False
         if not room.is_private:
             raise BadRequest("This room is public: join it directly")
-        if await is_banned(session, room_id, user.id):
+        if await repository.is_banned(session, room_id, user.id):
             raise Forbidden("You are banned from this room and cannot knock")
         knock = await session.get(RoomKnock, (room_id, user.id))
         if knock is not None and self.status_of(knock) == KnockStatus.PENDING.value:
@@ -109,10 +93,10 @@ class LobbyService:
         knock.decided_at = None
         knock.decided_by = None
         try:
-            await session.commit()
+            await session.flush()
         except IntegrityError:  # the same person knocked twice at once: one knock
             # The rollback expired what this session had loaded: load it again.
-            await session.rollback()
+            await rollback(session)
             await session.refresh(user)
             await session.refresh(room)
             await session.refresh(room, attribute_names=["members"])
@@ -140,15 +124,14 @@ class LobbyService:
         )
         if not getattr(result, "rowcount", 0):
             raise NotFound("You are not waiting in this room's lobby")
-        await session.commit()
 
     async def _managed_room(self, session: AsyncSession, room_id: str, actor_id: str) -> Room:
         room = await repository.get_room(session, room_id)
-        if room is None or not can_see(room, actor_id):
+        if room is None or not policy.can_see(room, actor_id):
             raise NotFound(ROOM_NOT_FOUND)
-        actor = role_of(room, actor_id)
-        if actor is None or RANK[actor] < RANK[RoomRole.MODERATOR]:
-            raise Forbidden("only the room's owner or a moderator can manage its lobby")
+        policy.require_manager(
+            room, actor_id, detail="only the room's owner or a moderator can manage its lobby"
+        )
         return room
 
     async def waiting(
@@ -182,15 +165,15 @@ class LobbyService:
         if admit:
             if room.capacity is not None and len(room.members) >= room.capacity:
                 raise Forbidden(f"This room is full ({room.capacity} members)")
-            if role_of(room, target_id) is None:
+            if policy.role_of(room, target_id) is None:
                 session.add(RoomMember(room_id=room_id, user_id=target_id, role=RoomRole.MEMBER))
         knock.status = (KnockStatus.ADMITTED if admit else KnockStatus.DENIED).value
         knock.decided_at = utcnow()
         knock.decided_by = actor_id
-        await session.commit()
+        await session.flush()
         if admit:
             # A new member: every instance's cached view of the room must go.
-            await repository.forget_room(session, room_id)
+            repository.forget_room_after_commit(session, room_id)
         await session.refresh(room, attribute_names=["members"])
         return room, target
 

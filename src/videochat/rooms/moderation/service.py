@@ -1,10 +1,4 @@
-"""Moderation: roles, kick, ban, mute and expiring invites.
-
-Ranks: owner > moderator > member. A moderator acts only on people ranked below
-them; only the owner promotes or demotes. Every action is announced to the room as a
-``moderation`` frame, and kicks and bans also close the person's sockets on every
-instance (through the hub, so it works across instances).
-"""
+"""The moderation actions: checks by rooms.policy, writes left for the caller to commit."""
 
 from __future__ import annotations
 
@@ -16,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository as users_repository
 from videochat.db.models import Room, RoomBan, RoomInvite, RoomMember, RoomRole
-from videochat.exceptions import BadRequest, Forbidden, NotFound
+from videochat.exceptions import BadRequest, NotFound
 from videochat.kit.clock import isoformat, utcnow
 from videochat.kit.ids import new_secret
-from videochat.rooms import repository
-from videochat.rooms.service import ROOM_NOT_FOUND, can_see, role_of
+from videochat.rooms import policy, repository
+from videochat.rooms.lobby.service import drop_knock
+from videochat.rooms.service import ROOM_NOT_FOUND
 
-RANK = {RoomRole.OWNER: 3, RoomRole.MODERATOR: 2, RoomRole.MEMBER: 1}
 KICKED = 4003  # close code for a socket whose user was kicked or banned
 
 
@@ -38,107 +32,82 @@ def moderation_frame(action: str, *, user_id: str, by: str, **extra: Any) -> dic
     }
 
 
-async def is_banned(session: AsyncSession, room_id: str, user_id: str) -> bool:
-    """Whether the user is banned from the room."""
-    return await session.get(RoomBan, (room_id, user_id)) is not None
-
-
 class ModerationService:
     async def _room_for(self, session: AsyncSession, room_id: str, actor_id: str) -> Room:
         room = await repository.get_room(session, room_id)
-        if room is None or not can_see(room, actor_id):
+        if room is None or not policy.can_see(room, actor_id):
             raise NotFound(ROOM_NOT_FOUND)
         return room
-
-    def _check_rank(self, room: Room, actor_id: str, target_id: str) -> RoomRole | None:
-        """Allow a moderator or owner acting on someone ranked below them."""
-        actor = role_of(room, actor_id)
-        if actor is None or RANK[actor] < RANK[RoomRole.MODERATOR]:
-            raise Forbidden("only the room's owner or a moderator can do that")
-        if target_id == actor_id:
-            raise BadRequest("you cannot do that to yourself")
-        target = role_of(room, target_id)
-        if target is not None and RANK[target] >= RANK[actor]:
-            raise Forbidden("you can only act on people ranked below you")
-        return target
 
     async def set_role(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str, role: RoomRole
     ) -> None:
         """Promote to moderator or demote to member; the owner only."""
         room = await self._room_for(session, room_id, actor_id)
-        if role_of(room, actor_id) is not RoomRole.OWNER:
-            raise Forbidden("only the room's owner can change roles")
+        policy.require_owner(room, actor_id, detail="only the room's owner can change roles")
         if role is RoomRole.OWNER:
             raise BadRequest("a room has one owner; ownership cannot be given away yet")
         if target_id == actor_id:
             raise BadRequest("you cannot do that to yourself")
-        if role_of(room, target_id) is None:
+        if policy.role_of(room, target_id) is None:
             raise NotFound("That user is not a member of this room")
         await session.execute(
             update(RoomMember)
             .where(RoomMember.room_id == room_id, RoomMember.user_id == target_id)
             .values(role=role)
         )
-        await session.commit()
-        await repository.forget_room(session, room_id)
+        repository.forget_room_after_commit(session, room_id)
 
     async def kick(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str
     ) -> None:
         """Remove someone from the room (they may come back unless it is private)."""
         room = await self._room_for(session, room_id, actor_id)
-        if self._check_rank(room, actor_id, target_id) is None:
+        if policy.require_outranks(room, actor_id, target_id) is None:
             raise NotFound("That user is not a member of this room")
         await self._remove_member(session, room_id, target_id)
-        await session.commit()
-        await repository.forget_room(session, room_id)
+        repository.forget_room_after_commit(session, room_id)
 
     async def ban(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str
     ) -> None:
         """Remove someone and keep them out."""
         room = await self._room_for(session, room_id, actor_id)
-        self._check_rank(room, actor_id, target_id)
+        policy.require_outranks(room, actor_id, target_id)
         if await users_repository.get_user(session, target_id) is None:
             raise NotFound("User not found")
         await self._remove_member(session, room_id, target_id)
-        from videochat.rooms.lobby import drop_knock
-
         await drop_knock(session, room_id, target_id)
-        if not await is_banned(session, room_id, target_id):
+        if not await repository.is_banned(session, room_id, target_id):
             session.add(RoomBan(room_id=room_id, user_id=target_id, banned_by=actor_id))
-        await session.commit()
-        await repository.forget_room(session, room_id)
+        repository.forget_room_after_commit(session, room_id)
 
     async def unban(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str
     ) -> None:
         """Let a banned person join again."""
         room = await self._room_for(session, room_id, actor_id)
-        self._check_rank(room, actor_id, target_id)
+        policy.require_outranks(room, actor_id, target_id)
         result = await session.execute(
             delete(RoomBan).where(RoomBan.room_id == room_id, RoomBan.user_id == target_id)
         )
         if not getattr(result, "rowcount", 0):
             raise NotFound("That user is not banned from this room")
-        await session.commit()
-        await repository.forget_room(session, room_id)
+        repository.forget_room_after_commit(session, room_id)
 
     async def set_muted(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str, muted: bool
     ) -> None:
         """Mute or unmute a member."""
         room = await self._room_for(session, room_id, actor_id)
-        if self._check_rank(room, actor_id, target_id) is None:
+        if policy.require_outranks(room, actor_id, target_id) is None:
             raise NotFound("That user is not a member of this room")
         await session.execute(
             update(RoomMember)
             .where(RoomMember.room_id == room_id, RoomMember.user_id == target_id)
             .values(muted=muted)
         )
-        await session.commit()
-        await repository.forget_room(session, room_id)
+        repository.forget_room_after_commit(session, room_id)
 
     async def create_invite(
         self,
@@ -151,9 +120,9 @@ class ModerationService:
     ) -> RoomInvite:
         """An invite code that expires (and may be limited to a number of uses)."""
         room = await self._room_for(session, room_id, actor_id)
-        actor = role_of(room, actor_id)
-        if actor is None or RANK[actor] < RANK[RoomRole.MODERATOR]:
-            raise Forbidden("only the room's owner or a moderator can create invites")
+        policy.require_manager(
+            room, actor_id, detail="only the room's owner or a moderator can create invites"
+        )
         invite = RoomInvite(
             code=new_secret(12),
             room_id=room_id,
@@ -162,15 +131,15 @@ class ModerationService:
             max_uses=max_uses,
         )
         session.add(invite)
-        await session.commit()
+        await session.flush()  # its defaults, for the answer
         return invite
 
     async def list_bans(self, session: AsyncSession, *, room_id: str, actor_id: str) -> list[str]:
         """Ids of the users banned from the room (moderators only)."""
         room = await self._room_for(session, room_id, actor_id)
-        actor = role_of(room, actor_id)
-        if actor is None or RANK[actor] < RANK[RoomRole.MODERATOR]:
-            raise Forbidden("only the room's owner or a moderator can see bans")
+        policy.require_manager(
+            room, actor_id, detail="only the room's owner or a moderator can see bans"
+        )
         rows = await session.scalars(select(RoomBan.user_id).where(RoomBan.room_id == room_id))
         return list(rows)
 
@@ -178,21 +147,6 @@ class ModerationService:
         await session.execute(
             delete(RoomMember).where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
         )
-
-
-async def redeem_invite(session: AsyncSession, *, room_id: str, code: str) -> bool:
-    """Use an expiring invite for the room; False when unknown, expired or used up."""
-    invite = await session.get(RoomInvite, code)
-    if invite is None or invite.room_id != room_id or invite.expires_at <= utcnow():
-        return False
-    if invite.max_uses is not None and invite.uses >= invite.max_uses:
-        return False
-    result = await session.execute(
-        update(RoomInvite)
-        .where(RoomInvite.code == code, RoomInvite.uses == invite.uses)
-        .values(uses=invite.uses + 1)
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 moderation = ModerationService()

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request, Response
 from videochat.accounts.auth import CurrentUser
 from videochat.context import Context, Session, SettingsDep
 from videochat.db.models import RoomKnock, User
-from videochat.rooms import repository
-from videochat.rooms.lobby import LobbyService, lobby_frame, managers
+from videochat.db.unit_of_work import after_commit
+from videochat.rooms import policy, repository
+from videochat.rooms.lobby.service import LobbyService, lobby_frame
 from videochat.rooms.schemas import JoinResult, KnockOut
-from videochat.security.limiter import Limiter
+from videochat.security.ratelimit import Limiter
 
 router = APIRouter(tags=["lobby"])
 
@@ -49,14 +50,20 @@ async def knock(
     if new:
         response.status_code = 201
         frame = lobby_frame("knock", user_id=user.id, username=user.username)
-        await _publish(context, room.id, managers(room), frame)
+        _publish(session, context, room.id, policy.managers(room), frame)
     return out
 
 
-async def _publish(context: Context, room_id: str, to: list[str], frame: dict[str, Any]) -> None:
-    """A ``lobby`` frame for each of the room's managers (on any instance)."""
-    for user_id in to:
-        await context.hub.publish(room_id, frame, to_user=user_id)
+def _publish(
+    session: Session, context: Context, room_id: str, to: list[str], frame: dict[str, Any]
+) -> None:
+    """Once committed, a ``lobby`` frame for each of the room's managers (on any instance)."""
+
+    async def publish() -> None:
+        for user_id in to:
+            await context.hub.publish(room_id, frame, to_user=user_id)
+
+    after_commit(session, publish)
 
 
 @router.get("/rooms/{room_id}/lobby/me", response_model=KnockOut)
@@ -79,7 +86,7 @@ async def withdraw_knock(
     room = await repository.get_room(session, room_id)
     if room is not None:
         frame = lobby_frame("withdraw", user_id=user.id, username=user.username)
-        await _publish(context, room_id, managers(room), frame)
+        _publish(session, context, room_id, policy.managers(room), frame)
     return Response(status_code=204)
 
 
@@ -109,7 +116,7 @@ async def _decide(
     )
     action = "admit" if admit else "deny"
     frame = lobby_frame(action, user_id=target.id, username=target.username, by=actor.id)
-    await _publish(context, room_id, managers(room), frame)
+    _publish(session, context, room_id, policy.managers(room), frame)
     verb = "was let in" if admit else "was turned away"
     return JoinResult(message=f"{target.username} {verb}")
 
