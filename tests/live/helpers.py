@@ -73,7 +73,7 @@ async def whip_post(
 
 async def force_status(server: LiveServer, stream_id: str, status: LiveStreamStatus) -> None:
     """Put a stream in a state directly in the database (no publisher needed)."""
-    async with server.app.state.context.sessionmaker() as session:
+    async with server.context.sessionmaker() as session:
         moved = await repository.transition(
             session, stream_id, from_=list(LiveStreamStatus), to=status
         )
