@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from videochat import runtime
 from videochat.chat.writer import MessageWriter
 from videochat.config import Settings
+from videochat.db import lifecycle
 from videochat.kit.cache import MemoryCache
 from videochat.live.ingest import LiveManager
 from videochat.media.tasks import InProcessJobRunner
@@ -29,14 +30,14 @@ class _Refused(Exception):
 def _record_engines(monkeypatch: pytest.MonkeyPatch) -> list[tuple[AsyncEngine, object]]:
     """Every engine the builder makes, with the pool it started with."""
     made: list[tuple[AsyncEngine, object]] = []
-    create = runtime.create_engine
+    create = lifecycle.create_engine
 
     def recording(settings: Settings) -> AsyncEngine:
         engine = create(settings)
         made.append((engine, engine.pool))
         return engine
 
-    monkeypatch.setattr(runtime, "create_engine", recording)
+    monkeypatch.setattr(lifecycle, "create_engine", recording)
     return made
 
 

@@ -27,7 +27,7 @@ def _load_settings() -> Settings:
 
 
 async def _migrate(settings: Settings) -> None:
-    from videochat.runtime import open_database
+    from videochat.db.lifecycle import open_database
 
     async with open_database(settings, migrate=True):
         pass
@@ -127,9 +127,9 @@ async def _create_admin(settings: Settings, username: str, password: str) -> str
     from videochat.accounts import repository
     from videochat.accounts.passwords import hash_password
     from videochat.db.engine import create_sessionmaker
+    from videochat.db.lifecycle import open_database
     from videochat.db.models import User
     from videochat.db.unit_of_work import unit_of_work
-    from videochat.runtime import open_database
 
     async with open_database(settings, migrate=True) as engine:
         try:
@@ -178,8 +178,8 @@ def cmd_check(_: argparse.Namespace) -> int:
     """Validate the settings and reach every configured service."""
     from functools import partial
 
+    from videochat.db.lifecycle import open_database
     from videochat.observability.checks import check
-    from videochat.runtime import open_database
 
     ok, text = check(partial(open_database, migrate=False))
     print(text)

@@ -4,7 +4,10 @@ Every part is started inside one ``AsyncExitStack`` and its stop is registered
 *before* it starts, so a start-up that fails half-way (Redis unreachable, a
 migration that fails) stops what it had started, in reverse order, and disposes
 the engine. The app's lifespan, ``videochat worker`` and the CLI open their parts
-here: the app the whole context, the worker and the CLI a documented subset.
+here: the app the whole context (``open_context``), the worker a subset
+(``open_worker``: database and broker). The CLI's ``migrate``, ``create-admin`` and
+``check`` need only the database: ``db.lifecycle.open_database``, kept out of this
+module so that they do not import (and start the metrics of) the whole app.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from videochat import __version__
 from videochat.accounts import repository as accounts_repository
@@ -22,7 +24,8 @@ from videochat.chat import repository as chat_repository
 from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode, Settings
 from videochat.context import AppContext
-from videochat.db.engine import create_engine, create_sessionmaker
+from videochat.db.engine import create_sessionmaker
+from videochat.db.lifecycle import enter_engine
 from videochat.db.migrate import upgrade_to_head
 from videochat.kit.cache import create_cache
 from videochat.live.ingest import LiveManager
@@ -53,22 +56,6 @@ async def _start(stack: AsyncExitStack, part: _Part) -> None:
     # client made, its ping refused) is stopped too. Every part's stop allows that.
     stack.push_async_callback(part.stop)
     await part.start()
-
-
-def _enter_engine(stack: AsyncExitStack, settings: Settings) -> AsyncEngine:
-    engine = create_engine(settings)
-    stack.push_async_callback(engine.dispose)
-    return engine
-
-
-@asynccontextmanager
-async def open_database(settings: Settings, *, migrate: bool) -> AsyncIterator[AsyncEngine]:
-    """The CLI's subset (``migrate``, ``create-admin``, ``check``): an engine, maybe migrated."""
-    async with AsyncExitStack() as stack:
-        engine = _enter_engine(stack, settings)
-        if migrate:
-            await upgrade_to_head(engine)
-        yield engine
 
 
 async def _enter_hub(stack: AsyncExitStack, settings: Settings, *, presence: bool) -> Hub:
@@ -109,7 +96,7 @@ async def open_context(
     """
     async with AsyncExitStack() as stack:
         stack.callback(log.info, "app.stopped")  # runs last: everything else is stopped
-        engine = _enter_engine(stack, settings)
+        engine = enter_engine(stack, settings)
         if settings.database.auto_migrate:
             await upgrade_to_head(engine)
         cache = create_cache(
@@ -172,7 +159,7 @@ async def open_worker(settings: Settings) -> AsyncIterator[VideoWorker]:
     if not settings.redis.url:
         raise RuntimeError("the video worker needs VIDEOCHAT_REDIS__URL")
     async with AsyncExitStack() as stack:
-        engine = _enter_engine(stack, settings)
+        engine = enter_engine(stack, settings)
         hub = await _enter_hub(stack, settings, presence=False)
         yield VideoWorker(settings, engine, create_sessionmaker(engine), hub)
 
