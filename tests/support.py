@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from videochat.app import create_app
 from videochat.config import Settings
+from videochat.context import AppContext, app_context
 from videochat.realtime.wire import uvicorn_websocket_options
 
 
@@ -24,6 +25,11 @@ class LiveServer:
     app: FastAPI
     settings: Settings
     url: str
+
+    @property
+    def context(self) -> AppContext:
+        """The running app's context (what its lifespan opened)."""
+        return app_context(self.app)
 
     @property
     def ws_url(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
@@ -15,45 +14,25 @@ from videochat import __version__
 from videochat.accounts.endpoints import router as accounts_router
 from videochat.calls.endpoints import router as calls_router
 from videochat.chat.endpoints import router as chat_router
-from videochat.chat.writer import MessageWriter
-from videochat.config import AuthMode, Settings, get_settings
-from videochat.context import AppContext
-from videochat.db.engine import create_engine, create_sessionmaker
-from videochat.db.migrate import upgrade_to_head
+from videochat.config import Settings, get_settings
+from videochat.context import attach_context
 from videochat.exceptions import install_exception_handlers
-from videochat.kit.cache import create_cache
 from videochat.live.endpoints import router as live_router
-from videochat.live.ingest import LiveManager
 from videochat.media.endpoints import router as media_router
-from videochat.media.tasks import create_job_queue
 from videochat.observability import metrics
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
-from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
 from videochat.observability.middleware import RequestContextMiddleware
-from videochat.realtime.broker import Broker, MemoryBroker
-from videochat.realtime.frames import message_frame
 from videochat.realtime.gateway import router as realtime_router
-from videochat.realtime.hub import Hub
-from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.rooms.lobby.endpoints import router as lobby_router
 from videochat.rooms.moderation.endpoints import router as moderation_router
+from videochat.runtime import open_context
 from videochat.security.body import BodyLimitMiddleware
 from videochat.security.headers import SecurityHeadersMiddleware
 from videochat.security.ratelimit import Limiter, RateLimitMiddleware
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
-
-log = structlog.get_logger(__name__)
-
-
-def _create_realtime(settings: Settings) -> tuple[Broker, Presence]:
-    if settings.redis.url:
-        from videochat.realtime.redis_broker import RedisBroker
-
-        return RedisBroker(settings.redis.url), RedisPresence(settings.redis.url)
-    return MemoryBroker(), MemoryPresence()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,65 +40,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
     metrics.ENABLED = settings.observability.metrics_enabled
+    # Made now: the rate-limit middleware below needs its strategy before the lifespan.
+    limiter = Limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        if settings.database.auto_migrate:
-            await upgrade_to_head(engine)
-        cache = create_cache(
-            enabled=settings.cache.enabled,
-            redis_url=settings.redis.url,
-            ttl=settings.cache.ttl_seconds,
-            max_entries=settings.cache.max_entries,
-        )
-        broker, presence = _create_realtime(settings)
-        await broker.start()
-        await presence.start()
-        context = AppContext(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine, cache=cache),
-            cache=cache,
-            hub=Hub(broker, presence),
-        )
-        app.state.context = context
-        app.state.chat_writer = MessageWriter(
-            engine, context.hub.publish_many, message_frame, cluster=bool(settings.redis.url)
-        )
-        app.state.video_jobs = create_job_queue(context)
-        await app.state.video_jobs.start()
-        app.state.runtime_metrics = RuntimeMetrics(engine, app.state.video_jobs)
-        await app.state.runtime_metrics.start()
-        app.state.queue_refresher = QueueRefresher(app.state.video_jobs)
-        await app.state.queue_refresher.start()
-        app.state.live = LiveManager(context)
-        await app.state.live.start()
-        if settings.auth_mode is AuthMode.OPEN:
-            log.warning("auth.open_mode", detail="identity is taken from paths and bodies")
-        log.info(
-            "app.started",
-            version=__version__,
-            environment=settings.environment.value,
-            database=engine.dialect.name,
-            broker="redis" if settings.redis.url else "memory",
-            cache=type(cache).__name__,
-        )
-        try:
-            yield
-        finally:
-            # Before the jobs and the broker: ending a stream archives it and tells the room.
-            await app.state.live.stop()
-            await app.state.queue_refresher.stop()
-            await app.state.runtime_metrics.stop()
-            await app.state.video_jobs.stop()
-            await app.state.chat_writer.stop()
-            await context.hub.close_all()
-            await presence.stop()
-            await broker.stop()
-            await cache.close()
-            await engine.dispose()
-            log.info("app.stopped")
+        async with open_context(settings, limiter=limiter) as context:
+            attach_context(app, context)
+            try:
+                yield
+            finally:
+                attach_context(app, None)
 
     app = FastAPI(
         title="videochat",
@@ -142,8 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-RateLimit-Remaining",
             ],
         )
-    app.state.limiter = Limiter(settings)
-    app.add_middleware(RateLimitMiddleware, settings=settings, strategy=app.state.limiter.strategy)
+    app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
     if settings.http.allowed_hosts != ["*"]:

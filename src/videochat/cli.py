@@ -27,14 +27,10 @@ def _load_settings() -> Settings:
 
 
 async def _migrate(settings: Settings) -> None:
-    from videochat.db.engine import create_engine
-    from videochat.db.migrate import upgrade_to_head
+    from videochat.db.lifecycle import open_database
 
-    engine = create_engine(settings)
-    try:
-        await upgrade_to_head(engine)
-    finally:
-        await engine.dispose()
+    async with open_database(settings, migrate=True):
+        pass
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
@@ -130,30 +126,26 @@ async def _create_admin(settings: Settings, username: str, password: str) -> str
 
     from videochat.accounts import repository
     from videochat.accounts.passwords import hash_password
-    from videochat.db.engine import create_engine, create_sessionmaker
-    from videochat.db.migrate import upgrade_to_head
+    from videochat.db.engine import create_sessionmaker
+    from videochat.db.lifecycle import open_database
     from videochat.db.models import User
+    from videochat.db.unit_of_work import unit_of_work
 
-    engine = create_engine(settings)
-    try:
-        await upgrade_to_head(engine)
-        async with create_sessionmaker(engine)() as session:
-            if await repository.get_registered_by_name(session, username):
-                return None
-            user = User(
-                username=username,
-                is_guest=False,
-                is_admin=True,
-                password_hash=hash_password(password),
-            )
-            session.add(user)
-            try:
-                await session.commit()
-            except IntegrityError:  # registered through the API meanwhile
-                return None
-            return user.id
-    finally:
-        await engine.dispose()
+    async with open_database(settings, migrate=True) as engine:
+        try:
+            async with unit_of_work(create_sessionmaker(engine)) as session:
+                if await repository.get_registered_by_name(session, username):
+                    return None
+                user = User(
+                    username=username,
+                    is_guest=False,
+                    is_admin=True,
+                    password_hash=hash_password(password),
+                )
+                session.add(user)
+        except IntegrityError:  # registered through the API meanwhile
+            return None
+        return user.id
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
@@ -184,9 +176,12 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
 def cmd_check(_: argparse.Namespace) -> int:
     """Validate the settings and reach every configured service."""
+    from functools import partial
+
+    from videochat.db.lifecycle import open_database
     from videochat.observability.checks import check
 
-    ok, text = check()
+    ok, text = check(partial(open_database, migrate=False))
     print(text)
     return 0 if ok else 1
 
@@ -200,8 +195,10 @@ def cmd_worker(_: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from videochat.media.worker import run_worker
+    from videochat.observability.logging import configure_logging
+    from videochat.runtime import run_worker
 
+    configure_logging(settings)
     asyncio.run(run_worker(settings))
     return 0
 

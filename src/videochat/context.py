@@ -1,4 +1,8 @@
-"""The per-process objects the app is built from, and FastAPI dependencies on them."""
+"""The per-process objects the app is built from, and FastAPI dependencies on them.
+
+``videochat.runtime`` builds the context (and stops what it started); this module
+only names its parts, so it imports no domain at run time.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,58 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection
 
 from videochat.config import Settings
 from videochat.db.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
+    from videochat.chat.writer import MessageWriter
     from videochat.kit.cache import CacheStore
+    from videochat.live.ingest import LiveManager
+    from videochat.media.tasks import JobQueue
+    from videochat.observability.health import HealthSources
     from videochat.realtime.hub import Hub
+    from videochat.security.ratelimit import Limiter
 
 
 @dataclass(slots=True)
 class AppContext:
+    """Everything a request, a frame or a job may use; opened by ``runtime.open_context``."""
+
     settings: Settings
     engine: AsyncEngine
+    # Its sessions carry ``cache`` (kit.cache reads it from ``session.info``).
     sessionmaker: async_sessionmaker[AsyncSession]
+    cache: CacheStore
     hub: Hub
-    # Hot reads (kit.cache); sessions from ``sessionmaker`` carry it too.
-    cache: CacheStore | None = None
+    limiter: Limiter
+    chat_writer: MessageWriter
+    video_jobs: JobQueue
+    live: LiveManager
+    # What /health and /health/ready ask the domains (registered by the builder).
+    health: HealthSources
 
 
-def get_context(request: Request) -> AppContext:
-    """The app's context (works for HTTP requests and WebSockets alike)."""
-    context: AppContext = request.app.state.context
+def attach_context(app: Starlette, context: AppContext | None) -> None:
+    """Make ``context`` the app's while its lifespan runs (None detaches it)."""
+    app.state.context = context
+
+
+def app_context(app: Starlette) -> AppContext:
+    """The running app's context: the one place where it is read back."""
+    context: AppContext | None = getattr(app.state, "context", None)
+    if context is None:
+        raise RuntimeError("the app is not running (its lifespan has not opened a context)")
     return context
+
+
+def get_context(connection: HTTPConnection) -> AppContext:
+    """The app's context, for HTTP requests and WebSockets alike."""
+    return app_context(connection.app)
 
 
 def get_settings_dependency(context: Annotated[AppContext, Depends(get_context)]) -> Settings:

@@ -43,7 +43,7 @@ async def cached_server(
 
 
 async def _is_cached(server: LiveServer, namespace: str, key: str) -> bool:
-    store = server.app.state.context.cache
+    store = server.context.cache
     hit, _, ticket = await store.lookup(namespace, key)
     store.release(namespace, key, ticket)
     return bool(hit)

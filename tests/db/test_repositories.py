@@ -16,6 +16,7 @@ from videochat.config import Settings
 from videochat.db.engine import create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.db.models import RoomRole
+from videochat.db.unit_of_work import unit_of_work
 from videochat.exceptions import Conflict, Forbidden, NotFound, Unauthorized
 from videochat.rooms.service import rooms
 
@@ -91,20 +92,20 @@ async def test_message_ids_are_a_total_order(
 async def test_refresh_rotation_in_the_database(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         pair = await accounts.register(
             session, username="Rita", password="long-enough-pw", jwt=settings.jwt
         )
         with pytest.raises(Conflict):
             await accounts.register(session, username="rita", password="x" * 10, jwt=settings.jwt)
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         rotated = await accounts.refresh(
             session, refresh_token=pair.refresh_token, jwt=settings.jwt
         )
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         with pytest.raises(Unauthorized):
             await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=settings.jwt)
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         with pytest.raises(Unauthorized, match="revoked"):
             await accounts.refresh(session, refresh_token=rotated.refresh_token, jwt=settings.jwt)
 
@@ -112,13 +113,13 @@ async def test_refresh_rotation_in_the_database(
 async def test_concurrent_refresh_spends_the_token_once(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    async with sessions() as session:
+    async with unit_of_work(sessions) as session:
         pair = await accounts.register(
             session, username="sam", password="long-enough-pw", jwt=settings.jwt
         )
 
     async def attempt() -> bool:
-        async with sessions() as session:
+        async with unit_of_work(sessions) as session:
             try:
                 await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=settings.jwt)
             except Unauthorized:

@@ -8,6 +8,7 @@ import httpx
 
 from tests.support import LiveServer, auth
 from videochat.db.models import LiveStreamStatus
+from videochat.db.unit_of_work import unit_of_work
 from videochat.live import repository
 
 FINGERPRINT = ":".join(["AB"] * 32)
@@ -73,7 +74,7 @@ async def whip_post(
 
 async def force_status(server: LiveServer, stream_id: str, status: LiveStreamStatus) -> None:
     """Put a stream in a state directly in the database (no publisher needed)."""
-    async with server.app.state.context.sessionmaker() as session:
+    async with unit_of_work(server.context.sessionmaker) as session:
         moved = await repository.transition(
             session, stream_id, from_=list(LiveStreamStatus), to=status
         )

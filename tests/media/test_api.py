@@ -164,7 +164,7 @@ async def test_what_is_refused_at_once_gets_a_4xx_and_leaves_nothing(
     assert video["status"] == "pending"
 
     expired = await new_slot(client, token, room["id"])
-    async with server.app.state.context.sessionmaker() as session:
+    async with server.context.sessionmaker() as session:
         await session.execute(
             update(Video)
             .where(Video.id == expired["id"])

@@ -13,10 +13,6 @@ from tests.support import LiveServer, run_server
 from videochat.config import Settings
 
 
-class _StoppedQueue:
-    running = False
-
-
 async def test_live_and_ready_answer_200(client: httpx.AsyncClient) -> None:
     live = await client.get("/health/live")
     assert live.status_code == 200 and live.json()["status"] == "alive"
@@ -32,7 +28,7 @@ async def test_live_and_ready_answer_200(client: httpx.AsyncClient) -> None:
 async def test_ready_is_503_when_the_database_is_down(
     client: httpx.AsyncClient, server: LiveServer
 ) -> None:
-    context = server.app.state.context
+    context = server.context
     working = context.engine
     context.engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     try:
@@ -51,12 +47,9 @@ async def test_ready_is_503_when_the_database_is_down(
 async def test_ready_is_503_when_the_job_queue_stopped(
     client: httpx.AsyncClient, server: LiveServer
 ) -> None:
-    jobs = server.app.state.video_jobs
-    server.app.state.video_jobs = _StoppedQueue()
-    try:
-        ready = await client.get("/health/ready")
-    finally:
-        server.app.state.video_jobs = jobs
+    # The in-process runner, stopped: no worker task is left to run jobs.
+    await server.context.video_jobs.stop()
+    ready = await client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["job_queue"]["status"] == "unhealthy"
 

@@ -20,7 +20,7 @@ def _gauge(text: str, name: str) -> float | None:
 async def test_waiting_and_running_jobs_move_with_the_queue(
     client: httpx.AsyncClient, server: LiveServer
 ) -> None:
-    jobs = server.app.state.video_jobs
+    jobs = server.context.video_jobs
     gate = asyncio.Event()
     started: list[str] = []
 

@@ -171,7 +171,7 @@ async def test_sockets_closed_by_the_server_are_counted_by_reason(
         before = await closed_by(client, "slow_consumer")
         slow_before = value(await scrape(client), "videochat_websocket_slow_consumers_total")
         async with websockets.connect(live.ws_url + path, max_queue=1, compression=None) as ws:
-            (connection,) = live.app.state.context.hub.all_connections()
+            (connection,) = live.context.hub.all_connections()
             noise = json.dumps(
                 {"type": "noise", "data": base64.b64encode(os.urandom(36_000)).decode()}
             )
@@ -204,7 +204,7 @@ async def _more(client: httpx.AsyncClient, reason: str, before: float) -> bool:
 
 
 async def test_pool_and_job_queue_gauges(client: httpx.AsyncClient, server: LiveServer) -> None:
-    engine = server.app.state.context.engine
+    engine = server.context.engine
     before = await scrape(client)
     assert value(before, "videochat_db_pool_size") > 0
     async with engine.connect():
@@ -212,7 +212,7 @@ async def test_pool_and_job_queue_gauges(client: httpx.AsyncClient, server: Live
     checked_out = "videochat_db_pool_checked_out"
     assert value(held, checked_out) == value(before, checked_out) + 1
 
-    jobs = server.app.state.video_jobs
+    jobs = server.context.video_jobs
     depth = metrics.RUNTIME.read()["videochat_job_queue_depth"]
     # Nothing awaits in between: the runner's workers cannot take the job yet.
     await jobs.enqueue("no-such-video")

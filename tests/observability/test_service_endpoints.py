@@ -53,7 +53,7 @@ async def test_health_reports_services_and_stats(
 async def test_health_is_503_when_the_database_is_down(
     client: httpx.AsyncClient, server: LiveServer
 ) -> None:
-    context = server.app.state.context
+    context = server.context
     working = context.engine
     # Nothing listens on port 1: every connection attempt is refused at once.
     context.engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")

@@ -17,7 +17,7 @@ from videochat.accounts.schemas import (
     UserOut,
 )
 from videochat.accounts.service import accounts
-from videochat.context import Session, SettingsDep
+from videochat.context import Session, SettingsDep, get_context
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
 from videochat.security.ratelimit import Limiter, client_ip
@@ -66,7 +66,7 @@ async def login(
 ) -> TokenPair:
     """Exchange a name and password for an access and a refresh token."""
     # Password guessing is limited per account and per address, before any hashing.
-    limiter: Limiter = request.app.state.limiter
+    limiter: Limiter = get_context(request).limiter
     detail = "Too many login attempts"
     await limiter.enforce(
         limiter.login_per_account, "login-account", body.username.lower(), detail=detail

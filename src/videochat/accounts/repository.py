@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.db.models import RefreshToken, User
-from videochat.kit.cache import cached, invalidate
+from videochat.kit.cache import cached
 
 USER_CACHE = "user"
 
@@ -53,11 +53,6 @@ async def get_user_view(session: AsyncSession, user_id: str) -> UserView | None:
     """A user's public profile, from the cache when it has it."""
     user = await get_user(session, user_id)
     return UserView.of(user) if user is not None else None
-
-
-async def forget_user(session: AsyncSession, user_id: str) -> None:
-    """After a committed change to a user's profile: drop its cached view."""
-    await invalidate(session, USER_CACHE, user_id)
 
 
 async def get_registered_by_name(session: AsyncSession, username: str) -> User | None:

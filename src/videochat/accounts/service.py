@@ -1,4 +1,8 @@
-"""Account rules: guests, registration, login and refresh-token rotation."""
+"""Account rules: guests, registration, login and refresh-token rotation.
+
+Nothing here commits but a reused refresh token's revocation: the request's session
+(``context.Session``) commits once when the endpoint returns.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from videochat.accounts.passwords import hash_password, verify_password
 from videochat.accounts.schemas import GuestCreated, TokenPair, UserOut
 from videochat.config import JWTSettings
 from videochat.db.models import RefreshToken, User
+from videochat.db.unit_of_work import commit, rollback
 from videochat.exceptions import Conflict, NotFound, Unauthorized
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_id
@@ -28,7 +33,7 @@ class AccountService:
             raise Conflict(f"Username '{username}' belongs to a registered account")
         user = User(username=username, is_guest=True)
         session.add(user)
-        await session.commit()
+        await session.flush()  # the request's unit of work commits it
         token, _ = issue_token(
             jwt, subject=user.id, kind="access", ttl_seconds=jwt.guest_ttl_seconds
         )
@@ -49,7 +54,7 @@ class AccountService:
         try:
             await session.flush()
         except IntegrityError as exc:  # a concurrent registration won the race
-            await session.rollback()
+            await rollback(session)
             raise Conflict(f"Username '{username}' is already taken") from exc
         return await self._token_pair(session, user=user, jwt=jwt, family_id=new_id())
 
@@ -75,7 +80,9 @@ class AccountService:
         if record.used_at is not None or not await repository.mark_refresh_used(session, record):
             # Someone holds a copy of a spent token: cut off every descendant too.
             await repository.revoke_family(session, record.family_id)
-            await session.commit()
+            # Committed here, not by the request: the 401 below rolls the request back,
+            # and the revocation must stand all the same.
+            await commit(session)
             raise Unauthorized("Refresh token was already used; please log in again")
         user = await repository.get_user(session, record.user_id)
         if user is None:
@@ -121,7 +128,6 @@ class AccountService:
                 expires_at=utcnow() + timedelta(seconds=jwt.refresh_ttl_seconds),
             )
         )
-        await session.commit()
         return TokenPair(
             access_token=access,
             refresh_token=refresh,

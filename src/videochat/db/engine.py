@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event, text
@@ -71,11 +70,3 @@ async def ping(engine: AsyncEngine) -> None:
     """Run a trivial query; raises when the database cannot be reached."""
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
-
-
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """A session that is rolled back if its user did not commit."""
-    async with sessionmaker() as session:
-        yield session

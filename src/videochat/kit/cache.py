@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 # Where a session carries its cache (``async_sessionmaker(info=...)``).
 SESSION_INFO_KEY = "videochat.cache"
+# Told of every cached read, (namespace, hit): the builder passes a metrics counter.
+LookupHook = Callable[[str, bool], None]
 # Bumped when a cached shape changes, so instances of two versions never share values.
 KEY_VERSION = "v2"  # v2: a room's view lists its bans
 
@@ -49,6 +51,7 @@ class CacheStore(Protocol):
     """One cache backend: memory or Redis."""
 
     default_ttl: float
+    on_lookup: LookupHook | None
 
     async def lookup(self, namespace: str, key: str) -> tuple[bool, Any, Ticket | None]:
         """``(True, value, None)`` on a hit; ``(False, None, ticket)`` on a miss."""
@@ -84,6 +87,7 @@ class MemoryCache:
 
     max_entries: int = 10_000
     default_ttl: float = 30.0
+    on_lookup: LookupHook | None = None
     _values: TLRUCache[str, tuple[float, Any]] = field(init=False, repr=False)
     _pending: dict[str, list[_MemoryTicket]] = field(default_factory=dict, init=False, repr=False)
 
@@ -170,11 +174,17 @@ class RedisCache:
     GENERATION_TTL_SECONDS = 24 * 3600
 
     def __init__(
-        self, url: str, *, default_ttl: float = 30.0, prefix: str = "videochat:cache"
+        self,
+        url: str,
+        *,
+        default_ttl: float = 30.0,
+        prefix: str = "videochat:cache",
+        on_lookup: LookupHook | None = None,
     ) -> None:
         from redis.asyncio import Redis
 
         self.default_ttl = default_ttl
+        self.on_lookup = on_lookup
         self._prefix = f"{prefix}:{KEY_VERSION}"
         self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._store_script = self._redis.register_script(_STORE_IF_CURRENT)
@@ -243,6 +253,7 @@ class NullCache:
     """Caching turned off: every read goes to the database."""
 
     default_ttl = 0.0
+    on_lookup: LookupHook | None = None
 
     async def lookup(self, namespace: str, key: str) -> tuple[bool, Any, Ticket | None]:
         return False, None, None
@@ -266,14 +277,19 @@ class NullCache:
 
 
 def create_cache(
-    *, enabled: bool, redis_url: str | None, ttl: float, max_entries: int
+    *,
+    enabled: bool,
+    redis_url: str | None,
+    ttl: float,
+    max_entries: int,
+    on_lookup: LookupHook | None = None,
 ) -> CacheStore:
     """The store the settings ask for: off, Redis when configured, else memory."""
     if not enabled:
         return NullCache()
     if redis_url:
-        return RedisCache(redis_url, default_ttl=ttl)
-    return MemoryCache(max_entries=max_entries, default_ttl=ttl)
+        return RedisCache(redis_url, default_ttl=ttl, on_lookup=on_lookup)
+    return MemoryCache(max_entries=max_entries, default_ttl=ttl, on_lookup=on_lookup)
 
 
 def store_of(session: Any) -> CacheStore | None:
@@ -282,12 +298,6 @@ def store_of(session: Any) -> CacheStore | None:
     if not isinstance(info, dict):
         return None
     return cast(CacheStore | None, info.get(SESSION_INFO_KEY))
-
-
-def _count(namespace: str, hit: bool) -> None:
-    from videochat.observability import metrics
-
-    (metrics.CACHE_HITS if hit else metrics.CACHE_MISSES).labels(namespace=namespace).inc()
 
 
 def cached(
@@ -314,13 +324,19 @@ def cached(
                 return await read(session, *args, **kwargs)
             name = str(key(*args, **kwargs))
             hit, value, ticket = await store.lookup(namespace, name)
-            _count(namespace, hit)
+            if store.on_lookup is not None:
+                store.on_lookup(namespace, hit)
             if hit:
                 return load(value)
             try:
                 clean = not (session.new or session.dirty or session.deleted)
                 if clean and session.in_transaction():
-                    # A fresh snapshot: see every commit made before the ticket.
+                    # A fresh snapshot: see every commit made before the ticket (needed
+                    # for correctness under snapshot isolation). A plain commit, not the
+                    # unit of work's: the after-commit hooks belong to the flow's own
+                    # commit. Nothing is pending, so it ends a read-only transaction;
+                    # a write flow (UPDATE statements run directly) must not read
+                    # through the cache before it commits.
                     await session.commit()
                 result = await read(session, *args, **kwargs)
                 if result is not None and clean:

@@ -15,6 +15,7 @@ from videochat.accounts.auth import Actor, OptionalUser, resolve_actor, user_fro
 from videochat.config import Settings
 from videochat.context import Context, Session, SettingsDep
 from videochat.db.models import LiveStream, LiveStreamStatus, Room, User
+from videochat.db.unit_of_work import commit
 from videochat.exceptions import NotFound, Unauthorized
 from videochat.kit.pagination import Offset
 from videochat.live import repository, service
@@ -95,7 +96,9 @@ async def stop_live_stream(
     actor = user.id if user else None
     stream, room = await _visible_stream(session, stream_id, actor)
     service.check_may_stop(stream, room, user)
-    await session.commit()  # the end below uses sessions of its own
+    # Ends this session's (read-only) transaction now: the end below writes in sessions
+    # of its own, which must not wait on one held open here.
+    await commit(session)
     if stream.status is not LiveStreamStatus.ENDED:
         stream = await manager.stop_stream(stream_id, "stopped") or stream
     return service.to_out(settings, stream, room, viewer_id=actor)

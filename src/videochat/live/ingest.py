@@ -19,9 +19,11 @@ import structlog
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from prometheus_client import Gauge
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from videochat.context import AppContext
+from videochat.config import Settings
 from videochat.db.models import LiveStream, LiveStreamStatus
+from videochat.db.unit_of_work import unit_of_work
 from videochat.exceptions import BadRequest, Conflict, ServiceUnavailable
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
@@ -30,6 +32,7 @@ from videochat.live import repository, service
 from videochat.live.recorder import LiveRecorder, Recording
 from videochat.media import service as media_service
 from videochat.media.storage import MediaStorage
+from videochat.realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
 
@@ -56,20 +59,24 @@ class IngestSession:
 class LiveManager:
     """The live streams this instance ingests."""
 
-    def __init__(self, context: AppContext) -> None:
-        self.context = context
-        self.settings = context.settings.live
-        self.storage = MediaStorage(context.settings.data_dir)
+    def __init__(
+        self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hub: Hub
+    ) -> None:
+        self.app_settings = settings
+        self.sessionmaker = sessionmaker
+        self.hub = hub
+        self.settings = settings.live
+        self.storage = MediaStorage(settings.data_dir)
         self._sessions: dict[str, IngestSession] = {}
         self._ending: dict[str, asyncio.Future[None]] = {}
         self._locks = KeyedLock()
 
     async def start(self) -> None:
         """Listen for stops from other instances; end streams a crash left "live"."""
-        await self.context.hub.broker.subscribe(CONTROL_TOPIC, self._on_control)
-        if self.context.settings.redis.url:
+        await self.hub.broker.subscribe(CONTROL_TOPIC, self._on_control)
+        if self.app_settings.redis.url:
             return  # other instances may be ingesting those streams right now
-        async with self.context.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             for stream_id in await repository.ids_with_status(session, LiveStreamStatus.LIVE):
                 await repository.transition(
                     session,
@@ -83,7 +90,7 @@ class LiveManager:
 
     async def stop(self) -> None:
         """End every session (their recordings are kept) and close every connection."""
-        await self.context.hub.broker.unsubscribe(CONTROL_TOPIC, self._on_control)
+        await self.hub.broker.unsubscribe(CONTROL_TOPIC, self._on_control)
         await asyncio.gather(
             *(self.end(stream_id, "shutdown") for stream_id in list(self._sessions)),
             return_exceptions=True,
@@ -111,7 +118,7 @@ class LiveManager:
                 raise
             if not claimed:
                 await pc.close()
-                async with self.context.sessionmaker() as session:
+                async with self.sessionmaker() as session:
                     current = await repository.get(session, stream.id)
                 if current is not None:
                     service.check_publishable(current)
@@ -140,14 +147,12 @@ class LiveManager:
             log.info("live.publishing", stream_id=stream.id, tracks=[t.kind for t in tracks])
         # Announced with the status change; the playlist follows one segment later
         # (players retry until it exists, see docs/LIVE.md).
-        await service.announce(
-            self.context.hub, stream.room_id, service.frame("live_started", stream)
-        )
+        await service.announce(self.hub, stream.room_id, service.frame("live_started", stream))
         return answer, ingest
 
     def _rtc_configuration(self) -> RTCConfiguration:
         # No STUN unless configured: aiortc would otherwise ask Google's.
-        urls = self.context.settings.stun.urls
+        urls = self.app_settings.stun.urls
         return RTCConfiguration(iceServers=[RTCIceServer(urls=urls)] if urls else [])
 
     async def _negotiate(
@@ -169,7 +174,7 @@ class LiveManager:
         return pc.localDescription.sdp, tracks
 
     async def _claim(self, stream_id: str) -> bool:
-        async with self.context.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             return await repository.transition(
                 session,
                 stream_id,
@@ -247,7 +252,7 @@ class LiveManager:
     ) -> LiveStream | None:
         """Mark a stream ended, keep its recording as a ready video, tell the room."""
         video = None
-        async with self.context.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             moved = await repository.transition(
                 session,
                 stream_id,
@@ -269,25 +274,25 @@ class LiveManager:
                     size_bytes=recording.size_bytes,
                 )
                 session.add(video)
-                await session.commit()
+                await session.flush()  # the row the link below points at
                 await repository.set_video(session, stream_id, video.id)
                 await session.refresh(stream)
         if moved or video is not None:
             ended = service.frame("live_ended", stream, reason=reason, video_id=stream.video_id)
-            await service.announce(self.context.hub, stream.room_id, ended)
+            await service.announce(self.hub, stream.room_id, ended)
         if video is not None:
-            await media_service.publish_status(self.context.hub, video)
+            await media_service.publish_status(self.hub, video)
         return stream
 
     async def stop_stream(self, stream_id: str, reason: str) -> LiveStream | None:
         """End a stream wherever it is ingested (here, on another instance, or nowhere)."""
         if stream_id in self._sessions or stream_id in self._ending:
             await self.end(stream_id, reason)
-            async with self.context.sessionmaker() as session:
+            async with self.sessionmaker() as session:
                 return await repository.get(session, stream_id)
         payload = json.dumps({"stop": stream_id, "reason": reason})
         with contextlib.suppress(Exception):
-            await self.context.hub.broker.publish(CONTROL_TOPIC, payload)
+            await self.hub.broker.publish(CONTROL_TOPIC, payload)
         return await self.finish_stream(stream_id, reason)
 
     def _on_control(self, payload: str) -> None:

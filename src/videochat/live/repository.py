@@ -1,4 +1,4 @@
-"""Queries on live streams."""
+"""Queries on live streams (they never commit: whoever opened the session does)."""
 
 from __future__ import annotations
 
@@ -50,14 +50,13 @@ async def transition(
     to: LiveStreamStatus,
     **values: Any,
 ) -> bool:
-    """Move a stream to ``to`` only if it is in one of ``from_``; commit; report success."""
+    """Move a stream to ``to`` only if it is in one of ``from_``; report success."""
     result: Any = await session.execute(
         update(LiveStream)
         .where(LiveStream.id == stream_id, LiveStream.status.in_(from_))
         .values(status=to, **values)
         .execution_options(synchronize_session=False)
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -66,4 +65,3 @@ async def set_video(session: AsyncSession, stream_id: str, video_id: str) -> Non
     await session.execute(
         update(LiveStream).where(LiveStream.id == stream_id).values(video_id=video_id)
     )
-    await session.commit()

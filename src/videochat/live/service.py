@@ -42,7 +42,7 @@ class Gone(VideochatError):
 async def create(
     session: AsyncSession, *, room: Room, owner_id: str | None, title: str
 ) -> LiveStream:
-    """A ready stream with a fresh key (committed); only room members may create one."""
+    """A ready stream with a fresh key; only room members may create one."""
     if owner_id is not None and policy.role_of(room, owner_id) is None:
         raise Forbidden("Only members of the room can go live in it: join it first")
     stream = LiveStream(
@@ -54,7 +54,7 @@ async def create(
         status=LiveStreamStatus.READY,
     )
     session.add(stream)
-    await session.commit()
+    await session.flush()
     return stream
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from videochat.context import Context, Session
 from videochat.db.models import LiveStream
+from videochat.db.unit_of_work import commit
 from videochat.exceptions import BadRequest, NotFound, PayloadTooLarge, VideochatError
 from videochat.live import repository, service
 from videochat.live.ingest import LiveManager
@@ -37,10 +38,9 @@ _CORS = {
 }
 
 
-def get_manager(request: Request) -> LiveManager:
+def get_manager(context: Context) -> LiveManager:
     """The running app's live manager."""
-    manager: LiveManager = request.app.state.live
-    return manager
+    return context.live
 
 
 Manager = Annotated[LiveManager, Depends(get_manager)]
@@ -102,7 +102,9 @@ async def whip_publish(
         stream = await _authorized_stream(session, request, stream_id)
         offer = await _read_offer(request)
         service.check_publishable(stream)
-        await session.commit()  # hand the connection back during the negotiation
+        # Committed mid-request on purpose: the WebRTC negotiation takes up to seconds,
+        # and the pool's connection goes back meanwhile (the claim uses its own session).
+        await commit(session)
         answer, ingest = await manager.publish(stream, offer)
     location = service.session_url(context.settings, stream, ingest.session_id)
     headers = {**_cors(context), "Location": location}

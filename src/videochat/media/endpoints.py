@@ -36,7 +36,6 @@ from videochat.media.schemas import (
     WebhookReceived,
 )
 from videochat.media.storage import CONTENT_TYPES, MediaStorage
-from videochat.media.tasks import get_job_queue
 from videochat.media.tus import router as tus_router
 from videochat.observability import metrics
 from videochat.rooms import repository as rooms_repository
@@ -142,7 +141,7 @@ async def upload_proxy(
         raise Conflict("This upload slot has already been used")
     metrics.VIDEOS_UPLOADED.inc()
     # Only now, after the commit, may a worker see the job.
-    await get_job_queue(request.app.state).enqueue(video.id)
+    await context.video_jobs.enqueue(video.id)
     return UploadResult(status="uploaded", upload_id=upload_id, video_id=video.id, size_bytes=size)
 
 

@@ -1,8 +1,9 @@
 """Video processing jobs: probe + transcode to HLS off the event loop, with retries.
 
-The endpoints only see ``JobQueue``: in-process by default (``InProcessJobRunner``),
-or, with Redis configured, ``worker.RedisJobQueue`` feeding ``videochat worker``
-processes. Both run the same ``VideoProcessor``.
+The endpoints only see ``JobQueue`` (``AppContext.video_jobs``): in-process by default
+(``InProcessJobRunner``), or, with Redis configured, ``worker.RedisJobQueue`` feeding
+``videochat worker`` processes; ``videochat.runtime`` picks one. Both run the same
+``VideoProcessor``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ import enum
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from videochat.context import AppContext
+from videochat.config import Settings
 from videochat.db.models import Video, VideoStatus
+from videochat.db.unit_of_work import after_commit, unit_of_work
 from videochat.media import repository
 from videochat.media.errors import MediaRejected
 from videochat.media.service import publish_status
 from videochat.media.storage import MediaStorage
 from videochat.media.transcode import TranscodeResult, transcode_to_hls
 from videochat.observability import metrics
+from videochat.realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +52,11 @@ class JobQueue(Protocol):
         ...
 
     async def stats(self) -> dict[str, int | str]:
-        """Waiting and running jobs read now (for ``/health/ready``)."""
+        """Waiting and running jobs read now."""
+        ...
+
+    async def readiness(self) -> dict[str, Any]:
+        """``/health/ready``'s entry: healthy while jobs can run, with the stats."""
         ...
 
 
@@ -67,10 +76,13 @@ class VideoProcessor:
     about a video (status, attempts), so any runner may pick up what another left.
     """
 
-    def __init__(self, context: AppContext) -> None:
-        self.context = context
-        self.settings = context.settings.media
-        self.storage = MediaStorage(context.settings.data_dir)
+    def __init__(
+        self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hub: Hub
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.hub = hub
+        self.settings = settings.media
+        self.storage = MediaStorage(settings.data_dir)
         self._stopping = threading.Event()
         # Transcodes get their own threads so they never starve asyncio.to_thread users.
         self._executor = ThreadPoolExecutor(
@@ -152,31 +164,31 @@ class VideoProcessor:
         return result
 
     async def _claim(self, video_id: str) -> Video | None:
-        async with self.context.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             video = await repository.get(session, video_id)
             if video is None or video.provider != "local":
                 return None
             if video.status not in (VideoStatus.UPLOADED, VideoStatus.PROCESSING):
                 return None
-            if video.attempts >= self.settings.job_max_attempts:
-                # Tried enough times already, each ended by a crash or a restart.
-                await self._finish_failed(video_id, PROCESSING_FAILED)
-                return None
-            claimed = await repository.transition(
-                session,
-                video_id,
-                from_=[VideoStatus.UPLOADED, VideoStatus.PROCESSING],
-                to=VideoStatus.PROCESSING,
-                attempts=video.attempts + 1,
-            )
-            if not claimed:
-                return None
-            await session.refresh(video)
-            await publish_status(self.context.hub, video)
-            return video
+            if video.attempts < self.settings.job_max_attempts:
+                claimed = await repository.transition(
+                    session,
+                    video_id,
+                    from_=[VideoStatus.UPLOADED, VideoStatus.PROCESSING],
+                    to=VideoStatus.PROCESSING,
+                    attempts=video.attempts + 1,
+                )
+                if not claimed:
+                    return None
+                await session.refresh(video)
+                after_commit(session, partial(publish_status, self.hub, video))
+                return video
+        # Tried enough times already, each ended by a crash or a restart.
+        await self._finish_failed(video_id, PROCESSING_FAILED)
+        return None
 
     async def _set(self, video_id: str, status: VideoStatus, **values: object) -> Video | None:
-        async with self.context.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             moved = await repository.transition(
                 session, video_id, from_=[VideoStatus.PROCESSING], to=status, **values
             )
@@ -199,13 +211,13 @@ class VideoProcessor:
         metrics.VIDEOS_PROCESSED.labels(outcome="ready").inc()
         if video is not None:
             log.info("video.ready", video_id=video_id, duration=result.duration_seconds)
-            await publish_status(self.context.hub, video)
+            await publish_status(self.hub, video)
 
     async def _finish_failed(self, video_id: str, reason: str) -> None:
         # Files first: once "failed" is visible, nothing of the video is left on disk.
         await asyncio.to_thread(self.storage.discard_upload, video_id)
         await asyncio.to_thread(self.storage.discard_output, video_id)
-        async with self.context.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             moved = await repository.transition(
                 session,
                 video_id,
@@ -219,12 +231,12 @@ class VideoProcessor:
         if moved and video is not None:
             metrics.VIDEOS_PROCESSED.labels(outcome="failed").inc()
             log.info("video.failed", video_id=video_id, reason=reason)
-            await publish_status(self.context.hub, video)
+            await publish_status(self.hub, video)
 
 
-async def unfinished_videos(context: AppContext) -> Sequence[str]:
+async def unfinished_videos(sessionmaker: async_sessionmaker[AsyncSession]) -> Sequence[str]:
     """Local videos a job still has to finish (``uploaded`` or ``processing``)."""
-    async with context.sessionmaker() as session:
+    async with sessionmaker() as session:
         return await repository.ids_with_status(
             session, VideoStatus.UPLOADED, VideoStatus.PROCESSING
         )
@@ -238,10 +250,12 @@ class InProcessJobRunner:
     crash) mid-job loses nothing.
     """
 
-    def __init__(self, context: AppContext) -> None:
-        self.context = context
-        self.settings = context.settings.media
-        self.processor = VideoProcessor(context)
+    def __init__(
+        self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hub: Hub
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings.media
+        self.processor = VideoProcessor(settings, sessionmaker, hub)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -255,6 +269,13 @@ class InProcessJobRunner:
         queued, running = self.snapshot()
         return {"backend": "memory", "queued": queued, "running": running}
 
+    async def readiness(self) -> dict[str, Any]:
+        # Its worker tasks must be alive.
+        alive = sum(1 for worker in self._workers if not worker.done())
+        return {"status": "healthy" if alive else "unhealthy", "workers": alive} | (
+            await self.stats()
+        )
+
     async def start(self) -> None:
         """Start the workers and queue the jobs a previous run left unfinished."""
         await self.processor.prepare()
@@ -262,11 +283,11 @@ class InProcessJobRunner:
             asyncio.create_task(self._work(), name=f"video-job-{n}")
             for n in range(self.settings.job_concurrency)
         ]
-        async with self.context.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             # Single-instance mode: a claim that survived a restart belongs to a request
             # that died with the old process; free it so the upload can be retried/resumed.
             await repository.release_all_claims(session)
-        leftover = await unfinished_videos(self.context)
+        leftover = await unfinished_videos(self.sessionmaker)
         for video_id in leftover:
             await self.enqueue(video_id)
         if leftover:
@@ -321,20 +342,3 @@ class InProcessJobRunner:
                 self._running -= 1
             if outcome is Outcome.RETRY:
                 self._enqueue_later(video_id, self.settings.job_retry_delay_seconds)
-
-
-def create_job_queue(context: AppContext) -> JobQueue:
-    """In-process jobs by default; with Redis, a queue that ``videochat worker`` drains."""
-    if context.settings.redis.url:
-        from videochat.media.worker import RedisJobQueue
-
-        return RedisJobQueue(context)
-    return InProcessJobRunner(context)
-
-
-def get_job_queue(app_state: object) -> JobQueue:
-    """The running app's job queue."""
-    queue: JobQueue | None = getattr(app_state, "video_jobs", None)
-    if queue is None:
-        raise RuntimeError("the video job queue is not running")
-    return queue

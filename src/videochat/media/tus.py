@@ -23,7 +23,6 @@ from videochat.exceptions import VideochatError
 from videochat.kit.clock import utcnow
 from videochat.media import bunny, repository, service
 from videochat.media.storage import MediaStorage
-from videochat.media.tasks import get_job_queue
 from videochat.observability import metrics
 from videochat.rooms.service import rooms
 
@@ -234,7 +233,7 @@ async def tus_patch(
     complete = video.upload_length is not None and size == video.upload_length
     if complete and await service.mark_uploaded(session, context.hub, storage, video, size):
         metrics.VIDEOS_UPLOADED.inc()
-        await get_job_queue(request.app.state).enqueue(video.id)
+        await context.video_jobs.enqueue(video.id)
     return Response(status_code=204, headers=_headers(video, size))
 
 

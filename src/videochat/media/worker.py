@@ -24,13 +24,18 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 from saq import Job, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import Context, PartialTimersDict
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from videochat.config import MediaSettings, Settings
-from videochat.context import AppContext
 from videochat.media.tasks import Outcome, VideoProcessor, unfinished_videos
+from videochat.observability import metrics
+from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
+from videochat.realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
 
@@ -83,11 +88,6 @@ class QueueStats:
 
 def serve_metrics(host: str, port: int) -> Any:
     """Expose this process's Prometheus metrics on ``host:port`` (``/metrics``)."""
-    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    from videochat.observability import metrics
-
     registry = REGISTRY
     if metrics.MULTIPROCESS:
         registry = CollectorRegistry()
@@ -130,8 +130,8 @@ async def enqueue_video(queue: RedisQueue, media: MediaSettings, video_id: str) 
 class RedisJobQueue:
     """The API side: hands committed videos to ``videochat worker`` processes."""
 
-    def __init__(self, context: AppContext) -> None:
-        self.settings = context.settings
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._queue: RedisQueue | None = None
         # The same readings the worker keeps (QueueStats), kept after stop() like theirs.
         self._stats: QueueStats | None = None
@@ -153,6 +153,12 @@ class RedisJobQueue:
         queued, running = await self.refresh_stats()
         return {"backend": "redis", "queued": queued, "running": running}
 
+    async def readiness(self) -> dict[str, Any]:
+        if not self.running:
+            return {"status": "unhealthy", "error": "stopped"}
+        # Waiting and running jobs of every SAQ worker, read from Redis now.
+        return {"status": "healthy"} | (await self.stats())
+
     async def start(self) -> None:
         self._queue = create_queue(self.settings)
         await self._queue.connect()
@@ -173,11 +179,13 @@ class RedisJobQueue:
             log.exception("video.enqueue_failed", video_id=video_id)
 
 
-async def requeue_unfinished(context: AppContext, queue: RedisQueue) -> int:
+async def requeue_unfinished(
+    sessionmaker: async_sessionmaker[AsyncSession], media: MediaSettings, queue: RedisQueue
+) -> int:
     """Queue every ``uploaded``/``processing`` video that has no pending job; how many."""
     queued = 0
-    for video_id in await unfinished_videos(context):
-        if await enqueue_video(queue, context.settings.media, video_id):
+    for video_id in await unfinished_videos(sessionmaker):
+        if await enqueue_video(queue, media, video_id):
             queued += 1
     if queued:
         log.info("video.jobs_recovered", count=queued)
@@ -194,33 +202,30 @@ async def _heartbeat(job: Job, every: float) -> None:
 
 
 class VideoWorker:
-    """A ``videochat worker`` process: runs video jobs from Redis until SIGINT/SIGTERM."""
+    """A ``videochat worker`` process: runs video jobs from Redis until SIGINT/SIGTERM.
 
-    def __init__(self, settings: Settings) -> None:
+    Given what ``videochat.runtime.open_worker`` opened (the database and a hub on the
+    API's Redis pub/sub, so rooms hear "processing" and "ready" from here) and closes.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hub: Hub,
+    ) -> None:
         self.settings = settings
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+        self.hub = hub
 
     async def run(self) -> None:
-        from videochat.db.engine import create_engine, create_sessionmaker
-        from videochat.realtime.hub import Hub
-        from videochat.realtime.redis_broker import RedisBroker
-
-        settings = self.settings
-        assert settings.redis.url is not None
-        engine = create_engine(settings)
-        # Frames go out through the same Redis pub/sub as the API's: rooms hear
-        # "processing" and "ready" from here.
-        broker = RedisBroker(settings.redis.url)
-        await broker.start()
-        context = AppContext(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            hub=Hub(broker),
-        )
-        processor = VideoProcessor(context)
+        settings, sessionmaker = self.settings, self.sessionmaker
+        media = settings.media
+        processor = VideoProcessor(settings, sessionmaker, self.hub)
         await processor.prepare()
         queue = create_queue(settings)
-        media = settings.media
         beat_every = max(0.5, media.job_heartbeat_seconds / 4)
 
         async def process_video(ctx: Context, *, video_id: str) -> str:
@@ -237,13 +242,13 @@ class VideoWorker:
 
         async def recheck(_: Context) -> None:
             with contextlib.suppress(Exception):
-                await requeue_unfinished(context, queue)
+                await requeue_unfinished(sessionmaker, media, queue)
 
             async def every() -> None:
                 while True:
                     await asyncio.sleep(media.job_recheck_seconds)
                     try:
-                        await requeue_unfinished(context, queue)
+                        await requeue_unfinished(sessionmaker, media, queue)
                     except Exception:
                         log.exception("video.recheck_failed")
 
@@ -268,8 +273,6 @@ class VideoWorker:
             # Cancelled jobs first stop their transcode thread (at its next progress report).
             cancellation_hard_deadline_s=10.0,
         )
-        from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
-
         observability = settings.observability
         metrics_server = (
             serve_metrics(observability.worker_metrics_host, observability.worker_metrics_port)
@@ -277,13 +280,13 @@ class VideoWorker:
             else None
         )
         stats = QueueStats(queue)
-        runtime = RuntimeMetrics(engine, stats)
+        runtime = RuntimeMetrics(self.engine, stats)
         refresher = QueueRefresher(stats, every=1.0)
         log.info(
             "worker.started",
             queue=media.job_queue_name,
             concurrency=media.job_concurrency,
-            database=engine.dialect.name,
+            database=self.engine.dialect.name,
         )
         try:
             await queue.connect()
@@ -302,14 +305,4 @@ class VideoWorker:
             await asyncio.gather(*rechecks, return_exceptions=True)
             processor.shutdown()
             await queue.disconnect()
-            await broker.stop()
-            await engine.dispose()
             log.info("worker.stopped")
-
-
-async def run_worker(settings: Settings) -> None:
-    """Entry point of ``videochat worker``."""
-    from videochat.observability.logging import configure_logging
-
-    configure_logging(settings)
-    await VideoWorker(settings).run()

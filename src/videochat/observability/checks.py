@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from videochat.config import DEFAULT_JWT_SECRET, Settings
 
 TIMEOUT_SECONDS = 5.0
+
+# Opens (and at the end disposes) an engine for the settings: the CLI passes
+# ``videochat.runtime``'s database subset.
+OpenEngine = Callable[[Settings], AbstractAsyncContextManager[AsyncEngine]]
 
 
 @dataclass
@@ -45,19 +52,21 @@ def settings_result(settings: Settings) -> CheckResult:
     return CheckResult("settings", True, ", ".join(notes))
 
 
-async def check_database(settings: Settings) -> CheckResult:
+async def check_database(settings: Settings, open_engine: OpenEngine) -> CheckResult:
     """Connect, run a query and compare the schema with the newest migration."""
     from alembic.script import ScriptDirectory
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from videochat.db.engine import create_engine
     from videochat.db.migrate import alembic_config
 
     shown = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
-    engine = create_engine(settings)
     try:
-        async with asyncio.timeout(TIMEOUT_SECONDS), engine.connect() as connection:
+        async with (
+            open_engine(settings) as engine,
+            asyncio.timeout(TIMEOUT_SECONDS),
+            engine.connect() as connection,
+        ):
             await connection.execute(text("SELECT 1"))
             try:
                 current = (
@@ -67,8 +76,6 @@ async def check_database(settings: Settings) -> CheckResult:
                 current = None
     except Exception as exc:
         return CheckResult("database", False, f"{shown}: {_error(exc)}")
-    finally:
-        await engine.dispose()
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if current == head:
         schema = f"schema at {head}"
@@ -122,9 +129,11 @@ def check_media() -> CheckResult:
     return CheckResult("media", True, f"PyAV {av.__version__}")
 
 
-async def run_checks(settings: Settings) -> list[CheckResult]:
+async def run_checks(settings: Settings, open_engine: OpenEngine) -> list[CheckResult]:
     """Every check, in the order the report lists them."""
-    database, redis = await asyncio.gather(check_database(settings), check_redis(settings))
+    database, redis = await asyncio.gather(
+        check_database(settings, open_engine), check_redis(settings)
+    )
     return [settings_result(settings), database, redis, check_data_dir(settings), check_media()]
 
 
@@ -141,11 +150,11 @@ def report(results: list[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def check() -> tuple[bool, str]:
+def check(open_engine: OpenEngine) -> tuple[bool, str]:
     """Load the settings from the environment and run every check; (all passed, report)."""
     try:
         settings = Settings()
     except ValidationError as exc:
         return False, f"FAIL  settings  {exc}"
-    results = asyncio.run(run_checks(settings))
+    results = asyncio.run(run_checks(settings, open_engine))
     return all(result.ok for result in results), report(results)

@@ -6,23 +6,29 @@ import asyncio
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from videochat import __version__
-from videochat.accounts import repository as users_repository
-from videochat.chat import repository as chat_repository
 from videochat.context import Context
 from videochat.db.engine import ping
 from videochat.exceptions import NotFound
 from videochat.kit.clock import isoformat, utcnow
 from videochat.observability import metrics
-from videochat.rooms import repository as rooms_repository
+from videochat.observability.health import ReadinessCheck
 
 router = APIRouter(tags=["service"])
 log = structlog.get_logger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 3.0
+
+
+async def _ready(name: str, check: ReadinessCheck) -> dict[str, Any]:
+    try:
+        return await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:
+        log.warning("health.check_failed", service=name, error=type(exc).__name__)
+        return {"status": "unhealthy", "error": type(exc).__name__}
 
 
 async def _check(name: str, probe: Any) -> dict[str, Any]:
@@ -46,29 +52,6 @@ async def _ping_redis(url: str) -> None:
         await client.aclose()
 
 
-async def _job_queue_check(app_state: Any) -> dict[str, Any]:
-    jobs = getattr(app_state, "video_jobs", None)
-    if jobs is None:
-        return {"status": "unhealthy", "error": "not started"}
-    check: dict[str, Any] = {"status": "healthy"}
-    running = getattr(jobs, "running", None)
-    if isinstance(running, bool) and not running:
-        return {"status": "unhealthy", "error": "stopped"}
-    # The in-process runner: its worker tasks must be alive.
-    workers = getattr(jobs, "_workers", None)
-    if isinstance(workers, list):
-        alive = sum(1 for worker in workers if not worker.done())
-        check = {"status": "healthy" if alive else "unhealthy", "workers": alive}
-    stats = getattr(jobs, "stats", None)
-    if callable(stats):
-        try:
-            # Waiting and running jobs: this process's, or every SAQ worker's in Redis.
-            check.update(await asyncio.wait_for(stats(), CHECK_TIMEOUT_SECONDS))
-        except Exception as exc:
-            check = {"status": "unhealthy", "error": type(exc).__name__}
-    return check
-
-
 @router.get("/health/live")
 async def health_live() -> dict[str, Any]:
     """Liveness: the process answers; depends on nothing else."""
@@ -79,12 +62,13 @@ async def health_live() -> dict[str, Any]:
     "/health/ready",
     responses={503: {"description": "A dependency is down; the body says which"}},
 )
-async def health_ready(request: Request, context: Context) -> JSONResponse:
-    """Readiness: database, Redis (when configured) and the job queue; 503 when one fails."""
+async def health_ready(context: Context) -> JSONResponse:
+    """Readiness: database, Redis (when configured) and the parts registered; 503 when one fails."""
     checks: dict[str, Any] = {"database": await _check("database", ping(context.engine))}
     if context.settings.redis.url:
         checks["redis"] = await _check("redis", _ping_redis(context.settings.redis.url))
-    checks["job_queue"] = await _job_queue_check(request.app.state)
+    for name, check in context.health.readiness.items():
+        checks[name] = await _ready(name, check)
     ready = all(check["status"] == "healthy" for check in checks.values())
     body = {
         "status": "ready" if ready else "not_ready",
@@ -111,16 +95,13 @@ async def health(context: Context) -> JSONResponse:
     stats: dict[str, Any] = {
         "active_rooms": len({c.room_id for c in _all_connections(context)}),
         "active_users": len({c.user_id for c in _all_connections(context)}),
-        "total_messages": None,
-        "total_rooms": None,
-        "total_users": None,
+        **dict.fromkeys(context.health.totals),
     }
     if database["status"] == "healthy":
         try:
             async with context.sessionmaker() as session:
-                stats["total_messages"] = await chat_repository.count_messages(session)
-                stats["total_rooms"] = await rooms_repository.count_rooms(session)
-                stats["total_users"] = await users_repository.count_users(session)
+                for name, count in context.health.totals.items():
+                    stats[name] = await count(session)
         except Exception as exc:  # the database went away between the checks
             services["database"] = {"status": "unhealthy", "error": type(exc).__name__}
     healthy = all(service["status"] == "healthy" for service in services.values())

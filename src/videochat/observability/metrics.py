@@ -91,6 +91,11 @@ CACHE_MISSES = Counter(
 JOBS_RUNNING_DOC = "Video jobs running now (this process's runner, or every SAQ worker)"
 
 
+def count_cache_lookup(namespace: str, hit: bool) -> None:
+    """kit.cache's lookup hook: a hit or a miss of one namespace."""
+    (CACHE_HITS if hit else CACHE_MISSES).labels(namespace=namespace).inc()
+
+
 def time_processing() -> Callable[[asyncio.Future[Any]], None]:
     """A done-callback for a transcode's future that observes how long it ran, by outcome."""
     started = time.monotonic()
@@ -131,12 +136,6 @@ def pool_stats(engine: AsyncEngine) -> dict[str, float]:
             # QueuePool counts overflow from -size up; only connections past the size matter.
             stats[name] = max(0.0, float(read()))
     return stats
-
-
-def queue_depth(jobs: object) -> int | None:
-    """Jobs waiting in a job queue, when it can tell without I/O."""
-    stats = queue_stats(jobs)
-    return None if stats is None else stats[0]
 
 
 def queue_stats(jobs: object) -> tuple[int, int] | None:

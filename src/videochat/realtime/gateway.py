@@ -22,7 +22,7 @@ from videochat.chat.service import chat, clean_content
 from videochat.chat.spam import SpamError
 from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode
-from videochat.context import AppContext
+from videochat.context import AppContext, get_context
 from videochat.exceptions import (
     DATABASE_UNAVAILABLE,
     BadRequest,
@@ -69,7 +69,7 @@ async def _authorise(
     settings = context.settings
     if settings.rate_limit.enabled:
         ip = client_ip(websocket.scope)
-        limiter: Limiter = websocket.app.state.limiter
+        limiter: Limiter = context.limiter
         if await limiter.retry_after(limiter.ws_connects, "ws-connect", ip) is not None:
             raise Refused("too many connection attempts from this address")
         if context.hub.open_from(ip) >= settings.rate_limit.ws_connections_per_ip:
@@ -121,7 +121,7 @@ async def chat_socket(websocket: WebSocket) -> None:
     """Join a room's realtime channel (protocol: docs/PROTOCOL.md)."""
     room_id: str = websocket.path_params["room_id"]
     user_id: str = websocket.path_params["user_id"]
-    context: AppContext = websocket.app.state.context
+    context: AppContext = get_context(websocket)
     try:
         admitted = await _authorise(context, websocket, room_id, user_id)
         username, since = admitted.username, admitted.since
@@ -287,7 +287,7 @@ async def _handle(context: AppContext, connection: Connection, frame: dict[str, 
         if context.settings.rate_limit.enabled:
             connection.spam.check(content)
         # Stored (committed) and broadcast in the room's id order; see chat/writer.py.
-        writer: MessageWriter = connection.websocket.app.state.chat_writer
+        writer: MessageWriter = context.chat_writer
         await writer.post(
             room_id=connection.room_id,
             user_id=connection.user_id,

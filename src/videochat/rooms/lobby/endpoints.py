@@ -40,7 +40,7 @@ async def knock(
     context: Context,
 ) -> KnockOut:
     """Ask to be let into a private room; poll ``GET .../lobby/me`` for the answer."""
-    limiter: Limiter = request.app.state.limiter
+    limiter: Limiter = context.limiter
     await limiter.enforce(limiter.knocks, "knock", user.id, detail="Too many knocks")
     service = LobbyService(settings.lobby)
     room, found, new = await service.knock(session, room_id=room_id, user=user)
