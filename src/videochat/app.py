@@ -14,7 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from videochat import __version__
 from videochat.accounts.endpoints import router as accounts_router
 from videochat.calls.endpoints import router as calls_router
+from videochat.calls.socket import router as calls_frames
+from videochat.chat import socket as chat_socket
 from videochat.chat.endpoints import router as chat_router
+from videochat.chat.frames import message_frame
 from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode, Settings, get_settings
 from videochat.context import AppContext
@@ -32,10 +35,11 @@ from videochat.observability.logging import configure_logging
 from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
 from videochat.observability.middleware import RequestContextMiddleware
 from videochat.realtime.broker import Broker, MemoryBroker
-from videochat.realtime.frames import message_frame
-from videochat.realtime.gateway import router as realtime_router
+from videochat.realtime.gateway import Gateway
 from videochat.realtime.hub import Hub
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
+from videochat.realtime.routing import FrameRouter
+from videochat.rooms.admission import admit
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.rooms.lobby_endpoints import router as lobby_router
 from videochat.rooms.moderation_endpoints import router as moderation_router
@@ -55,6 +59,14 @@ def _create_realtime(settings: Settings) -> tuple[Broker, Presence]:
 
         return RedisBroker(settings.redis.url), RedisPresence(settings.redis.url)
     return MemoryBroker(), MemoryPresence()
+
+
+def _create_gateway() -> Gateway:
+    """The room socket, with each domain's part: admission, replay and frame handlers."""
+    frames = FrameRouter()
+    frames.include_router(chat_socket.router)
+    frames.include_router(calls_frames)
+    return Gateway(admit=admit, replay=chat_socket.replay, frames=frames)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -166,10 +178,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lobby_router,
         chat_router,
         calls_router,
-        realtime_router,
         media_router,
         live_router,
     ):
         app.include_router(router)
+    app.router.routes.append(_create_gateway().route())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

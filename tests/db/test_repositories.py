@@ -16,6 +16,7 @@ from videochat.config import Settings
 from videochat.db.engine import create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.db.models import RoomRole
+from videochat.db.unit_of_work import unit_of_work
 from videochat.exceptions import Conflict, Forbidden, NotFound, Unauthorized
 from videochat.rooms.service import rooms
 
@@ -68,7 +69,7 @@ async def test_message_ids_are_a_total_order(
         room = await rooms.create(session, name="Room", is_private=False, owner=None)
 
     async def write(index: int) -> int:
-        async with sessions() as session:
+        async with unit_of_work(sessions) as session:
             message = await chat.post(
                 session, room_id=room.id, user_id=author.id, username="writer", content=str(index)
             )

@@ -1,0 +1,21 @@
+"""The call's socket frames: thin adapters from a frame to its flow (calls/flows.py)."""
+
+from __future__ import annotations
+
+from videochat.calls import flows
+from videochat.calls.frames import MediaStateFrame, SignalFrame
+from videochat.realtime.routing import FrameContext, FrameRouter
+
+router = FrameRouter()
+
+
+# WebRTC signalling comes in bursts (offers, answers, ICE candidates while a call of
+# six starts): it has its own, larger rate budget.
+@router.frame("signal", bursty=True)
+async def relay_signal(ctx: FrameContext, frame: SignalFrame) -> None:
+    await flows.relay_signal(ctx.context.hub, ctx.connection, frame)
+
+
+@router.frame("media_state")
+async def change_media(ctx: FrameContext, frame: MediaStateFrame) -> None:
+    await flows.change_media(ctx.context.hub, ctx.connection, frame)
