@@ -66,7 +66,7 @@ def _create_gateway() -> Gateway:
     frames = FrameRouter()
     frames.include_router(chat_socket.router)
     frames.include_router(calls_frames)
-    return Gateway(admit=admit, replay=chat_socket.replay, frames=frames)
+    return Gateway(admit=admit, replay=chat_socket.replay, handlers=frames)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

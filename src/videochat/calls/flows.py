@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from videochat.calls.frames import MediaStateFrame, PeerNotFound, SignalFrame
 from videochat.realtime.connection import Connection
-from videochat.realtime.frames import presence_frame
 from videochat.realtime.hub import Hub
 from videochat.rooms.muting import refuse_if_muted
 
@@ -51,7 +50,4 @@ async def change_media(hub: Hub, connection: Connection, state: MediaStateFrame)
         connection.room_id,
         {"type": "media_state", "user_id": connection.user_id, **connection.media},
     )
-    await hub.publish(
-        connection.room_id,
-        presence_frame(connection.room_id, await hub.participants(connection.room_id)),
-    )
+    await hub.publish_presence(connection.room_id)

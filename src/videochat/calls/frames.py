@@ -28,7 +28,7 @@ class PeerNotFound(NotFound):
         super().__init__("that peer is not in the room")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SignalFrame:
     """``{"type": "signal", "to": user_id, "to_connection": id?, "data": {...}}``."""
 
@@ -48,7 +48,7 @@ class SignalFrame:
         return cls(to, to_connection, data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MediaStateFrame:
     """``{"type": "media_state", "audio": bool, ...}``; only the booleans given count."""
 

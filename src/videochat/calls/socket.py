@@ -9,8 +9,7 @@ from videochat.realtime.routing import FrameContext, FrameRouter
 router = FrameRouter()
 
 
-# WebRTC signalling comes in bursts (offers, answers, ICE candidates while a call of
-# six starts): it has its own, larger rate budget.
+# WebRTC signalling comes in bursts (ICE candidates while a call starts): a larger budget.
 @router.frame("signal", bursty=True)
 async def relay_signal(ctx: FrameContext, frame: SignalFrame) -> None:
     await flows.relay_signal(ctx.context.hub, ctx.connection, frame)

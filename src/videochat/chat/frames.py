@@ -1,7 +1,8 @@
 """The chat's socket frames: those clients send (typed, validated) and those it broadcasts.
 
 Incoming frames are hand-validated slotted dataclasses rather than pydantic models:
-``message`` is the hot path, and checking two fields by hand costs less than a model.
+``message`` is the hot path, and checking two fields by hand costs less than a model
+(not frozen either: a frozen dataclass's ``__init__`` costs twice as much).
 They check the shape only; the rules on content (length, controls, emoji) belong to
 the flows in ``chat/flows.py``, which every producer goes through.
 """
@@ -28,7 +29,7 @@ def _message_id(raw: dict[str, Any], kind: str) -> int:
     return message_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PostFrame:
     """``{"type": "message", "content": ...}`` (or the legacy ``{"content": ...}``)."""
 
@@ -39,7 +40,7 @@ class PostFrame:
         return cls(raw.get("content"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EditFrame:
     message_id: int
     content: object
@@ -49,7 +50,7 @@ class EditFrame:
         return cls(_message_id(raw, "edit"), raw.get("content"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeleteFrame:
     message_id: int
 
@@ -58,7 +59,7 @@ class DeleteFrame:
         return cls(_message_id(raw, "delete"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReactionFrame:
     message_id: int
     emoji: object
@@ -73,7 +74,7 @@ class ReactionFrame:
         return cls(message_id, raw.get("emoji"), add)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TypingFrame:
     typing: bool
 

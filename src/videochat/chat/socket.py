@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from weakref import WeakKeyDictionary
-
 from videochat.chat import flows
 from videochat.chat import repository as chat_repository
 from videochat.chat.frames import (
@@ -26,9 +24,6 @@ from videochat.realtime.routing import FrameContext, FrameRouter
 
 router = FrameRouter()
 
-# Each socket's memory of what it sent lately, gone with the socket.
-_spam_guards: WeakKeyDictionary[Connection, SpamGuard] = WeakKeyDictionary()
-
 
 def _writer(ctx: FrameContext) -> MessageWriter:
     writer: MessageWriter = ctx.state.chat_writer
@@ -38,9 +33,10 @@ def _writer(ctx: FrameContext) -> MessageWriter:
 def _spam_guard(ctx: FrameContext) -> SpamGuard | None:
     if not ctx.context.settings.rate_limit.enabled:
         return None
-    guard = _spam_guards.get(ctx.connection)
+    # Each socket's memory of what it sent lately, gone with the socket.
+    guard: SpamGuard | None = ctx.memo.get("spam")
     if guard is None:
-        guard = _spam_guards[ctx.connection] = SpamGuard()
+        guard = ctx.memo["spam"] = SpamGuard()
     return guard
 
 

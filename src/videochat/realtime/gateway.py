@@ -13,32 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from videochat.context import AppContext
 from videochat.exceptions import DATABASE_UNAVAILABLE, VideochatError, is_database_outage
-from videochat.kit.pagination import MAX_ID
 from videochat.observability import metrics
-from videochat.realtime import close_codes, lifecycle
+from videochat.realtime import close_codes, frames, lifecycle
+from videochat.realtime.budget import FrameBudget
 from videochat.realtime.connection import Connection
-from videochat.realtime.frames import (
-    error_frame,
-    presence_frame,
-    user_joined_frame,
-    user_left_frame,
-)
-from videochat.realtime.handshake import Admit, Admitted, Refused, Replay
+from videochat.realtime.handshake import Admit, Admitted, Refused, Replay, screen
 from videochat.realtime.hub import dumps
 from videochat.realtime.routing import FrameContext, FrameRouter, UnknownFrame
-from videochat.security.limiter import Limiter
 from videochat.security.ratelimit import client_ip
 
 log = structlog.get_logger(__name__)
-_frame_limiter = MovingWindowRateLimiter(MemoryStorage())
 # A refused frame's error code, unless the error names its own (``frame_code``).
 _CODE_BY_STATUS = {403: "forbidden", 404: "not_found", 503: "unavailable"}
 
@@ -61,11 +50,11 @@ async def pong(ctx: FrameContext, frame: Ping) -> None:
 
 
 class Gateway:
-    def __init__(self, *, admit: Admit, replay: Replay, frames: FrameRouter) -> None:
+    def __init__(self, *, admit: Admit, replay: Replay, handlers: FrameRouter) -> None:
         self._admit, self._replay = admit, replay
         self._frames = FrameRouter()
         self._frames.include_router(transport)
-        self._frames.include_router(frames)
+        self._frames.include_router(handlers)
 
     def route(self, path: str = "/ws/{room_id}/{user_id}") -> WebSocketRoute:
         """A plain Starlette route: FastAPI's per-request dependency machinery would
@@ -78,7 +67,7 @@ class Gateway:
         user_id: str = websocket.path_params["user_id"]
         context: AppContext = websocket.app.state.context
         try:
-            since = await _check_handshake(context, websocket)
+            since = await screen(context, websocket)
             admitted = await self._admit(context, websocket, room_id, user_id)
         except Refused as exc:
             log.info("ws.refused", room_id=room_id, user_id=user_id, reason=str(exc))
@@ -114,10 +103,15 @@ class Gateway:
             if since is not None:
                 await self._replay(context, connection, since)
             connection.start_writer()
-            connection.offer(dumps(_welcome_frame(context, connection, admitted)))
-            joined = user_joined_frame(user_id=connection.user_id, username=connection.username)
+            welcome = frames.welcome_frame(
+                connection, role=admitted.role, max_call_size=context.settings.calls.max_call_size
+            )
+            connection.offer(dumps(welcome))
+            joined = frames.user_joined_frame(
+                user_id=connection.user_id, username=connection.username
+            )
             await hub.publish(room_id, joined)
-            await hub.publish(room_id, presence_frame(room_id, await hub.participants(room_id)))
+            await hub.publish_presence(room_id)
             ctx = FrameContext(connection, context, connection.websocket.app.state)
             await self._receive_loop(ctx)
         except WebSocketDisconnect as exc:
@@ -137,16 +131,14 @@ class Gateway:
         with contextlib.suppress(Exception):
             # One tab of several closing (or a reconnect's old socket) is not leaving.
             if not await hub.is_present(room_id, user_id):
-                left = user_left_frame(user_id=user_id, username=connection.username)
+                left = frames.user_left_frame(user_id=user_id, username=connection.username)
                 await hub.publish(room_id, left)
-            await hub.publish(room_id, presence_frame(room_id, await hub.participants(room_id)))
+            await hub.publish_presence(room_id)
         structlog.contextvars.unbind_contextvars("room_id", "user_id")
 
     async def _receive_loop(self, ctx: FrameContext) -> None:
         connection, settings = ctx.connection, ctx.context.settings
-        window = settings.rate_limit.ws_frames_window_seconds
-        limit = RateLimitItemPerSecond(settings.rate_limit.ws_frames, window)
-        burst_limit = RateLimitItemPerSecond(settings.rate_limit.ws_frames * 5, window)
+        budget = FrameBudget(settings)
         strikes = 0
         while not connection.closed:
             message = await connection.websocket.receive()
@@ -156,7 +148,7 @@ class Gateway:
                 metrics.WS_FRAMES_IN.inc()
             raw = message.get("text")
             if raw is None:
-                ctx.reply(error_frame("bad_frame", "frames must be JSON text"))
+                ctx.reply(frames.error_frame("bad_frame", "frames must be JSON text"))
                 continue
             if len(raw.encode()) > settings.realtime.max_frame_bytes:
                 await connection.close_and_wait(close_codes.FRAME_TOO_BIG, "frame too big")
@@ -165,68 +157,29 @@ class Gateway:
                 frame = json.loads(raw)
             except json.JSONDecodeError:
                 frame = None
-            kind, route = self._frames.resolve(frame) if isinstance(frame, dict) else (None, None)
-            item, bucket = (burst_limit, "burst") if route and route.bursty else (limit, "frames")
-            if settings.rate_limit.enabled and not await _frame_limiter.hit(
-                item, bucket, connection.id
-            ):
+            route = self._frames.route_of(frame) if isinstance(frame, dict) else None
+            if not await budget.spend(connection.id, bursty=route is not None and route.bursty):
                 strikes += 1
                 if strikes > 10:
                     await connection.close_and_wait(close_codes.RATE_LIMITED, "too many frames")
                     return
-                ctx.reply(error_frame("rate_limited", "slow down"))
+                ctx.reply(frames.error_frame("rate_limited", "slow down"))
                 continue
             if not isinstance(frame, dict):
                 detail = "frames must be JSON" if frame is None else "frames must be objects"
-                ctx.reply(error_frame("bad_frame", detail))
+                ctx.reply(frames.error_frame("bad_frame", detail))
                 continue
             try:
                 if route is None:
-                    raise UnknownFrame(kind)
-                await route.handle(ctx, frame)
+                    raise UnknownFrame(self._frames.kind_of(frame))
+                await route.handler(ctx, route.parse(frame))
             except VideochatError as exc:
                 code = getattr(exc, "frame_code", None)
                 code = code or _CODE_BY_STATUS.get(exc.status_code, "invalid")
-                ctx.reply(error_frame(code, exc.detail))
+                ctx.reply(frames.error_frame(code, exc.detail))
             except Exception as exc:
                 if not is_database_outage(exc):
                     raise
                 # The database is restarting: this frame was not stored (so never
                 # acknowledged); the socket stays open and the client may send it again.
-                ctx.reply(error_frame("unavailable", DATABASE_UNAVAILABLE))
-
-
-async def _check_handshake(context: AppContext, websocket: WebSocket) -> int | None:
-    """Connection-rate limits and the ``since`` cursor; raises Refused."""
-    settings = context.settings
-    if settings.rate_limit.enabled:
-        ip = client_ip(websocket.scope)
-        limiter: Limiter = websocket.app.state.limiter
-        if await limiter.retry_after(limiter.ws_connects, "ws-connect", ip) is not None:
-            raise Refused("too many connection attempts from this address")
-        if context.hub.open_from(ip) >= settings.rate_limit.ws_connections_per_ip:
-            raise Refused("too many open connections from this address")
-    if "since" not in websocket.query_params:
-        return None
-    try:
-        since = int(websocket.query_params["since"])
-    except ValueError as exc:
-        raise Refused("since must be a message id") from exc
-    if not 0 <= since <= MAX_ID:
-        raise Refused("since must be a message id")
-    return since
-
-
-def _welcome_frame(
-    context: AppContext, connection: Connection, admitted: Admitted
-) -> dict[str, Any]:
-    """What a client needs to know about itself before live traffic: role and mute."""
-    return {
-        "type": "welcome",
-        "room_id": connection.room_id,
-        "user_id": connection.user_id,
-        "connection_id": connection.id,
-        "role": admitted.role,
-        "muted": connection.muted,
-        "max_call_size": context.settings.calls.max_call_size,
-    }
+                ctx.reply(frames.error_frame("unavailable", DATABASE_UNAVAILABLE))

@@ -1,4 +1,4 @@
-"""What the gateway is given to let a socket in and catch it up: the app composes them."""
+"""The handshake: the gateway's own checks, and what the app gives it to let a socket in."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocket
 
 from videochat.context import AppContext
+from videochat.kit.pagination import MAX_ID
 from videochat.realtime.connection import Connection
+from videochat.security.limiter import Limiter
+from videochat.security.ratelimit import client_ip
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +31,24 @@ class Refused(Exception):
 Admit = Callable[[AppContext, WebSocket, str, str], Awaitable[Admitted]]
 # Sends a reconnecting socket what it missed since a message id, before live frames.
 Replay = Callable[[AppContext, Connection, int], Awaitable[None]]
+
+
+async def screen(context: AppContext, websocket: WebSocket) -> int | None:
+    """Connection limits per address and the ``since`` cursor, before any admission; Refused."""
+    settings = context.settings
+    if settings.rate_limit.enabled:
+        ip = client_ip(websocket.scope)
+        limiter: Limiter = websocket.app.state.limiter
+        if await limiter.retry_after(limiter.ws_connects, "ws-connect", ip) is not None:
+            raise Refused("too many connection attempts from this address")
+        if context.hub.open_from(ip) >= settings.rate_limit.ws_connections_per_ip:
+            raise Refused("too many open connections from this address")
+    if "since" not in websocket.query_params:
+        return None
+    try:
+        since = int(websocket.query_params["since"])
+    except ValueError as exc:
+        raise Refused("since must be a message id") from exc
+    if not 0 <= since <= MAX_ID:
+        raise Refused("since must be a message id")
+    return since

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from videochat.context import AppContext
@@ -23,6 +23,7 @@ from videochat.realtime.hub import dumps
 
 Handler = Callable[["FrameContext", Any], Awaitable[None]]
 H = TypeVar("H", bound=Handler)
+_UNTYPED = object()
 
 
 class UnknownFrame(BadRequest):
@@ -43,6 +44,8 @@ class FrameContext:
     # The app's state, for services not on AppContext yet (the chat writer): handlers
     # reach them through this one field.
     state: Any
+    # What the domains' handlers remember about this socket (the chat's recent messages).
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def reply(self, frame: dict[str, Any]) -> None:
         """Send a frame to this socket only."""
@@ -91,19 +94,25 @@ class FrameRouter:
         for key, kind in other.untyped.items():
             self._add_untyped(key, kind)
 
-    def resolve(self, frame: dict[str, Any]) -> tuple[object, FrameRoute | None]:
-        """The frame's kind, and its route (None when nothing handles it)."""
-        if "type" in frame:
-            kind = frame["type"]
-        else:
-            kind = next((k for key, k in self.untyped.items() if key in frame), None)
-        return kind, self.routes.get(kind) if isinstance(kind, str) else None
+    def kind_of(self, frame: dict[str, Any]) -> object:
+        """The frame's ``type``, or for a frame without one the kind its keys say."""
+        kind = frame.get("type", _UNTYPED)
+        if kind is _UNTYPED:
+            return next((k for key, k in self.untyped.items() if key in frame), None)
+        return kind
+
+    def route_of(self, frame: dict[str, Any]) -> FrameRoute | None:
+        """The frame's route, or None when nothing handles its kind."""
+        kind = frame.get("type", _UNTYPED)  # kind_of, inlined: this runs for every frame
+        if kind is _UNTYPED:
+            kind = self.kind_of(frame)
+        return self.routes.get(kind) if type(kind) is str else None
 
     async def dispatch(self, ctx: FrameContext, frame: dict[str, Any]) -> None:
         """Handle one frame; ``UnknownFrame`` when no handler takes its kind."""
-        kind, route = self.resolve(frame)
+        route = self.route_of(frame)
         if route is None:
-            raise UnknownFrame(kind)
+            raise UnknownFrame(self.kind_of(frame))
         await route.handle(ctx, frame)
 
     def _add(self, route: FrameRoute) -> None:
