@@ -13,8 +13,8 @@ from fastapi.staticfiles import StaticFiles
 
 from videochat import __version__
 from videochat.accounts.endpoints import router as accounts_router
+from videochat.calls import socket as calls_socket
 from videochat.calls.endpoints import router as calls_router
-from videochat.calls.socket import router as calls_frames
 from videochat.chat import socket as chat_socket
 from videochat.chat.endpoints import router as chat_router
 from videochat.chat.frames import message_frame
@@ -65,7 +65,7 @@ def _create_gateway() -> Gateway:
     """The room socket, with each domain's part: admission, replay and frame handlers."""
     frames = FrameRouter()
     frames.include_router(chat_socket.router)
-    frames.include_router(calls_frames)
+    frames.include_router(calls_socket.router)
     return Gateway(admit=admit, replay=chat_socket.replay, handlers=frames)
 
 
