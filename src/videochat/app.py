@@ -12,7 +12,9 @@ from fastapi.staticfiles import StaticFiles
 
 from videochat import __version__
 from videochat.accounts.endpoints import router as accounts_router
+from videochat.calls import socket as calls_socket
 from videochat.calls.endpoints import router as calls_router
+from videochat.chat import socket as chat_socket
 from videochat.chat.endpoints import router as chat_router
 from videochat.config import Settings, get_settings
 from videochat.context import attach_context
@@ -23,7 +25,9 @@ from videochat.observability import metrics
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
 from videochat.observability.middleware import RequestContextMiddleware
-from videochat.realtime.gateway import router as realtime_router
+from videochat.realtime.gateway import Gateway
+from videochat.realtime.routing import FrameRouter
+from videochat.rooms.admission import admit
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.rooms.lobby.endpoints import router as lobby_router
 from videochat.rooms.moderation.endpoints import router as moderation_router
@@ -33,6 +37,14 @@ from videochat.security.headers import SecurityHeadersMiddleware
 from videochat.security.ratelimit import Limiter, RateLimitMiddleware
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
+
+
+def _create_gateway() -> Gateway:
+    """The room socket, with each domain's part: admission, replay and frame handlers."""
+    frames = FrameRouter()
+    frames.include_router(chat_socket.router)
+    frames.include_router(calls_socket.router)
+    return Gateway(admit=admit, replay=chat_socket.replay, handlers=frames)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -95,10 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lobby_router,
         chat_router,
         calls_router,
-        realtime_router,
         media_router,
         live_router,
     ):
         app.include_router(router)
+    app.router.routes.append(_create_gateway().route())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -14,6 +14,8 @@ class VideochatError(Exception):
     """Base of every error the service raises on purpose."""
 
     status_code = 400
+    # The code of the socket's error frame, when the status code does not say it well.
+    frame_code: str | None = None
 
     def __init__(
         self,

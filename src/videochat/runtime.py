@@ -21,6 +21,7 @@ import structlog
 from videochat import __version__
 from videochat.accounts import repository as accounts_repository
 from videochat.chat import repository as chat_repository
+from videochat.chat.frames import message_frame
 from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode, Settings
 from videochat.context import AppContext
@@ -35,7 +36,6 @@ from videochat.observability import metrics
 from videochat.observability.health import HealthSources
 from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
 from videochat.realtime.broker import Broker, MemoryBroker
-from videochat.realtime.frames import message_frame
 from videochat.realtime.hub import Hub
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.realtime.redis_broker import RedisBroker

@@ -8,12 +8,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from tests.support import LiveServer, create_guest, create_room
 from videochat.chat.service import chat
+from videochat.db.unit_of_work import unit_of_work
 
 
 async def _seed(server: LiveServer, room_id: str, user: dict[str, str], count: int) -> list[int]:
-    sessionmaker: async_sessionmaker = server.app.state.context.sessionmaker  # type: ignore[type-arg]
+    sessionmaker: async_sessionmaker = server.context.sessionmaker  # type: ignore[type-arg]
     ids = []
-    async with sessionmaker() as session:
+    async with unit_of_work(sessionmaker) as session:
         for index in range(count):
             message = await chat.post(
                 session,

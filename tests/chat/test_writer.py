@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from videochat.accounts.service import accounts
 from videochat.chat import repository as chat_repository
+from videochat.chat.frames import message_frame
 from videochat.chat.writer import MessageWriter
 from videochat.config import Settings
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.exceptions import ServiceUnavailable
-from videochat.realtime.frames import message_frame
 from videochat.rooms.service import rooms
 
 

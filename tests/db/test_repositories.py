@@ -71,7 +71,7 @@ async def test_message_ids_are_a_total_order(
         await session.commit()  # services leave the commit to their caller
 
     async def write(index: int) -> int:
-        async with sessions() as session:
+        async with unit_of_work(sessions) as session:
             message = await chat.post(
                 session, room_id=room.id, user_id=author.id, username="writer", content=str(index)
             )

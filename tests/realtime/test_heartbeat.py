@@ -44,7 +44,7 @@ async def test_a_dead_peer_is_dropped_and_the_room_is_told(tmp_path: Path) -> No
         alice = await create_guest(http, "alice")
         ghost = await create_guest(http, "ghost")
         room = await create_room(http, alice["access_token"])
-        hub = live.app.state.context.hub
+        hub = live.context.hub
         async with connect_ws(live, ws_path(room["id"], alice["id"], alice["access_token"])) as a:
             silent = await _open_and_go_silent(
                 live.url, ws_path(room["id"], ghost["id"], ghost["access_token"])

@@ -47,7 +47,7 @@ async def test_slow_consumer_is_disconnected_and_others_are_not(tmp_path: Path) 
             received = await collect(a, "message", count, timeout=120)
             assert len(received) == count  # the healthy client got everything
 
-            hub = live.app.state.context.hub
+            hub = live.context.hub
             async with asyncio.timeout(10):
                 while any(c.user_id == sloth["id"] for c in hub.all_connections()):
                     await asyncio.sleep(0.05)
@@ -81,7 +81,7 @@ async def test_a_socket_that_falls_behind_gets_everything_in_order_once_it_reads
         ) as socket:
             while json.loads(await socket.recv())["type"] != "presence":
                 pass
-            (connection,) = live.app.state.context.hub.all_connections()
+            (connection,) = live.context.hub.all_connections()
             # 24 MB: more than loopback's buffers take (a few MB), fewer than the backlog.
             count = 600
             blob = base64.b64encode(os.urandom(30_000)).decode()

@@ -186,7 +186,7 @@ async def test_expiring_and_limited_invites(client: httpx.AsyncClient, server: L
             f"/rooms/{room['id']}/invites", json={}, headers=auth(owner["access_token"])
         )
     ).json()["code"]
-    async with server.app.state.context.sessionmaker() as session:
+    async with server.context.sessionmaker() as session:
         await session.execute(
             update(RoomInvite)
             .where(RoomInvite.code == expiring)

@@ -82,7 +82,6 @@ class ReactionService:
                     MessageReaction.emoji == emoji,
                 )
             )
-        await session.commit()
         found = await repository.reactions_of(session, [message_id])
         return summarise(found[message_id])
 

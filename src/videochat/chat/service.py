@@ -1,4 +1,4 @@
-"""Chat rules: what a message may contain, storing it, reading history."""
+"""Chat rules: what a message may contain, storing it, reading history (the caller commits)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,10 @@ class ChatService:
     async def post(
         self, session: AsyncSession, *, room_id: str, user_id: str, username: str, content: str
     ) -> Message:
-        """Store a message durably (committed) and return it with its id."""
-        message = await repository.add(
+        """Add a message and learn its id (live messages go through chat/writer.py)."""
+        return await repository.add(
             session, Message(room_id=room_id, user_id=user_id, username=username, content=content)
         )
-        await session.commit()
-        return message
 
     async def history(
         self, session: AsyncSession, *, room_id: str, limit: int, before: int | None
@@ -53,7 +51,6 @@ class ChatService:
             raise Forbidden("only the author can edit a message")
         message.content = content
         message.edited_at = utcnow()
-        await session.commit()
         return message
 
     async def delete(
@@ -71,7 +68,6 @@ class ChatService:
             raise Forbidden("only the author or a moderator can delete a message")
         message.deleted_at = utcnow()
         message.content = ""
-        await session.commit()
         return message
 
     async def _editable(self, session: AsyncSession, *, room_id: str, message_id: int) -> Message:

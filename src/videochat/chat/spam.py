@@ -17,6 +17,8 @@ REPEATS_ALLOWED = 2  # the same text may be sent twice in the window, not a thir
 class SpamError(BadRequest):
     """A message refused as spam (sent back as an ``error`` frame with code ``spam``)."""
 
+    frame_code = "spam"
+
 
 class SpamGuard:
     """Per-socket memory of recent messages."""

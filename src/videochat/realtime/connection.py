@@ -20,7 +20,6 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from videochat.chat.spam import SpamGuard
 from videochat.kit.ids import new_id
 from videochat.observability import metrics
 from videochat.realtime.close_codes import SLOW_CONSUMER
@@ -47,7 +46,6 @@ class Connection:
     muted: bool = False
     # The client's address, for the per-address connection limit.
     ip: str = ""
-    spam: SpamGuard = field(default_factory=SpamGuard)
     # Set when the server decided to close (slow consumer, abuse, shutdown).
     closed_by_server: bool = False
     # The close code the server sent, or the client's when it left (metrics' close reason).

@@ -188,6 +188,13 @@ class Hub:
             log.warning("hub.publish_degraded", room_id=room_id, error=str(exc))
             self._deliver(room_id, payload)
 
+    async def publish_presence(self, room_id: str) -> None:
+        """Send the room its participant list (after a join, a leave, a device change)."""
+        participants = await self.participants(room_id)
+        await self.publish(
+            room_id, {"type": "presence", "room_id": room_id, "participants": participants}
+        )
+
     async def publish_many(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Broadcast ``(room_id, frame)`` pairs to their rooms, in this order."""
         items = [(room_id, _envelope(frame)) for room_id, frame in frames]

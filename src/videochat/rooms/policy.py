@@ -15,9 +15,24 @@ from videochat.rooms.repository import MemberView, RoomView
 RANK = {RoomRole.OWNER: 3, RoomRole.MODERATOR: 2, RoomRole.MEMBER: 1}
 BANNED = "You are banned from this room"
 NOT_A_MEMBER = "Only members of the room can do that: join it first"
-MUTED = "You are muted in this room"
+MUTED = "a moderator has muted you here"
 
 AnyRoom = Room | RoomView
+
+
+class Muted(Forbidden):
+    """The sender is muted in this room: no chat, reactions, mic or camera."""
+
+    frame_code = "muted"
+
+    def __init__(self) -> None:
+        super().__init__(MUTED)
+
+
+def refuse_if_muted(muted: bool) -> None:
+    """Raise ``Muted`` for a muted sender (checked by the domain flows, whatever the door)."""
+    if muted:
+        raise Muted()
 
 
 def role_of(room: AnyRoom, user_id: str | None) -> RoomRole | None:
@@ -96,5 +111,5 @@ def require_can_post(room: RoomView, user_id: str) -> MemberView:
     """A member who may chat, share media or go live: neither banned nor muted."""
     member = require_member(room, user_id)
     if member.muted:
-        raise Forbidden(MUTED)
+        raise Muted()
     return member

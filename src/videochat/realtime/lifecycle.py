@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import TYPE_CHECKING
 
 import structlog
 
 from videochat.observability import metrics
 from videochat.realtime import close_codes
-
-if TYPE_CHECKING:
-    from videochat.realtime.connection import Connection
+from videochat.realtime.connection import Connection
 
 log = structlog.get_logger("videochat.ws")
 

@@ -1,0 +1,53 @@
+"""One flow per call action: relaying signalling between sockets, changing devices."""
+
+from __future__ import annotations
+
+from videochat.calls.frames import MediaStateFrame, PeerNotFound, SignalFrame
+from videochat.realtime.connection import Connection
+from videochat.realtime.hub import Hub
+from videochat.rooms.policy import refuse_if_muted
+
+
+async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) -> None:
+    """Relay WebRTC signalling to one connection of a named peer in the same room.
+
+    A user may have several sockets in a room (tabs, a reconnect the server has not
+    noticed yet); only the latest is in the call. ``to_connection`` names the socket
+    (it must be one of that user's in this room); without it the signal goes to the
+    user's latest socket. Never to all of them: two tabs answering one offer would
+    break the negotiation.
+    """
+    target, target_connection = signal.to, signal.to_connection
+    connections = (
+        [] if target == connection.user_id else await hub.connections_of(connection.room_id, target)
+    )
+    if target_connection is None and connections:
+        target_connection = connections[-1]
+    if target_connection not in connections:
+        raise PeerNotFound()
+    await hub.publish(
+        connection.room_id,
+        {
+            "type": "signal",
+            "from": connection.user_id,
+            "from_connection": connection.id,
+            "to": target,
+            "to_connection": target_connection,
+            "data": signal.data,
+        },
+        to_user=target,
+        to_connection=target_connection,
+    )
+
+
+async def change_media(hub: Hub, connection: Connection, state: MediaStateFrame) -> None:
+    """Record a socket's mic/camera/screen and tell the room; muted people turn nothing on."""
+    if state.turns_on:
+        refuse_if_muted(connection.muted)
+    connection.media.update(state.changes)
+    await hub.media_changed(connection)
+    await hub.publish(
+        connection.room_id,
+        {"type": "media_state", "user_id": connection.user_id, **connection.media},
+    )
+    await hub.publish_presence(connection.room_id)

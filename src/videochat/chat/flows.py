@@ -1,0 +1,125 @@
+"""One flow per chat action, whichever door it came through: validate, check the rules,
+store, commit, then announce.
+
+New messages are stored and broadcast by the group-commit writer (chat/writer.py),
+which keeps the room's id order. Edits, deletions and reactions work in the caller's
+unit of work (``db.unit_of_work``): the flow stores and queues the broadcast as an
+after-commit hook, so nothing is announced that could still roll back.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from videochat.chat.frames import message_deleted_frame, message_edited_frame, reaction_frame
+from videochat.chat.reactions import clean_emoji, reactions
+from videochat.chat.service import chat, clean_content
+from videochat.chat.spam import SpamGuard
+from videochat.chat.writer import MessageWriter
+from videochat.db.models import Message
+from videochat.db.unit_of_work import after_commit
+from videochat.realtime.hub import Hub
+from videochat.rooms import repository as rooms_repository
+from videochat.rooms.policy import refuse_if_muted, role_of
+
+
+class Sender(Protocol):
+    """Who acts, in which room (a socket's connection is one)."""
+
+    room_id: str
+    user_id: str
+    username: str
+    muted: bool
+
+
+async def post_message(
+    writer: MessageWriter,
+    *,
+    sender: Sender,
+    content: object,
+    max_chars: int,
+    spam: SpamGuard | None = None,
+) -> Message:
+    """Store a new message and broadcast it (committed first, in the room's id order)."""
+    refuse_if_muted(sender.muted)
+    text = clean_content(content, max_chars=max_chars)
+    if spam is not None:
+        spam.check(text)
+    return await writer.post(
+        room_id=sender.room_id, user_id=sender.user_id, username=sender.username, content=text
+    )
+
+
+async def edit_message(
+    session: AsyncSession,
+    hub: Hub,
+    *,
+    sender: Sender,
+    message_id: int,
+    content: object,
+    max_chars: int,
+) -> Message:
+    """Change the text of one's own message; announced once committed."""
+    refuse_if_muted(sender.muted)
+    text = clean_content(content, max_chars=max_chars)
+    edited = await chat.edit(
+        session,
+        room_id=sender.room_id,
+        message_id=message_id,
+        actor_id=sender.user_id,
+        content=text,
+    )
+    _announce(session, hub, sender.room_id, message_edited_frame(edited))
+    return edited
+
+
+async def delete_message(
+    session: AsyncSession, hub: Hub, *, sender: Sender, message_id: int
+) -> Message:
+    """Blank a message (the author's, or any for a moderator); announced once committed."""
+    # The sender's role (may a moderator delete it?) from the read cache.
+    room = await rooms_repository.get_room_view(session, sender.room_id)
+    deleted = await chat.delete(
+        session,
+        room_id=sender.room_id,
+        message_id=message_id,
+        actor_id=sender.user_id,
+        actor_role=role_of(room, sender.user_id) if room else None,
+    )
+    _announce(
+        session, hub, sender.room_id, message_deleted_frame(deleted, deleted_by=sender.user_id)
+    )
+    return deleted
+
+
+async def react(
+    session: AsyncSession, hub: Hub, *, sender: Sender, message_id: int, emoji: object, add: bool
+) -> list[dict[str, Any]]:
+    """Add or remove the sender's emoji on a message; announced once committed."""
+    refuse_if_muted(sender.muted)
+    cleaned = clean_emoji(emoji)
+    now = await reactions.set(
+        session,
+        room_id=sender.room_id,
+        message_id=message_id,
+        user_id=sender.user_id,
+        emoji=cleaned,
+        add=add,
+    )
+    frame = reaction_frame(
+        message_id=message_id,
+        user_id=sender.user_id,
+        username=sender.username,
+        emoji=cleaned,
+        added=add,
+        reactions=now,
+    )
+    _announce(session, hub, sender.room_id, frame)
+    return now
+
+
+def _announce(session: AsyncSession, hub: Hub, room_id: str, frame: dict[str, Any]) -> None:
+    after_commit(session, partial(hub.publish, room_id, frame))

@@ -1,0 +1,53 @@
+"""The handshake: the gateway's own checks, and what the app gives it to let a socket in."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.websockets import WebSocket
+
+from videochat.context import AppContext
+from videochat.kit.pagination import MAX_ID
+from videochat.realtime.connection import Connection
+from videochat.security.ratelimit import Limiter, client_ip
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What the handshake learned about the user, kept for the connection."""
+
+    username: str
+    muted: bool
+    role: str | None
+
+
+class Refused(Exception):
+    """The handshake is refused (HTTP 403 before accept); the message says why."""
+
+
+# Checks who connects to which room (raises Refused) and makes them a member if needed.
+Admit = Callable[[AppContext, WebSocket, str, str], Awaitable[Admitted]]
+# Sends a reconnecting socket what it missed since a message id, before live frames.
+Replay = Callable[[AppContext, Connection, int], Awaitable[None]]
+
+
+async def screen(context: AppContext, websocket: WebSocket) -> int | None:
+    """Connection limits per address and the ``since`` cursor, before any admission; Refused."""
+    settings = context.settings
+    if settings.rate_limit.enabled:
+        ip = client_ip(websocket.scope)
+        limiter: Limiter = context.limiter
+        if await limiter.retry_after(limiter.ws_connects, "ws-connect", ip) is not None:
+            raise Refused("too many connection attempts from this address")
+        if context.hub.open_from(ip) >= settings.rate_limit.ws_connections_per_ip:
+            raise Refused("too many open connections from this address")
+    if "since" not in websocket.query_params:
+        return None
+    try:
+        since = int(websocket.query_params["since"])
+    except ValueError as exc:
+        raise Refused("since must be a message id") from exc
+    if not 0 <= since <= MAX_ID:
+        raise Refused("since must be a message id")
+    return since
