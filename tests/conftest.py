@@ -40,6 +40,41 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at its lowest cost: the default (64 MiB, ~0.2 s of CPU a hash) is for production.
+
+    A hash carries its own parameters, so verifying works whatever made it.
+    """
+    from argon2 import PasswordHasher
+
+    from videochat.accounts import passwords
+
+    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", hasher)
+        patch.setattr(passwords, "_DUMMY_HASH", hasher.hash("videochat-dummy-password"))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_tls_context() -> Iterator[None]:
+    """One default TLS context for every httpx client: each new one reads the CA bundle (~40 ms)."""
+    from httpx._transports import default
+
+    create = default.create_ssl_context
+    shared = create()
+
+    def reuse(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return shared
+        return create(verify=verify, cert=cert, trust_env=trust_env)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(default, "create_ssl_context", reuse)
+        yield
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to head once per run; tests get copies of it."""
