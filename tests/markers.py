@@ -30,14 +30,21 @@ CLUSTER_TESTS = frozenset(
 SLOW_DIRS = ("web/", "live/")
 SLOW_MODULES = frozenset(
     {
+        "test_fuzz.py",
         "test_persistence.py",
         "test_postgres_restart.py",
         "media/test_transcode.py",
         "media/test_worker.py",
         "realtime/test_redis_restart.py",
+        "realtime/test_socket_fuzz.py",
     }
 )
-SLOW_TESTS: frozenset[str] = frozenset()
+SLOW_TESTS = frozenset(
+    {
+        "observability/test_metrics.py::test_sockets_closed_by_the_server_are_counted_by_reason",
+        "test_limits.py::test_forwarded_for_counts_only_from_trusted_proxies",
+    }
+)
 
 
 def _where(item: pytest.Item) -> tuple[str, str]:
