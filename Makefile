@@ -6,13 +6,21 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck check migrate bench bench-calls bench-cache bench-live deps test-deps clean
+.PHONY: run test test-fast lint format typecheck check migrate bench bench-calls bench-cache bench-live deps test-deps clean
 
 run: deps ## start the server on the embedded default (SQLite in ./data, no Redis)
 	$(UV) run --no-dev videochat serve --host $(HOST) --port $(PORT)
 
 test: test-deps ## install what the tests need, then run them all
 	$(UV) run pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# The quick loop while working: no browser, no two-instance and no slow (> ~5 s) tests.
+FAST = not browser and not cluster and not slow
+
+test-fast: ## the quick subset (under 2 minutes): no browser, cluster or slow tests
+	@scripts/ensure-uv.sh
+	$(UV) sync --frozen
+	$(UV) run pytest -q -m "$(FAST)" $(PYTEST_ARGS)
 
 deps:
 	@scripts/ensure-uv.sh

@@ -1,17 +1,24 @@
-"""Fixtures: settings per storage backend, a live server, an HTTP client."""
+"""Fixtures: settings per storage backend, a live server, an HTTP client.
+
+The schema is migrated once per run: SQLite tests get a copy of a migrated template
+file, PostgreSQL tests share the run's migrated database, emptied before each test.
+Test servers therefore start with ``auto_migrate`` off.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests import services
+from tests.markers import mark_by_kind
 from tests.processes import free_port, server_env, start_server, stop_server
 from tests.support import LiveServer, run_server
 from videochat.config import Settings
@@ -21,34 +28,78 @@ from videochat.db.migrate import upgrade_to_head
 BACKENDS = ["sqlite", "postgres"]
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """One throwaway PostgreSQL database for the whole run."""
-    name, url = services.create_pg_database()
-    yield url
-    services.drop_pg_database(name)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_by_kind(items)
 
 
-async def _truncate_postgres(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
+async def _migrate(url: str) -> None:
     engine = create_async_engine(url)
     try:
-        async with engine.begin() as connection:
-            tables = (
-                await connection.execute(
-                    text(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                        "AND tablename <> 'alembic_version'"
-                    )
-                )
-            ).scalars()
-            names = ", ".join(f'"{name}"' for name in tables)
-            if names:
-                await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        await upgrade_to_head(engine)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at its lowest cost: the default (64 MiB, ~0.2 s of CPU a hash) is for production.
+
+    A hash carries its own parameters, so verifying works whatever made it.
+    """
+    from argon2 import PasswordHasher
+
+    from videochat.accounts import passwords
+
+    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", hasher)
+        patch.setattr(passwords, "_DUMMY_HASH", hasher.hash("videochat-dummy-password"))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_tls_context() -> Iterator[None]:
+    """One default TLS context for every httpx client: each new one reads the CA bundle (~40 ms)."""
+    from httpx._transports import default
+
+    create = default.create_ssl_context
+    shared = create()
+
+    def reuse(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return shared
+        return create(verify=verify, cert=cert, trust_env=trust_env)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(default, "create_ssl_context", reuse)
+        yield
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run; tests get copies of it."""
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database of this test's own (a copy of the template)."""
+    path = tmp_path / "videochat.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One throwaway PostgreSQL database for the whole run, migrated to head."""
+    name, url = services.create_pg_database()
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        services.drop_pg_database(name)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -59,14 +110,26 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A clean database of the requested backend for one test."""
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """A clean database at head, of the requested backend, for one test."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'videochat.db'}"
-        return
+        return str(request.getfixturevalue("sqlite_url"))
     url: str = request.getfixturevalue("postgres_url")
-    asyncio.run(_truncate_postgres(url))
-    yield url
+    asyncio.run(services.empty_pg_database(url))
+    return url
+
+
+@pytest.fixture
+def blank_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema at all), for tests of the migrations themselves."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'blank.db'}"
+        return
+    name, url = services.create_pg_database()
+    try:
+        yield url
+    finally:
+        services.drop_pg_database(name)
 
 
 @pytest.fixture
@@ -74,10 +137,13 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
     """Settings for a test, with overrides; rate limits off unless a test turns them on."""
 
     def make(**overrides: Any) -> Settings:
+        # The fixtures hand out databases already at head: no migration at start-up.
+        database = {"auto_migrate": False, **overrides.pop("database", {})}
         values: dict[str, Any] = {
             "environment": "test",
             "data_dir": tmp_path / "data",
             "database_url": database_url,
+            "database": database,
             "rate_limit": {"enabled": False},
             "log_level": "WARNING",
         }
@@ -107,8 +173,8 @@ async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's database (already at head)."""
     engine = create_engine(settings)
-    await upgrade_to_head(engine)
     yield engine
     await engine.dispose()
 
@@ -117,7 +183,7 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 def two_instances(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Two `videochat serve` processes sharing the test PostgreSQL and Redis."""
     services.redis_available()
-    asyncio.run(_truncate_postgres(postgres_url))
+    asyncio.run(services.empty_pg_database(postgres_url))
     urls, processes = [], []
     try:
         for name in ("a", "b"):

@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 
+import asyncpg
 import pytest
 
 PG_HOST = os.environ.get("VIDEOCHAT_TEST_PG_HOST", "127.0.0.1")
@@ -35,8 +36,6 @@ def require_service(name: str, host: str, port: int) -> None:
 
 
 async def _admin(statement: str) -> None:
-    import asyncpg
-
     connection = await asyncpg.connect(
         host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres"
     )
@@ -57,6 +56,48 @@ def create_pg_database() -> tuple[str, str]:
 def drop_pg_database(name: str) -> None:
     """Drop a database made by ``create_pg_database``."""
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# Per database URL: the statements that empty it (the schema does not change in a run).
+_EMPTYING: dict[str, tuple[str, str]] = {}
+
+
+async def _emptying_statements(connection: asyncpg.Connection) -> tuple[str, str]:
+    """DELETEs of every table plus sequence restarts, and the TRUNCATE that does the same."""
+    tables = [
+        f'"{row["tablename"]}"'
+        for row in await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+    ]
+    sequences = await connection.fetch(
+        "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+    )
+    deletes = "; ".join(
+        [f"DELETE FROM {table}" for table in tables]
+        + [f'ALTER SEQUENCE "{row["sequencename"]}" RESTART' for row in sequences]
+    )
+    return deletes, f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"
+
+
+async def empty_pg_database(url: str) -> None:
+    """Delete every row and restart the sequences (~2 ms; a TRUNCATE of all takes ~60 ms)."""
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        if url not in _EMPTYING:
+            _EMPTYING[url] = await _emptying_statements(connection)
+        deletes, truncate = _EMPTYING[url]
+        try:
+            async with connection.transaction():
+                # Replica mode skips foreign-key triggers, so the DELETEs' order does not
+                # matter (every table is emptied); it takes a superuser.
+                await connection.execute("SET LOCAL session_replication_role = replica")
+                await connection.execute(deletes)
+        except asyncpg.InsufficientPrivilegeError:
+            await connection.execute(truncate)
+    finally:
+        await connection.close()
 
 
 def redis_available() -> None:

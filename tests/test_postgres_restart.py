@@ -20,7 +20,15 @@ import httpx
 import pytest
 
 from tests.pg_cluster import Cluster
-from tests.support import auth, connect_ws, create_guest, create_room, run_server, ws_path
+from tests.support import (
+    auth,
+    connect_ws,
+    create_guest,
+    create_room,
+    eventually,
+    run_server,
+    ws_path,
+)
 from videochat.config import Settings
 
 pytestmark = pytest.mark.postgres
@@ -111,10 +119,16 @@ async def test_postgres_restart_under_load(cluster: Cluster, tmp_path: Path) -> 
                     await asyncio.sleep(0.05)
 
             async def restart() -> None:
-                await asyncio.sleep(1.0)
+                # Stop once both doors have traffic going; start again once both saw the
+                # outage (a refused frame, a 503), instead of fixed 1 s and 3 s waits.
+                await eventually(lambda: len(acked) >= 5 and len(statuses) >= 5, timeout=30)
                 await asyncio.to_thread(cluster.stop, "fast")
                 outage.set()
-                await asyncio.sleep(3.0)
+                await eventually(
+                    lambda: refused_frames >= 1 and 503 in statuses,
+                    timeout=30,
+                    message="the outage was never seen",
+                )
                 await asyncio.to_thread(cluster.start)
 
             tasks = [asyncio.create_task(job()) for job in (chat, read_history, restart)]

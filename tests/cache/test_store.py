@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import eventually
 from videochat.kit.cache import (
     SESSION_INFO_KEY,
     CacheStore,
@@ -62,8 +63,11 @@ async def test_values_expire(store: CacheStore) -> None:
     await store.store("room", "r1", {"v": 1}, ticket, ttl=0.2)
     store.release("room", "r1", ticket)
     assert (await store.lookup("room", "r1"))[0]
-    await asyncio.sleep(0.4)
-    assert not (await store.lookup("room", "r1"))[0]
+
+    async def expired() -> bool:
+        return not (await store.lookup("room", "r1"))[0]
+
+    await eventually(expired, timeout=2, message="the entry outlived its 0.2 s TTL")
 
 
 async def test_memory_cache_is_bounded() -> None:
@@ -170,7 +174,7 @@ async def test_decorator_loses_the_race_safely(store: CacheStore) -> None:
     read = _cached_read(db)
     db.gate = asyncio.Event()
     slow = asyncio.create_task(read(FakeSession(store), "t1"))  # loads "first", then waits
-    await asyncio.sleep(0.05)
+    await eventually(lambda: db.loads == 1)
     db.rows["t1"] = "second"  # the writer commits...
     await invalidate(FakeSession(store), "thing", "t1")  # ...and invalidates
     db.gate.set()

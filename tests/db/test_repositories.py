@@ -7,7 +7,12 @@ from datetime import UTC
 
 import pytest
 from sqlalchemy import inspect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from videochat.accounts.service import accounts
 from videochat.chat import repository as chat_repository
@@ -26,7 +31,9 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
 
 
-async def test_migrations_create_every_table_and_index(engine: AsyncEngine) -> None:
+async def test_migrations_create_every_table_and_index(blank_database_url: str) -> None:
+    engine = create_async_engine(blank_database_url)
+    await upgrade_to_head(engine)
     async with engine.connect() as connection:
         tables, indexes = await connection.run_sync(
             lambda sync: (
@@ -37,6 +44,7 @@ async def test_migrations_create_every_table_and_index(engine: AsyncEngine) -> N
     assert tables >= {"users", "rooms", "room_members", "messages", "refresh_tokens"}
     assert "ix_messages_room_id_id" in indexes
     await upgrade_to_head(engine)  # a second run is a no-op
+    await engine.dispose()
 
 
 async def test_room_owner_and_membership(

@@ -133,9 +133,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(sqlite_url: str) -> str:
     """SQLite only: nothing here depends on the database (the worker tests use both)."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'videochat.db'}"
+    return sqlite_url
 
 
 @pytest.fixture

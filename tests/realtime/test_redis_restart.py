@@ -41,9 +41,7 @@ async def test_redis_restart_is_survived(postgres_url: str, tmp_path: Path) -> N
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server binary not installed")
     services.require_service("PostgreSQL", services.PG_HOST, services.PG_PORT)
-    from tests.conftest import _truncate_postgres
-
-    await _truncate_postgres(postgres_url)
+    await services.empty_pg_database(postgres_url)
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     redis = start_redis(redis_port, tmp_path)

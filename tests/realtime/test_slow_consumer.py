@@ -11,7 +11,15 @@ from pathlib import Path
 import httpx
 import websockets
 
-from tests.support import collect, connect_ws, create_guest, create_room, run_server, ws_path
+from tests.support import (
+    collect,
+    connect_ws,
+    create_guest,
+    create_room,
+    eventually,
+    run_server,
+    ws_path,
+)
 from videochat.config import Settings
 
 
@@ -87,9 +95,11 @@ async def test_a_socket_that_falls_behind_gets_everything_in_order_once_it_reads
             blob = base64.b64encode(os.urandom(30_000)).decode()
             for seq in range(count):
                 connection.offer(json.dumps({"type": "noise", "seq": seq, "blob": blob}))
-            await asyncio.sleep(0.5)
+            await eventually(
+                lambda: connection.waiting > 0 or connection.closed,
+                message="the socket never filled up: the test proves nothing",
+            )
             assert not connection.closed
-            assert connection.waiting > 0, "the socket never filled up: the test proves nothing"
             seen = []
             async with asyncio.timeout(60):
                 while len(seen) < count:

@@ -19,6 +19,7 @@ from tests.support import (
     connect_ws,
     create_guest,
     create_room,
+    eventually,
     receive_until,
     ws_path,
 )
@@ -201,13 +202,17 @@ async def test_replay_while_others_keep_sending_has_no_gap_or_duplicate(
             await b.send(json.dumps({"content": f"before {index}"}))
         await collect(b, "message", 20)
 
+        sent = 0
+
         async def keep_sending() -> None:
+            nonlocal sent
             for index in range(30):
                 await b.send(json.dumps({"content": f"during {index}"}))
+                sent += 1
                 await asyncio.sleep(0.005)
 
         sender = asyncio.create_task(keep_sending())
-        await asyncio.sleep(0.02)
+        await eventually(lambda: sent >= 2)  # alice joins while bob is mid-stream
         async with _connect(server, room["id"], alice, since=0) as a:
             await sender
             received = await collect(a, "message", 50)

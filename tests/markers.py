@@ -1,0 +1,67 @@
+"""Markers by kind of test, set at collection: ``make test-fast`` leaves these kinds out.
+
+- ``browser``: drives Chromium (the web client's scenarios).
+- ``cluster``: two app instances, several worker processes, or Redis fan-out between them.
+- ``slow``: takes more than ~5 s (transcodes, killed workers, restarted services, live media).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+
+BROWSER_DIRS = ("web/",)
+# Fixtures that start more than one instance of the server.
+CLUSTER_FIXTURES = frozenset({"two_instances"})
+CLUSTER_MODULES = frozenset(
+    {
+        "cache/test_two_instances.py",
+        "observability/test_multiprocess.py",
+        "realtime/test_redis_restart.py",
+        "realtime/test_scale_out.py",
+    }
+)
+CLUSTER_TESTS = frozenset(
+    {"chat/test_writer.py::test_two_instances_writing_the_same_rooms_publish_in_id_order"}
+)
+SLOW_DIRS = ("web/", "live/")
+SLOW_MODULES = frozenset(
+    {
+        "test_fuzz.py",
+        "test_persistence.py",
+        "test_postgres_restart.py",
+        "media/test_transcode.py",
+        "media/test_worker.py",
+        "realtime/test_redis_restart.py",
+        "realtime/test_socket_fuzz.py",
+    }
+)
+SLOW_TESTS = frozenset(
+    {
+        "observability/test_metrics.py::test_sockets_closed_by_the_server_are_counted_by_reason",
+        "test_limits.py::test_forwarded_for_counts_only_from_trusted_proxies",
+    }
+)
+
+
+def _where(item: pytest.Item) -> tuple[str, str]:
+    """The item's module path under tests/ and its test name without parameters."""
+    module = item.path.relative_to(TESTS_DIR).as_posix()
+    name = getattr(item, "originalname", item.name)
+    return module, f"{module}::{name}"
+
+
+def mark_by_kind(items: list[pytest.Item]) -> None:
+    """Add ``browser``, ``cluster`` and ``slow`` by directory, module, test or fixture."""
+    for item in items:
+        module, test = _where(item)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module.startswith(BROWSER_DIRS):
+            item.add_marker(pytest.mark.browser)
+        if module in CLUSTER_MODULES or test in CLUSTER_TESTS or fixtures & CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
+        if module.startswith(SLOW_DIRS) or module in SLOW_MODULES or test in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
