@@ -382,14 +382,29 @@ async def test_moderators_do_not_undo_or_delete_what_outranks_them(
             pass  # the member's message, deleted above, comes first
 
 
-async def test_a_socket_closes_when_its_token_expires(
+async def test_a_socket_closes_when_its_token_expires_and_a_fresh_one_reconnects(
     client: httpx.AsyncClient, server: LiveServer
 ) -> None:
-    room, (owner,) = await _public_room(client, "owner")
-    short, _ = issue_token(server.settings.jwt, subject=owner["id"], kind="access", ttl_seconds=2)
-    async with connect_ws(server, ws_path(room["id"], owner["id"], short)) as socket:
+    registered = await client.post(
+        "/auth/register", json={"username": "erin", "password": "a long enough password"}
+    )
+    assert registered.status_code == 201, registered.text
+    account = registered.json()
+    user_id = account["user"]["id"]
+    room = (
+        await client.post("/rooms", json={"name": "Open"}, headers=auth(account["access_token"]))
+    ).json()
+    short, _ = issue_token(server.settings.jwt, subject=user_id, kind="access", ttl_seconds=2)
+    async with connect_ws(server, ws_path(room["id"], user_id, short)) as socket:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             async with asyncio.timeout(10):
                 while True:
                     await socket.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+    assert closed.value.rcvd.reason == "token expired"
+    # What the web client does on 4001: refresh, then reconnect with the new token.
+    fresh = await client.post("/auth/refresh", json={"refresh_token": account["refresh_token"]})
+    assert fresh.status_code == 200
+    token = fresh.json()["access_token"]
+    async with connect_ws(server, ws_path(room["id"], user_id, token, since=0)) as again:
+        assert (await receive_until(again, "welcome"))["user_id"] == user_id
