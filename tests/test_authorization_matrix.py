@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +11,8 @@ import httpx
 import jwt
 import websockets
 
-from tests.support import LiveServer, auth, connect_ws, create_guest, ws_path
+from tests.support import LiveServer, auth, connect_ws, create_guest, run_server, ws_path
+from videochat.config import Settings
 from videochat.kit.clock import utcnow
 
 PERSONAS = ["anonymous", "expired", "outsider", "member", "muted", "banned", "moderator", "owner"]
@@ -217,7 +220,7 @@ EXPECTED_MORE: dict[str, dict[str, int]] = {
         expired=401,
         outsider=404,
         member=200,
-        muted=200,
+        muted=403,
         banned=404,
         moderator=200,
         owner=200,
@@ -247,7 +250,7 @@ EXPECTED_MORE: dict[str, dict[str, int]] = {
         expired=401,
         outsider=404,
         member=200,
-        muted=200,
+        muted=403,
         banned=404,
         moderator=200,
         owner=200,
@@ -435,3 +438,125 @@ async def test_stream_keys_and_private_videos_leak_nowhere(
                     "/rooms",
                     f"/rooms/{room['id']}/lobby/me",
                 ), (persona, url, response.status_code)
+
+
+# A public room: uploads and live streams for callers banned or muted after they made a
+# slot and a stream. "own" is the caller's own slot or stream, made before the ban or mute.
+# Allowed callers reach the next check (413: the body is over the test's 1 KiB limit; 409:
+# a wrong tus offset; 400: an unusable SDP offer), refused ones stop at the policy (403).
+PUBLIC_PERSONAS = ["anonymous", "outsider", "member", "muted", "banned", "moderator", "owner"]
+EXPECTED_PUBLIC: dict[str, dict[str, int]] = {
+    "POST /rooms/{room}/video-upload": dict(
+        anonymous=401, outsider=200, member=200, muted=403, banned=403, moderator=200, owner=200
+    ),
+    "POST /uploads/tus": dict(
+        anonymous=401, outsider=201, member=201, muted=403, banned=403, moderator=201, owner=201
+    ),
+    "PUT /upload-proxy/{own}": dict(
+        anonymous=401, outsider=413, member=413, muted=403, banned=403, moderator=413, owner=413
+    ),
+    "PATCH /uploads/tus/{own}": dict(
+        anonymous=401, outsider=409, member=409, muted=403, banned=403, moderator=409, owner=409
+    ),
+    "POST /rooms/{room}/live-stream": dict(
+        anonymous=401, outsider=403, member=200, muted=403, banned=403, moderator=200, owner=200
+    ),
+    "POST /whip/{own}": dict(
+        anonymous=401, outsider=401, member=400, muted=403, banned=403, moderator=400, owner=400
+    ),
+}
+
+
+def _tus_metadata(room_id: str) -> str:
+    pairs = {"room_id": room_id, "title": "Clip"}
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+async def _public_personas(
+    client: httpx.AsyncClient,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    people = {name: await create_guest(client, name) for name in PUBLIC_PERSONAS[1:]}
+    owner = auth(people["owner"]["access_token"])
+    room = (await client.post("/rooms", json={"name": "Public"}, headers=owner)).json()
+    for name in ("member", "muted", "banned", "moderator"):
+        await client.post(f"/rooms/{room['id']}/join", headers=auth(people[name]["access_token"]))
+    base = f"/rooms/{room['id']}/members"
+    await client.post(
+        f"{base}/{people['moderator']['id']}/role", json={"role": "moderator"}, headers=owner
+    )
+    own: dict[str, dict[str, Any]] = {}
+    for name, person in people.items():
+        headers = auth(person["access_token"])
+        slot = await client.post(
+            f"/rooms/{room['id']}/video-upload", json=BODIES["video-upload"], headers=headers
+        )
+        stream = await client.post(
+            f"/rooms/{room['id']}/live-stream", json=BODIES["live-stream"], headers=headers
+        )
+        own[name] = {"slot": slot.json(), "stream": stream.json() if stream.is_success else None}
+    await client.post(f"{base}/{people['muted']['id']}/mute", headers=owner)
+    await client.post(f"{base}/{people['banned']['id']}/ban", headers=owner)
+    people["anonymous"] = {"id": people["member"]["id"], "access_token": None}
+    own["anonymous"] = dict(own["member"])
+    # Without a stream of one's own: the member's stream, without its key.
+    keyless = {"whip_url": own["member"]["stream"]["whip_url"], "stream_key": None}
+    for name in ("anonymous", "outsider"):
+        own[name]["stream"] = keyless
+    return room, people, own
+
+
+async def _public_status(
+    client: httpx.AsyncClient, route: str, room: dict[str, Any], person: Any, own: Any
+) -> int:
+    method, path = route.split(" ", 1)
+    token = person["access_token"]
+    headers = auth(token) if token else {}
+    tus = {"Tus-Resumable": "1.0.0"}
+    if path == "/uploads/tus":
+        headers = {
+            **headers,
+            **tus,
+            "Upload-Length": "10",
+            "Upload-Metadata": _tus_metadata(room["id"]),
+        }
+        return (await client.post(path, headers=headers)).status_code
+    if path.startswith("/upload-proxy/"):
+        url = own["slot"]["upload_url"]
+        return (await client.put(url, content=b"\0" * 2048, headers=headers)).status_code
+    if path.startswith("/uploads/tus/"):
+        headers = {
+            **headers,
+            **tus,
+            "Upload-Offset": "5",
+            "Content-Type": "application/offset+octet-stream",
+        }
+        url = own["slot"]["tus_url"]
+        return (await client.patch(url, content=b"\0" * 10, headers=headers)).status_code
+    if path.startswith("/whip/"):
+        stream = own["stream"]
+        key = stream["stream_key"]
+        sdp = {"Content-Type": "application/sdp", **(auth(key) if key else {})}
+        return (await client.post(stream["whip_url"], content=b"v=0\r\n", headers=sdp)).status_code
+    body = BODIES[path.rsplit("/", 1)[-1]]
+    return (
+        await client.request(method, path.format(room=room["id"]), json=body, headers=headers)
+    ).status_code
+
+
+async def test_authorisation_matrix_for_uploads_and_live_in_a_public_room(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with (
+        run_server(make_settings(media={"max_upload_bytes": 1024})) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=15) as client,
+    ):
+        room, people, own = await _public_personas(client)
+        mismatches = []
+        for route, expected in EXPECTED_PUBLIC.items():
+            for persona in PUBLIC_PERSONAS:
+                got = await _public_status(client, route, room, people[persona], own[persona])
+                if got != expected[persona]:
+                    mismatches.append(
+                        f"{route} as {persona}: expected {expected[persona]}, got {got}"
+                    )
+        assert mismatches == []

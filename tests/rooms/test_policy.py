@@ -66,14 +66,44 @@ def test_a_manager_acts_only_on_people_ranked_below() -> None:
         policy.require_outranks(room, "member", "quiet")
 
 
-def test_members_may_post_unless_banned_or_muted() -> None:
+def test_what_standing_allows_each_act() -> None:
     room = _room(banned=frozenset({"member"}))
     assert policy.is_banned(room, "member")
-    with pytest.raises(Forbidden, match="banned"):
-        policy.require_member(room, "member")
+    for act in policy.Act:
+        with pytest.raises(Forbidden, match="banned"):
+            policy.require_may(room, "member", act)
+        with pytest.raises(Forbidden, match="join it first"):
+            policy.require_may(room, "stranger", act)  # a private room
+        policy.require_may(room, "mod", act)
+        policy.require_may(room, None, act)  # open auth mode's anonymous caller
+        if act in (policy.Act.WATCH, policy.Act.DELETE_OWN):
+            policy.require_may(room, "quiet", act)
+        else:
+            with pytest.raises(policy.Muted):
+                policy.require_may(room, "quiet", act)
+    public = _room(private=False)
+    policy.require_may(public, "stranger", policy.Act.UPLOAD)
     with pytest.raises(Forbidden, match="join it first"):
-        policy.require_member(room, "stranger")
-    assert policy.require_member(room, "quiet").user_id == "quiet"
-    with pytest.raises(Forbidden, match="muted"):
-        policy.require_can_post(room, "quiet")
-    assert policy.require_can_post(room, "mod").role is RoomRole.MODERATOR
+        policy.require_may(public, "stranger", policy.Act.GO_LIVE)
+
+
+def test_sockets_ask_the_same_table() -> None:
+    policy.refuse_if_muted(True, policy.Act.WATCH)
+    policy.refuse_if_muted(False, policy.Act.CHAT)
+    for act in (policy.Act.CHAT, policy.Act.TYPE, policy.Act.MEDIA_ON):
+        with pytest.raises(policy.Muted):
+            policy.refuse_if_muted(True, act)
+
+
+def test_ranks_for_undoing_and_deleting() -> None:
+    room = _room()
+    assert policy.may_undo(room, "owner", "mod")
+    assert not policy.may_undo(room, "mod", "owner")
+    assert policy.may_undo(room, "mod", "mod") and policy.may_undo(room, "mod", None)
+    assert policy.may_undo(room, "mod", "gone")  # who did it left the room
+    assert policy.may_delete_message(room, "member", "member")
+    assert not policy.may_delete_message(room, "member", "quiet")
+    assert policy.may_delete_message(room, "mod", "member")
+    assert policy.may_delete_message(room, "mod", "gone")
+    assert not policy.may_delete_message(room, "mod", "owner")
+    assert policy.may_delete_message(room, "owner", "mod")

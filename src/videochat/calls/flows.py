@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from videochat.calls.frames import MediaStateFrame, PeerNotFound, SignalFrame
+from videochat.calls.sdp import receive_only_signal
 from videochat.realtime.connection import Connection
 from videochat.realtime.hub import Hub
-from videochat.rooms.policy import refuse_if_muted
+from videochat.rooms.policy import Act, refuse_if_muted
 
 
 async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) -> None:
@@ -16,6 +17,9 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
     (it must be one of that user's in this room); without it the signal goes to the
     user's latest socket. Never to all of them: two tabs answering one offer would
     break the negotiation.
+
+    A muted sender may still signal, to receive the others' media (rooms.policy,
+    ``Act.WATCH``): what they describe is relayed receive-only.
     """
     target, target_connection = signal.to, signal.to_connection
     connections = (
@@ -33,7 +37,7 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
             "from_connection": connection.id,
             "to": target,
             "to_connection": target_connection,
-            "data": signal.data,
+            "data": receive_only_signal(signal.data) if connection.muted else signal.data,
         },
         to_user=target,
         to_connection=target_connection,
@@ -43,7 +47,7 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
 async def change_media(hub: Hub, connection: Connection, state: MediaStateFrame) -> None:
     """Record a socket's mic/camera/screen and tell the room; muted people turn nothing on."""
     if state.turns_on:
-        refuse_if_muted(connection.muted)
+        refuse_if_muted(connection.muted, Act.MEDIA_ON)
     connection.media.update(state.changes)
     await hub.media_changed(connection)
     await hub.publish(

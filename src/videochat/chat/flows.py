@@ -23,7 +23,7 @@ from videochat.db.models import Message
 from videochat.db.unit_of_work import after_commit
 from videochat.realtime.hub import Hub
 from videochat.rooms import repository as rooms_repository
-from videochat.rooms.policy import refuse_if_muted, role_of
+from videochat.rooms.policy import Act, refuse_if_muted
 
 
 class Sender(Protocol):
@@ -44,7 +44,7 @@ async def post_message(
     spam: SpamGuard | None = None,
 ) -> Message:
     """Store a new message and broadcast it (committed first, in the room's id order)."""
-    refuse_if_muted(sender.muted)
+    refuse_if_muted(sender.muted, Act.CHAT)
     text = clean_content(content, max_chars=max_chars)
     if spam is not None:
         spam.check(text)
@@ -63,7 +63,7 @@ async def edit_message(
     max_chars: int,
 ) -> Message:
     """Change the text of one's own message; announced once committed."""
-    refuse_if_muted(sender.muted)
+    refuse_if_muted(sender.muted, Act.CHAT)
     text = clean_content(content, max_chars=max_chars)
     edited = await chat.edit(
         session,
@@ -79,15 +79,16 @@ async def edit_message(
 async def delete_message(
     session: AsyncSession, hub: Hub, *, sender: Sender, message_id: int
 ) -> Message:
-    """Blank a message (the author's, or any for a moderator); announced once committed."""
-    # The sender's role (may a moderator delete it?) from the read cache.
+    """Blank a message (one's own, or a lower rank's for a manager); announced once committed."""
+    # Who outranks whom (rooms.policy.may_delete_message) from the read cache.
     room = await rooms_repository.get_room_view(session, sender.room_id)
+    refuse_if_muted(sender.muted, Act.DELETE_OWN)
     deleted = await chat.delete(
         session,
+        room=room,
         room_id=sender.room_id,
         message_id=message_id,
         actor_id=sender.user_id,
-        actor_role=role_of(room, sender.user_id) if room else None,
     )
     _announce(
         session, hub, sender.room_id, message_deleted_frame(deleted, deleted_by=sender.user_id)
@@ -99,7 +100,7 @@ async def react(
     session: AsyncSession, hub: Hub, *, sender: Sender, message_id: int, emoji: object, add: bool
 ) -> list[dict[str, Any]]:
     """Add or remove the sender's emoji on a message; announced once committed."""
-    refuse_if_muted(sender.muted)
+    refuse_if_muted(sender.muted, Act.CHAT)
     cleaned = clean_emoji(emoji)
     now = await reactions.set(
         session,
@@ -119,6 +120,21 @@ async def react(
     )
     _announce(session, hub, sender.room_id, frame)
     return now
+
+
+async def typing(hub: Hub, *, sender: Sender, typing: bool, connection_id: str) -> None:
+    """Tell the others someone is typing (not while muted: they may not write)."""
+    refuse_if_muted(sender.muted, Act.TYPE)
+    await hub.publish(
+        sender.room_id,
+        {
+            "type": "typing",
+            "user_id": sender.user_id,
+            "username": sender.username,
+            "typing": typing,
+        },
+        except_connection=connection_id,
+    )
 
 
 def _announce(session: AsyncSession, hub: Hub, room_id: str, frame: dict[str, Any]) -> None:

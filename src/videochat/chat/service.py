@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.chat import repository
-from videochat.db.models import Message, RoomRole
+from videochat.db.models import Message
 from videochat.exceptions import BadRequest, Forbidden, NotFound
 from videochat.kit.clock import utcnow
 from videochat.kit.text import strip_controls
 from videochat.rooms import policy
+from videochat.rooms.repository import RoomView
 
 REPLAY_LIMIT = 1000
 
@@ -60,12 +61,19 @@ class ChatService:
         room_id: str,
         message_id: int,
         actor_id: str,
-        actor_role: RoomRole | None,
+        room: RoomView | None,
     ) -> Message:
-        """Blank a message (its id stays, so cursors still work); author or moderator."""
+        """Blank a message (its id stays, so cursors still work): the author's own, or
+        for a manager, the message of someone ranked below them (rooms.policy)."""
         message = await self._editable(session, room_id=room_id, message_id=message_id)
-        if message.user_id != actor_id and not policy.is_manager_role(actor_role):
-            raise Forbidden("only the author or a moderator can delete a message")
+        allowed = message.user_id == actor_id or (
+            room is not None and policy.may_delete_message(room, actor_id, message.user_id)
+        )
+        if not allowed:
+            raise Forbidden(
+                "only the author, or the owner or a moderator ranked above them, "
+                "can delete a message"
+            )
         message.deleted_at = utcnow()
         message.content = ""
         return message

@@ -82,15 +82,8 @@ async def react(ctx: FrameContext, frame: ReactionFrame) -> None:
 @router.frame("typing")
 async def typing(ctx: FrameContext, frame: TypingFrame) -> None:
     connection = ctx.connection
-    await ctx.context.hub.publish(
-        connection.room_id,
-        {
-            "type": "typing",
-            "user_id": connection.user_id,
-            "username": connection.username,
-            "typing": frame.typing,
-        },
-        except_connection=connection.id,
+    await flows.typing(
+        ctx.context.hub, sender=connection, typing=frame.typing, connection_id=connection.id
     )
 
 

@@ -65,6 +65,9 @@ class Room(Base):
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     invite_code: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    # When the permanent code was made (None: with the room); a kicked member's old code
+    # is one issued before the kick.
+    invite_code_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # Most members a room takes (None: no limit besides the call's mesh cap).
     capacity: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -96,6 +99,8 @@ class RoomMember(Base):
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # A muted member may read but not chat or turn on mic, camera or screen.
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who muted them (a user id; no foreign key): a moderator may not lift the owner's mute.
+    muted_by: Mapped[str | None] = mapped_column(String(36), default=None)
 
     room: Mapped[Room] = relationship(back_populates="members")
 
@@ -113,6 +118,23 @@ class RoomBan(Base):
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RoomKick(Base):
+    """Someone kicked from a room: codes issued before ``kicked_at`` no longer let them in."""
+
+    __tablename__ = "room_kicks"
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    kicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kicked_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
 
 
 class RoomInvite(Base):

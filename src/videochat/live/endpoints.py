@@ -27,6 +27,7 @@ from videochat.media import service as media_service
 from videochat.media.storage import CONTENT_TYPES, MediaStorage
 from videochat.observability import metrics
 from videochat.rooms import repository as rooms_repository
+from videochat.rooms.policy import Act
 from videochat.rooms.service import rooms
 
 router = APIRouter(tags=["live"])
@@ -46,6 +47,7 @@ async def create_live_stream(
     settings = context.settings
     owner_id = resolve_actor(settings=settings, token_user=user, claimed_user_id=body.user_id)
     room = await rooms.get_visible(session, room_id, viewer_id=owner_id)
+    await rooms.require_may(session, room_id, user_id=owner_id, act=Act.GO_LIVE)
     stream = await service.create(session, room=room, owner_id=owner_id, title=body.title)
     metrics.LIVE_STREAMS_CREATED.inc()
     return service.to_out(settings, stream, room, viewer_id=owner_id)

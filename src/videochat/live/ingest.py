@@ -189,9 +189,11 @@ class LiveManager:
             if ingest.pc.connectionState in ("failed", "closed"):
                 self._end_soon(ingest, "disconnected")
 
-    def _end_soon(self, ingest: IngestSession, reason: str) -> None:
+    def _end_soon(self, ingest: IngestSession, reason: str, *, keep_recording: bool = True) -> None:
         if self._sessions.get(ingest.stream_id) is ingest:
-            task = asyncio.ensure_future(self.end(ingest.stream_id, reason))
+            task = asyncio.ensure_future(
+                self.end(ingest.stream_id, reason, keep_recording=keep_recording)
+            )
             task.add_done_callback(_log_failure)
 
     async def _read(self, ingest: IngestSession, track: MediaStreamTrack) -> None:
@@ -216,21 +218,24 @@ class LiveManager:
                 self._end_soon(ingest, "timeout")
                 return
 
-    async def end(self, stream_id: str, reason: str) -> None:
-        """End a local session (idempotent; concurrent callers wait for the same end)."""
+    async def end(self, stream_id: str, reason: str, *, keep_recording: bool = True) -> None:
+        """End a local session (idempotent; concurrent callers wait for the same end).
+
+        Without ``keep_recording`` (a ban) nothing of the broadcast is kept or served.
+        """
         pending = self._ending.get(stream_id)
         if pending is None:
             ingest = self._sessions.pop(stream_id, None)
             if ingest is None:
                 return
             LIVE_INGESTS.dec()
-            pending = asyncio.ensure_future(self._end(ingest, reason))
+            pending = asyncio.ensure_future(self._end(ingest, reason, keep_recording))
             self._ending[stream_id] = pending
             pending.add_done_callback(lambda _: self._ending.pop(stream_id, None))
         # Shielded: a caller that goes away must not cut the archiving short.
         await asyncio.shield(pending)
 
-    async def _end(self, ingest: IngestSession, reason: str) -> None:
+    async def _end(self, ingest: IngestSession, reason: str, keep_recording: bool = True) -> None:
         current = asyncio.current_task()
         for task in ingest.tasks:
             if task is not current:
@@ -245,6 +250,9 @@ class LiveManager:
             dropped=ingest.recorder.frames_dropped,
             seconds=recording.duration_seconds if recording else 0,
         )
+        if not keep_recording:
+            await asyncio.to_thread(self.storage.discard_output, ingest.stream_id)
+            recording = None
         await self.finish_stream(ingest.stream_id, reason, recording)
 
     async def finish_stream(
@@ -284,26 +292,41 @@ class LiveManager:
             await media_service.publish_status(self.hub, video)
         return stream
 
-    async def stop_stream(self, stream_id: str, reason: str) -> LiveStream | None:
+    async def stop_stream(
+        self, stream_id: str, reason: str, *, keep_recording: bool = True
+    ) -> LiveStream | None:
         """End a stream wherever it is ingested (here, on another instance, or nowhere)."""
         if stream_id in self._sessions or stream_id in self._ending:
-            await self.end(stream_id, reason)
+            await self.end(stream_id, reason, keep_recording=keep_recording)
             async with self.sessionmaker() as session:
                 return await repository.get(session, stream_id)
-        payload = json.dumps({"stop": stream_id, "reason": reason})
+        payload = json.dumps({"stop": stream_id, "reason": reason, "keep": keep_recording})
         with contextlib.suppress(Exception):
             await self.hub.broker.publish(CONTROL_TOPIC, payload)
-        return await self.finish_stream(stream_id, reason)
+        stream = await self.finish_stream(stream_id, reason)
+        if not keep_recording:
+            await asyncio.to_thread(self.storage.discard_output, stream_id)
+        return stream
+
+    async def stop_streams_of(
+        self, room_id: str, owner_id: str, reason: str, *, keep_recording: bool = True
+    ) -> None:
+        """End someone's ready and live streams in a room (banned, kicked or muted)."""
+        async with self.sessionmaker() as session:
+            stream_ids = await repository.unfinished_of(session, room_id, owner_id)
+        for stream_id in stream_ids:
+            await self.stop_stream(stream_id, reason, keep_recording=keep_recording)
 
     def _on_control(self, payload: str) -> None:
         try:
             message: dict[str, Any] = json.loads(payload)
             stream_id, reason = str(message["stop"]), str(message["reason"])
+            keep = bool(message.get("keep", True))
         except (ValueError, KeyError, TypeError):
             return
         ingest = self._sessions.get(stream_id)
         if ingest is not None:
-            self._end_soon(ingest, reason)
+            self._end_soon(ingest, reason, keep_recording=keep)
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -42,6 +42,16 @@ async def ids_with_status(session: AsyncSession, status: LiveStreamStatus) -> Se
     return (await session.scalars(statement)).all()
 
 
+async def unfinished_of(session: AsyncSession, room_id: str, owner_id: str) -> Sequence[str]:
+    """Ids of someone's streams in a room that are ready or live."""
+    statement = select(LiveStream.id).where(
+        LiveStream.room_id == room_id,
+        LiveStream.owner_id == owner_id,
+        LiveStream.status.in_([LiveStreamStatus.READY, LiveStreamStatus.LIVE]),
+    )
+    return (await session.scalars(statement)).all()
+
+
 async def transition(
     session: AsyncSession,
     stream_id: str,

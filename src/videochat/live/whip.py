@@ -22,6 +22,8 @@ from videochat.exceptions import BadRequest, NotFound, PayloadTooLarge, Videocha
 from videochat.live import repository, service
 from videochat.live.ingest import LiveManager
 from videochat.media.service import UnsupportedMediaType
+from videochat.rooms.policy import Act
+from videochat.rooms.service import rooms
 from videochat.security.identity import bearer_token
 
 router = APIRouter(tags=["live"])
@@ -100,6 +102,9 @@ async def whip_publish(
     """Start publishing: an SDP offer in, the SDP answer and the session URL out."""
     async with _errors_with_cors(context):
         stream = await _authorized_stream(session, request, stream_id)
+        # The owner's standing now, not when the stream was made: banned, kicked from a
+        # private room or muted since then, the key no longer publishes.
+        await rooms.require_may(session, stream.room_id, user_id=stream.owner_id, act=Act.GO_LIVE)
         offer = await _read_offer(request)
         service.check_publishable(stream)
         # Committed mid-request on purpose: the WebRTC negotiation takes up to seconds,

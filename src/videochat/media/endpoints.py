@@ -39,7 +39,7 @@ from videochat.media.storage import CONTENT_TYPES, MediaStorage
 from videochat.media.tus import router as tus_router
 from videochat.observability import metrics
 from videochat.rooms import repository as rooms_repository
-from videochat.rooms.policy import can_see
+from videochat.rooms.policy import Act, can_see
 from videochat.rooms.service import rooms
 
 log = structlog.get_logger(__name__)
@@ -65,6 +65,7 @@ async def create_video_upload(
     settings = context.settings
     uploader_id = user.id if user else body.user_id
     room = await rooms.get_visible(session, room_id, viewer_id=uploader_id)
+    await rooms.require_may(session, room_id, user_id=uploader_id, act=Act.UPLOAD)
     external_id = None
     if bunny.is_enabled(settings):
         # Created at Bunny first: when Bunny is down the answer is a 502 and nothing
@@ -103,6 +104,8 @@ async def upload_proxy(
     if video is None:
         raise NotFound("Upload slot not found")
     service.check_uploader(settings, video, user)
+    # Asked again at every upload: a ban or mute since the slot was made closes it.
+    await rooms.require_may(session, video.room_id, user_id=video.uploader_id, act=Act.UPLOAD)
     service.check_slot_open(video)
     too_large = service.too_large_detail(settings)
     declared = request.headers.get("content-length")

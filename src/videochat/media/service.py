@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import structlog
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
@@ -314,3 +315,41 @@ def visible_video(video: Video | None, room: Room | None, viewer_id: str | None)
     if video is None or room is None or not can_see(room, viewer_id):
         raise NotFound(VIDEO_NOT_FOUND)
     return video
+
+
+UPLOADER_BANNED = "The uploader was banned from this room"
+
+
+async def withdraw_uploads(
+    session: AsyncSession, *, room_id: str, uploader_id: str, reason: str
+) -> list[str]:
+    """Fail someone's unfinished uploads in a room, unannounced (the caller commits).
+
+    Slots stop taking bytes, queued jobs find nothing to do, and a transcode already
+    running can no longer turn "ready" (the worker only moves "processing" on). Returns
+    the ids whose files nobody is writing or reading, safe to delete once committed.
+    """
+    unfinished = [VideoStatus.PENDING, VideoStatus.UPLOADED, VideoStatus.PROCESSING]
+    rows = (
+        await session.execute(
+            select(Video.id, Video.status, Video.upload_claimed_at).where(
+                Video.room_id == room_id,
+                Video.uploader_id == uploader_id,
+                Video.status.in_(unfinished),
+            )
+        )
+    ).all()
+    if not rows:
+        return []
+    await session.execute(
+        update(Video)
+        .where(Video.id.in_([row.id for row in rows]), Video.status.in_(unfinished))
+        .values(status=VideoStatus.FAILED, error=reason, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return [
+        row.id
+        for row in rows
+        if row.status is VideoStatus.UPLOADED
+        or (row.status is VideoStatus.PENDING and row.upload_claimed_at is None)
+    ]

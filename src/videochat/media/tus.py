@@ -24,6 +24,7 @@ from videochat.kit.clock import utcnow
 from videochat.media import bunny, repository, service
 from videochat.media.storage import MediaStorage
 from videochat.observability import metrics
+from videochat.rooms.policy import Act
 from videochat.rooms.service import rooms
 
 router = APIRouter(tags=["videos"])
@@ -145,6 +146,7 @@ async def tus_create(
         raise TusError(400, "Upload-Metadata must include room_id and title (or filename)")
     uploader_id = user.id if user else meta.get("user_id")
     room = await rooms.get_visible(session, meta["room_id"], viewer_id=uploader_id)
+    await rooms.require_may(session, room.id, user_id=uploader_id, act=Act.UPLOAD)
     video = await service.create_slot(
         session,
         settings,
@@ -186,6 +188,8 @@ async def tus_patch(
     if request.headers.get("content-type", "").split(";")[0].strip() != OFFSET_CONTENT_TYPE:
         raise TusError(415, f"Content-Type must be {OFFSET_CONTENT_TYPE}")
     video = await _slot(session, settings, upload_id, user)
+    # Asked at every PATCH: a ban or mute since the upload began stops it.
+    await rooms.require_may(session, video.room_id, user_id=video.uploader_id, act=Act.UPLOAD)
     if video.status is not VideoStatus.PENDING:
         raise TusError(409, "This upload is already complete")
     offset = _int_header(request, "upload-offset")

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from videochat.context import AppContext, get_context
 from videochat.exceptions import DATABASE_UNAVAILABLE, VideochatError, is_database_outage
+from videochat.kit.clock import utcnow
 from videochat.observability import metrics
 from videochat.realtime import close_codes, frames, lifecycle
 from videochat.realtime.budget import FrameBudget
@@ -47,6 +48,17 @@ transport = FrameRouter()
 @transport.frame("ping")
 async def pong(ctx: FrameContext, frame: Ping) -> None:
     ctx.reply({"type": "pong", "time": frame.time})
+
+
+def _close_on_expiry(connection: Connection, admitted: Admitted) -> asyncio.TimerHandle | None:
+    """Close the socket (4001) when the token that opened it expires: a socket is not
+    worth more than the token it came in with; the client reconnects with a fresh one."""
+    if admitted.expires_at is None:
+        return None
+    delay = max(0.0, (admitted.expires_at - utcnow()).total_seconds())
+    return asyncio.get_running_loop().call_later(
+        delay, connection.close, close_codes.TOKEN_EXPIRED, "token expired"
+    )
 
 
 class Gateway:
@@ -87,9 +99,12 @@ class Gateway:
         )
         connection.handler = asyncio.current_task()
         structlog.contextvars.bind_contextvars(room_id=room_id, user_id=user_id)
+        expiry = _close_on_expiry(connection, admitted)
         try:
             await self._run(context, connection, admitted, since)
         finally:
+            if expiry is not None:
+                expiry.cancel()
             await self._leave(context, connection)
 
     async def _run(

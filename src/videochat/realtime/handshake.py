@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from starlette.websockets import WebSocket
 
@@ -20,6 +21,8 @@ class Admitted:
     username: str
     muted: bool
     role: str | None
+    # When the access token that opened the socket expires (None: open auth mode).
+    expires_at: datetime | None = None
 
 
 class Refused(Exception):

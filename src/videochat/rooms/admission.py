@@ -21,6 +21,7 @@ from videochat.security.tokens import decode_token
 async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id: str) -> Admitted:
     """Check token, user and room; make the user a member of a public room."""
     settings = context.settings
+    expires_at = None
     if settings.auth_mode is AuthMode.TOKEN:
         token = websocket.query_params.get("token")
         if not token:
@@ -34,6 +35,7 @@ async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id
             raise Refused(exc.detail) from exc
         if claims.subject != user_id:
             raise Refused("token does not belong to this user")
+        expires_at = claims.expires_at
     # Everything below comes from the read cache (the user's profile; the room with its
     # members, roles, mutes and bans), which every write to them invalidates: a member
     # reconnecting costs no query, a newcomer to a public room one insert.
@@ -50,4 +52,9 @@ async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id
             member = await rooms.ensure_member_for_socket(session, room=room, user_id=user_id)
         except VideochatError as exc:  # the room is full (or went away)
             raise Refused(exc.detail) from exc
-        return Admitted(username=user.username, muted=member.muted, role=member.role.value)
+        return Admitted(
+            username=user.username,
+            muted=member.muted,
+            role=member.role.value,
+            expires_at=expires_at,
+        )

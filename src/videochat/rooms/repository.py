@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from videochat.db.models import Room, RoomBan, RoomInvite, RoomMember, RoomRole, User
+from videochat.db.models import Room, RoomBan, RoomInvite, RoomKick, RoomMember, RoomRole, User
 from videochat.db.unit_of_work import after_commit
 from videochat.kit.cache import cached, invalidate
 from videochat.kit.clock import utcnow
@@ -181,10 +181,15 @@ async def is_banned(session: AsyncSession, room_id: str, user_id: str) -> bool:
     return await session.get(RoomBan, (room_id, user_id)) is not None
 
 
-async def redeem_invite(session: AsyncSession, *, room_id: str, code: str) -> bool:
-    """Use an expiring invite for the room; False when unknown, expired or used up."""
+async def redeem_invite(
+    session: AsyncSession, *, room_id: str, code: str, not_before: datetime | None = None
+) -> bool:
+    """Use an expiring invite for the room; False when unknown, expired, used up, or
+    made at or before ``not_before`` (a kick: the kicked person's old invites)."""
     invite = await session.get(RoomInvite, code)
     if invite is None or invite.room_id != room_id or invite.expires_at <= utcnow():
+        return False
+    if not_before is not None and invite.created_at <= not_before:
         return False
     if invite.max_uses is not None and invite.uses >= invite.max_uses:
         return False
@@ -194,6 +199,11 @@ async def redeem_invite(session: AsyncSession, *, room_id: str, code: str) -> bo
         .values(uses=invite.uses + 1)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def get_kick(session: AsyncSession, room_id: str, user_id: str) -> RoomKick | None:
+    """When (and by whom) the user was last kicked from the room, if ever."""
+    return await session.get(RoomKick, (room_id, user_id))
 
 
 async def list_visible(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository as users_repository
-from videochat.db.models import Room, RoomMember, RoomRole, User
+from videochat.db.models import Room, RoomKick, RoomMember, RoomRole, User
 from videochat.db.unit_of_work import commit, rollback
 from videochat.exceptions import Forbidden, NotFound
 from videochat.kit.clock import utcnow
@@ -19,6 +19,11 @@ from videochat.rooms.repository import MemberView, RoomView
 from videochat.rooms.schemas import RoomOut
 
 ROOM_NOT_FOUND = "Room not found"
+NEEDS_INVITE = "This room is private: a valid invite is needed to join"
+KICKED_NEEDS_NEW_INVITE = (
+    "You were removed from this room: the invite you have is no longer valid for you, "
+    "ask for a new one"
+)
 
 
 def to_out(room: Room | RoomView, *, viewer_id: str | None) -> RoomOut:
@@ -100,16 +105,47 @@ class RoomService:
         if await repository.is_banned(session, room_id, user_id):
             raise Forbidden(policy.BANNED)
         if room.is_private:
-            permanent = invite_code is not None and invite_code == room.invite_code
-            if not permanent and not (
-                invite_code
-                and await repository.redeem_invite(session, room_id=room_id, code=invite_code)
-            ):
-                raise Forbidden("This room is private: a valid invite is needed to join")
+            await self._admit_with_code(session, room=room, user_id=user_id, code=invite_code)
         if room.capacity is not None and len(room.members) >= room.capacity:
             raise Forbidden(f"This room is full ({room.capacity} members)")
         await self._add_member(session, room=room, user_id=user_id)
         return room, user
+
+    async def _admit_with_code(
+        self, session: AsyncSession, *, room: Room, user_id: str, code: str | None
+    ) -> None:
+        """Forbidden unless the code is the room's (permanent or a live invite) and, for
+        someone kicked, was made after the kick: a code they already had stays dead."""
+        if not code:
+            raise Forbidden(NEEDS_INVITE)
+        kick = await repository.get_kick(session, room.id, user_id)
+        kicked_at = kick.kicked_at if kick else None
+        if code == room.invite_code:
+            issued = room.invite_code_issued_at or room.created_at
+            if kicked_at is not None and issued <= kicked_at:
+                raise Forbidden(KICKED_NEEDS_NEW_INVITE)
+        elif not await repository.redeem_invite(
+            session, room_id=room.id, code=code, not_before=kicked_at
+        ):
+            raise Forbidden(KICKED_NEEDS_NEW_INVITE if kicked_at else NEEDS_INVITE)
+        if kick is not None:  # invited again: the kick is settled
+            await session.execute(
+                delete(RoomKick).where(RoomKick.room_id == room.id, RoomKick.user_id == user_id)
+            )
+
+    async def require_may(
+        self, session: AsyncSession, room_id: str, *, user_id: str | None, act: policy.Act
+    ) -> RoomView:
+        """The room's view when the user's standing there allows ``act`` (rooms.policy).
+
+        404 for an unknown room, 403 (``Muted`` for a mute) otherwise; from the read cache,
+        which every ban, kick and mute invalidates.
+        """
+        room = await repository.get_room_view(session, room_id)
+        if room is None:
+            raise NotFound(ROOM_NOT_FOUND)
+        policy.require_may(room, user_id, act)
+        return room
 
     async def ensure_member_for_socket(
         self, session: AsyncSession, *, room: RoomView, user_id: str

@@ -11,9 +11,11 @@ from videochat.accounts.auth import CurrentUser
 from videochat.context import Context, Session
 from videochat.db.models import RoomRole
 from videochat.db.unit_of_work import after_commit
+from videochat.rooms.moderation import consequences
 from videochat.rooms.moderation.schemas import InviteCreate, InviteOut, RoleChange
 from videochat.rooms.moderation.service import KICKED, moderation, moderation_frame
-from videochat.rooms.schemas import JoinResult
+from videochat.rooms.schemas import JoinResult, RoomOut
+from videochat.rooms.service import to_out
 
 router = APIRouter(tags=["moderation"])
 
@@ -64,6 +66,7 @@ async def kick(
         code=KICKED,
         reason="kicked from the room",
     )
+    consequences.after_kick(session, context, room_id, user_id)
     return JoinResult(message=f"{user_id} was removed from the room")
 
 
@@ -82,6 +85,7 @@ async def ban(
         code=KICKED,
         reason="banned from the room",
     )
+    await consequences.after_ban(session, context, room_id, user_id)
     return JoinResult(message=f"{user_id} was banned from the room")
 
 
@@ -116,6 +120,8 @@ async def _set_muted(
         mute=user_id,
         muted=muted,
     )
+    if muted:
+        consequences.after_mute(session, context, room_id, user_id)
     return JoinResult(message=f"{user_id} is {'muted' if muted else 'no longer muted'}")
 
 
@@ -154,3 +160,19 @@ async def create_invite(
         max_uses=invite.max_uses,
         uses=invite.uses,
     )
+
+
+@router.post("/rooms/{room_id}/invite-code", response_model=RoomOut)
+async def rotate_invite_code(room_id: str, session: Session, user: CurrentUser) -> RoomOut:
+    """A new permanent invite code for a private room; the old one stops working."""
+    room = await moderation.set_invite_code(session, room_id=room_id, actor_id=user.id, rotate=True)
+    return to_out(room, viewer_id=user.id)
+
+
+@router.delete("/rooms/{room_id}/invite-code", response_model=RoomOut)
+async def revoke_invite_code(room_id: str, session: Session, user: CurrentUser) -> RoomOut:
+    """No permanent invite code any more (expiring invites and the lobby still work)."""
+    room = await moderation.set_invite_code(
+        session, room_id=room_id, actor_id=user.id, rotate=False
+    )
+    return to_out(room, viewer_id=user.id)

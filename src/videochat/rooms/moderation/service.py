@@ -9,8 +9,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository as users_repository
-from videochat.db.models import Room, RoomBan, RoomInvite, RoomMember, RoomRole
-from videochat.exceptions import BadRequest, NotFound
+from videochat.db.models import Room, RoomBan, RoomInvite, RoomKick, RoomMember, RoomRole
+from videochat.exceptions import BadRequest, Forbidden, NotFound
 from videochat.kit.clock import isoformat, utcnow
 from videochat.kit.ids import new_secret
 from videochat.rooms import policy, repository
@@ -18,6 +18,7 @@ from videochat.rooms.lobby.service import drop_knock
 from videochat.rooms.service import ROOM_NOT_FOUND
 
 KICKED = 4003  # close code for a socket whose user was kicked or banned
+OUTRANKED_UNDO = "a moderator cannot undo what the room's owner decided"
 
 
 def moderation_frame(action: str, *, user_id: str, by: str, **extra: Any) -> dict[str, Any]:
@@ -61,11 +62,21 @@ class ModerationService:
     async def kick(
         self, session: AsyncSession, *, room_id: str, actor_id: str, target_id: str
     ) -> None:
-        """Remove someone from the room (they may come back unless it is private)."""
+        """Remove someone from the room.
+
+        A public room may be joined again at once. For a private room the kick is
+        remembered: only an invite code made after it lets them back (see
+        RoomService.join), so the codes they already had, the permanent one included,
+        stop working for them and keep working for everyone else.
+        """
         room = await self._room_for(session, room_id, actor_id)
         if policy.require_outranks(room, actor_id, target_id) is None:
             raise NotFound("That user is not a member of this room")
         await self._remove_member(session, room_id, target_id)
+        if room.is_private:
+            await session.merge(
+                RoomKick(room_id=room_id, user_id=target_id, kicked_at=utcnow(), kicked_by=actor_id)
+            )
         repository.forget_room_after_commit(session, room_id)
 
     async def ban(
@@ -88,11 +99,12 @@ class ModerationService:
         """Let a banned person join again."""
         room = await self._room_for(session, room_id, actor_id)
         policy.require_outranks(room, actor_id, target_id)
-        result = await session.execute(
-            delete(RoomBan).where(RoomBan.room_id == room_id, RoomBan.user_id == target_id)
-        )
-        if not getattr(result, "rowcount", 0):
+        ban = await session.get(RoomBan, (room_id, target_id))
+        if ban is None:
             raise NotFound("That user is not banned from this room")
+        if not policy.may_undo(room, actor_id, ban.banned_by):
+            raise Forbidden(OUTRANKED_UNDO)
+        await session.delete(ban)
         repository.forget_room_after_commit(session, room_id)
 
     async def set_muted(
@@ -102,10 +114,13 @@ class ModerationService:
         room = await self._room_for(session, room_id, actor_id)
         if policy.require_outranks(room, actor_id, target_id) is None:
             raise NotFound("That user is not a member of this room")
+        membership = next(m for m in room.members if m.user_id == target_id)
+        if membership.muted and not policy.may_undo(room, actor_id, membership.muted_by):
+            raise Forbidden(OUTRANKED_UNDO)
         await session.execute(
             update(RoomMember)
             .where(RoomMember.room_id == room_id, RoomMember.user_id == target_id)
-            .values(muted=muted)
+            .values(muted=muted, muted_by=actor_id if muted else None)
         )
         repository.forget_room_after_commit(session, room_id)
 
@@ -133,6 +148,22 @@ class ModerationService:
         session.add(invite)
         await session.flush()  # its defaults, for the answer
         return invite
+
+    async def set_invite_code(
+        self, session: AsyncSession, *, room_id: str, actor_id: str, rotate: bool
+    ) -> Room:
+        """Give a private room a new permanent invite code, or none (revoke)."""
+        room = await self._room_for(session, room_id, actor_id)
+        policy.require_manager(
+            room, actor_id, detail="only the room's owner or a moderator can change the invite code"
+        )
+        if not room.is_private:
+            raise BadRequest("A public room has no invite code: anyone may join it")
+        room.invite_code = new_secret(12) if rotate else None
+        room.invite_code_issued_at = utcnow() if rotate else None
+        await session.flush()
+        repository.forget_room_after_commit(session, room_id)
+        return room
 
     async def list_bans(self, session: AsyncSession, *, room_id: str, actor_id: str) -> list[str]:
         """Ids of the users banned from the room (moderators only)."""

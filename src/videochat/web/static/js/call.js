@@ -125,6 +125,21 @@ export class Call {
     this.#changed();
   }
 
+  /**
+   * Someone else was muted or unmuted: start our connection to them over, so it is
+   * negotiated under their new standing. While they are muted the server relays their
+   * side of it receive-only, so our browser accepts no media from them whatever theirs
+   * sends; a connection negotiated before the mute would otherwise keep carrying it.
+   */
+  restartPeer(userId) {
+    this.#enqueue(() => {
+      if (!this.#peers.has(userId)) return;
+      this.#trace(userId, 'muted or unmuted: starting the connection over');
+      this.#dropPeer(userId, { keepTile: true });
+      this.#ensurePeer(userId);
+    });
+  }
+
   /** A presence list arrived: work out the mesh and connect or hang up to match it. */
   setPresence(participants) {
     this.#enqueue(() => this.#applyPresence(participants));

@@ -164,7 +164,7 @@ export class RoomSession {
     this.#socket = new RoomSocket({
       roomId: this.roomId,
       userId: this.#self.id,
-      token: () => accessToken(),
+      token: (rejected) => accessToken(rejected),
       since: () => this.#chat.lastId,
       onFrame: (frame) => this.#onFrame(frame),
       onOpen: ({ reconnect }) => this.#onOpen(reconnect),
@@ -353,6 +353,7 @@ export class RoomSession {
       case 'mute':
       case 'unmute':
         if (mine) this.#setMuted(frame.action === 'mute');
+        else this.#call.restartPeer(frame.user_id);
         break;
       case 'promote':
       case 'demote':

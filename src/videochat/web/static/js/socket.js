@@ -13,6 +13,8 @@ const SILENCE_LIMIT_MS = 50_000;
 const RATE_LIMITED = 4029;
 // Kicked or banned by a moderator: coming straight back would be wrong.
 const REMOVED = 4003;
+// The access token that opened the socket expired: reconnect at once with a fresh one.
+const TOKEN_EXPIRED = 4001;
 
 export class RoomSocket {
   #options;
@@ -30,7 +32,8 @@ export class RoomSocket {
    * @param {object} options
    * @param {string} options.roomId
    * @param {string} options.userId
-   * @param {() => Promise<string|null>} options.token a usable access token
+   * @param {(rejected?: string) => Promise<string|null>} options.token a usable access
+   *   token; given the token the server just refused, a fresh one (refreshed) instead
    * @param {() => number|null} options.since the last message id we have
    * @param {(frame: object) => void} options.onFrame
    * @param {(info: {reconnect: boolean}) => void} options.onOpen
@@ -72,13 +75,13 @@ export class RoomSocket {
     }
   }
 
-  async #connect() {
+  async #connect(rejected = undefined) {
     if (this.#stopped) return;
     const { roomId, userId } = this.#options;
     this.#options.onStatus(this.#everOpened ? 'reconnecting' : 'connecting');
     let token = null;
     try {
-      token = await this.#options.token();
+      token = await this.#options.token(rejected);
     } catch {
       // Offline or the server is down: the handshake below fails and we back off.
     }
@@ -125,6 +128,12 @@ export class RoomSocket {
       if (event.code === REMOVED) {
         this.close();
         this.#options.onRemoved?.(event.reason);
+        return;
+      }
+      if (event.code === TOKEN_EXPIRED && opened) {
+        // Not a failure: refresh the token and come back now (the replay covers the gap).
+        this.#attempt = 0;
+        this.#connect(token);
         return;
       }
       if (!opened) {
