@@ -41,13 +41,16 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
 
 
 async def change_media(hub: Hub, connection: Connection, state: MediaStateFrame) -> None:
-    """Record a socket's mic/camera/screen and tell the room; muted people turn nothing on."""
+    """Record a socket's mic/camera/screen and tell the room; muted people turn nothing on.
+
+    The room gets the small ``media_state`` frame only, never the participant list
+    again: a list for every toggle cost O(room) bytes to each of O(room) sockets. The
+    list still carries the new state to whoever joins next.
+    """
     if state.turns_on:
         refuse_if_muted(connection.muted)
     connection.media.update(state.changes)
     await hub.media_changed(connection)
-    await hub.publish(
-        connection.room_id,
-        {"type": "media_state", "user_id": connection.user_id, **connection.media},
-    )
-    await hub.publish_presence(connection.room_id)
+    room_id, user_id = connection.room_id, connection.user_id
+    media = await hub.media_of(room_id, user_id)
+    await hub.publish(room_id, {"type": "media_state", "user_id": user_id, **media})

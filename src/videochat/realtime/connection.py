@@ -44,8 +44,6 @@ class Connection:
     closed: bool = False
     # Muted by a moderator: chat and turning devices on are refused.
     muted: bool = False
-    # The client's address, for the per-address connection limit.
-    ip: str = ""
     # Set when the server decided to close (slow consumer, abuse, shutdown).
     closed_by_server: bool = False
     # The close code the server sent, or the client's when it left (metrics' close reason).
