@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from videochat.calls.frames import MediaStateFrame, PeerNotFound, SignalFrame
+import json
+
+from videochat.calls.frames import (
+    BadSignal,
+    MediaStateFrame,
+    PeerNotFound,
+    SignalFrame,
+    SignalRateLimited,
+)
+from videochat.config import CallSettings
+from videochat.realtime.budget import PeerBudget
 from videochat.realtime.connection import Connection
 from videochat.realtime.hub import Hub
 from videochat.rooms.policy import refuse_if_muted
 
 
-async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) -> None:
+async def relay_signal(
+    hub: Hub,
+    connection: Connection,
+    signal: SignalFrame,
+    *,
+    settings: CallSettings,
+    budget: PeerBudget,
+) -> None:
     """Relay WebRTC signalling to one connection of a named peer in the same room.
 
     A user may have several sockets in a room (tabs, a reconnect the server has not
@@ -16,7 +33,14 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
     (it must be one of that user's in this room); without it the signal goes to the
     user's latest socket. Never to all of them: two tabs answering one offer would
     break the negotiation.
+
+    Size and volume are bounded per peer (``bad_signal``, ``rate_limited`` to the
+    sender), and the relayed frame may be dropped by a recipient that is far behind
+    rather than cost it its socket: a sender can never get another member dropped.
     """
+    size = len(json.dumps(signal.data))  # ASCII: characters are bytes
+    if size > settings.max_signal_bytes:
+        raise BadSignal(f"signal data may be at most {settings.max_signal_bytes} bytes")
     target, target_connection = signal.to, signal.to_connection
     connections = (
         [] if target == connection.user_id else await hub.connections_of(connection.room_id, target)
@@ -25,6 +49,8 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
         target_connection = connections[-1]
     if target_connection not in connections:
         raise PeerNotFound()
+    if not await budget.spend(connection.id, target, size):
+        raise SignalRateLimited(settings.signal_window_seconds)
     await hub.publish(
         connection.room_id,
         {
@@ -37,6 +63,7 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
         },
         to_user=target,
         to_connection=target_connection,
+        droppable=True,
     )
 
 

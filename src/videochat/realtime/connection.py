@@ -63,10 +63,14 @@ class Connection:
         if wire is not None:
             self._send_nowait = wire["send_nowait"]
 
-    def offer(self, frame: PreparedFrame | str, *, message_id: int = 0) -> None:
+    def offer(
+        self, frame: PreparedFrame | str, *, message_id: int = 0, droppable: bool = False
+    ) -> None:
         """Send a frame without waiting: now if the socket has room, else through the backlog.
 
         A broadcast offers one PreparedFrame to every socket: it is compressed once.
+        A ``droppable`` frame (another member's signalling) is dropped once the backlog
+        is half full, so only the server's own traffic can make a slow consumer.
         """
         if self.closed:
             return
@@ -79,6 +83,8 @@ class Connection:
                 return
         if self._backlog is None:
             self._backlog = deque()
+        if droppable and len(self._backlog) >= self.queue_size // 2:
+            return
         if len(self._backlog) >= self.queue_size:
             metrics.WS_SLOW_CONSUMERS.inc()
             self.close(SLOW_CONSUMER, "slow consumer: too many frames queued")

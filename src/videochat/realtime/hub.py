@@ -46,6 +46,7 @@ def _envelope(
     to_connection: str | None = None,
     except_connection: str | None = None,
     control: dict[str, Any] | None = None,
+    droppable: bool = False,
 ) -> str:
     # Message ids let a socket skip what its reconnect replay already sent.
     message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
@@ -54,6 +55,8 @@ def _envelope(
         header["to_connection"] = to_connection
     if control:
         header["control"] = control
+    if droppable:
+        header["droppable"] = True
     # dumps() escapes newlines inside strings, so the first newline ends the header.
     return f"{dumps(header)}\n{dumps(frame)}"
 
@@ -196,8 +199,13 @@ class Hub:
         to_connection: str | None = None,
         except_connection: str | None = None,
         control: dict[str, Any] | None = None,
+        droppable: bool = False,
     ) -> None:
         """Send a frame to everyone in the room (or one user, or one connection).
+
+        A ``droppable`` frame is skipped by a socket that is far behind instead of
+        growing its backlog (see ``Connection.offer``): what one member sends another
+        must never get the recipient closed as a slow consumer.
 
         ``control`` acts on sockets after the frame went out: ``{"disconnect": user_id,
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
@@ -209,6 +217,7 @@ class Hub:
             to_connection=to_connection,
             except_connection=except_connection,
             control=control,
+            droppable=droppable,
         )
         try:
             await self.broker.publish(_topic(room_id), payload)
@@ -277,13 +286,14 @@ class Hub:
         header = json.loads(head)
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
+        droppable = header.get("droppable", False)
         frame = PreparedFrame(text)  # compressed once for all the room's sockets
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
                 continue
             if only is not None and connection.id != only:
                 continue
-            connection.offer(frame, message_id=message_id)
+            connection.offer(frame, message_id=message_id, droppable=droppable)
         control = header.get("control")
         if control:
             self._apply_control(room_id, control)
