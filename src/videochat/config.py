@@ -97,6 +97,9 @@ class LobbySettings(BaseModel):
     knock_window_seconds: int = Field(default=300, ge=1)
     # A knock nobody answered within this long no longer counts (the person can knock again).
     knock_ttl_seconds: int = Field(default=3600, ge=60)
+    # New knocks on one room from one address per knock_ttl_seconds: throwaway guests
+    # from one address cannot fill the lobby (at most this many of them wait at once).
+    knocks_per_address: int = Field(default=5, ge=1)
 
 
 class HttpSettings(BaseModel):
@@ -146,6 +149,12 @@ class LiveSettings(BaseModel):
     audio_bitrate: int = Field(default=128_000, ge=32_000)
     # Ingests one instance accepts at once (each costs a fraction of a core).
     max_streams: int = Field(default=8, ge=1, le=200)
+    # Of those, held at once by one user (the streams' owner) and by one address, so
+    # nobody takes every slot.
+    max_streams_per_user: int = Field(default=2, ge=1, le=200)
+    max_streams_per_address: int = Field(default=4, ge=1, le=200)
+    # A publisher whose ICE/DTLS has not connected this long after its offer is dropped.
+    connect_timeout_seconds: float = Field(default=5.0, ge=0.5, le=60)
 
 
 class BunnySettings(BaseModel):
@@ -178,6 +187,11 @@ class CallSettings(BaseModel):
     max_call_size: int = Field(default=6, ge=2, le=50)
     # "relay" forces TURN, for networks that block peer-to-peer traffic.
     ice_transport_policy: Literal["all", "relay"] = "all"
+    # A signal's ``data`` (an SDP is a few KiB, a candidate a few hundred bytes).
+    max_signal_bytes: int = Field(default=32 * 1024, ge=1024)
+    # Signal bytes one socket may send to one peer per window (rate limits on).
+    signal_bytes_per_peer: int = Field(default=512 * 1024, ge=1024)
+    signal_window_seconds: int = Field(default=10, ge=1)
 
 
 class RealtimeSettings(BaseModel):
@@ -188,6 +202,9 @@ class RealtimeSettings(BaseModel):
     # (a laptop closed, a network gone) and its socket, presence and tile are dropped.
     ping_interval_seconds: float = Field(default=20.0, gt=0, le=300)
     ping_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    # Full presence lists go to a room at most once per this window (the latest list at
+    # its end); 0 sends one for every join and leave.
+    presence_interval_seconds: float = Field(default=0.5, ge=0, le=10)
 
 
 class Settings(BaseSettings):

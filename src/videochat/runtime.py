@@ -68,7 +68,11 @@ async def _enter_hub(stack: AsyncExitStack, settings: Settings, *, presence: boo
     await _start(stack, broker)
     if presence:
         await _start(stack, shared)
-    hub = Hub(broker, shared if presence else None)
+    hub = Hub(
+        broker,
+        shared if presence else None,
+        presence_interval=settings.realtime.presence_interval_seconds,
+    )
     stack.push_async_callback(hub.close_all)
     return hub
 

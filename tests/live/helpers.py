@@ -79,3 +79,25 @@ async def force_status(server: LiveServer, stream_id: str, status: LiveStreamSta
             session, stream_id, from_=list(LiveStreamStatus), to=status
         )
     assert moved
+
+
+async def unconnectable_offer(port: int) -> str:
+    """A real aiortc offer whose only candidate is a loopback port that never answers.
+
+    The server's ICE checks go to 127.0.0.1 and are never answered: ICE and DTLS never
+    complete, as with a publisher that sends an offer and goes away.
+    """
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        lines = [
+            line for line in pc.localDescription.sdp.splitlines() if not line.startswith("a=cand")
+        ]
+    finally:
+        await pc.close()
+    candidate = f"a=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host"
+    at = next(i for i, line in enumerate(lines) if line.startswith("a=end-of-candidates"))
+    return "\r\n".join([*lines[:at], candidate, *lines[at:]]) + "\r\n"

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.live.helpers import create_stream, force_status, new_stream, offer_sdp, whip_post
+from tests.live.helpers import (
+    create_stream,
+    force_status,
+    new_stream,
+    offer_sdp,
+    unconnectable_offer,
+    whip_post,
+)
 from tests.support import LiveServer, auth, create_guest, create_room, run_server
 from videochat.config import Settings
 from videochat.db.models import LiveStreamStatus
@@ -309,3 +319,87 @@ async def test_private_live_playback_needs_a_token(
     assert (await client.get(f"{base}/segment_00000.ts")).status_code == 404
     member = await client.get(bare, headers=auth(alice["access_token"]))
     assert member.status_code == 200
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback UDP port that is bound but never answers (ICE checks die there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        yield int(silent.getsockname()[1])
+
+
+async def _stream_of(http: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
+    room = await create_room(http, owner["access_token"], f"Room of {owner['username']}")
+    return await new_stream(http, owner["access_token"], room["id"])
+
+
+async def _offer(http: httpx.AsyncClient, stream: dict[str, Any], port: int) -> httpx.Response:
+    sdp = await unconnectable_offer(port)
+    return await whip_post(http, stream["whip_url"], stream["stream_key"], sdp)
+
+
+async def test_ingest_slots_are_shared_out_and_unconnected_offers_dropped(
+    make_settings: Callable[..., Settings], silent_port: int
+) -> None:
+    settings = make_settings(
+        live={
+            "max_streams": 3,
+            "max_streams_per_user": 2,
+            "max_streams_per_address": 3,
+            "connect_timeout_seconds": 1,
+        }
+    )
+    async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
+        alice, bob, carol = [await create_guest(http, name) for name in ("alice", "bob", "carol")]
+        alices = [await _stream_of(http, alice) for _ in range(3)]
+        assert (await _offer(http, alices[0], silent_port)).status_code == 201
+        assert (await _offer(http, alices[1], silent_port)).status_code == 201
+        third = await _offer(http, alices[2], silent_port)
+        assert third.status_code == 429 and "owner" in third.json()["detail"]
+        assert int(third.headers["Retry-After"]) >= 1
+        assert (await _offer(http, await _stream_of(http, bob), silent_port)).status_code == 201
+        full = await _offer(http, await _stream_of(http, carol), silent_port)
+        assert full.status_code == 503 and "limit of 3" in full.json()["detail"]
+        assert full.headers["access-control-allow-origin"] == "*"
+
+        # Never connected: dropped after the connect timeout, and the slots come back.
+        async with asyncio.timeout(30):
+            while True:
+                first = (await http.get(f"/live-streams/{alices[0]['id']}")).json()
+                if first["status"] == "ended":
+                    break
+                await asyncio.sleep(0.2)
+        assert first["ended_reason"] == "not_connected"
+        async with asyncio.timeout(30):
+            while (answer := await _offer(http, alices[2], silent_port)).status_code != 201:
+                assert answer.status_code in (429, 503), answer.text
+                await asyncio.sleep(0.2)
+
+
+async def test_one_address_cannot_take_every_ingest_slot(
+    make_settings: Callable[..., Settings], silent_port: int
+) -> None:
+    settings = make_settings(live={"max_streams": 4, "max_streams_per_address": 1})
+    async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
+        alice, bob = [await create_guest(http, name) for name in ("alice", "bob")]
+        assert (await _offer(http, await _stream_of(http, alice), silent_port)).status_code == 201
+        refused = await _offer(http, await _stream_of(http, bob), silent_port)
+        assert refused.status_code == 429 and "address" in refused.json()["detail"]
+
+
+async def test_concurrent_offers_never_pass_the_ingest_limit(
+    make_settings: Callable[..., Settings], silent_port: int
+) -> None:
+    settings = make_settings(live={"max_streams": 2, "max_streams_per_address": 10})
+    async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
+        people = [await create_guest(http, f"p{index}") for index in range(5)]
+        streams = [await _stream_of(http, person) for person in people]
+        offers = [await unconnectable_offer(silent_port) for _ in streams]
+        answers = await asyncio.gather(
+            *(
+                whip_post(http, s["whip_url"], s["stream_key"], sdp)
+                for s, sdp in zip(streams, offers, strict=True)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [201, 201, 503, 503, 503]

@@ -166,10 +166,9 @@ async def test_sockets_registering_at_once_share_one_subscription() -> None:
             self.room_id, self.user_id, self.username = room, f"u{index}", f"user{index}"
             self.media = {"audio": False, "video": False, "screen": False}
             self.connected_at = time.time()
-            self.ip = "127.0.0.1"
             received[self.id] = []
 
-        def offer(self, text: str, *, message_id: int = 0) -> None:
+        def offer(self, text: str, *, message_id: int = 0, droppable: bool = False) -> None:
             received[self.id].append(text)
 
     sinks: list[Any] = [Sink(i) for i in range(10)]

@@ -374,7 +374,10 @@ async def test_typing_and_media_state(client: httpx.AsyncClient, server: LiveSer
             "video": False,
             "screen": False,
         }
-        presence = await receive_until(b, "presence")
+        # A toggle sends no new participant list; the next list (a join) carries it.
+        carol = await create_guest(client, "carol")
+        async with _connect(server, room["id"], carol) as c:
+            presence = await receive_until(c, "presence")
         mine = next(p for p in presence["participants"] if p["user_id"] == alice["id"])
         assert mine["audio"] is True and mine["video"] is False
 

@@ -201,3 +201,41 @@ async def test_an_outsider_still_cannot_open_the_socket(
         async with connect_ws(server, ws_path(room["id"], guest["id"], guest["access_token"])):
             pass
     assert refused.value.response.status_code in (403, 404)
+
+
+async def test_one_address_cannot_fill_a_lobby_with_throwaway_guests(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        lobby={"max_size": 10, "knocks_per_address": 3},
+        rate_limit={"enabled": True, "requests": 10_000, "user_writes": 10_000},
+    )
+    async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as client:
+        room, owner = await _private(client)
+        guests = [await create_guest(client, f"g{i}") for i in range(6)]
+        answers = [await _knock(client, room, guest) for guest in guests]
+        assert [a.status_code for a in answers] == [201] * 3 + [429] * 3
+        assert "address" in answers[-1].json()["detail"]
+        assert int(answers[-1].headers["Retry-After"]) >= 1
+        waiting = await client.get(
+            f"/rooms/{room['id']}/lobby", headers=auth(owner["access_token"])
+        )
+        assert len(waiting.json()) == 3
+        # Counted per room: the same address may still knock elsewhere.
+        other, _ = await _private(client)
+        assert (await _knock(client, other, guests[-1])).status_code == 201
+
+
+async def test_concurrent_knocks_never_pass_the_lobby_size(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(lobby={"max_size": 3})
+    async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as client:
+        room, owner = await _private(client)
+        guests = [await create_guest(client, f"g{i}") for i in range(12)]
+        answers = await asyncio.gather(*(_knock(client, room, guest) for guest in guests))
+        assert sorted(a.status_code for a in answers) == [201] * 3 + [409] * 9
+        waiting = await client.get(
+            f"/rooms/{room['id']}/lobby", headers=auth(owner["access_token"])
+        )
+        assert len(waiting.json()) == 3

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from videochat.calls.frames import MediaStateFrame, PeerNotFound, SignalFrame
+import json
+
+from videochat.calls.frames import (
+    BadSignal,
+    MediaStateFrame,
+    PeerNotFound,
+    SignalFrame,
+    SignalRateLimited,
+)
 from videochat.calls.sdp import receive_only_signal
+from videochat.config import CallSettings
+from videochat.realtime.budget import PeerBudget
 from videochat.realtime.connection import Connection
 from videochat.realtime.hub import Hub
 from videochat.rooms.policy import Act, refuse_if_muted
 
 
-async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) -> None:
+async def relay_signal(
+    hub: Hub,
+    connection: Connection,
+    signal: SignalFrame,
+    *,
+    settings: CallSettings,
+    budget: PeerBudget,
+) -> None:
     """Relay WebRTC signalling to one connection of a named peer in the same room.
 
     A user may have several sockets in a room (tabs, a reconnect the server has not
@@ -20,7 +37,14 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
 
     A muted sender may still signal, to receive the others' media (rooms.policy,
     ``Act.WATCH``): what they describe is relayed receive-only.
+
+    Size and volume are bounded per peer (``bad_signal``, ``rate_limited`` to the
+    sender), and the relayed frame may be dropped by a recipient that is far behind
+    rather than cost it its socket: a sender can never get another member dropped.
     """
+    size = len(json.dumps(signal.data))  # ASCII: characters are bytes
+    if size > settings.max_signal_bytes:
+        raise BadSignal(f"signal data may be at most {settings.max_signal_bytes} bytes")
     target, target_connection = signal.to, signal.to_connection
     connections = (
         [] if target == connection.user_id else await hub.connections_of(connection.room_id, target)
@@ -29,6 +53,8 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
         target_connection = connections[-1]
     if target_connection not in connections:
         raise PeerNotFound()
+    if not await budget.spend(connection.id, target, size):
+        raise SignalRateLimited(settings.signal_window_seconds)
     await hub.publish(
         connection.room_id,
         {
@@ -41,17 +67,21 @@ async def relay_signal(hub: Hub, connection: Connection, signal: SignalFrame) ->
         },
         to_user=target,
         to_connection=target_connection,
+        droppable=True,
     )
 
 
 async def change_media(hub: Hub, connection: Connection, state: MediaStateFrame) -> None:
-    """Record a socket's mic/camera/screen and tell the room; muted people turn nothing on."""
+    """Record a socket's mic/camera/screen and tell the room; muted people turn nothing on.
+
+    The room gets the small ``media_state`` frame only, never the participant list
+    again: a list for every toggle cost O(room) bytes to each of O(room) sockets. The
+    list still carries the new state to whoever joins next.
+    """
     if state.turns_on:
         refuse_if_muted(connection.muted, Act.MEDIA_ON)
     connection.media.update(state.changes)
     await hub.media_changed(connection)
-    await hub.publish(
-        connection.room_id,
-        {"type": "media_state", "user_id": connection.user_id, **connection.media},
-    )
-    await hub.publish_presence(connection.room_id)
+    room_id, user_id = connection.room_id, connection.user_id
+    media = await hub.media_of(room_id, user_id)
+    await hub.publish(room_id, {"type": "media_state", "user_id": user_id, **media})

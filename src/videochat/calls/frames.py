@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from videochat.exceptions import BadRequest, NotFound
+from videochat.exceptions import BadRequest, NotFound, TooManyRequests
 
 MEDIA_KINDS = ("audio", "video", "screen")
 
@@ -17,8 +17,17 @@ MEDIA_KINDS = ("audio", "video", "screen")
 class BadSignal(BadRequest):
     frame_code = "bad_signal"
 
-    def __init__(self) -> None:
-        super().__init__("signal needs 'to' (a user id), 'data' and optionally 'to_connection'")
+    def __init__(
+        self, detail: str = "signal needs 'to' (a user id), 'data' and optionally 'to_connection'"
+    ) -> None:
+        super().__init__(detail)
+
+
+class SignalRateLimited(TooManyRequests):
+    frame_code = "rate_limited"
+
+    def __init__(self, window_seconds: int) -> None:
+        super().__init__("too much signalling to this peer; slow down", retry_after=window_seconds)
 
 
 class PeerNotFound(NotFound):

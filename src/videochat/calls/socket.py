@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from videochat.calls import flows
 from videochat.calls.frames import MediaStateFrame, SignalFrame
+from videochat.realtime.budget import PeerBudget
 from videochat.realtime.routing import FrameContext, FrameRouter
 
 router = FrameRouter()
@@ -12,7 +13,13 @@ router = FrameRouter()
 # WebRTC signalling comes in bursts (ICE candidates while a call starts): a larger budget.
 @router.frame("signal", bursty=True)
 async def relay_signal(ctx: FrameContext, frame: SignalFrame) -> None:
-    await flows.relay_signal(ctx.context.hub, ctx.connection, frame)
+    settings = ctx.context.settings
+    budget = ctx.memo.get("signal_budget")
+    if budget is None:
+        budget = ctx.memo["signal_budget"] = PeerBudget(settings)
+    await flows.relay_signal(
+        ctx.context.hub, ctx.connection, frame, settings=settings.calls, budget=budget
+    )
 
 
 @router.frame("media_state")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from videochat.config import Settings
 from videochat.db.models import LiveStream, LiveStreamStatus
 from videochat.db.unit_of_work import unit_of_work
-from videochat.exceptions import BadRequest, Conflict, ServiceUnavailable
+from videochat.exceptions import BadRequest, Conflict, ServiceUnavailable, TooManyRequests
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
 from videochat.kit.locks import KeyedLock
@@ -54,6 +55,16 @@ class IngestSession:
     created_at: float = field(default_factory=time.monotonic)
     last_media_at: float = field(default_factory=time.monotonic)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # ICE and DTLS completed; until then the watchdog's connect timeout runs.
+    connected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSlot:
+    """Who holds one of the instance's ingest slots, from the offer to the session's end."""
+
+    owner_id: str | None
+    address: str
 
 
 class LiveManager:
@@ -70,6 +81,9 @@ class LiveManager:
         self._sessions: dict[str, IngestSession] = {}
         self._ending: dict[str, asyncio.Future[None]] = {}
         self._locks = KeyedLock()
+        # Taken before the negotiation's awaits, so concurrent offers cannot all pass
+        # the limits; given back when the offer fails or the session ends.
+        self._slots: dict[str, IngestSlot] = {}
 
     async def start(self) -> None:
         """Listen for stops from other instances; end streams a crash left "live"."""
@@ -100,23 +114,57 @@ class LiveManager:
         """The local session of a stream, if this instance ingests it."""
         return self._sessions.get(stream_id)
 
-    async def publish(self, stream: LiveStream, offer: str) -> tuple[str, IngestSession]:
-        """Answer a WHIP offer and start recording; returns the SDP answer and the session."""
+    def _take_slot(self, stream: LiveStream, address: str) -> None:
+        """Reserve an ingest slot for the stream, or refuse with what is full."""
+        settings, slots = self.settings, self._slots.values()
+        wait = {"Retry-After": str(math.ceil(settings.connect_timeout_seconds))}
+        if len(self._slots) >= settings.max_streams:
+            raise ServiceUnavailable(
+                f"This server is at its limit of {settings.max_streams} live streams; "
+                "try again later",
+                headers=wait,
+            )
+        owner = stream.owner_id
+        if owner is not None and sum(s.owner_id == owner for s in slots) >= (
+            settings.max_streams_per_user
+        ):
+            raise TooManyRequests(
+                f"The stream's owner already publishes {settings.max_streams_per_user} live "
+                "streams at once; end one first",
+                retry_after=math.ceil(settings.connect_timeout_seconds),
+            )
+        if sum(s.address == address for s in slots) >= settings.max_streams_per_address:
+            raise TooManyRequests(
+                f"{settings.max_streams_per_address} live streams are already published "
+                "from your address; end one first",
+                retry_after=math.ceil(settings.connect_timeout_seconds),
+            )
+        self._slots[stream.id] = IngestSlot(owner, address)
+
+    async def publish(
+        self, stream: LiveStream, offer: str, *, address: str = ""
+    ) -> tuple[str, IngestSession]:
+        """Answer a WHIP offer and start recording; returns the SDP answer and the session.
+
+        One negotiation per stream at a time (the stream's lock), and an instance's
+        slots are shared out: per owner, per publishing address, in all.
+        """
         async with self._locks.hold(stream.id):
             if stream.id in self._sessions:
                 raise Conflict("Someone is already publishing to this live stream")
             if stream.id in self._ending:
                 raise service.Gone("This live stream has ended; create a new one")
-            if len(self._sessions) >= self.settings.max_streams:
-                raise ServiceUnavailable("This server is at its limit of live streams")
+            self._take_slot(stream, address)
             pc = RTCPeerConnection(self._rtc_configuration())
             try:
                 answer, tracks = await self._negotiate(pc, offer)
                 claimed = await self._claim(stream.id)
             except BaseException:
+                self._slots.pop(stream.id, None)
                 await pc.close()
                 raise
             if not claimed:
+                self._slots.pop(stream.id, None)
                 await pc.close()
                 async with self.sessionmaker() as session:
                     current = await repository.get(session, stream.id)
@@ -186,6 +234,8 @@ class LiveManager:
     def _watch_connection(self, ingest: IngestSession) -> None:
         @ingest.pc.on("connectionstatechange")
         def on_state() -> None:
+            if ingest.pc.connectionState == "connected":
+                ingest.connected = True
             if ingest.pc.connectionState in ("failed", "closed"):
                 self._end_soon(ingest, "disconnected")
 
@@ -209,10 +259,15 @@ class LiveManager:
 
     async def _watchdog(self, ingest: IngestSession) -> None:
         timeout = self.settings.publisher_timeout_seconds
+        connect_timeout = self.settings.connect_timeout_seconds
         while True:
             await asyncio.sleep(_WATCH_INTERVAL)
             if ingest.recorder.failed.is_set():
                 self._end_soon(ingest, "recorder_failed")
+                return
+            # An offer whose ICE/DTLS never completes would hold its slot otherwise.
+            if not ingest.connected and time.monotonic() - ingest.created_at > connect_timeout:
+                self._end_soon(ingest, "not_connected")
                 return
             if time.monotonic() - ingest.last_media_at > timeout:
                 self._end_soon(ingest, "timeout")
@@ -228,6 +283,7 @@ class LiveManager:
             ingest = self._sessions.pop(stream_id, None)
             if ingest is None:
                 return
+            self._slots.pop(stream_id, None)
             LIVE_INGESTS.dec()
             pending = asyncio.ensure_future(self._end(ingest, reason, keep_recording))
             self._ending[stream_id] = pending

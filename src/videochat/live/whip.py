@@ -25,6 +25,7 @@ from videochat.media.service import UnsupportedMediaType
 from videochat.rooms.policy import Act
 from videochat.rooms.service import rooms
 from videochat.security.identity import bearer_token
+from videochat.security.ratelimit import client_ip
 
 router = APIRouter(tags=["live"])
 
@@ -110,7 +111,7 @@ async def whip_publish(
         # Committed mid-request on purpose: the WebRTC negotiation takes up to seconds,
         # and the pool's connection goes back meanwhile (the claim uses its own session).
         await commit(session)
-        answer, ingest = await manager.publish(stream, offer)
+        answer, ingest = await manager.publish(stream, offer, address=client_ip(request.scope))
     location = service.session_url(context.settings, stream, ingest.session_id)
     headers = {**_cors(context), "Location": location}
     return Response(answer, status_code=201, media_type=SDP, headers=headers)

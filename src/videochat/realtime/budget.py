@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -27,3 +29,22 @@ class FrameBudget:
         if bursty:
             return await _limiter.hit(self._bursty, "burst", connection_id)
         return await _limiter.hit(self._usual, "frames", connection_id)
+
+
+class PeerBudget:
+    """Signal bytes per socket per peer: one sender cannot bury one recipient in SDP."""
+
+    def __init__(self, settings: Settings) -> None:
+        calls = settings.calls
+        self.enabled = settings.rate_limit.enabled
+        # Counted in KiB: the moving window keeps one entry per unit spent.
+        self._item = RateLimitItemPerSecond(
+            max(1, calls.signal_bytes_per_peer // 1024), calls.signal_window_seconds
+        )
+
+    async def spend(self, connection_id: str, peer: str, size: int) -> bool:
+        """Count ``size`` bytes towards ``peer``; False when over the budget."""
+        if not self.enabled:
+            return True
+        cost = min(self._item.amount, max(1, math.ceil(size / 1024)))
+        return await _limiter.hit(self._item, "signal", connection_id, peer, cost=cost)

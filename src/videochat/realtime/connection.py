@@ -44,8 +44,6 @@ class Connection:
     closed: bool = False
     # Muted by a moderator: chat and turning devices on are refused.
     muted: bool = False
-    # The client's address, for the per-address connection limit.
-    ip: str = ""
     # Set when the server decided to close (slow consumer, abuse, shutdown).
     closed_by_server: bool = False
     # The close code the server sent, or the client's when it left (metrics' close reason).
@@ -65,10 +63,14 @@ class Connection:
         if wire is not None:
             self._send_nowait = wire["send_nowait"]
 
-    def offer(self, frame: PreparedFrame | str, *, message_id: int = 0) -> None:
+    def offer(
+        self, frame: PreparedFrame | str, *, message_id: int = 0, droppable: bool = False
+    ) -> None:
         """Send a frame without waiting: now if the socket has room, else through the backlog.
 
         A broadcast offers one PreparedFrame to every socket: it is compressed once.
+        A ``droppable`` frame (another member's signalling) is dropped once the backlog
+        is half full, so only the server's own traffic can make a slow consumer.
         """
         if self.closed:
             return
@@ -81,6 +83,8 @@ class Connection:
                 return
         if self._backlog is None:
             self._backlog = deque()
+        if droppable and len(self._backlog) >= self.queue_size // 2:
+            return
         if len(self._backlog) >= self.queue_size:
             metrics.WS_SLOW_CONSUMERS.inc()
             self.close(SLOW_CONSUMER, "slow consumer: too many frames queued")

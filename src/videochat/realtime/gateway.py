@@ -80,11 +80,31 @@ class Gateway:
         context = get_context(websocket)
         try:
             since = await screen(context, websocket)
+        except Refused as exc:
+            await self._refuse(websocket, room_id, user_id, exc)
+            return
+        try:  # the socket holds one of its address's slots from here on
+            await self._serve(context, websocket, room_id, user_id, since)
+        finally:
+            context.hub.release_address(client_ip(websocket.scope))
+
+    async def _refuse(self, websocket: WebSocket, room_id: str, user_id: str, exc: Refused) -> None:
+        log.info("ws.refused", room_id=room_id, user_id=user_id, reason=str(exc))
+        # Closing before accept makes the server answer the handshake with HTTP 403.
+        await websocket.close(code=close_codes.POLICY_VIOLATION, reason=str(exc)[:120])
+
+    async def _serve(
+        self,
+        context: AppContext,
+        websocket: WebSocket,
+        room_id: str,
+        user_id: str,
+        since: int | None,
+    ) -> None:
+        try:
             admitted = await self._admit(context, websocket, room_id, user_id)
         except Refused as exc:
-            log.info("ws.refused", room_id=room_id, user_id=user_id, reason=str(exc))
-            # Closing before accept makes the server answer the handshake with HTTP 403.
-            await websocket.close(code=close_codes.POLICY_VIOLATION, reason=str(exc)[:120])
+            await self._refuse(websocket, room_id, user_id, exc)
             return
         await websocket.accept()
         lifecycle.opened(room_id=room_id, user_id=user_id)
@@ -95,7 +115,6 @@ class Gateway:
             username=admitted.username,
             queue_size=context.settings.realtime.send_queue_size,
             muted=admitted.muted,
-            ip=client_ip(websocket.scope),
         )
         connection.handler = asyncio.current_task()
         structlog.contextvars.bind_contextvars(room_id=room_id, user_id=user_id)
@@ -170,7 +189,7 @@ class Gateway:
                 return
             try:
                 frame = json.loads(raw)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # not JSON, or nested too deep
                 frame = None
             route = self._frames.route_of(frame) if isinstance(frame, dict) else None
             if not await budget.spend(connection.id, bursty=route is not None and route.bursty):
@@ -192,6 +211,8 @@ class Gateway:
                 code = exc.frame_code
                 code = code or _CODE_BY_STATUS.get(exc.status_code, "invalid")
                 ctx.reply(frames.error_frame(code, exc.detail))
+            except RecursionError:  # parsed, but too deep to handle (re-encode, validate)
+                ctx.reply(frames.error_frame("bad_frame", "frame nested too deeply"))
             except Exception as exc:
                 if not is_database_outage(exc):
                     raise

@@ -36,15 +36,27 @@ Replay = Callable[[AppContext, Connection, int], Awaitable[None]]
 
 
 async def screen(context: AppContext, websocket: WebSocket) -> int | None:
-    """Connection limits per address and the ``since`` cursor, before any admission; Refused."""
+    """Connection limits per address and the ``since`` cursor, before any admission; Refused.
+
+    On success the socket holds one of its address's slots (``Hub.claim_address``): the
+    caller releases it when the socket ends, whatever happens in between.
+    """
     settings = context.settings
+    ip = client_ip(websocket.scope)
     if settings.rate_limit.enabled:
-        ip = client_ip(websocket.scope)
         limiter: Limiter = context.limiter
         if await limiter.retry_after(limiter.ws_connects, "ws-connect", ip) is not None:
             raise Refused("too many connection attempts from this address")
-        if context.hub.open_from(ip) >= settings.rate_limit.ws_connections_per_ip:
-            raise Refused("too many open connections from this address")
+    since = _since(websocket)
+    # Last, and with no await between the check and the claim: handshakes arriving
+    # together cannot all pass a count that none of them has added to yet.
+    limit = settings.rate_limit.ws_connections_per_ip if settings.rate_limit.enabled else None
+    if not context.hub.claim_address(ip, limit):
+        raise Refused("too many open connections from this address")
+    return since
+
+
+def _since(websocket: WebSocket) -> int | None:
     if "since" not in websocket.query_params:
         return None
     try:

@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -45,6 +46,7 @@ def _envelope(
     to_connection: str | None = None,
     except_connection: str | None = None,
     control: dict[str, Any] | None = None,
+    droppable: bool = False,
 ) -> str:
     # Message ids let a socket skip what its reconnect replay already sent.
     message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
@@ -53,19 +55,34 @@ def _envelope(
         header["to_connection"] = to_connection
     if control:
         header["control"] = control
+    if droppable:
+        header["droppable"] = True
     # dumps() escapes newlines inside strings, so the first newline ends the header.
     return f"{dumps(header)}\n{dumps(frame)}"
 
 
+@dataclass(eq=False)
+class _PresenceWindow:
+    """A room's presence window: a list went out at its start; ``due`` asks for one at its end."""
+
+    due: bool = False
+    task: asyncio.Task[None] | None = None
+
+
 class Hub:
-    def __init__(self, broker: Broker, presence: Presence | None = None) -> None:
+    def __init__(
+        self, broker: Broker, presence: Presence | None = None, *, presence_interval: float = 0.0
+    ) -> None:
         self.broker = broker
         self.presence = presence or MemoryPresence()
+        # Full participant lists go to a room at most once per window (see publish_presence).
+        self.presence_interval = presence_interval
+        self._presence_windows: dict[str, _PresenceWindow] = {}
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
         self._subscribed: dict[str, asyncio.Future[None]] = {}
-        # Open sockets per client address, kept as they come and go: counting them by
-        # walking every connection made each handshake O(connections).
+        # Sockets per client address (from their handshake to their end), kept as they
+        # come and go: counting them by walking every connection was O(connections).
         self._per_ip: Counter[str] = Counter()
 
     @property
@@ -77,8 +94,25 @@ class Hub:
         return [c for room in self._rooms.values() for c in room.values()]
 
     def open_from(self, ip: str) -> int:
-        """How many sockets this instance holds open for one client address."""
+        """How many sockets this instance holds open (or in their handshake) for one address."""
         return self._per_ip[ip]
+
+    def claim_address(self, ip: str, limit: int | None) -> bool:
+        """Take one of the address's socket slots at once; False when ``limit`` are taken.
+
+        Synchronous on purpose: a check and a count apart (with the handshake's awaits
+        between them) let concurrent handshakes past the limit.
+        """
+        if limit is not None and self._per_ip[ip] >= limit:
+            return False
+        self._per_ip[ip] += 1
+        return True
+
+    def release_address(self, ip: str) -> None:
+        """Give back a slot taken by ``claim_address``."""
+        self._per_ip[ip] -= 1
+        if self._per_ip[ip] <= 0:
+            del self._per_ip[ip]
 
     def connections(self, room_id: str) -> list[Connection]:
         """The local sockets in a room."""
@@ -100,6 +134,10 @@ class Hub:
         """Record a socket's new mic/camera/screen state."""
         await self.presence.update(connection)
 
+    async def media_of(self, room_id: str, user_id: str) -> dict[str, bool]:
+        """A user's devices in the room, all tabs merged (as in the participant list)."""
+        return await self.presence.media_of(room_id, user_id)
+
     async def register(self, connection: Connection) -> None:
         """Start delivering the room's frames to this connection."""
         room_id = connection.room_id
@@ -109,7 +147,6 @@ class Hub:
         # see the room as taken, or it would subscribe a second handler (and every frame
         # would then be delivered twice on this instance).
         room[connection.id] = connection
-        self._per_ip[connection.ip] += 1
         metrics.WS_ACTIVE.inc()  # unregister() undoes these, whatever fails below
         if first:
             ready = self._subscribed[room_id] = asyncio.get_running_loop().create_future()
@@ -137,9 +174,6 @@ class Hub:
         if room is None or room.pop(connection.id, None) is None:
             return
         metrics.WS_ACTIVE.dec()
-        self._per_ip[connection.ip] -= 1
-        if self._per_ip[connection.ip] <= 0:
-            del self._per_ip[connection.ip]
         handler = None
         # Decided before any await, so a socket registering meanwhile starts a fresh
         # subscription instead of sharing one that is about to be dropped.
@@ -165,8 +199,13 @@ class Hub:
         to_connection: str | None = None,
         except_connection: str | None = None,
         control: dict[str, Any] | None = None,
+        droppable: bool = False,
     ) -> None:
         """Send a frame to everyone in the room (or one user, or one connection).
+
+        A ``droppable`` frame is skipped by a socket that is far behind instead of
+        growing its backlog (see ``Connection.offer``): what one member sends another
+        must never get the recipient closed as a slow consumer.
 
         ``control`` acts on sockets after the frame went out: ``{"disconnect": user_id,
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
@@ -178,6 +217,7 @@ class Hub:
             to_connection=to_connection,
             except_connection=except_connection,
             control=control,
+            droppable=droppable,
         )
         try:
             await self.broker.publish(_topic(room_id), payload)
@@ -189,7 +229,41 @@ class Hub:
             self._deliver(room_id, payload)
 
     async def publish_presence(self, room_id: str) -> None:
-        """Send the room its participant list (after a join, a leave, a device change)."""
+        """Send the room its participant list (after a join or a leave), coalesced.
+
+        A list costs O(room) bytes to each of the room's O(room) sockets: sent for every
+        change it grows with the square of the room. So the first change sends at once and
+        opens a window of ``presence_interval``; changes within it send one list when it
+        ends, read then (the latest wins), and open the next window.
+        """
+        if self.presence_interval <= 0:
+            await self._send_presence(room_id)
+            return
+        window = self._presence_windows.get(room_id)
+        if window is not None:
+            window.due = True
+            return
+        window = self._presence_windows[room_id] = _PresenceWindow()
+        window.task = asyncio.create_task(
+            self._presence_trailing_edge(room_id, window), name=f"presence-{room_id}"
+        )
+        await self._send_presence(room_id)
+
+    async def _presence_trailing_edge(self, room_id: str, window: _PresenceWindow) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.presence_interval)
+                if not window.due:
+                    return
+                window.due = False
+                try:
+                    await self._send_presence(room_id)
+                except Exception:  # the broker or Redis is away: the next change retries
+                    log.warning("hub.presence_failed", room_id=room_id, exc_info=True)
+        finally:
+            self._presence_windows.pop(room_id, None)
+
+    async def _send_presence(self, room_id: str) -> None:
         participants = await self.participants(room_id)
         await self.publish(
             room_id, {"type": "presence", "room_id": room_id, "participants": participants}
@@ -212,13 +286,14 @@ class Hub:
         header = json.loads(head)
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
+        droppable = header.get("droppable", False)
         frame = PreparedFrame(text)  # compressed once for all the room's sockets
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
                 continue
             if only is not None and connection.id != only:
                 continue
-            connection.offer(frame, message_id=message_id)
+            connection.offer(frame, message_id=message_id, droppable=droppable)
         control = header.get("control")
         if control:
             self._apply_control(room_id, control)
@@ -232,6 +307,9 @@ class Hub:
 
     async def close_all(self) -> None:
         """Tell every socket the server is going away (shutdown)."""
+        for window in list(self._presence_windows.values()):
+            if window.task is not None:
+                window.task.cancel()
         for room in list(self._rooms.values()):
             for connection in list(room.values()):
                 connection.close(GOING_AWAY, "server shutting down")

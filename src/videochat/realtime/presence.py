@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 INSTANCE_TTL_SECONDS = 30
 HEARTBEAT_SECONDS = 10
+MEDIA_KINDS = ("audio", "video", "screen")
 
 
 def _entry(connection: Connection) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def merge_participants(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         if entry.get("connection_id"):
             person["connection_id"] = entry["connection_id"]
-        for kind in ("audio", "video", "screen"):
+        for kind in MEDIA_KINDS:
             person[kind] = person[kind] or bool(entry.get(kind))
     return list(people.values())
 
@@ -94,6 +95,15 @@ class Presence(abc.ABC):
     async def participants(self, room_id: str) -> list[dict[str, Any]]:
         """Everyone connected to the room, on any instance, one entry per user."""
         return merge_participants(await self.entries(room_id))
+
+    async def media_of(self, room_id: str, user_id: str) -> dict[str, bool]:
+        """The user's devices, as the participant list shows them (on if any tab has it on)."""
+        state = dict.fromkeys(MEDIA_KINDS, False)
+        for entry in await self.entries(room_id):
+            if entry["user_id"] == user_id:
+                for kind in MEDIA_KINDS:
+                    state[kind] = state[kind] or bool(entry.get(kind))
+        return state
 
     async def is_present(self, room_id: str, user_id: str) -> bool:
         """Whether the user has a socket open in the room, on any instance."""

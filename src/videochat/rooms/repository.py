@@ -244,3 +244,28 @@ async def list_members(session: AsyncSession, room_id: str) -> Sequence[tuple[Ro
 async def count_rooms(session: AsyncSession) -> int:
     """How many rooms exist."""
     return int(await session.scalar(select(func.count()).select_from(Room)) or 0)
+
+
+async def lock_room(session: AsyncSession, room_id: str) -> None:
+    """Hold the room until this session commits, so a count and the write it allows are one.
+
+    Capacity and lobby checks count rows and then insert one: two requests at once
+    would both see room for one more. PostgreSQL takes a row lock on the room; on
+    SQLite a no-op write to it takes the database's write lock (writers queue on it),
+    and the count that follows reads after every earlier writer has committed.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Room.id).where(Room.id == room_id).with_for_update())
+    else:
+        await session.execute(
+            update(Room)
+            .where(Room.id == room_id)
+            .values(id=Room.id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def count_members(session: AsyncSession, room_id: str) -> int:
+    """How many members the room has now (not the cached view's count)."""
+    statement = select(func.count()).select_from(RoomMember).where(RoomMember.room_id == room_id)
+    return int(await session.scalar(statement) or 0)

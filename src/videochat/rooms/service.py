@@ -106,8 +106,9 @@ class RoomService:
             raise Forbidden(policy.BANNED)
         if room.is_private:
             await self._admit_with_code(session, room=room, user_id=user_id, code=invite_code)
-        if room.capacity is not None and len(room.members) >= room.capacity:
-            raise Forbidden(f"This room is full ({room.capacity} members)")
+        await self.require_room_for_one_more(
+            session, room_id=room.id, user_id=user_id, capacity=room.capacity
+        )
         await self._add_member(session, room=room, user_id=user_id)
         return room, user
 
@@ -147,6 +148,18 @@ class RoomService:
         policy.require_may(room, user_id, act)
         return room
 
+    async def require_room_for_one_more(
+        self, session: AsyncSession, *, room_id: str, user_id: str, capacity: int | None
+    ) -> None:
+        """Forbidden when the room is full; holds the room until commit (concurrent joins)."""
+        if capacity is None:
+            return
+        await repository.lock_room(session, room_id)
+        if await repository.get_membership(session, room_id, user_id) is not None:
+            return  # joined meanwhile (another tab): the insert finds the duplicate
+        if await repository.count_members(session, room_id) >= capacity:
+            raise Forbidden(f"This room is full ({capacity} members)")
+
     async def ensure_member_for_socket(
         self, session: AsyncSession, *, room: RoomView, user_id: str
     ) -> MemberView:
@@ -162,9 +175,12 @@ class RoomService:
         if member is not None:
             return member
         if room.capacity is not None and len(room.members) >= room.capacity:
-            raise Forbidden(f"This room is full ({room.capacity} members)")
+            raise Forbidden(f"This room is full ({room.capacity} members)")  # no write needed
         joined = MemberView(user_id, RoomRole.MEMBER, muted=False, joined_at=utcnow())
         try:
+            await self.require_room_for_one_more(
+                session, room_id=room.id, user_id=user_id, capacity=room.capacity
+            )
             # A plain INSERT: the ORM's unit of work is most of a flush's cost here.
             await session.execute(
                 insert(RoomMember).values(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from limits import RateLimitItemPerSecond
 
 from videochat.accounts.auth import CurrentUser
 from videochat.context import Context, Session, SettingsDep
@@ -13,7 +14,7 @@ from videochat.db.unit_of_work import after_commit
 from videochat.rooms import policy, repository
 from videochat.rooms.lobby.service import LobbyService, lobby_frame
 from videochat.rooms.schemas import JoinResult, KnockOut
-from videochat.security.ratelimit import Limiter
+from videochat.security.ratelimit import Limiter, client_ip
 
 router = APIRouter(tags=["lobby"])
 
@@ -42,6 +43,17 @@ async def knock(
     """Ask to be let into a private room; poll ``GET .../lobby/me`` for the answer."""
     limiter: Limiter = context.limiter
     await limiter.enforce(limiter.knocks, "knock", user.id, detail="Too many knocks")
+    # Per address too: throwaway guests from one address would each have their own
+    # budget above. Over a knock's lifetime, so one address never fills a lobby.
+    lobby = settings.lobby
+    per_address = RateLimitItemPerSecond(lobby.knocks_per_address, lobby.knock_ttl_seconds)
+    await limiter.enforce(
+        per_address,
+        "knock-address",
+        room_id,
+        client_ip(request.scope),
+        detail="Too many people knocked on this room from your address",
+    )
     service = LobbyService(settings.lobby)
     room, found, new = await service.knock(session, room_id=room_id, user=user)
     if found is None:  # already a member

@@ -15,7 +15,7 @@ from videochat.db.unit_of_work import rollback
 from videochat.exceptions import BadRequest, Conflict, Forbidden, NotFound
 from videochat.kit.clock import isoformat, utcnow
 from videochat.rooms import policy, repository
-from videochat.rooms.service import ROOM_NOT_FOUND
+from videochat.rooms.service import ROOM_NOT_FOUND, rooms
 
 NOBODY_WAITING = "Nobody by that id is waiting in this room's lobby"
 EXPIRED = "expired"
@@ -81,6 +81,8 @@ class LobbyService:
         knock = await session.get(RoomKnock, (room_id, user.id))
         if knock is not None and self.status_of(knock) == KnockStatus.PENDING.value:
             return room, knock, False
+        # Held until commit: knocks arriving together cannot all see one free place.
+        await repository.lock_room(session, room_id)
         if await self._waiting_count(session, room_id) >= self.settings.max_size:
             raise Conflict(
                 f"This room's lobby is full ({self.settings.max_size} waiting); try again later"
@@ -163,8 +165,9 @@ class LobbyService:
         if target is None:
             raise NotFound(NOBODY_WAITING)
         if admit:
-            if room.capacity is not None and len(room.members) >= room.capacity:
-                raise Forbidden(f"This room is full ({room.capacity} members)")
+            await rooms.require_room_for_one_more(
+                session, room_id=room_id, user_id=target_id, capacity=room.capacity
+            )
             if policy.role_of(room, target_id) is None:
                 session.add(RoomMember(room_id=room_id, user_id=target_id, role=RoomRole.MEMBER))
         knock.status = (KnockStatus.ADMITTED if admit else KnockStatus.DENIED).value
