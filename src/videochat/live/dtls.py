@@ -2,21 +2,21 @@
 
 What is changed: only the list of TLS cipher suites our DTLS endpoint offers (as the
 DTLS client) and accepts (as the DTLS server). aiortc 1.16 allows four ECDHE-ECDSA
-suites; this adds the four ECDHE-RSA suites with the same ciphers, which is the list
-browsers (libwebrtc) offer. Everything else stays aiortc's: our own certificate
-(a fresh ECDSA P-256 key per connection), DTLS 1.2, the SRTP profiles, the
-peer-certificate check against the SDP fingerprint.
+suites; this adds the four ECDHE-RSA suites with the same ciphers (browsers offer both
+kinds too). Everything else stays aiortc's: our own certificate (a fresh ECDSA P-256
+key per connection), DTLS 1.2, the SRTP profiles, the peer-certificate check against
+the SDP fingerprint.
 
 Why: in TLS 1.2 the cipher suite names the *server's* certificate type (ECDHE_RSA: the
 server signs its key exchange with RSA). A WHIP publisher offers ``a=setup:actpass``
-and aiortc answers ``active``, so the publisher is the DTLS server and its
-certificate decides. GStreamer's webrtcbin (and Janus, ZLMediaKit, ...) use RSA
-certificates: a ClientHello with ECDSA suites only leaves them "no shared cipher"
-and the stream never connects. Chromium, Firefox, OBS (libdatachannel) and pion use
-ECDSA and keep working as before: the ECDSA suites stay first. When we are the DTLS
-server, OpenSSL only picks suites matching our own (ECDSA) certificate, so the RSA
-suites change nothing there; which certificate type a *client* may present is decided
-by the signature algorithms, and OpenSSL's defaults already accept RSA and ECDSA.
+and aiortc answers ``active``, so the publisher is the DTLS server and its certificate
+decides. GStreamer's webrtcbin uses an RSA certificate (Janus and ZLMediaKit are
+reported to as well): to a ClientHello with ECDSA suites only it answers "no shared
+cipher" and the stream never connects. Chromium, Firefox, OBS (libdatachannel) and
+pion use ECDSA and keep working as before: the ECDSA suites stay first. When we are
+the DTLS server, OpenSSL only picks suites matching our own (ECDSA) certificate, so the
+RSA suites change nothing there; which certificate type a *client* may present is
+decided by the signature algorithms, and OpenSSL's defaults accept RSA and ECDSA.
 
 Why it is safe: every added suite is ECDHE (forward secret) with AES-GCM,
 ChaCha20-Poly1305 or the AES-CBC-SHA pair aiortc already offers for ECDSA; no static

@@ -28,7 +28,7 @@ from videochat.exceptions import BadRequest, Conflict, ServiceUnavailable
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
 from videochat.kit.locks import KeyedLock
-from videochat.live import repository, service
+from videochat.live import dtls, repository, service
 from videochat.live.recorder import LiveRecorder, Recording
 from videochat.media import service as media_service
 from videochat.media.storage import MediaStorage
@@ -109,7 +109,7 @@ class LiveManager:
                 raise service.Gone("This live stream has ended; create a new one")
             if len(self._sessions) >= self.settings.max_streams:
                 raise ServiceUnavailable("This server is at its limit of live streams")
-            pc = RTCPeerConnection(self._rtc_configuration())
+            pc = dtls.peer_connection(self._rtc_configuration())  # RSA and ECDSA publishers
             try:
                 answer, tracks = await self._negotiate(pc, offer)
                 claimed = await self._claim(stream.id)
