@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # What the browser tests need beyond Python packages: Debian's Chromium (never a
 # Playwright browser download) and Debian's coturn (the real TURN server of the
-# relay test; only its binary is used, the tests start it themselves). Installed
-# when missing and we are root; otherwise the browser tests say why they skip
-# (and fail in CI).
+# relay test; only its binary is used, the tests start it themselves); Debian's
+# GStreamer and ffmpeg for the live tests. Installed when missing and we are root;
+# otherwise those tests say why they skip (and fail in CI).
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/turnserver ] || missing+=(coturn)
+# A WHIP publisher that is not aiortc (tests/live/test_gstreamer.py): GStreamer's
+# webrtcbin, driven by the system python3, and ffprobe to play what it published.
+gst_probe="import gi
+for name in ('Gst', 'GstWebRTC', 'GstSdp'): gi.require_version(name, '1.0')
+gi.require_version('Nice', '0.1')
+from gi.repository import Gst, Nice
+Gst.init(None)
+wanted = 'webrtcbin nicesrc dtlsenc srtpenc vp8enc rtpvp8pay opusenc rtpopuspay videotestsrc'
+assert all(Gst.ElementFactory.find(element) for element in wanted.split())"
+/usr/bin/python3 -c "$gst_probe" 2>/dev/null || missing+=(python3-gi gir1.2-gst-plugins-bad-1.0
+  gir1.2-nice-0.1 gstreamer1.0-nice gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad)
+command -v ffprobe >/dev/null || missing+=(ffmpeg)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing Debian's ${missing[*]} for the browser tests..." >&2
+  echo "installing Debian's ${missing[*]} for the browser and live tests..." >&2
   apt-get update -qq >/dev/null
   # policy-rc.d refuses service starts: coturn's package must not start a system
   # TURN server (it would listen on every address); the tests run their own.
@@ -31,5 +44,5 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   fi
   exit "$status"
 else
-  echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); browser tests will be skipped" >&2
+  echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); browser and live tests will be skipped" >&2
 fi

@@ -29,7 +29,7 @@ from videochat.exceptions import BadRequest, Conflict, ServiceUnavailable, TooMa
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
 from videochat.kit.locks import KeyedLock
-from videochat.live import repository, service
+from videochat.live import dtls, repository, service
 from videochat.live.recorder import LiveRecorder, Recording
 from videochat.media import service as media_service
 from videochat.media.storage import MediaStorage
@@ -155,7 +155,7 @@ class LiveManager:
             if stream.id in self._ending:
                 raise service.Gone("This live stream has ended; create a new one")
             self._take_slot(stream, address)
-            pc = RTCPeerConnection(self._rtc_configuration())
+            pc = dtls.peer_connection(self._rtc_configuration())  # RSA and ECDSA publishers
             try:
                 answer, tracks = await self._negotiate(pc, offer)
                 claimed = await self._claim(stream.id)
