@@ -142,12 +142,13 @@ class MemoryPresence(Presence):
 class RedisPresence(Presence):
     """Each instance's sockets in a Redis hash per room, re-asserted after Redis lost them.
 
-    An instance writes a fresh random *epoch* into its "alive" key at start and reads it
-    back at every heartbeat (``SET ... GET``): another value (or none) means Redis lost
-    this instance's writes (restarted empty, or restored from an older snapshot). It then
-    re-asserts exactly its live sockets: writes them all again, and deletes its entries
-    that are no longer live, in every room it has ever listed in its room index (itself
-    kept in Redis, so a snapshot brings back the rooms it may have stale entries in).
+    An instance writes a fresh random *epoch* into its "alive" key at every heartbeat and
+    reads the previous one back (``SET ... GET``): another value (or none), or another
+    Redis ``run_id``, means Redis may have lost this instance's writes (restarted empty,
+    or restored from an older snapshot). It then re-asserts exactly its live sockets:
+    writes them all again, and deletes its entries that are no longer live, in every room
+    it has listed in its room index (kept in Redis too, so a snapshot brings back the
+    rooms it may have stale entries in).
     While Redis is unreachable, reads answer with this instance's own sockets.
     """
 
@@ -158,6 +159,7 @@ class RedisPresence(Presence):
         self.instance_id = instance_id or new_id()
         self.heartbeat_seconds = heartbeat_seconds or HEARTBEAT_SECONDS
         self._epoch = new_id()
+        self._run_id: str | None = None  # the Redis server's, as of the last heartbeat
         self._heartbeat: asyncio.Task[None] | None = None
         # This instance's entries, re-written at every heartbeat so they come back
         # by themselves after Redis restarts empty.
@@ -178,6 +180,7 @@ class RedisPresence(Presence):
 
     async def start(self) -> None:
         await self._client.set(self._instance_key(), self._epoch, ex=INSTANCE_TTL_SECONDS)
+        self._run_id = str((await self._client.info("server")).get("run_id", ""))
         self._heartbeat = asyncio.create_task(self._beat(), name="presence-heartbeat")
 
     async def stop(self) -> None:
@@ -219,10 +222,16 @@ class RedisPresence(Presence):
 
     async def sync(self) -> None:
         """Keep this instance alive in Redis; re-assert its sockets if Redis lost them."""
+        # A new epoch at every beat: a snapshot restored later holds an older one.
+        epoch, written = new_id(), self._epoch
+        self._epoch = epoch
         previous = await self._client.set(
-            self._instance_key(), self._epoch, ex=INSTANCE_TTL_SECONDS, get=True
+            self._instance_key(), epoch, ex=INSTANCE_TTL_SECONDS, get=True
         )
-        if previous != self._epoch or self._dirty:
+        # A restart (even from a snapshot taken after the last beat) changes the run id.
+        run_id = str((await self._client.info("server")).get("run_id", ""))
+        restarted, self._run_id = run_id != self._run_id, run_id
+        if previous != written or restarted or self._dirty:
             await self._reassert()
         else:
             async with self._client.pipeline(transaction=False) as pipe:
