@@ -292,3 +292,28 @@ async def test_a_heartbeat_notices_redis_restored_from_an_older_snapshot(tmp_pat
         await mine.stop()
         await other.stop()
         redis.stop()
+
+
+@pytest.mark.redis
+async def test_the_job_queue_defers_enqueues_while_redis_is_away(tmp_path: Path) -> None:
+    """An upload's enqueue neither raises nor hangs; the workers' re-check queues it later."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not installed")
+    from videochat.config import Settings
+    from videochat.media.worker import RedisJobQueue
+
+    redis = ThrowawayRedis(tmp_path)
+    redis.start()
+    queue = RedisJobQueue(Settings(environment="test", redis={"url": redis.url}))
+    await queue.start()
+    try:
+        redis.stop()
+        async with asyncio.timeout(10):
+            await queue.enqueue("video-during-outage")
+        redis.start()
+        await queue.enqueue("video-after")
+        assert (await queue.refresh_stats())[0] == 1
+    finally:
+        with contextlib.suppress(Exception):
+            await queue.stop()
+        redis.stop()
