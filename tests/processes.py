@@ -94,3 +94,23 @@ def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("redis-server did not start")
+
+
+class ThrowawayRedis:
+    """A redis-server of the test's own on a free port, to stop and start at will."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = start_redis(self.port, self.workdir)
+
+    def stop(self) -> None:
+        """Kill it (an outage, not a clean shutdown)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests import processes
-from tests.support import auth, create_guest, create_room, run_server
+from tests.support import (
+    auth,
+    connect_ws,
+    create_guest,
+    create_room,
+    receive_until,
+    run_server,
+    ws_path,
+)
 from videochat.config import Settings
 
 
@@ -119,3 +130,37 @@ def test_forwarded_for_counts_only_from_trusted_proxies(tmp_path: Path) -> None:
     finally:
         processes.stop_server(server)
     assert codes == [200] * 8, codes
+
+
+async def test_a_redis_outage_fails_open_to_in_process_limits(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Limits keep counting in this process while Redis is away: no 500, sockets open."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not installed")
+    redis = processes.ThrowawayRedis(tmp_path)
+    redis.start()
+    settings = make_settings(redis={"url": redis.url}, rate_limit={"enabled": True, "requests": 30})
+    try:
+        async with (
+            run_server(settings) as live,
+            httpx.AsyncClient(base_url=live.url, timeout=15) as http,
+        ):
+            alice = await create_guest(http, "alice")
+            room = await create_room(http, alice["access_token"], "Outage")
+            redis.stop()
+            statuses = [(await http.get("/rooms")).status_code for _ in range(35)]
+            # Counted in memory from the outage on: 30 allowed, then 429 with Retry-After.
+            assert statuses.count(200) >= 25 and 500 not in statuses, statuses
+            assert statuses[-1] == 429
+            path = ws_path(room["id"], alice["id"], alice["access_token"])
+            async with connect_ws(live, path) as socket:
+                await socket.send(json.dumps({"content": "still here"}))
+                assert (await receive_until(socket, "message"))["content"] == "still here"
+            redis.start()
+            # Stale pooled connections must not turn into 500s once Redis is back.
+            after = [(await http.get("/health")).status_code for _ in range(3)]
+            after += [(await http.get(f"/rooms/{room['id']}")).status_code for _ in range(20)]
+            assert all(status < 500 for status in after), after
+    finally:
+        redis.stop()

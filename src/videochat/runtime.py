@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Protocol
 
 import structlog
@@ -21,6 +22,7 @@ import structlog
 from videochat import __version__
 from videochat.accounts import repository as accounts_repository
 from videochat.chat import repository as chat_repository
+from videochat.chat import socket as chat_socket
 from videochat.chat.frames import message_frame
 from videochat.chat.writer import MessageWriter
 from videochat.config import AuthMode, Settings
@@ -109,10 +111,13 @@ async def open_context(
             ttl=settings.cache.ttl_seconds,
             max_entries=settings.cache.max_entries,
             on_lookup=metrics.count_cache_lookup,
+            on_outage=metrics.redis_degraded,
         )
         stack.push_async_callback(cache.close)
         hub = await _enter_hub(stack, settings, presence=True)
         sessionmaker = create_sessionmaker(engine, cache=cache)
+        # After a broker outage, sockets get the messages they missed from the database.
+        hub.catch_up = partial(chat_socket.catch_up, sessionmaker)
         chat_writer = MessageWriter(
             engine, hub.publish_many, message_frame, cluster=bool(settings.redis.url)
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from videochat.kit.cache import (
     CacheStore,
     MemoryCache,
     NullCache,
+    RedisCache,
     cached,
     create_cache,
     invalidate,
@@ -210,3 +213,34 @@ async def test_redis_unreachable_reads_through() -> None:
         await invalidate(FakeSession(cache), "thing", "t1")  # logged, not raised
     finally:
         await cache.close()
+
+
+@pytest.mark.redis
+async def test_redis_cache_reads_through_while_redis_is_away(tmp_path: Path) -> None:
+    """A lookup during an outage is a miss at once (the breaker skips Redis); it heals."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not installed")
+    from tests.processes import ThrowawayRedis
+
+    redis = ThrowawayRedis(tmp_path)
+    redis.start()
+    changes: list[tuple[str, bool]] = []
+    store = RedisCache(redis.url, default_ttl=30, on_outage=lambda p, d: changes.append((p, d)))
+    try:
+        hit, _, ticket = await store.lookup("room", "1")
+        assert await store.store("room", "1", {"name": "x"}, ticket, 30)
+        assert (await store.lookup("room", "1"))[:2] == (True, {"name": "x"})
+        redis.stop()
+        assert await store.lookup("room", "1") == (False, None, None)  # read through
+        assert store.breaker.open  # the next reads skip Redis for a moment
+        assert await store.lookup("room", "1") == (False, None, None)
+        assert not await store.store("room", "1", {"name": "y"}, None, 30)
+        redis.start()
+        store.breaker.retry_seconds = 0
+        store.breaker._retry_at = 0.0  # as if retry_seconds had passed
+        hit, _, ticket = await store.lookup("room", "1")
+        assert not hit and ticket is not None  # Redis came back empty: a fresh miss
+        assert changes == [("cache", True), ("cache", False)]
+    finally:
+        await store.close()
+        redis.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from videochat.chat import flows
 from videochat.chat import repository as chat_repository
 from videochat.chat.frames import (
@@ -95,3 +97,13 @@ async def replay(context: AppContext, connection: Connection, since: int) -> Non
     for message in missed:
         await connection.send_now(dumps(message_frame(message, summarise(on[message.id]))))
         connection.replayed_up_to = message.id
+
+
+async def catch_up(
+    sessionmaker: async_sessionmaker[AsyncSession], room_id: str, after: int, limit: int
+) -> list[tuple[int, str]]:
+    """The hub's catch-up after a broker outage: the room's message frames after ``after``."""
+    async with sessionmaker() as session:
+        missed = await chat_repository.after(session, room_id, since=after, limit=limit)
+        on = await chat_repository.reactions_of(session, [m.id for m in missed])
+    return [(m.id, dumps(message_frame(m, summarise(on[m.id])))) for m in missed]

@@ -30,6 +30,8 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 import structlog
 from cachetools import TLRUCache
 
+from videochat.kit.redis_client import Breaker, connect
+
 log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
@@ -165,9 +167,10 @@ return 0
 class RedisCache:
     """Values and their generations in Redis, shared by every instance.
 
-    Redis being unreachable makes reads go to the database (a miss, nothing stored); an
-    invalidation that could not reach Redis is logged, and the value's TTL bounds how
-    long a stale copy can outlive it.
+    Redis being unreachable makes reads go to the database (a miss, nothing stored), and
+    for ``breaker.retry_seconds`` after a failure Redis is not even tried, so an outage
+    costs no time per read. An invalidation that could not reach Redis is logged, and
+    the value's TTL bounds how long a stale copy can outlive it.
     """
 
     # A generation outlives any read in flight by far; it expires so keys do not pile up.
@@ -180,13 +183,13 @@ class RedisCache:
         default_ttl: float = 30.0,
         prefix: str = "videochat:cache",
         on_lookup: LookupHook | None = None,
+        on_outage: Callable[[str, bool], None] | None = None,
     ) -> None:
-        from redis.asyncio import Redis
-
         self.default_ttl = default_ttl
         self.on_lookup = on_lookup
         self._prefix = f"{prefix}:{KEY_VERSION}"
-        self._redis = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis = connect(url, socket_timeout=2.0)
+        self.breaker = Breaker("cache", on_change=on_outage)
         self._store_script = self._redis.register_script(_STORE_IF_CURRENT)
 
     def _keys(self, namespace: str, key: str) -> tuple[str, str]:
@@ -196,12 +199,15 @@ class RedisCache:
         )
 
     async def lookup(self, namespace: str, key: str) -> tuple[bool, Any, Ticket | None]:
+        if self.breaker.open:
+            return False, None, None
         value_key, generation_key = self._keys(namespace, key)
         try:
             raw, generation = await self._redis.mget(value_key, generation_key)
         except Exception as exc:  # Redis down: go to the database, store nothing
-            log.warning("cache.redis_unreachable", op="lookup", error=str(exc))
+            self.breaker.failed(exc)
             return False, None, None
+        self.breaker.succeeded()
         if raw is not None:
             return True, json.loads(raw), None
         if isinstance(generation, bytes):
@@ -220,7 +226,7 @@ class RedisCache:
                 args=[ticket, json.dumps(value), max(1, int(ttl * 1000))],
             )
         except Exception as exc:
-            log.warning("cache.redis_unreachable", op="store", error=str(exc))
+            self.breaker.failed(exc)
             return False
         return bool(stored)
 
@@ -236,6 +242,9 @@ class RedisCache:
                 pipe.delete(value_key)
                 await pipe.execute()
         except Exception as exc:
+            # Not skipped while the breaker is open: a lost invalidation is worse than a
+            # slow one. Bounded by the value's TTL when it is lost.
+            self.breaker.failed(exc)
             log.error("cache.invalidate_failed", namespace=namespace, key=key, error=str(exc))
 
     async def clear(self) -> None:
@@ -283,12 +292,13 @@ def create_cache(
     ttl: float,
     max_entries: int,
     on_lookup: LookupHook | None = None,
+    on_outage: Callable[[str, bool], None] | None = None,
 ) -> CacheStore:
     """The store the settings ask for: off, Redis when configured, else memory."""
     if not enabled:
         return NullCache()
     if redis_url:
-        return RedisCache(redis_url, default_ttl=ttl, on_lookup=on_lookup)
+        return RedisCache(redis_url, default_ttl=ttl, on_lookup=on_lookup, on_outage=on_outage)
     return MemoryCache(max_entries=max_entries, default_ttl=ttl, on_lookup=on_lookup)
 
 

@@ -32,6 +32,7 @@ from saq.types import Context, PartialTimersDict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from videochat.config import MediaSettings, Settings
+from videochat.kit.redis_client import connect
 from videochat.media.tasks import Outcome, VideoProcessor, unfinished_videos
 from videochat.observability import metrics
 from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
@@ -105,7 +106,9 @@ def create_queue(settings: Settings) -> RedisQueue:
     """The SAQ queue of video jobs on the configured Redis."""
     if not settings.redis.url:
         raise RuntimeError("the Redis job queue needs VIDEOCHAT_REDIS__URL")
-    client: aioredis.Redis = aioredis.Redis.from_url(settings.redis.url)
+    # Fails fast while Redis is away (an upload's enqueue must not hang on retries) and
+    # heals once it is back; the socket timeout outlasts the blocking dequeue.
+    client: aioredis.Redis = connect(settings.redis.url, socket_timeout=DEQUEUE_TIMEOUT_SECONDS * 3)
     media = settings.media
     return _Queue(client, name=media.job_queue_name, sweep_seconds=media.job_sweep_seconds)
 
@@ -170,13 +173,19 @@ class RedisJobQueue:
             self._queue = None
 
     async def enqueue(self, video_id: str) -> None:
-        """Queue a committed video; if Redis is down, a worker's re-check finds it later."""
+        """Queue a committed video; if Redis is down, a worker's re-check queues it later.
+
+        The upload itself succeeded (its bytes and its ``uploaded`` status are stored),
+        so it is not refused: the database is the queue's source of truth, and every
+        worker re-queues ``uploaded`` videos that have no job (``job_recheck_seconds``).
+        """
         if self._queue is None:
             raise RuntimeError("the video job queue is not running")
         try:
             await enqueue_video(self._queue, self.settings.media, video_id)
-        except Exception:
-            log.exception("video.enqueue_failed", video_id=video_id)
+        except Exception as exc:
+            log.warning("video.enqueue_deferred", video_id=video_id, error=str(exc))
+            metrics.REDIS_OUTAGES.labels(part="jobs").inc()
 
 
 async def requeue_unfinished(

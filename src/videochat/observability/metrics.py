@@ -88,12 +88,30 @@ CACHE_HITS = Counter(
 CACHE_MISSES = Counter(
     "videochat_cache_misses_total", "Cached reads that went to the database", ["namespace"]
 )
+# Each part that uses Redis says when it works without it (rate_limit, cache, broker,
+# presence, jobs): one gauge per part while degraded, one count per outage it saw.
+REDIS_DEGRADED = Gauge(
+    "videochat_redis_degraded",
+    "1 while a part works without Redis (rate limits in process, local delivery, ...)",
+    ["part"],
+    multiprocess_mode="livemax",
+)
+REDIS_OUTAGES = Counter(
+    "videochat_redis_outages_total", "Times a part lost Redis and fell back", ["part"]
+)
 JOBS_RUNNING_DOC = "Video jobs running now (this process's runner, or every SAQ worker)"
 
 
 def count_cache_lookup(namespace: str, hit: bool) -> None:
     """kit.cache's lookup hook: a hit or a miss of one namespace."""
     (CACHE_HITS if hit else CACHE_MISSES).labels(namespace=namespace).inc()
+
+
+def redis_degraded(part: str, degraded: bool) -> None:
+    """A part lost Redis (and fell back) or got it back."""
+    REDIS_DEGRADED.labels(part=part).set(1 if degraded else 0)
+    if degraded:
+        REDIS_OUTAGES.labels(part=part).inc()
 
 
 def time_processing() -> Callable[[asyncio.Future[Any]], None]:

@@ -4,6 +4,10 @@ One interface, an in-process implementation (the embedded default) and a Redis
 pub/sub one for several instances. The hub publishes a room's frames to the
 broker and delivers what the broker hands back to its local sockets, so the same
 path serves one instance and many.
+
+A broker that can lose its connection tells its watchers (``watch``): ``False`` when
+frames stopped flowing between instances, ``True`` once it is subscribed again, so the
+hub can have its sockets catch up on what they missed meanwhile.
 """
 
 from __future__ import annotations
@@ -13,10 +17,23 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 Handler = Callable[[str], None]
+# Told ``False`` when the broker lost its connection, ``True`` when it is back.
+Watcher = Callable[[bool], None]
 
 
 class Broker(abc.ABC):
     """Topic-based fan-out of text payloads."""
+
+    def __init__(self) -> None:
+        self._watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher(connected)`` whenever the connection between instances changes."""
+        self._watchers.append(watcher)
+
+    def _tell_watchers(self, connected: bool) -> None:
+        for watcher in tuple(self._watchers):
+            watcher(connected)
 
     async def start(self) -> None:
         """Connect, if the implementation needs to."""
@@ -52,6 +69,7 @@ class MemoryBroker(Broker):
     """In-process fan-out: publish calls the topic's handlers directly."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
 
     async def publish(self, topic: str, payload: str) -> None:

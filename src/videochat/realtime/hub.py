@@ -6,6 +6,11 @@ Every frame for a room goes through the broker as an envelope: one line of JSON
 a newline, then the frame's JSON exactly as the sockets get it. Each instance reads
 the short header and hands the frame's text to its own sockets in the room: a frame
 is serialised once, wherever its recipients are, and never parsed again.
+
+When the broker loses its connection (Redis restarting) each instance keeps delivering
+to its own sockets, and marks where each socket was. When the broker is back, a
+``catch_up`` hook (given by the app: the chat's stored messages) sends every socket the
+messages it missed meanwhile, in id order, skipping those it already got.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,12 +27,21 @@ import structlog
 
 from videochat.observability import metrics
 from videochat.realtime.broker import Broker
-from videochat.realtime.close_codes import GOING_AWAY
+from videochat.realtime.close_codes import GOING_AWAY, SLOW_CONSUMER
 from videochat.realtime.connection import Connection
 from videochat.realtime.presence import MemoryPresence, Presence
 from videochat.realtime.wire import PreparedFrame
 
 log = structlog.get_logger(__name__)
+
+# ``catch_up(room_id, after, limit)``: the room's message frames after the id ``after``,
+# oldest first, at most ``limit``, as ``(message id, frame text)``.
+CatchUp = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
+# At most this many messages per room are caught up; beyond, sockets are told to
+# reconnect with ``?since=`` (the replay pages through any number).
+CATCH_UP_LIMIT = 1000
+# Catch-up retries while the database is away too (both restarting at once).
+CATCH_UP_RETRY_SECONDS = 1.0
 
 
 def _topic(room_id: str) -> str:
@@ -71,13 +85,28 @@ class _PresenceWindow:
 
 class Hub:
     def __init__(
-        self, broker: Broker, presence: Presence | None = None, *, presence_interval: float = 0.0
+        self,
+        broker: Broker,
+        presence: Presence | None = None,
+        *,
+        presence_interval: float = 0.0,
+        catch_up: CatchUp | None = None,
     ) -> None:
         self.broker = broker
         self.presence = presence or MemoryPresence()
         # Full participant lists go to a room at most once per window (see publish_presence).
         self.presence_interval = presence_interval
         self._presence_windows: dict[str, _PresenceWindow] = {}
+        # Set by the app once it has a database (runtime.open_context).
+        self.catch_up = catch_up
+        # True from a lost broker connection until its catch-up ran.
+        self._cut_off = False
+        self._catch_up_wanted = False
+        self._catching_up: asyncio.Task[None] | None = None
+        # The last message id delivered per room here: where a socket that opens while
+        # the broker is away starts its catch-up.
+        self._last_id: dict[str, int] = {}
+        broker.watch(self._broker_changed)
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
         self._subscribed: dict[str, asyncio.Future[None]] = {}
@@ -147,6 +176,9 @@ class Hub:
         # see the room as taken, or it would subscribe a second handler (and every frame
         # would then be delivered twice on this instance).
         room[connection.id] = connection
+        if self._cut_off and connection.catch_up_after is None:
+            # Whatever the other instances send from now on may not reach it.
+            connection.catch_up_after = self._last_id.get(room_id)
         metrics.WS_ACTIVE.inc()  # unregister() undoes these, whatever fails below
         if first:
             ready = self._subscribed[room_id] = asyncio.get_running_loop().create_future()
@@ -180,6 +212,7 @@ class Hub:
         if not room:
             del self._rooms[room_id]
             handler = self._handlers.pop(room_id, None)
+            self._last_id.pop(room_id, None)
         try:
             await self.presence.remove(connection)
         except Exception:  # Redis is down: its heartbeat expiry cleans up later
@@ -288,6 +321,8 @@ class Hub:
         only = header.get("to_connection")
         droppable = header.get("droppable", False)
         frame = PreparedFrame(text)  # compressed once for all the room's sockets
+        if message_id and message_id > self._last_id.get(room_id, 0):
+            self._last_id[room_id] = message_id
         for connection in self.connections(room_id):
             if connection.id == skip or (to_user is not None and connection.user_id != to_user):
                 continue
@@ -305,11 +340,74 @@ class Hub:
             if connection.user_id == control.get("mute"):
                 connection.muted = bool(control.get("muted"))
 
+    def _broker_changed(self, connected: bool) -> None:
+        """The broker lost its connection (mark every socket) or got it back (catch up)."""
+        if not connected:
+            self._cut_off = True
+            for connection in self.all_connections():
+                if connection.catch_up_after is None:
+                    connection.catch_up_after = connection.catch_up_mark()
+            return
+        self._cut_off = False
+        self._catch_up_wanted = True
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.get_running_loop().create_task(
+                self._catch_up_all(), name="hub-catch-up"
+            )
+
+    async def _catch_up_all(self) -> None:
+        """Send every marked socket what it missed, room by room, until all are done."""
+        while self._catch_up_wanted:
+            self._catch_up_wanted = False
+            failed = False
+            # Redis may have come back empty or from a snapshot: put back who is here.
+            await self.presence.resync()
+            for room_id in list(self._rooms):
+                try:
+                    await self._catch_up_room(room_id)
+                    # Clients' participant lists may be out of date too.
+                    await self.publish_presence(room_id)
+                except Exception as exc:  # the database is away too: try again soon
+                    log.warning("hub.catch_up_failed", room_id=room_id, error=str(exc))
+                    failed = True
+            if failed and not self._cut_off:
+                # (Cut off again: the broker's return asks for the next round.)
+                self._catch_up_wanted = True
+                await asyncio.sleep(CATCH_UP_RETRY_SECONDS)
+
+    async def _catch_up_room(self, room_id: str) -> None:
+        waiting = [c for c in self.connections(room_id) if c.catch_up_after is not None]
+        if not waiting:
+            return
+        if self.catch_up is None:
+            for connection in waiting:
+                connection.catch_up_after = None
+            return
+        after = min(c.catch_up_after or 0 for c in waiting)
+        missed = await self.catch_up(room_id, after, CATCH_UP_LIMIT)
+        caught_up = 0
+        for connection in waiting:
+            start = max(connection.catch_up_after or 0, connection.replayed_up_to)
+            connection.catch_up_after = None
+            if len(missed) >= CATCH_UP_LIMIT or not connection.can_catch_up_after(start):
+                # Too much to be sure of sending it all once: the client resumes itself.
+                connection.close(SLOW_CONSUMER, "missed too much; reconnect with ?since=")
+                continue
+            for message_id, text in missed:  # oldest first: the room's order
+                if message_id > start:
+                    connection.offer(text, message_id=message_id)  # skips what it got
+            caught_up += 1
+        if missed:
+            self._last_id[room_id] = max(self._last_id.get(room_id, 0), missed[-1][0])
+        log.info("hub.caught_up", room_id=room_id, sockets=caught_up, messages=len(missed))
+
     async def close_all(self) -> None:
         """Tell every socket the server is going away (shutdown)."""
         for window in list(self._presence_windows.values()):
             if window.task is not None:
                 window.task.cancel()
+        if self._catching_up is not None:
+            self._catching_up.cancel()
         for room in list(self._rooms.values()):
             for connection in list(room.values()):
                 connection.close(GOING_AWAY, "server shutting down")

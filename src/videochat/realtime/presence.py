@@ -1,8 +1,10 @@
 """Who is connected to each room: in this process, or shared through Redis.
 
 With several instances each one writes its own sockets into a Redis hash per room
-and keeps an "instance alive" key with a short expiry fresh; readers ignore entries
-whose instance key has expired, so a crashed instance leaves no ghosts.
+and keeps an "instance alive" key with a short expiry fresh; readers ignore (and drop)
+entries whose instance key has expired, so a crashed instance leaves no ghosts. After
+Redis lost data (a restart, a restore from a snapshot) each instance re-asserts exactly
+its live sockets; while Redis is away, each instance sees its own sockets only.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import json
 from collections import defaultdict
 from typing import Any
 
-import redis.asyncio as redis
 import structlog
 
 from videochat.kit.ids import new_id
+from videochat.kit.redis_client import connect
+from videochat.observability import metrics
 from videochat.realtime.connection import Connection
 
 log = structlog.get_logger(__name__)
@@ -25,6 +28,9 @@ log = structlog.get_logger(__name__)
 INSTANCE_TTL_SECONDS = 30
 HEARTBEAT_SECONDS = 10
 MEDIA_KINDS = ("audio", "video", "screen")
+# A room's hash outlives its last heartbeat by this much: rooms whose instances all
+# died (and that nobody reads, which would clean them) go away by themselves.
+ROOM_TTL_SECONDS = 3 * INSTANCE_TTL_SECONDS
 
 
 def _entry(connection: Connection) -> dict[str, Any]:
@@ -74,6 +80,10 @@ class Presence(abc.ABC):
         return None
 
     async def stop(self) -> None:
+        return None
+
+    async def resync(self) -> None:
+        """Make the shared view hold exactly this instance's sockets (after an outage)."""
         return None
 
     @abc.abstractmethod
@@ -140,13 +150,33 @@ class MemoryPresence(Presence):
 
 
 class RedisPresence(Presence):
-    def __init__(self, url: str, *, instance_id: str | None = None) -> None:
-        self._client = redis.Redis.from_url(url, decode_responses=True)
+    """Each instance's sockets in a Redis hash per room, re-asserted after Redis lost them.
+
+    An instance writes a fresh random *epoch* into its "alive" key at every heartbeat and
+    reads the previous one back (``SET ... GET``): another value (or none), or another
+    Redis ``run_id``, means Redis may have lost this instance's writes (restarted empty,
+    or restored from an older snapshot). It then re-asserts exactly its live sockets:
+    writes them all again, and deletes its entries that are no longer live, in every room
+    it has listed in its room index (kept in Redis too, so a snapshot brings back the
+    rooms it may have stale entries in).
+    While Redis is unreachable, reads answer with this instance's own sockets.
+    """
+
+    def __init__(
+        self, url: str, *, instance_id: str | None = None, heartbeat_seconds: float | None = None
+    ) -> None:
+        self._client = connect(url, decode_responses=True)
         self.instance_id = instance_id or new_id()
+        self.heartbeat_seconds = heartbeat_seconds or HEARTBEAT_SECONDS
+        self._epoch = new_id()
+        self._run_id: str | None = None  # the Redis server's, as of the last heartbeat
         self._heartbeat: asyncio.Task[None] | None = None
         # This instance's entries, re-written at every heartbeat so they come back
         # by themselves after Redis restarts empty.
         self._mine: dict[tuple[str, str], str] = {}
+        # A write or delete did not reach Redis: re-assert at the next heartbeat.
+        self._dirty = False
+        self._degraded = False
 
     @staticmethod
     def _room_key(room_id: str) -> str:
@@ -155,8 +185,12 @@ class RedisPresence(Presence):
     def _instance_key(self, instance_id: str | None = None) -> str:
         return f"videochat:instance:{instance_id or self.instance_id}"
 
+    def _index_key(self) -> str:
+        return f"videochat:instance-rooms:{self.instance_id}"
+
     async def start(self) -> None:
-        await self._client.set(self._instance_key(), "1", ex=INSTANCE_TTL_SECONDS)
+        await self._client.set(self._instance_key(), self._epoch, ex=INSTANCE_TTL_SECONDS)
+        self._run_id = str((await self._client.info("server")).get("run_id", ""))
         self._heartbeat = asyncio.create_task(self._beat(), name="presence-heartbeat")
 
     async def stop(self) -> None:
@@ -169,35 +203,120 @@ class RedisPresence(Presence):
             async with self._client.pipeline(transaction=False) as pipe:
                 for room_id, connection_id in self._mine:
                     pipe.hdel(self._room_key(room_id), connection_id)
-                pipe.delete(self._instance_key())
+                pipe.delete(self._instance_key(), self._index_key())
                 await pipe.execute()
-        await self._client.aclose()
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
+
+    def _unreachable(self, op: str, exc: BaseException) -> None:
+        self._dirty = True
+        if not self._degraded:
+            self._degraded = True
+            log.warning("presence.redis_unreachable", op=op, error=str(exc))
+            metrics.redis_degraded("presence", True)
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.heartbeat_seconds)
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.set(self._instance_key(), "1", ex=INSTANCE_TTL_SECONDS)
-                    for (room_id, connection_id), value in list(self._mine.items()):
-                        pipe.hset(self._room_key(room_id), connection_id, value)
-                    await pipe.execute()
-            except Exception:
-                log.warning("presence.heartbeat_failed", exc_info=True)
+                await self.sync()
+            except Exception as exc:
+                self._unreachable("heartbeat", exc)
+
+    async def resync(self) -> None:
+        self._dirty = True
+        try:
+            await self.sync()
+        except Exception as exc:
+            self._unreachable("resync", exc)
+
+    async def sync(self) -> None:
+        """Keep this instance alive in Redis; re-assert its sockets if Redis lost them."""
+        # A new epoch at every beat: a snapshot restored later holds an older one.
+        epoch, written = new_id(), self._epoch
+        self._epoch = epoch
+        previous = await self._client.set(
+            self._instance_key(), epoch, ex=INSTANCE_TTL_SECONDS, get=True
+        )
+        # A restart (even from a snapshot taken after the last beat) changes the run id.
+        run_id = str((await self._client.info("server")).get("run_id", ""))
+        restarted, self._run_id = run_id != self._run_id, run_id
+        if previous != written or restarted or self._dirty:
+            await self._reassert()
+        else:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for (room_id, connection_id), value in list(self._mine.items()):
+                    pipe.hset(self._room_key(room_id), connection_id, value)
+                for room_id in {room_id for room_id, _ in self._mine}:
+                    pipe.expire(self._room_key(room_id), ROOM_TTL_SECONDS)
+                pipe.expire(self._index_key(), ROOM_TTL_SECONDS)
+                await pipe.execute()
+        if self._degraded:
+            self._degraded = False
+            log.info("presence.redis_restored")
+            metrics.redis_degraded("presence", False)
+
+    async def _reassert(self) -> None:
+        """Write exactly this instance's live sockets: add the missing, drop the stale."""
+        self._dirty = False
+        live_rooms = {room_id for room_id, _ in self._mine}
+        listed = {str(room) for room in await self._client.smembers(self._index_key())}
+        for room_id in sorted(listed | live_rooms):
+            key = self._room_key(room_id)
+            raw: dict[Any, Any] = await self._client.hgetall(key)
+            stale = [
+                connection_id
+                for connection_id, value in raw.items()
+                if (room_id, connection_id) not in self._mine
+                and _instance_of(value) == self.instance_id
+            ]
+            mine: dict[Any, Any] = {c: v for (r, c), v in list(self._mine.items()) if r == room_id}
+            async with self._client.pipeline(transaction=False) as pipe:
+                if stale:
+                    pipe.hdel(key, *stale)
+                if mine:
+                    pipe.hset(key, mapping=mine)
+                    pipe.expire(key, ROOM_TTL_SECONDS)
+                    pipe.sadd(self._index_key(), room_id)
+                else:
+                    pipe.srem(self._index_key(), room_id)
+                await pipe.execute()
+            if stale:
+                log.info("presence.stale_removed", room_id=room_id, count=len(stale))
+        await self._client.expire(self._index_key(), ROOM_TTL_SECONDS)
 
     async def add(self, connection: Connection) -> None:
         value = json.dumps({**_entry(connection), "instance": self.instance_id})
         self._mine[(connection.room_id, connection.id)] = value
-        await self._client.hset(self._room_key(connection.room_id), connection.id, value)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hset(self._room_key(connection.room_id), connection.id, value)
+                pipe.sadd(self._index_key(), connection.room_id)
+                await pipe.execute()
+        except Exception as exc:  # written at the next heartbeat that reaches Redis
+            self._unreachable("add", exc)
 
     async def update(self, connection: Connection) -> None:
         await self.add(connection)
 
     async def remove(self, connection: Connection) -> None:
         self._mine.pop((connection.room_id, connection.id), None)
-        await self._client.hdel(self._room_key(connection.room_id), connection.id)
+        try:
+            await self._client.hdel(self._room_key(connection.room_id), connection.id)
+        except Exception as exc:  # deleted by the re-assertion once Redis is back
+            self._unreachable("remove", exc)
+
+    def _local_entries(self, room_id: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for (r, _), v in list(self._mine.items()) if r == room_id]
 
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
+        try:
+            return await self._shared_entries(room_id)
+        except Exception as exc:  # Redis is away: this instance's own view
+            self._unreachable("read", exc)
+            return self._local_entries(room_id)
+
+    async def _shared_entries(self, room_id: str) -> list[dict[str, Any]]:
         raw: dict[Any, Any] = await self._client.hgetall(self._room_key(room_id))
         entries = {key: json.loads(value) for key, value in raw.items()}
         instances = sorted({entry["instance"] for entry in entries.values()})
@@ -213,3 +332,11 @@ class RedisPresence(Presence):
         return [
             {"connection_id": key, **entry} for key, entry in entries.items() if key not in dead
         ]
+
+
+def _instance_of(value: str) -> str | None:
+    try:
+        entry = json.loads(value)
+    except ValueError:
+        return None
+    return entry.get("instance") if isinstance(entry, dict) else None

@@ -1,4 +1,10 @@
-"""Redis pub/sub broker: fan-out between instances of the service."""
+"""Redis pub/sub broker: fan-out between instances of the service.
+
+While Redis is away the broker keeps working for this instance: ``publish`` raises (the
+hub then delivers to its own sockets), ``subscribe`` records the handler, and a reader
+task reconnects with back-off and subscribes every topic again. Watchers hear when the
+connection was lost and when it is back (see ``Broker.watch``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,10 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 
-import redis.asyncio as redis
 import structlog
 
+from videochat.kit.redis_client import connect
+from videochat.observability import metrics
 from videochat.realtime.broker import Broker, Handler
 
 log = structlog.get_logger(__name__)
@@ -23,14 +30,18 @@ class RedisBroker(Broker):
     """One pub/sub connection per instance; a reader task dispatches to handlers."""
 
     def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url, decode_responses=True)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        super().__init__()
+        self._client = connect(url, decode_responses=True)
+        # No socket timeout (it waits for messages as long as it takes) and no retries:
+        # a lost subscription must be seen, so the sockets catch up on what it missed.
+        self._subscriber = connect(url, decode_responses=True, socket_timeout=None, retries=0)
+        self._pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
         self._reader: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-        # False between a lost pub/sub connection and its re-subscription: frames
-        # published meanwhile would not come back to this instance's own sockets.
-        self._listening = True
+        self._wake = asyncio.Event()
+        # True between a lost connection and its re-subscription: frames published
+        # meanwhile do not come back to this instance's own sockets.
+        self._lost = False
 
     async def start(self) -> None:
         await self._client.ping()
@@ -43,32 +54,51 @@ class RedisBroker(Broker):
                 await self._reader
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self._client.aclose()
+        for client in (self._client, self._subscriber):
+            with contextlib.suppress(Exception):
+                await client.aclose()
         self._handlers.clear()
+
+    @property
+    def connected(self) -> bool:
+        """False while frames do not flow between instances."""
+        return not self._lost
 
     async def ping(self) -> None:
         await self._client.ping()
 
     async def publish(self, topic: str, payload: str) -> None:
-        await self._client.publish(topic, payload)
-        if not self._listening:
+        try:
+            await self._client.publish(topic, payload)
+        except Exception:
+            self._connection_lost()
+            raise
+        if self._lost:
             raise SubscriptionLost("published, but this instance is not subscribed right now")
 
     async def publish_many(self, items: Sequence[tuple[str, str]]) -> None:
         # One round trip for a whole batch; a pipeline keeps the order on one connection.
-        async with self._client.pipeline(transaction=False) as pipe:
-            for topic, payload in items:
-                pipe.publish(topic, payload)
-            await pipe.execute()
-        if not self._listening:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for topic, payload in items:
+                    pipe.publish(topic, payload)
+                await pipe.execute()
+        except Exception:
+            self._connection_lost()
+            raise
+        if self._lost:
             raise SubscriptionLost("published, but this instance is not subscribed right now")
 
     async def subscribe(self, topic: str, handler: Handler) -> None:
         first = not self._handlers.get(topic)
         self._handlers[topic].append(handler)
-        if first:
-            await self._pubsub.subscribe(topic)
-            self._subscribed.set()
+        if first and not self._lost:
+            try:
+                await self._pubsub.subscribe(topic)
+            except Exception:
+                # Kept in _handlers: the reconnection subscribes it with the others.
+                self._connection_lost()
+        self._wake.set()
 
     async def unsubscribe(self, topic: str, handler: Handler) -> None:
         handlers = self._handlers.get(topic)
@@ -76,43 +106,64 @@ class RedisBroker(Broker):
             handlers.remove(handler)
             if not handlers:
                 del self._handlers[topic]
-                await self._pubsub.unsubscribe(topic)
+                if not self._lost:
+                    try:
+                        await self._pubsub.unsubscribe(topic)
+                    except Exception:
+                        self._connection_lost()
+
+    def _connection_lost(self) -> None:
+        """Frames stopped flowing: say so once, and let the reader reconnect."""
+        if self._lost:
+            return
+        self._lost = True
+        log.warning("broker.connection_lost")
+        metrics.redis_degraded("broker", True)
+        self._wake.set()
+        self._tell_watchers(False)
 
     async def _reconnect(self) -> None:
         """Open a fresh pub/sub connection and subscribe again, retrying until Redis is back."""
         delay = 0.2
         while True:
             await asyncio.sleep(delay)
-            old, self._pubsub = self._pubsub, self._client.pubsub(ignore_subscribe_messages=True)
+            old = self._pubsub
+            self._pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
             with contextlib.suppress(Exception):
                 await old.aclose()  # type: ignore[no-untyped-call]
             try:
-                topics = list(self._handlers)
-                if topics:
-                    await self._pubsub.subscribe(*topics)
-                else:
-                    await self._client.ping()
+                topics: list[str] = []
+                # Topics subscribed while this ran are taken up on the next pass.
+                while missing := [t for t in self._handlers if t not in topics]:
+                    await self._pubsub.subscribe(*missing)
+                    topics += missing
+                await self._subscriber.ping()
             except Exception:
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
                 continue
+            self._lost = False
             log.info("broker.reconnected", topics=len(topics))
+            metrics.redis_degraded("broker", False)
+            self._tell_watchers(True)
             return
 
     async def _read(self) -> None:
         while True:
+            if self._lost:
+                await self._reconnect()
+                continue
             if not self._pubsub.subscribed:
-                # get_message() needs a subscription; wait for the first one.
-                self._subscribed.clear()
-                await self._subscribed.wait()
+                # get_message() needs a subscription; wait for the first one (or a loss).
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("broker.read_failed", exc_info=True)
-                self._listening = False
-                await self._reconnect()
-                self._listening = True
+                self._connection_lost()
                 continue
             if message is None or message.get("type") != "message":
                 continue

@@ -1,5 +1,10 @@
 """Rate limits over one ``limits`` storage (in memory, or Redis when configured).
 
+With Redis, counters are shared by every instance; while Redis is unreachable they fail
+open to this process's memory (``FailoverRateLimiter``): each instance enforces the
+limits alone, so a client may get up to N instances times the limit during an outage,
+but the API keeps answering instead of turning every limited request into a 500.
+
 ``Limiter`` holds the named limits a route or the socket handshake enforces itself
 (logins, knocks, socket connects); ``RateLimitMiddleware`` counts every HTTP request
 per client IP, and writes per user too.
@@ -10,14 +15,20 @@ from __future__ import annotations
 import math
 import time
 
+import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
+from limits.util import WindowStats
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videochat.config import Settings
 from videochat.exceptions import TooManyRequests
+from videochat.kit.redis_client import client_options
+from videochat.observability import metrics
 from videochat.security.identity import verified_subject
 from videochat.security.responses import UPLOAD_PREFIXES, send_error
 
@@ -34,16 +45,92 @@ _READS = frozenset({"GET", "HEAD"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+log = structlog.get_logger(__name__)
+# What a storage that cannot reach Redis raises.
+STORAGE_FAILURES = (RedisError, StorageError, OSError, TimeoutError)
+
+
 def create_storage(settings: Settings) -> Storage:
     """Counters shared by every instance when Redis is configured, else in memory."""
     if settings.redis.url:
-        # redis-py (already a dependency) rather than limits' default coredis.
+        # redis-py (already a dependency) rather than limits' default coredis; options
+        # that fail fast, so an outage costs one quick error before the fallback.
         storage = storage_from_string(
-            "async+" + settings.redis.url, implementation="redispy", key_prefix="videochat"
+            "async+" + settings.redis.url,
+            implementation="redispy",
+            key_prefix="videochat",
+            **client_options(socket_timeout=2.0),
         )
         assert isinstance(storage, Storage)
         return storage
     return MemoryStorage()
+
+
+class FailoverRateLimiter:
+    """A moving-window limiter on the shared storage, or in memory while it is away.
+
+    The first failed call switches to the in-process counters (a log line and the
+    ``videochat_redis_degraded{part="rate_limit"}`` gauge say so); the shared storage
+    is tried again ``retry_seconds`` later, and used again once it answers.
+    """
+
+    def __init__(self, storage: Storage, *, retry_seconds: float = 2.0) -> None:
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared = None if isinstance(storage, MemoryStorage) else storage
+        self._strategy = MovingWindowRateLimiter(storage) if self._shared else self._local
+        self.retry_seconds = retry_seconds
+        self._retry_at: float | None = None  # set while in memory: when to try again
+
+    @property
+    def degraded(self) -> bool:
+        """True while counting in this process because the shared storage is away."""
+        return self._retry_at is not None
+
+    def _pick(self) -> MovingWindowRateLimiter | None:
+        """The shared strategy to try now, or None to count in memory."""
+        if self._shared is None:
+            return None
+        if self._retry_at is not None and time.monotonic() < self._retry_at:
+            return None
+        return self._strategy
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._retry_at is None:
+            log.warning("ratelimit.storage_unavailable", error=str(exc), fallback="memory")
+            metrics.redis_degraded("rate_limit", True)
+        self._retry_at = time.monotonic() + self.retry_seconds
+
+    def _recovered(self) -> None:
+        if self._retry_at is not None:
+            self._retry_at = None
+            log.info("ratelimit.storage_restored")
+            metrics.redis_degraded("rate_limit", False)
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Count a hit; False past the limit."""
+        shared = self._pick()
+        if shared is not None:
+            try:
+                allowed = await shared.hit(item, *identifiers)
+            except STORAGE_FAILURES as exc:
+                self._failed(exc)
+            else:
+                self._recovered()
+                return allowed
+        return await self._local.hit(item, *identifiers)
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        """When the window resets and how many hits remain."""
+        shared = self._pick()
+        if shared is not None:
+            try:
+                stats = await shared.get_window_stats(item, *identifiers)
+            except STORAGE_FAILURES as exc:
+                self._failed(exc)
+            else:
+                self._recovered()
+                return stats
+        return await self._local.get_window_stats(item, *identifiers)
 
 
 def client_ip(scope: Scope) -> str:
@@ -63,7 +150,7 @@ class Limiter:
 
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limit.enabled
-        self.strategy = MovingWindowRateLimiter(create_storage(settings))
+        self.strategy = FailoverRateLimiter(create_storage(settings))
         self.login_per_account = RateLimitItemPerSecond(10, 300)
         self.login_per_ip = RateLimitItemPerSecond(30, 300)
         self.ws_connects = RateLimitItemPerSecond(
@@ -90,7 +177,7 @@ class Limiter:
 class RateLimitMiddleware:
     """Count each request against its IP; 429 with ``Retry-After`` past the limit."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, strategy: MovingWindowRateLimiter) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, strategy: FailoverRateLimiter) -> None:
         self.app = app
         self.enabled = settings.rate_limit.enabled
         self.exempt_media = settings.rate_limit.exempt_media
