@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # What the browser tests need beyond Python packages: Debian's Chromium (never a
 # Playwright browser download) and Debian's coturn (the real TURN server of the
-# relay test; only its binary is used, the tests start it themselves). Installed
-# when missing and we are root; otherwise the browser tests say why they skip
+# relay test; only its binary is used, the tests start it themselves), Debian's
+# nginx (`nginx -t` checks deploy/nginx; never started as a service) and Debian's
+# ffmpeg (ffprobe, a second opinion on the HLS the server writes). Installed when
+# missing and we are root; otherwise the tests that need them say why they skip
 # (and fail in CI).
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/turnserver ] || missing+=(coturn)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/ffprobe ] || missing+=(ffmpeg)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing Debian's ${missing[*]} for the browser tests..." >&2
+  echo "installing Debian's ${missing[*]} for the tests..." >&2
   apt-get update -qq >/dev/null
-  # policy-rc.d refuses service starts: coturn's package must not start a system
-  # TURN server (it would listen on every address); the tests run their own.
+  # policy-rc.d refuses service starts: coturn's and nginx's packages must not
+  # start system servers (they would listen on every address); the tests run their own.
   policy=/usr/sbin/policy-rc.d
   created_policy=0
   if [ ! -e "$policy" ]; then
@@ -31,5 +35,5 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   fi
   exit "$status"
 else
-  echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); browser tests will be skipped" >&2
+  echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); the tests that need them will be skipped" >&2
 fi
