@@ -9,7 +9,7 @@ PORT ?= 8000
 .PHONY: run test test-fast lint format typecheck check migrate bench bench-calls bench-cache bench-live deps test-deps clean
 
 run: deps ## start the server on the embedded default (SQLite in ./data, no Redis)
-	$(UV) run --no-dev videochat serve --host $(HOST) --port $(PORT)
+	$(UV) run --frozen --no-sync videochat serve --host $(HOST) --port $(PORT)
 
 test: test-deps ## install what the tests need, then run them all
 	$(UV) run pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
@@ -22,9 +22,10 @@ test-fast: ## the quick subset (under 2 minutes): no browser, cluster or slow te
 	$(UV) sync --frozen
 	$(UV) run pytest -q -m "$(FAST)" $(PYTEST_ARGS)
 
+# --inexact: add what the server needs, never remove what `make test` installed.
 deps:
 	@scripts/ensure-uv.sh
-	$(UV) sync --frozen --no-dev
+	$(UV) sync --frozen --inexact --no-dev
 
 test-deps:
 	@scripts/ensure-uv.sh
@@ -32,7 +33,7 @@ test-deps:
 	@scripts/ensure-test-tools.sh
 
 migrate: deps
-	$(UV) run --no-dev videochat migrate
+	$(UV) run --frozen --no-sync videochat migrate
 
 bench: ## fan-out benchmark, ~15 min (BENCH_ARGS=--quick: 3-5 min); results in bench/results/
 	@scripts/ensure-uv.sh

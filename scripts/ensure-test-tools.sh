@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # What the browser tests need beyond Python packages: Debian's Chromium (never a
 # Playwright browser download) and Debian's coturn (the real TURN server of the
-# relay test; only its binary is used, the tests start it themselves); Debian's
-# GStreamer and ffmpeg for the live tests. Installed when missing and we are root;
-# otherwise those tests say why they skip (and fail in CI).
+# relay test; only its binary is used, the tests start it themselves), Debian's
+# nginx (`nginx -t` checks deploy/nginx; never started as a service), Debian's
+# GStreamer (a WHIP publisher that is not aiortc) and ffmpeg (ffprobe, a second
+# opinion on the HLS the server writes). Installed when missing and we are root;
+# otherwise the tests that need them say why they skip (and fail in CI).
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -20,15 +22,16 @@ assert all(Gst.ElementFactory.find(element) for element in wanted.split())"
 /usr/bin/python3 -c "$gst_probe" 2>/dev/null || missing+=(python3-gi gir1.2-gst-plugins-bad-1.0
   gir1.2-nice-0.1 gstreamer1.0-nice gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad)
-command -v ffprobe >/dev/null || missing+=(ffmpeg)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/ffprobe ] || missing+=(ffmpeg)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing Debian's ${missing[*]} for the browser and live tests..." >&2
+  echo "installing Debian's ${missing[*]} for the tests..." >&2
   apt-get update -qq >/dev/null
-  # policy-rc.d refuses service starts: coturn's package must not start a system
-  # TURN server (it would listen on every address); the tests run their own.
+  # policy-rc.d refuses service starts: coturn's and nginx's packages must not
+  # start system servers (they would listen on every address); the tests run their own.
   policy=/usr/sbin/policy-rc.d
   created_policy=0
   if [ ! -e "$policy" ]; then
@@ -44,5 +47,5 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   fi
   exit "$status"
 else
-  echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); browser and live tests will be skipped" >&2
+  echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); the tests that need them will be skipped" >&2
 fi

@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-Request-Id",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",
+                # GET /rooms: where the next page is.
+                "Link",
+                "X-Next-Cursor",
             ],
         )
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)

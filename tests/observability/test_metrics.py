@@ -7,11 +7,16 @@ import base64
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import (
@@ -268,3 +273,38 @@ async def test_processing_time_is_observed_by_outcome() -> None:
     cancelled.cancel()
     await asyncio.sleep(0)  # done-callbacks run on the next loop iteration
     assert (count("ready"), count("failed")) == (ready + 1, failed + 1)
+
+
+# What Prometheus 2.x sends when it scrapes (its scrape_protocols' default order).
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+def _documented_content_type() -> str:
+    """The content type docs/API.md gives for ``GET /metrics/prometheus``."""
+    text = (Path(__file__).resolve().parents[2] / "docs/API.md").read_text()
+    section = text.split("### GET /metrics/prometheus", 1)[1].split("\n###", 1)[0]
+    match = re.search(r"`(text/plain;[^`]*)`", section)
+    assert match, "docs/API.md names no content type for /metrics/prometheus"
+    return match.group(1)
+
+
+async def test_prometheus_content_type_says_the_format_it_serves(
+    client: httpx.AsyncClient,
+) -> None:
+    plain = await client.get("/metrics/prometheus")
+    assert plain.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert plain.headers["content-type"] == _documented_content_type()
+    assert any(
+        f.name == "videochat_http_requests" for f in text_string_to_metric_families(plain.text)
+    )
+    asked = await client.get("/metrics/prometheus", headers={"Accept": "text/plain;version=0.0.4"})
+    assert asked.headers["content-type"] == plain.headers["content-type"]
+    # A scraper that negotiates OpenMetrics gets it, labelled as such.
+    scraped = await client.get("/metrics/prometheus", headers={"Accept": PROMETHEUS_ACCEPT})
+    assert scraped.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert scraped.text.endswith("# EOF\n")
+    families = openmetrics_families(scraped.text)
+    assert any(family.name == "videochat_http_requests" for family in families)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 
 from videochat import __version__
@@ -147,6 +147,7 @@ async def metrics_summary() -> dict[str, Any]:
 
 
 @router.get("/metrics/prometheus")
-async def metrics_prometheus() -> Response:
-    """Prometheus text exposition (every worker's, in multiprocess mode)."""
-    return Response(metrics.exposition(), media_type=metrics.EXPOSITION_CONTENT_TYPE)
+async def metrics_prometheus(accept: Annotated[str | None, Header()] = None) -> Response:
+    """Prometheus exposition in the format Accept asks for (text 0.0.4 by default)."""
+    body, content_type = metrics.exposition(accept)
+    return Response(body, media_type=content_type, headers={"Vary": "Accept"})

@@ -17,22 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # prometheus_client picks its value storage when it is imported, from the same variable.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
 # How often each worker writes its pool and queue readings in multiprocess mode.
 SAMPLE_SECONDS = 5.0
 
@@ -280,14 +278,20 @@ def _families() -> list[Metric]:
     return list(REGISTRY.collect())
 
 
-def exposition() -> bytes:
-    """The Prometheus text format, for every worker when there are several."""
+def exposition(accept: str | None = None) -> tuple[bytes, str]:
+    """The metrics (every worker's when there are several) and their content type.
+
+    The classic text format 0.0.4 unless ``accept`` asks for OpenMetrics or text 1.0.0:
+    prometheus_client's own negotiation, the same the workers' metrics server does, so
+    the content type always names the format of the body.
+    """
+    encode, content_type = choose_encoder(accept or "")
+    registry: Collector = REGISTRY
     if MULTIPROCESS:
         _sample()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+    return encode(registry), content_type
 
 
 def _sum(families: list[Metric], sample_name: str, **match: str) -> float:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from videochat.accounts.auth import Actor, OptionalUser, resolve_actor
 from videochat.context import Session, SettingsDep
@@ -13,7 +15,14 @@ from videochat.kit.pagination import Offset
 from videochat.observability import metrics
 from videochat.rooms import repository
 from videochat.rooms.auth import VisibleRoom
-from videochat.rooms.schemas import JoinResult, MemberOut, RoomCreate, RoomJoin, RoomOut
+from videochat.rooms.schemas import (
+    JoinResult,
+    MemberOut,
+    RoomCreate,
+    RoomCursor,
+    RoomJoin,
+    RoomOut,
+)
 from videochat.rooms.service import rooms, to_out
 
 router = APIRouter(tags=["rooms"])
@@ -31,17 +40,61 @@ async def create_room(body: RoomCreate, session: Session, user: Actor) -> RoomOu
     return to_out(room, viewer_id=user.id if user else None)
 
 
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, description="where the previous page ended (its X-Next-Cursor)"),
+]
+
+
+def _decode_cursor(cursor: str | None, offset: int) -> RoomCursor | None:
+    """The client's cursor, or a 422 in FastAPI's shape saying what is wrong with it."""
+    if cursor is None:
+        return None
+    if offset:
+        message = "Use either cursor or offset, not both: the cursor already says where to start"
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "offset"), "msg": message}]
+        )
+    try:
+        return RoomCursor.decode(cursor)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "cursor"), "msg": str(exc)}]
+        ) from None
+
+
 @router.get("/rooms", response_model=list[RoomOut])
 async def list_rooms(
+    request: Request,
+    response: Response,
     session: Session,
     user: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> list[RoomOut]:
-    """Public rooms and the caller's private rooms."""
+    """Public rooms and the caller's private rooms, newest first.
+
+    The body stays a plain list (the compatible shape); the next page's address is in
+    ``Link: <...>; rel="next"`` (RFC 8288) and its cursor in ``X-Next-Cursor``.
+    """
+    after = _decode_cursor(cursor, offset)
     viewer_id = user.id if user else None
-    found = await rooms.list_visible(session, viewer_id=viewer_id, limit=limit, offset=offset)
-    return [to_out(room, viewer_id=viewer_id) for room in found]
+    found = await rooms.list_visible(
+        session,
+        viewer_id=viewer_id,
+        limit=limit + 1,  # one more than asked: whether a next page exists
+        offset=offset,
+        before=(after.created_at, after.id) if after else None,
+    )
+    page = found[:limit]
+    if len(found) > limit:
+        last = page[-1]
+        next_cursor = RoomCursor(created_at=last.created_at, id=last.id).encode()
+        query = urlencode({"limit": limit, "cursor": next_cursor})
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+        response.headers["X-Next-Cursor"] = next_cursor
+    return [to_out(room, viewer_id=viewer_id) for room in page]
 
 
 @router.get("/rooms/{room_id}", response_model=RoomOut)

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -207,18 +207,36 @@ async def get_kick(session: AsyncSession, room_id: str, user_id: str) -> RoomKic
 
 
 async def list_visible(
-    session: AsyncSession, *, user_id: str | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    limit: int,
+    offset: int = 0,
+    before: tuple[datetime, str] | None = None,
 ) -> Sequence[Room]:
-    """Public rooms, and the private rooms the user belongs to, newest last."""
+    """Public rooms, and the private rooms the user belongs to, newest first.
+
+    ``before`` is the (created_at, id) of the last room of the previous page: a keyset,
+    so rooms created while a client pages never shift a page or repeat a room.
+    """
     visible: ColumnElement[bool] = Room.is_private.is_(False)
     if user_id is not None:
         membership = select(RoomMember.room_id).where(RoomMember.user_id == user_id)
         visible = or_(visible, Room.id.in_(membership))
+    if before is not None:
+        created_at, room_id = before
+        visible = and_(
+            visible,
+            or_(
+                Room.created_at < created_at,
+                and_(Room.created_at == created_at, Room.id < room_id),
+            ),
+        )
     statement = (
         select(Room)
         .where(visible)
         .options(selectinload(Room.members))
-        .order_by(Room.created_at, Room.id)
+        .order_by(Room.created_at.desc(), Room.id.desc())
         .limit(limit)
         .offset(offset)
     )

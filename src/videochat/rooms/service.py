@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
@@ -85,10 +86,18 @@ class RoomService:
         return room
 
     async def list_visible(
-        self, session: AsyncSession, *, viewer_id: str | None, limit: int, offset: int
+        self,
+        session: AsyncSession,
+        *,
+        viewer_id: str | None,
+        limit: int,
+        offset: int = 0,
+        before: tuple[datetime, str] | None = None,
     ) -> Sequence[Room]:
-        """The rooms this viewer may see."""
-        return await repository.list_visible(session, user_id=viewer_id, limit=limit, offset=offset)
+        """The rooms this viewer may see, newest first (``before``: a page's last room)."""
+        return await repository.list_visible(
+            session, user_id=viewer_id, limit=limit, offset=offset, before=before
+        )
 
     async def join(
         self, session: AsyncSession, *, room_id: str, user_id: str, invite_code: str | None
