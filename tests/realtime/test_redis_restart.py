@@ -124,9 +124,7 @@ async def test_sockets_catch_up_on_what_they_missed_during_a_redis_outage(
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server binary not installed")
     services.require_service("PostgreSQL", services.PG_HOST, services.PG_PORT)
-    from tests.conftest import _truncate_postgres
-
-    await _truncate_postgres(postgres_url)
+    await services.empty_pg_database(postgres_url)
     redis = ThrowawayRedis(tmp_path)
     redis.start()
     processes = []
