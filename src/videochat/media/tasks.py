@@ -24,6 +24,7 @@ from videochat.db.models import Video, VideoStatus
 from videochat.db.unit_of_work import after_commit, unit_of_work
 from videochat.media import repository
 from videochat.media.errors import MediaRejected
+from videochat.media.probe import MediaLimits
 from videochat.media.service import publish_status
 from videochat.media.storage import MediaStorage
 from videochat.media.transcode import TranscodeResult, transcode_to_hls
@@ -159,6 +160,9 @@ class VideoProcessor:
             self.storage.work_dir(video_id),
             segment_seconds=self.settings.segment_seconds,
             progress=progress,
+            limits=MediaLimits.from_settings(self.settings),
+            max_frame_rate=self.settings.transcode_max_frame_rate,
+            threads=self.settings.transcode_threads,
         )
         self.storage.publish_output(video_id)
         return result
