@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from videochat.accounts.auth import Actor, OptionalUser, user_from_token
 from videochat.config import Settings
 from videochat.context import AppContext, Context, Session, SettingsDep
 from videochat.db.models import Room, User, Video, VideoStatus
+from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import (
     BadRequest,
     Conflict,
@@ -25,7 +27,6 @@ from videochat.exceptions import (
     ServiceUnavailable,
     Unauthorized,
 )
-from videochat.kit.clock import utcnow
 from videochat.kit.pagination import Offset
 from videochat.media import bunny, repository, service
 from videochat.media.schemas import (
@@ -81,7 +82,7 @@ async def create_video_upload(
         provider=bunny.PROVIDER if external_id else "local",
         external_id=external_id,
     )
-    await service.publish_status(context.hub, video)
+    service.announce_status(session, context.hub, video)
     return VideoUploadSlot(
         id=video.id,
         upload_url=service.upload_url(video),
@@ -111,7 +112,7 @@ async def upload_proxy(
             raise BadRequest("Content-Length must be a number")
         if int(declared) > settings.media.max_upload_bytes:
             raise PayloadTooLarge(too_large)
-    if not await repository.claim_upload(session, video.id, now=utcnow()):
+    if not await service.claim_slot(session, video.id):
         raise Conflict("An upload to this slot is already in progress")
     if video.provider == bunny.PROVIDER:
         return await _relay_to_bunny(
@@ -119,20 +120,20 @@ async def upload_proxy(
         )
 
     storage = MediaStorage(settings.data_dir)
-    partial = storage.partial_path(video.id)
+    incoming = storage.partial_path(video.id)
     try:
         await asyncio.to_thread(storage.ensure_dirs)
         size = await service.receive_to_file(
             request.stream(),
-            partial,
+            incoming,
             limit=settings.media.max_upload_bytes,
             too_large=too_large,
             sniff=service.check_head,
         )
     except BaseException as exc:
         # Refused or cut off: keep nothing, and free the slot for another try.
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
-        await repository.release_upload(session, video.id)
+        await asyncio.to_thread(incoming.unlink, missing_ok=True)
+        await service.release_claim(session, video.id)
         if isinstance(exc, ClientDisconnect):
             raise BadRequest("The upload was interrupted") from exc
         raise
@@ -140,8 +141,8 @@ async def upload_proxy(
         await asyncio.to_thread(storage.discard_upload, video.id)
         raise Conflict("This upload slot has already been used")
     metrics.VIDEOS_UPLOADED.inc()
-    # Only now, after the commit, may a worker see the job.
-    await context.video_jobs.enqueue(video.id)
+    # Only after the commit may a worker see the job.
+    after_commit(session, partial(context.video_jobs.enqueue, video.id))
     return UploadResult(status="uploaded", upload_id=upload_id, video_id=video.id, size_bytes=size)
 
 
@@ -151,7 +152,7 @@ async def _relay_to_bunny(
     """The upload proxy of a Bunny video: the body goes on to Bunny as it arrives."""
     settings = context.settings
     if video.external_id is None or not bunny.is_enabled(settings):
-        await repository.release_upload(session, video.id)
+        await service.release_claim(session, video.id)
         raise ServiceUnavailable("This video's provider (Bunny Stream) is not configured")
     try:
         async with bunny.BunnyClient(settings.bunny) as client:
@@ -166,7 +167,7 @@ async def _relay_to_bunny(
             )
     except BaseException as exc:
         # Refused, cut off or Bunny failed: the slot stays pending and usable.
-        await repository.release_upload(session, video.id)
+        await service.release_claim(session, video.id)
         if isinstance(exc, ClientDisconnect):
             raise BadRequest("The upload was interrupted") from exc
         raise
@@ -225,7 +226,7 @@ async def bunny_webhook(
         return WebhookReceived()
     updated = await bunny.apply_status(session, settings, video, body.status)
     if updated is not None:
-        await service.publish_status(context.hub, updated, settings)
+        service.announce_status(session, context.hub, updated, settings)
     return WebhookReceived()
 
 

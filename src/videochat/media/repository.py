@@ -1,4 +1,4 @@
-"""Queries on videos."""
+"""Queries on videos. Nothing here commits: whoever opened the session does (db.unit_of_work)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,6 @@ async def claim_upload(session: AsyncSession, video_id: str, *, now: datetime) -
         )
         .values(upload_claimed_at=now, updated_at=now)
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -77,7 +76,6 @@ async def release_upload(session: AsyncSession, video_id: str) -> None:
         .where(Video.id == video_id, Video.status == VideoStatus.PENDING)
         .values(upload_claimed_at=None, updated_at=utcnow())
     )
-    await session.commit()
 
 
 async def transition(
@@ -88,14 +86,13 @@ async def transition(
     to: VideoStatus,
     **values: Any,
 ) -> bool:
-    """Move a video to ``to`` only if it is in one of ``from_``; commit; report success."""
+    """Move a video to ``to`` only if it is in one of ``from_``; report success."""
     result: Any = await session.execute(
         update(Video)
         .where(Video.id == video_id, Video.status.in_(from_))
         .values(status=to, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -106,7 +103,6 @@ async def set_upload_length(session: AsyncSession, video_id: str, length: int) -
         .where(Video.id == video_id, Video.upload_length.is_(None))
         .values(upload_length=length, updated_at=utcnow())
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -117,7 +113,6 @@ async def set_size_if_missing(session: AsyncSession, video_id: str, size: int) -
         .where(Video.id == video_id, Video.size_bytes.is_(None))
         .values(size_bytes=size, upload_claimed_at=None, updated_at=utcnow())
     )
-    await session.commit()
 
 
 async def delete_pending(session: AsyncSession, video_id: str) -> bool:
@@ -125,7 +120,6 @@ async def delete_pending(session: AsyncSession, video_id: str) -> bool:
     result: Any = await session.execute(
         delete(Video).where(Video.id == video_id, Video.status == VideoStatus.PENDING)
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -136,5 +130,4 @@ async def release_all_claims(session: AsyncSession) -> int:
         .where(Video.status == VideoStatus.PENDING, Video.upload_claimed_at.is_not(None))
         .values(upload_claimed_at=None)
     )
-    await session.commit()
     return int(result.rowcount or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.requests import ClientDisconnect
 
 from videochat.config import AuthMode, Settings
 from videochat.db.models import Room, User, Video, VideoStatus
+from videochat.db.unit_of_work import after_commit, commit
 from videochat.exceptions import (
     Forbidden,
     NotFound,
@@ -82,7 +84,7 @@ async def create_slot(
     provider: str = "local",
     external_id: str | None = None,
 ) -> Video:
-    """A pending video with a fresh single-use upload slot (committed)."""
+    """A pending video with a fresh single-use upload slot (flushed, not committed)."""
     video = Video(
         room_id=room.id,
         uploader_id=uploader_id,
@@ -96,7 +98,7 @@ async def create_slot(
         external_id=external_id,
     )
     session.add(video)
-    await session.commit()
+    await session.flush()
     return video
 
 
@@ -116,6 +118,28 @@ def check_slot_open(video: Video) -> None:
         raise VideochatError("This upload slot has already been used", status_code=409)
     if video.upload_expires_at <= utcnow():
         raise Gone("This upload slot has expired; create a new one")
+
+
+async def claim_slot(session: AsyncSession, video_id: str) -> bool:
+    """Mark a slot as being written, committed at once; False if a request holds it.
+
+    Committed now, not when the request ends: a second request must see the claim, and
+    an upload may take hours, which must not keep a transaction (on SQLite, the
+    database's write lock) or a pooled connection for itself.
+    """
+    claimed = await repository.claim_upload(session, video_id, now=utcnow())
+    await commit(session)
+    return claimed
+
+
+async def release_claim(session: AsyncSession, video_id: str) -> None:
+    """Free a refused or interrupted upload's claim, committed at once.
+
+    The error answer that follows rolls the request's session back: without this
+    commit the claim would outlive the request and the slot stay locked.
+    """
+    await repository.release_upload(session, video_id)
+    await commit(session)
 
 
 async def receive_to_file(
@@ -172,7 +196,7 @@ async def receive_to_file(
 async def mark_uploaded(
     session: AsyncSession, hub: Hub, storage: MediaStorage, video: Video, size: int
 ) -> bool:
-    """Turn a finished upload into a queued job: rename the file, commit, announce."""
+    """Turn a finished upload into an ``uploaded`` video; the room hears it once committed."""
     await asyncio.to_thread(storage.partial_path(video.id).replace, storage.source_path(video.id))
     moved = await repository.transition(
         session,
@@ -184,7 +208,7 @@ async def mark_uploaded(
     )
     if moved:
         await session.refresh(video)
-        await publish_status(hub, video)
+        announce_status(session, hub, video)
     return moved
 
 
@@ -206,7 +230,7 @@ async def mark_relayed(session: AsyncSession, hub: Hub, video: Video, size: int)
         await repository.set_size_if_missing(session, video.id, size)
     await session.refresh(video)
     if moved:
-        await publish_status(hub, video)
+        announce_status(session, hub, video)
     return moved or video.status is not VideoStatus.PENDING
 
 
@@ -307,6 +331,13 @@ async def publish_status(hub: Hub, video: Video, settings: Settings | None = Non
         await hub.publish(video.room_id, status_frame(video, settings))
     except Exception:
         log.exception("video.status_publish_failed", video_id=video.id)
+
+
+def announce_status(
+    session: AsyncSession, hub: Hub, video: Video, settings: Settings | None = None
+) -> None:
+    """Tell the room about the video's new status once the session's work is committed."""
+    after_commit(session, partial(publish_status, hub, video, settings))
 
 
 def visible_video(video: Video | None, room: Room | None, viewer_id: str | None) -> Video:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
@@ -19,6 +20,7 @@ from videochat.accounts.auth import OptionalUser, require_actor
 from videochat.config import Settings
 from videochat.context import Context, Session
 from videochat.db.models import User, Video, VideoStatus
+from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import VideochatError
 from videochat.kit.clock import utcnow
 from videochat.media import bunny, repository, service
@@ -154,7 +156,7 @@ async def tus_create(
         description=meta.get("description", "")[:5000],
         upload_length=length,
     )
-    await service.publish_status(context.hub, video)
+    service.announce_status(session, context.hub, video)
     return Response(
         status_code=201,
         headers={
@@ -202,9 +204,9 @@ async def tus_patch(
     current = await _offset(storage, video)
     if offset != current:
         raise TusError(409, f"Upload-Offset {offset} does not match the upload's {current}")
-    if not await repository.claim_upload(session, video.id, now=utcnow()):
+    if not await service.claim_slot(session, video.id):
         raise TusError(423, "Another request is writing to this upload")
-    limit = declared or settings.media.max_upload_bytes
+    limit = declared if declared is not None else settings.media.max_upload_bytes
     try:
         await asyncio.to_thread(storage.ensure_dirs)
         size = await service.receive_to_file(
@@ -212,28 +214,31 @@ async def tus_patch(
             storage.partial_path(video.id),
             limit=limit,
             too_large=f"More bytes than the declared length of {limit}"
-            if declared
+            if declared is not None
             else service.too_large_detail(settings),
             start=current,
             sniff=service.check_head if current == 0 else None,
             keep_on_disconnect=True,
         )
-    except ClientDisconnect as exc:
-        if deferred and declared is not None:
+    except BaseException as exc:
+        if deferred and declared is not None and isinstance(exc, ClientDisconnect):
+            # Bytes were kept: the length they belong to is fixed from now on.
             await repository.set_upload_length(session, video.id, declared)
-        raise TusError(400, "The upload was interrupted; resume it with HEAD") from exc
-    except VideochatError as exc:  # 413 / 415 from the size check or the sniff
-        exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
+        await service.release_claim(session, video.id)
+        if isinstance(exc, ClientDisconnect):
+            raise TusError(400, "The upload was interrupted; resume it with HEAD") from exc
+        if isinstance(exc, VideochatError):  # 413 / 415 from the size check or the sniff
+            exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
         raise
-    finally:
-        await repository.release_upload(session, video.id)
+    await repository.release_upload(session, video.id)
     if deferred and declared is not None:
         await repository.set_upload_length(session, video.id, declared)
         await session.refresh(video)
     complete = video.upload_length is not None and size == video.upload_length
     if complete and await service.mark_uploaded(session, context.hub, storage, video, size):
         metrics.VIDEOS_UPLOADED.inc()
-        await context.video_jobs.enqueue(video.id)
+        # Only after the commit may a worker see the job.
+        after_commit(session, partial(context.video_jobs.enqueue, video.id))
     return Response(status_code=204, headers=_headers(video, size))
 
 
