@@ -68,6 +68,9 @@ async def create_video_upload(
     room = await rooms.get_visible(session, room_id, viewer_id=uploader_id)
     external_id = None
     if bunny.is_enabled(settings):
+        # Counted before Bunny hears of it, without holding the lock through the call;
+        # create_slot counts again, locked.
+        await service.check_quota(session, settings, uploader_id, lock=False)
         # Created at Bunny first: when Bunny is down the answer is a 502 and nothing
         # is stored here.
         async with bunny.BunnyClient(settings.bunny) as client:
@@ -105,18 +108,18 @@ async def upload_proxy(
         raise NotFound("Upload slot not found")
     service.check_uploader(settings, video, user)
     service.check_slot_open(video)
-    too_large = service.too_large_detail(settings)
+    limit = await service.upload_limit(session, settings, video)
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("Content-Length must be a number")
-        if int(declared) > settings.media.max_upload_bytes:
-            raise PayloadTooLarge(too_large)
+        if int(declared) > limit.bytes:
+            raise PayloadTooLarge(limit.detail)
     if not await service.claim_slot(session, video.id):
         raise Conflict("An upload to this slot is already in progress")
     if video.provider == bunny.PROVIDER:
         return await _relay_to_bunny(
-            request, session, context, video, None if declared is None else int(declared)
+            request, session, context, video, limit, None if declared is None else int(declared)
         )
 
     storage = MediaStorage(settings.data_dir)
@@ -126,8 +129,8 @@ async def upload_proxy(
         size = await service.receive_to_file(
             request.stream(),
             incoming,
-            limit=settings.media.max_upload_bytes,
-            too_large=too_large,
+            limit=limit.bytes,
+            too_large=limit.detail,
             sniff=service.check_head,
         )
     except BaseException as exc:
@@ -147,7 +150,12 @@ async def upload_proxy(
 
 
 async def _relay_to_bunny(
-    request: Request, session: AsyncSession, context: AppContext, video: Video, length: int | None
+    request: Request,
+    session: AsyncSession,
+    context: AppContext,
+    video: Video,
+    limit: service.UploadLimit,
+    length: int | None,
 ) -> UploadResult:
     """The upload proxy of a Bunny video: the body goes on to Bunny as it arrives."""
     settings = context.settings
@@ -160,8 +168,8 @@ async def _relay_to_bunny(
                 client,
                 video.external_id,
                 request.stream(),
-                limit=settings.media.max_upload_bytes,
-                too_large=service.too_large_detail(settings),
+                limit=limit.bytes,
+                too_large=limit.detail,
                 sniff=service.check_head,
                 length=length,
             )

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from videochat.db.models import Video, VideoStatus
+from videochat.db.models import User, Video, VideoStatus
 from videochat.kit.clock import utcnow
 
 
@@ -131,3 +131,61 @@ async def release_all_claims(session: AsyncSession) -> int:
         .values(upload_claimed_at=None)
     )
     return int(result.rowcount or 0)
+
+
+async def lock_uploader(session: AsyncSession, user_id: str) -> None:
+    """Serialise one user's upload-slot changes until the transaction ends.
+
+    A no-op UPDATE of the user's row: a row lock on PostgreSQL, the write lock on
+    SQLite. Counts read after it cannot change under the caller, so two concurrent
+    slot creations cannot both pass a per-user cap.
+    """
+    await session.execute(update(User).where(User.id == user_id).values(joined_at=User.joined_at))
+
+
+def _live_slot(now: datetime) -> Any:
+    """A pending video whose slot still accepts bytes."""
+    return and_(Video.status == VideoStatus.PENDING, Video.upload_expires_at > now)
+
+
+async def count_open_slots(session: AsyncSession, uploader_id: str, *, now: datetime) -> int:
+    """A user's upload slots that are unfinished and not expired."""
+    statement = (
+        select(func.count())
+        .select_from(Video)
+        .where(Video.uploader_id == uploader_id, _live_slot(now))
+    )
+    return int(await session.scalar(statement) or 0)
+
+
+async def stored_bytes(
+    session: AsyncSession, uploader_id: str, *, now: datetime, excluding: str | None = None
+) -> int:
+    """Bytes a user's videos take or have reserved: received sizes, declared tus lengths."""
+    counted = case(
+        (Video.status == VideoStatus.PENDING, Video.upload_length), else_=Video.size_bytes
+    )
+    statement = select(func.coalesce(func.sum(counted), 0)).where(
+        Video.uploader_id == uploader_id,
+        Video.status != VideoStatus.FAILED,
+        or_(Video.status != VideoStatus.PENDING, Video.upload_expires_at > now),
+    )
+    if excluding is not None:
+        statement = statement.where(Video.id != excluding)
+    return int(await session.scalar(statement) or 0)
+
+
+async def abandoned_uploads(
+    session: AsyncSession, *, now: datetime, claimed_before: datetime
+) -> Sequence[str]:
+    """Pending videos whose slot expired, unless a request (claimed since) still writes."""
+    statement = (
+        select(Video.id)
+        .where(
+            Video.status == VideoStatus.PENDING,
+            Video.upload_expires_at <= now,
+            or_(Video.upload_claimed_at.is_(None), Video.upload_claimed_at < claimed_before),
+        )
+        .order_by(Video.upload_expires_at, Video.id)
+    )
+    return (await session.scalars(statement)).all()

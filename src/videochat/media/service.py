@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,7 @@ from videochat.config import AuthMode, Settings
 from videochat.db.models import Room, User, Video, VideoStatus
 from videochat.db.unit_of_work import after_commit, commit
 from videochat.exceptions import (
+    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -72,6 +74,65 @@ def check_head(head: bytes) -> None:
         raise UnsupportedMediaType(f"Not a video: {reason}")
 
 
+@dataclass(frozen=True)
+class UploadLimit:
+    """How many bytes an upload may take, and what to say when it takes more."""
+
+    bytes: int
+    detail: str
+
+
+def _quota_detail(settings: Settings, left: int) -> str:
+    quota = settings.media.max_stored_bytes_per_user
+    return (
+        f"The upload does not fit in your storage quota of {quota} bytes: {max(left, 0)} are "
+        "left (delete videos or wait for unfinished uploads to expire)"
+    )
+
+
+async def check_quota(
+    session: AsyncSession,
+    settings: Settings,
+    uploader_id: str | None,
+    *,
+    declared: int | None = None,
+    lock: bool = True,
+) -> None:
+    """Refuse a new slot beyond the user's caps: 409 for unfinished uploads, 413 for bytes.
+
+    ``lock`` holds the user's row until the request commits, so concurrent requests
+    are counted one after the other; a check before a slow remote call goes without.
+    """
+    if uploader_id is None:
+        return  # open mode without a name: no one to count against
+    media, now = settings.media, utcnow()
+    if lock:
+        await repository.lock_uploader(session, uploader_id)
+    open_slots = await repository.count_open_slots(session, uploader_id, now=now)
+    if open_slots >= media.max_pending_uploads_per_user:
+        raise Conflict(
+            f"You have {open_slots} unfinished uploads, the most allowed: finish or cancel "
+            "one first (an unused slot expires by itself)"
+        )
+    left = media.max_stored_bytes_per_user - await repository.stored_bytes(
+        session, uploader_id, now=now
+    )
+    if left <= 0 or (declared is not None and declared > left):
+        raise PayloadTooLarge(_quota_detail(settings, left))
+
+
+async def upload_limit(session: AsyncSession, settings: Settings, video: Video) -> UploadLimit:
+    """The most a slot's upload may take: the size limit, or what is left of the quota."""
+    limit = UploadLimit(settings.media.max_upload_bytes, too_large_detail(settings))
+    if video.uploader_id is None:
+        return limit
+    used = await repository.stored_bytes(
+        session, video.uploader_id, now=utcnow(), excluding=video.id
+    )
+    left = settings.media.max_stored_bytes_per_user - used
+    return UploadLimit(max(left, 0), _quota_detail(settings, left)) if left < limit.bytes else limit
+
+
 async def create_slot(
     session: AsyncSession,
     settings: Settings,
@@ -84,7 +145,11 @@ async def create_slot(
     provider: str = "local",
     external_id: str | None = None,
 ) -> Video:
-    """A pending video with a fresh single-use upload slot (flushed, not committed)."""
+    """A pending video with a fresh single-use upload slot (flushed, not committed).
+
+    Within the uploader's caps (``check_quota``), which hold until the caller commits.
+    """
+    await check_quota(session, settings, uploader_id, declared=upload_length)
     video = Video(
         room_id=room.id,
         uploader_id=uploader_id,

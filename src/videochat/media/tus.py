@@ -176,15 +176,19 @@ async def tus_create(
     fields = upload_fields(parse_metadata(request.headers.get("upload-metadata")))
     uploader_id = user.id if user else fields.user_id
     room = await rooms.get_visible(session, fields.room_id, viewer_id=uploader_id)
-    video = await service.create_slot(
-        session,
-        settings,
-        room=room,
-        uploader_id=uploader_id,
-        title=fields.title,
-        description=fields.description,
-        upload_length=length,
-    )
+    try:
+        video = await service.create_slot(
+            session,
+            settings,
+            room=room,
+            uploader_id=uploader_id,
+            title=fields.title,
+            description=fields.description,
+            upload_length=length,
+        )
+    except VideochatError as exc:  # 409 / 413 from the user's caps
+        exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
+        raise
     service.announce_status(session, context.hub, video)
     return Response(
         status_code=201,
@@ -239,18 +243,20 @@ async def tus_patch(
     if declared is not None and body_length is not None and current + body_length > declared:
         # Refused before a byte is read: the upload never grows past what it declared.
         raise TusError(413, f"More bytes than the declared length of {declared}")
+    allowed = await service.upload_limit(session, settings, video)
+    if declared is not None and declared > allowed.bytes:
+        raise TusError(413, allowed.detail)
     if not await service.claim_slot(session, video.id):
         raise TusError(423, "Another request is writing to this upload")
-    limit = declared if declared is not None else settings.media.max_upload_bytes
     try:
         await asyncio.to_thread(storage.ensure_dirs)
         size = await service.receive_to_file(
             request.stream(),
             storage.partial_path(video.id),
-            limit=limit,
-            too_large=f"More bytes than the declared length of {limit}"
+            limit=declared if declared is not None else allowed.bytes,
+            too_large=f"More bytes than the declared length of {declared}"
             if declared is not None
-            else service.too_large_detail(settings),
+            else allowed.detail,
             start=current,
             sniff=service.check_head if current == 0 else None,
             keep_on_disconnect=True,
