@@ -132,6 +132,21 @@ class MediaSettings(BaseModel):
     job_sweep_seconds: int = Field(default=10, ge=1, le=3600)
     # How often a worker re-queues uploaded videos that have no job (a lost enqueue).
     job_recheck_seconds: float = Field(default=60.0, ge=1, le=86400)
+    # What an upload may ask of the server, read from its headers before anything is
+    # decoded: a 1 MB file can declare a 16000x16000 picture or hours of 240 fps.
+    max_video_side: int = Field(default=4096, ge=16, le=16384)
+    max_video_pixels: int = Field(default=4096 * 2160, ge=256)
+    max_video_seconds: float = Field(default=3 * 3600, ge=1)
+    max_video_frame_rate: float = Field(default=120.0, ge=1, le=1000)
+    max_video_streams: int = Field(default=16, ge=1, le=1000)
+    # What a transcode may spend: output frame rate cap, threads per decoder/encoder.
+    transcode_max_frame_rate: float = Field(default=30.0, ge=1, le=120)
+    transcode_threads: int = Field(default=2, ge=1, le=16)
+    # Per user: uploads created and not finished, and bytes kept (uploads + videos).
+    max_pending_uploads_per_user: int = Field(default=10, ge=1, le=1000)
+    max_stored_bytes_per_user: int = Field(default=20 * 1024**3, ge=1024)
+    # How often expired, unfinished uploads are removed (their video ends "failed").
+    upload_sweep_seconds: float = Field(default=300.0, ge=1, le=86400)
 
 
 class LiveSettings(BaseModel):

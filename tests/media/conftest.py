@@ -99,6 +99,12 @@ def cases(sample_dir: Path) -> dict[str, Case]:
 
 
 @pytest.fixture(scope="session")
+def huge_frame(sample_dir: Path) -> Path:
+    """A 16000x16000 single-frame video of under a megabyte (each decoded frame: 384 MB)."""
+    return samples.write_single_frame(sample_dir / "huge.mkv", width=16000, height=16000)
+
+
+@pytest.fixture(scope="session")
 def transcode_case(
     cases: dict[str, Case], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], Transcoded]:

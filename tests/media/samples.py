@@ -150,3 +150,22 @@ def truncate_copy(source: Path, dest: Path, *, keep_fraction: float = 0.5) -> Pa
     data = source.read_bytes()
     dest.write_bytes(data[: int(len(data) * keep_fraction)])
     return dest
+
+
+def write_single_frame(path: Path, *, width: int, height: int) -> Path:
+    """Write one flat H.264 frame of any size (16000x16000 comes out under a megabyte).
+
+    What an attacker uploads to make a server decode a picture of hundreds of megabytes.
+    Writing it costs the test process that memory once (x264 holds the frame).
+    """
+    with av.open(str(path), "w") as out:
+        options = {"preset": "ultrafast", "threads": "1", "x264-params": "rc-lookahead=0"}
+        stream: Any = out.add_stream("libx264", rate=1, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.pts, frame.time_base = 0, Fraction(1, 1)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

@@ -46,6 +46,12 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return samples.write_video(path, width=320, height=180, seconds=2.0).read_bytes()
 
 
+@pytest.fixture(scope="session")
+def huge(huge_frame: Path) -> bytes:
+    """The 16000x16000 single-frame video's bytes."""
+    return huge_frame.read_bytes()
+
+
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(media={"segment_seconds": 1.0, "job_retry_delay_seconds": 0.0})
@@ -203,13 +209,17 @@ async def test_oversize_uploads_get_413_by_header_and_by_count(
 
 
 async def test_broken_files_end_failed_with_a_reason_and_leave_nothing(
-    client: httpx.AsyncClient, server: LiveServer, clip: bytes, tmp_path: Path
+    client: httpx.AsyncClient, server: LiveServer, clip: bytes, tmp_path: Path, huge: bytes
 ) -> None:
     user, room = await _setup(client)
     token = user["access_token"]
     audio = samples.write_audio_only(tmp_path / "song.m4a", seconds=1.0).read_bytes()
-    cases = {"truncated": clip[: len(clip) // 2], "audio": audio}
-    expected = {"truncated": "incomplete", "audio": "no video track"}
+    cases = {"truncated": clip[: len(clip) // 2], "audio": audio, "huge": huge}
+    expected = {
+        "truncated": "incomplete",
+        "audio": "no video track",
+        "huge": "picture is too large (16000x16000)",
+    }
     for name, data in cases.items():
         slot = await new_slot(client, token, room["id"])
         assert (await put(client, slot["upload_url"], data, token)).status_code == 200
@@ -218,6 +228,26 @@ async def test_broken_files_end_failed_with_a_reason_and_leave_nothing(
         assert expected[name] in video["error"], video["error"]
         assert video["playback_url"] is None
         assert leftovers(server.settings.data_dir, slot["id"]) == []
+
+
+async def test_the_configured_limits_are_the_ones_a_job_applies(
+    make_settings: Callable[..., Settings], clip: bytes
+) -> None:
+    settings = make_settings(media={"max_video_seconds": 1.5})
+    async with (
+        run_server(settings) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=15) as client,
+    ):
+        user, room = await _setup(client)
+        token = user["access_token"]
+        slot = await new_slot(client, token, room["id"])
+        assert (await put(client, slot["upload_url"], clip, token)).status_code == 200
+        video = await wait_for(client, slot["id"], token)
+        assert video["status"] == "failed"
+        assert video["error"] == ("the video is too long (2.0 s); the longest accepted is 1.5 s"), (
+            video["error"]
+        )
+        assert leftovers(settings.data_dir, slot["id"]) == []
 
 
 async def test_private_videos_only_for_members_and_paths_stay_inside(

@@ -9,8 +9,14 @@ from pathlib import Path
 import av
 import pytest
 
+from videochat.media import probe
 from videochat.media.errors import MediaRejected
-from videochat.media.probe import SNIFF_BYTES, probe_video, sniff_is_media_container
+from videochat.media.probe import (
+    SNIFF_BYTES,
+    MediaLimits,
+    probe_video,
+    sniff_is_media_container,
+)
 
 from . import samples
 from .conftest import Case
@@ -180,6 +186,49 @@ def test_probe_rejects_unusable_files_with_a_clear_reason(
     with pytest.raises(MediaRejected, match=reason) as excinfo:
         probe_video(path)
     assert excinfo.value.reason == str(excinfo.value)
+
+
+@pytest.fixture
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the probe decodes a single frame."""
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the probe decoded a frame of a file it should have refused")
+
+    monkeypatch.setattr(probe, "_decode_start", refuse)
+
+
+@pytest.mark.usefixtures("no_decoding")
+def test_a_huge_picture_is_refused_from_its_headers_before_decoding(huge_frame: Path) -> None:
+    assert huge_frame.stat().st_size < 1024 * 1024
+    with pytest.raises(MediaRejected, match=r"picture is too large \(16000x16000\)"):
+        probe_video(huge_frame)
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (MediaLimits(max_side=600), r"too large \(640x360\).* 600 pixels on a side"),
+        (MediaLimits(max_pixels=640 * 359), r"too large \(640x360\).* 229,760 pixels in all"),
+        (MediaLimits(max_seconds=1.5), r"too long \(2\.0 s\); the longest accepted is 1\.5 s"),
+        (MediaLimits(max_seconds=1), r"too long \(2\.0 s\); the longest accepted is 1\.0 s"),
+        (MediaLimits(max_frame_rate=24), r"frame rate is too high \(30 frames per second\)"),
+        (MediaLimits(max_streams=1), r"too many tracks \(2\); at most 1"),
+    ],
+)
+@pytest.mark.usefixtures("no_decoding")
+def test_what_exceeds_the_limits_is_refused_before_decoding(
+    cases: dict[str, Case], limits: MediaLimits, reason: str
+) -> None:
+    with pytest.raises(MediaRejected, match=reason):
+        probe_video(cases["mpegts"].path, limits)
+
+
+def test_a_long_side_is_refused_even_when_the_area_is_small(tmp_path: Path) -> None:
+    path = samples.write_video(tmp_path / "strip.mp4", width=4200, height=64, audio_codec=None)
+    with pytest.raises(MediaRejected, match=r"too large \(4200x64\)"):
+        probe_video(path)
+    probe_video(path, MediaLimits(max_side=4200))
 
 
 def test_missing_file_is_an_error_not_a_rejection(tmp_path: Path) -> None:

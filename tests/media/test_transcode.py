@@ -426,3 +426,33 @@ def test_anamorphic_source_is_resized_to_its_display_aspect(tmp_path: Path) -> N
     assert (frame.width, frame.height) == (640, 360)
     # The output pixels are square; a leftover 4:3 flag would make players stretch again.
     assert sar in (None, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("fps", "cap", "expected"), [(60, 30, 30), (50, 30, 25), (120, 30, 30), (24, 30, 24)]
+)
+def test_renditions_never_run_faster_than_the_frame_rate_cap(
+    tmp_path: Path, fps: int, cap: int, expected: int
+) -> None:
+    # 60 fps pays twice the encoding of 30 for a picture nobody watches in a library.
+    source = samples.write_video(
+        tmp_path / f"fast{fps}.mp4", width=320, height=180, fps=fps, seconds=2.0
+    )
+    result = transcode_to_hls(
+        source, tmp_path / "out", segment_seconds=SEGMENT_SECONDS, max_frame_rate=cap
+    )
+    (rendition,) = result.renditions
+    track = decode_video(tmp_path / "out" / rendition.playlist)
+    assert track.frames == pytest.approx(2 * expected, abs=1)
+    steps = {round(b - a, 3) for a, b in zip(track.times, track.times[1:], strict=False)}
+    assert steps == {round(1 / expected, 3)}, steps
+    assert track.span + 1 / expected == pytest.approx(2.0, abs=0.05)
+    assert decode_audio(tmp_path / "out" / rendition.playlist) is not None
+
+
+def test_a_source_beyond_the_limits_is_refused_before_any_output(
+    huge_frame: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(MediaRejected, match="too large"):
+        transcode_to_hls(huge_frame, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

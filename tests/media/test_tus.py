@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -55,7 +55,12 @@ async def _patch_then_drop(
 
 
 async def _patch(
-    client: httpx.AsyncClient, url: str, token: str, offset: int, data: bytes, **extra: str
+    client: httpx.AsyncClient,
+    url: str,
+    token: str,
+    offset: int,
+    data: bytes | AsyncIterator[bytes],
+    **extra: str,
 ) -> httpx.Response:
     headers = {**auth(token), **TUS, **OCTETS, "Upload-Offset": str(offset), **extra}
     for _ in range(50):
@@ -175,3 +180,93 @@ async def test_tus_on_a_compatible_slot_refusals_and_termination(
         headers={**auth(token), **TUS, "Upload-Length": "10", "Upload-Metadata": meta},
     )
     assert response.status_code == 404
+
+
+async def _create(
+    client: httpx.AsyncClient, token: str, length: int, **meta: str
+) -> httpx.Response:
+    headers = {**auth(token), **TUS, "Upload-Length": str(length), "Upload-Metadata": _meta(**meta)}
+    return await client.post("/uploads/tus", headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "found"),
+    [
+        ("title", "evil\u202etxt.exe", "U+202E"),  # bidi override
+        ("title", "zero\u200bwidth", "U+200B"),
+        ("title", "\x1b[31mred", "U+001B"),  # terminal escape
+        ("title", "nul\x00byte", "U+0000"),
+        ("filename", "clip\x00.mp4", "U+0000"),
+        ("room_id", "room\x00", "U+0000"),
+        ("user_id", "user\x00", "U+0000"),
+        ("title", "x" * 201, "at most 200 characters"),
+        ("description", "x" * 5001, "at most 5000 characters"),
+    ],
+)
+async def test_tus_metadata_follows_the_json_routes_rules(
+    client: httpx.AsyncClient, field: str, value: str, found: str
+) -> None:
+    user = await create_guest(client, "uploader")
+    token = user["access_token"]
+    room = await create_room(client, token, "Videos")
+    meta = {"room_id": room["id"], "title": "Fine"} | {field: value}
+    if field == "filename":
+        del meta["title"]
+    response = await _create(client, token, 1000, **meta)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("Upload-Metadata is not valid") and found in detail, detail
+    assert response.headers["tus-resumable"] == "1.0.0"
+    assert (await client.get(f"/rooms/{room['id']}/videos")).json() == []
+
+
+async def test_tus_description_is_cleaned_like_the_json_routes(client: httpx.AsyncClient) -> None:
+    user = await create_guest(client, "uploader")
+    token = user["access_token"]
+    room = await create_room(client, token, "Videos")
+    dirty = "line one\n\u202eflip\u200b\x00\x1b[0m end "
+    response = await _create(client, token, 1000, room_id=room["id"], title="Ok", description=dirty)
+    assert response.status_code == 201, response.text
+    video = (await client.get(f"/videos/{response.headers['x-video-id']}")).json()
+    json_slot = await client.post(
+        f"/rooms/{room['id']}/video-upload",
+        json={"title": "Ok", "description": dirty},
+        headers=auth(token),
+    )
+    assert json_slot.status_code == 200
+    same = (await client.get(f"/videos/{json_slot.json()['id']}")).json()
+    assert video["description"] == same["description"] == "line one\nflip[0m end"
+
+
+async def test_a_tus_upload_never_takes_more_than_it_declared(
+    client: httpx.AsyncClient, server: LiveServer, clip: bytes
+) -> None:
+    user = await create_guest(client, "uploader")
+    token = user["access_token"]
+    room = await create_room(client, token, "Videos")
+
+    empty = await _create(client, token, 0, room_id=room["id"], title="Nothing")
+    assert empty.status_code == 400 and "at least 1" in empty.json()["detail"]
+
+    response = await _create(client, token, 4096, room_id=room["id"], title="Small")
+    url = response.headers["location"]
+    # Refused from Content-Length, before a byte is read.
+    over = await _patch(client, url, token, 0, clip[:8192])
+    assert over.status_code == 413 and "4096" in over.json()["detail"]
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for start in range(0, 8192, 1024):
+            yield clip[start : start + 1024]
+
+    over = await _patch(client, url, token, 0, chunked())
+    assert over.status_code == 413
+    head = await client.head(url, headers={**auth(token), **TUS})
+    assert head.headers["upload-offset"] == "0"
+    changed = await _patch(client, url, token, 0, clip[:1024], **{"Upload-Length": "5000"})
+    assert changed.status_code == 400 and "cannot change" in changed.json()["detail"]
+    assert (await _patch(client, url, token, 0, clip[:4096])).status_code == 204
+
+    slot = await new_slot(client, token, room["id"])
+    deferred = await _patch(client, slot["tus_url"], token, 0, clip[:10], **{"Upload-Length": "0"})
+    assert deferred.status_code == 400
+    assert leftovers(server.settings.data_dir, slot["id"]) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from videochat.accounts.auth import Actor, OptionalUser, user_from_token
 from videochat.config import Settings
 from videochat.context import AppContext, Context, Session, SettingsDep
 from videochat.db.models import Room, User, Video, VideoStatus
+from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import (
     BadRequest,
     Conflict,
@@ -25,7 +27,6 @@ from videochat.exceptions import (
     ServiceUnavailable,
     Unauthorized,
 )
-from videochat.kit.clock import utcnow
 from videochat.kit.pagination import Offset
 from videochat.media import bunny, repository, service
 from videochat.media.schemas import (
@@ -68,6 +69,9 @@ async def create_video_upload(
     await rooms.require_may(session, room_id, user_id=uploader_id, act=Act.UPLOAD)
     external_id = None
     if bunny.is_enabled(settings):
+        # Counted before Bunny hears of it, without holding the lock through the call;
+        # create_slot counts again, locked.
+        await service.check_quota(session, settings, uploader_id, lock=False)
         # Created at Bunny first: when Bunny is down the answer is a 502 and nothing
         # is stored here.
         async with bunny.BunnyClient(settings.bunny) as client:
@@ -82,7 +86,7 @@ async def create_video_upload(
         provider=bunny.PROVIDER if external_id else "local",
         external_id=external_id,
     )
-    await service.publish_status(context.hub, video)
+    service.announce_status(session, context.hub, video)
     return VideoUploadSlot(
         id=video.id,
         upload_url=service.upload_url(video),
@@ -107,35 +111,35 @@ async def upload_proxy(
     # Asked again at every upload: a ban or mute since the slot was made closes it.
     await rooms.require_may(session, video.room_id, user_id=video.uploader_id, act=Act.UPLOAD)
     service.check_slot_open(video)
-    too_large = service.too_large_detail(settings)
+    limit = await service.upload_limit(session, settings, video)
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("Content-Length must be a number")
-        if int(declared) > settings.media.max_upload_bytes:
-            raise PayloadTooLarge(too_large)
-    if not await repository.claim_upload(session, video.id, now=utcnow()):
+        if int(declared) > limit.bytes:
+            raise PayloadTooLarge(limit.detail)
+    if not await service.claim_slot(session, video.id):
         raise Conflict("An upload to this slot is already in progress")
     if video.provider == bunny.PROVIDER:
         return await _relay_to_bunny(
-            request, session, context, video, None if declared is None else int(declared)
+            request, session, context, video, limit, None if declared is None else int(declared)
         )
 
     storage = MediaStorage(settings.data_dir)
-    partial = storage.partial_path(video.id)
+    incoming = storage.partial_path(video.id)
     try:
         await asyncio.to_thread(storage.ensure_dirs)
         size = await service.receive_to_file(
             request.stream(),
-            partial,
-            limit=settings.media.max_upload_bytes,
-            too_large=too_large,
+            incoming,
+            limit=limit.bytes,
+            too_large=limit.detail,
             sniff=service.check_head,
         )
     except BaseException as exc:
         # Refused or cut off: keep nothing, and free the slot for another try.
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
-        await repository.release_upload(session, video.id)
+        await asyncio.to_thread(incoming.unlink, missing_ok=True)
+        await service.release_claim(session, video.id)
         if isinstance(exc, ClientDisconnect):
             raise BadRequest("The upload was interrupted") from exc
         raise
@@ -143,18 +147,23 @@ async def upload_proxy(
         await asyncio.to_thread(storage.discard_upload, video.id)
         raise Conflict("This upload slot has already been used")
     metrics.VIDEOS_UPLOADED.inc()
-    # Only now, after the commit, may a worker see the job.
-    await context.video_jobs.enqueue(video.id)
+    # Only after the commit may a worker see the job.
+    after_commit(session, partial(context.video_jobs.enqueue, video.id))
     return UploadResult(status="uploaded", upload_id=upload_id, video_id=video.id, size_bytes=size)
 
 
 async def _relay_to_bunny(
-    request: Request, session: AsyncSession, context: AppContext, video: Video, length: int | None
+    request: Request,
+    session: AsyncSession,
+    context: AppContext,
+    video: Video,
+    limit: service.UploadLimit,
+    length: int | None,
 ) -> UploadResult:
     """The upload proxy of a Bunny video: the body goes on to Bunny as it arrives."""
     settings = context.settings
     if video.external_id is None or not bunny.is_enabled(settings):
-        await repository.release_upload(session, video.id)
+        await service.release_claim(session, video.id)
         raise ServiceUnavailable("This video's provider (Bunny Stream) is not configured")
     try:
         async with bunny.BunnyClient(settings.bunny) as client:
@@ -162,14 +171,14 @@ async def _relay_to_bunny(
                 client,
                 video.external_id,
                 request.stream(),
-                limit=settings.media.max_upload_bytes,
-                too_large=service.too_large_detail(settings),
+                limit=limit.bytes,
+                too_large=limit.detail,
                 sniff=service.check_head,
                 length=length,
             )
     except BaseException as exc:
         # Refused, cut off or Bunny failed: the slot stays pending and usable.
-        await repository.release_upload(session, video.id)
+        await service.release_claim(session, video.id)
         if isinstance(exc, ClientDisconnect):
             raise BadRequest("The upload was interrupted") from exc
         raise
@@ -228,7 +237,7 @@ async def bunny_webhook(
         return WebhookReceived()
     updated = await bunny.apply_status(session, settings, video, body.status)
     if updated is not None:
-        await service.publish_status(context.hub, updated, settings)
+        service.announce_status(session, context.hub, updated, settings)
     return WebhookReceived()
 
 

@@ -117,6 +117,7 @@ class HlsWriter:
         live: bool = False,
         gop_segments: int = 4,
         color: Mapping[str, int] | None = None,
+        threads: int | None = None,
     ) -> None:
         self.folder = folder
         self.playlist = folder / RENDITION_PLAYLIST
@@ -142,6 +143,9 @@ class HlsWriter:
             "maxrate": str(video_bitrate * 3 // 2),
             "bufsize": str(video_bitrate * 2),
         }
+        if threads is not None:
+            # x264 defaults to 1.5 threads per core, each with its own lookahead frames.
+            x264["threads"] = str(threads)
         if live:
             # temp_file: a segment only gets its name once it is complete.
             options["hls_flags"] += "+temp_file"

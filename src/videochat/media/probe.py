@@ -6,11 +6,14 @@ import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 
 from videochat.media.errors import MediaRejected
+
+if TYPE_CHECKING:
+    from videochat.config import MediaSettings
 
 # How many leading bytes sniff_is_media_container() wants: MPEG-TS needs a few
 # 188/192-byte packets to be told apart from random data; everything else needs 12.
@@ -64,6 +67,68 @@ _IMAGE_BRANDS = frozenset(
 )
 # Top-level QuickTime atoms that old .mov files may start with instead of "ftyp".
 _QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """The most an upload may ask of the server; checked from its headers before decoding.
+
+    A file of a megabyte can declare a 16000x16000 picture (each decoded frame then
+    takes hundreds of megabytes) or hours at a high frame rate: what costs memory and
+    CPU is what the headers announce, not the upload's size.
+    """
+
+    max_side: int = 4096
+    max_pixels: int = 4096 * 2160
+    max_seconds: float = 3 * 3600
+    max_frame_rate: float = 120.0
+    max_streams: int = 16
+
+    @classmethod
+    def from_settings(cls, media: MediaSettings) -> MediaLimits:
+        """The limits configured in ``VIDEOCHAT_MEDIA__MAX_VIDEO_*``."""
+        return cls(
+            max_side=media.max_video_side,
+            max_pixels=media.max_video_pixels,
+            max_seconds=media.max_video_seconds,
+            max_frame_rate=media.max_video_frame_rate,
+            max_streams=media.max_video_streams,
+        )
+
+    def check_size(self, width: int, height: int) -> None:
+        """Refuse a picture larger than the limits."""
+        if max(width, height) > self.max_side or width * height > self.max_pixels:
+            raise MediaRejected(
+                f"the video's picture is too large ({width}x{height}); the largest accepted "
+                f"is {self.max_side} pixels on a side and {self.max_pixels:,} pixels in all"
+            )
+
+    def check_duration(self, seconds: float) -> None:
+        """Refuse a video longer than the limit."""
+        if seconds > self.max_seconds:
+            raise MediaRejected(
+                f"the video is too long ({_clock(seconds)}); the longest accepted is "
+                f"{_clock(self.max_seconds)}"
+            )
+
+    def check_frame_rate(self, fps: float) -> None:
+        """Refuse a frame rate above the limit."""
+        if fps > self.max_frame_rate:
+            raise MediaRejected(
+                f"the video's frame rate is too high ({fps:.0f} frames per second); the "
+                f"highest accepted is {self.max_frame_rate:g}"
+            )
+
+
+DEFAULT_LIMITS = MediaLimits()
+
+
+def _clock(seconds: float) -> str:
+    """A length for people: "42.0 s" under a minute, else "1:05:00"."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 @dataclass(frozen=True)
@@ -167,10 +232,22 @@ def _describe_unopenable(head: bytes) -> str:
     return REASON_UNKNOWN_FORMAT
 
 
-def open_untrusted(path: Path) -> Any:
+def open_untrusted(path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> Any:
     """Open an uploaded file for reading with ffmpeg limited to our demuxers and local I/O."""
+    # max_pixels reaches the decoders ffmpeg opens while it reads the stream info:
+    # without it, merely opening a 16000x16000 file decodes a frame of that size.
+    options = {**_OPEN_OPTIONS, "max_pixels": str(limits.max_pixels)}
     # metadata_errors="replace": broken tag encodings must not turn into UnicodeDecodeError.
-    return av.open(str(path), "r", options=dict(_OPEN_OPTIONS), metadata_errors="replace")
+    return av.open(str(path), "r", options=options, metadata_errors="replace")
+
+
+def bound_decoder(stream: Any, limits: MediaLimits, *, threads: int) -> None:
+    """Cap a stream's decoder before it opens: picture size and threads."""
+    context = stream.codec_context
+    # A picture that grows mid-stream (a new sequence header) is refused by ffmpeg
+    # itself before it allocates the frame.
+    context.options = {**(context.options or {}), "max_pixels": str(limits.max_pixels)}
+    context.thread_count = threads
 
 
 def pick_video_stream(container: Any) -> Any | None:
@@ -200,8 +277,11 @@ def normalize_rotation(degrees: float) -> int:
     return (round(degrees / 90) * 90) % 360
 
 
-def probe_video(path: Path) -> ProbeResult:
-    """Describe the video at path, or raise MediaRejected with a reason for the uploader."""
+def probe_video(path: Path, limits: MediaLimits = DEFAULT_LIMITS) -> ProbeResult:
+    """Describe the video at path, or raise MediaRejected with a reason for the uploader.
+
+    What exceeds ``limits`` is refused from the headers, before any frame is decoded.
+    """
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
     if not head:
@@ -211,11 +291,11 @@ def probe_video(path: Path) -> ProbeResult:
     if _looks_like_image(head):
         raise MediaRejected(REASON_IMAGE)
     try:
-        container = open_untrusted(path)
+        container = open_untrusted(path, limits)
     except av.error.FFmpegError as exc:
         raise MediaRejected(_describe_unopenable(head)) from exc
     with container:
-        return _inspect(container)
+        return _inspect(container, limits)
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -224,7 +304,12 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
-def _inspect(container: Any) -> ProbeResult:
+def _inspect(container: Any, limits: MediaLimits) -> ProbeResult:
+    if len(container.streams) > limits.max_streams:
+        raise MediaRejected(
+            f"the file has too many tracks ({len(container.streams)}); at most "
+            f"{limits.max_streams} are accepted"
+        )
     video = pick_video_stream(container)
     audio = pick_audio_stream(container)
     if video is None:
@@ -238,15 +323,21 @@ def _inspect(container: Any) -> ProbeResult:
     if video.disposition & av.stream.Disposition.still_image:
         raise MediaRejected(REASON_IMAGE)
 
+    _check_declared(container, video, limits)
+    bound_decoder(video, limits, threads=1)  # five frames: not worth more threads
     first_frame, frame_times = _decode_start(container, video)
+    limits.check_size(first_frame.width, first_frame.height)
     rotation = normalize_rotation(first_frame.rotation)
     width, height = first_frame.width, first_frame.height
     if rotation in (90, 270):
         width, height = height, width
 
     frame_rate = _frame_rate(video, frame_times)
+    limits.check_frame_rate(frame_rate)
     duration = _declared_duration(container, video)
     duration = _check_end(container, video, audio, duration, frame_rate)
+    # Again with what the packets say: headers may under-report the length.
+    limits.check_duration(duration)
     if duration <= 0:
         raise MediaRejected("the video has zero duration")
     if duration < _MIN_DURATION_SECONDS:
@@ -263,6 +354,20 @@ def _inspect(container: Any) -> ProbeResult:
         format_name=format_name,
         rotation=rotation,
     )
+
+
+def _check_declared(container: Any, video: Any, limits: MediaLimits) -> None:
+    """Refuse from the headers alone what exceeds the limits: nothing is decoded yet."""
+    context = video.codec_context
+    if context.width and context.height:
+        limits.check_size(context.width, context.height)
+    for rate in (video.average_rate, video.guessed_rate):
+        if rate:
+            limits.check_frame_rate(float(rate))
+            break
+    declared = _declared_duration(container, video)
+    if declared is not None:
+        limits.check_duration(declared)
 
 
 def _decode_start(container: Any, video: Any) -> tuple[Any, list[float]]:

@@ -1,4 +1,4 @@
-"""Queries on videos."""
+"""Queries on videos. Nothing here commits: whoever opened the session does (db.unit_of_work)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from videochat.db.models import Video, VideoStatus
+from videochat.db.models import User, Video, VideoStatus
 from videochat.kit.clock import utcnow
 
 
@@ -66,7 +66,6 @@ async def claim_upload(session: AsyncSession, video_id: str, *, now: datetime) -
         )
         .values(upload_claimed_at=now, updated_at=now)
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -77,7 +76,6 @@ async def release_upload(session: AsyncSession, video_id: str) -> None:
         .where(Video.id == video_id, Video.status == VideoStatus.PENDING)
         .values(upload_claimed_at=None, updated_at=utcnow())
     )
-    await session.commit()
 
 
 async def transition(
@@ -88,14 +86,13 @@ async def transition(
     to: VideoStatus,
     **values: Any,
 ) -> bool:
-    """Move a video to ``to`` only if it is in one of ``from_``; commit; report success."""
+    """Move a video to ``to`` only if it is in one of ``from_``; report success."""
     result: Any = await session.execute(
         update(Video)
         .where(Video.id == video_id, Video.status.in_(from_))
         .values(status=to, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -106,7 +103,6 @@ async def set_upload_length(session: AsyncSession, video_id: str, length: int) -
         .where(Video.id == video_id, Video.upload_length.is_(None))
         .values(upload_length=length, updated_at=utcnow())
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -117,7 +113,6 @@ async def set_size_if_missing(session: AsyncSession, video_id: str, size: int) -
         .where(Video.id == video_id, Video.size_bytes.is_(None))
         .values(size_bytes=size, upload_claimed_at=None, updated_at=utcnow())
     )
-    await session.commit()
 
 
 async def delete_pending(session: AsyncSession, video_id: str) -> bool:
@@ -125,7 +120,6 @@ async def delete_pending(session: AsyncSession, video_id: str) -> bool:
     result: Any = await session.execute(
         delete(Video).where(Video.id == video_id, Video.status == VideoStatus.PENDING)
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 
@@ -136,5 +130,62 @@ async def release_all_claims(session: AsyncSession) -> int:
         .where(Video.status == VideoStatus.PENDING, Video.upload_claimed_at.is_not(None))
         .values(upload_claimed_at=None)
     )
-    await session.commit()
     return int(result.rowcount or 0)
+
+
+async def lock_uploader(session: AsyncSession, user_id: str) -> None:
+    """Serialise one user's upload-slot changes until the transaction ends.
+
+    A no-op UPDATE of the user's row: a row lock on PostgreSQL, the write lock on
+    SQLite. Counts read after it cannot change under the caller, so two concurrent
+    slot creations cannot both pass a per-user cap.
+    """
+    await session.execute(update(User).where(User.id == user_id).values(joined_at=User.joined_at))
+
+
+def _live_slot(now: datetime) -> Any:
+    """A pending video whose slot still accepts bytes."""
+    return and_(Video.status == VideoStatus.PENDING, Video.upload_expires_at > now)
+
+
+async def count_open_slots(session: AsyncSession, uploader_id: str, *, now: datetime) -> int:
+    """A user's upload slots that are unfinished and not expired."""
+    statement = (
+        select(func.count())
+        .select_from(Video)
+        .where(Video.uploader_id == uploader_id, _live_slot(now))
+    )
+    return int(await session.scalar(statement) or 0)
+
+
+async def stored_bytes(
+    session: AsyncSession, uploader_id: str, *, now: datetime, excluding: str | None = None
+) -> int:
+    """Bytes a user's videos take or have reserved: received sizes, declared tus lengths."""
+    counted = case(
+        (Video.status == VideoStatus.PENDING, Video.upload_length), else_=Video.size_bytes
+    )
+    statement = select(func.coalesce(func.sum(counted), 0)).where(
+        Video.uploader_id == uploader_id,
+        Video.status != VideoStatus.FAILED,
+        or_(Video.status != VideoStatus.PENDING, Video.upload_expires_at > now),
+    )
+    if excluding is not None:
+        statement = statement.where(Video.id != excluding)
+    return int(await session.scalar(statement) or 0)
+
+
+async def abandoned_uploads(
+    session: AsyncSession, *, now: datetime, claimed_before: datetime
+) -> Sequence[str]:
+    """Pending videos whose slot expired, unless a request (claimed since) still writes."""
+    statement = (
+        select(Video.id)
+        .where(
+            Video.status == VideoStatus.PENDING,
+            Video.upload_expires_at <= now,
+            or_(Video.upload_claimed_at.is_(None), Video.upload_claimed_at < claimed_before),
+        )
+        .order_by(Video.upload_expires_at, Video.id)
+    )
+    return (await session.scalars(statement)).all()

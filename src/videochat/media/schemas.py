@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, StringConstraints
 
 from videochat.kit.text import single_line_name, strip_controls
 
@@ -15,13 +15,23 @@ Title = Annotated[
     AfterValidator(single_line_name),
 ]
 Description = Annotated[str, StringConstraints(max_length=5000), AfterValidator(strip_controls)]
+# An id a client names (a room, a user in open mode): no NUL or escape codes reach SQL.
+Reference = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(single_line_name)
+]
 
 
 class VideoUploadCreate(BaseModel):
     title: Title
     description: Description = ""
     # Open auth mode only (the prototype's identity-in-body); token mode uses the token.
-    user_id: Annotated[str | None, Field(max_length=64)] = None
+    user_id: Reference | None = None
+
+
+class TusUploadMetadata(VideoUploadCreate):
+    """A tus creation's ``Upload-Metadata``: the JSON route's fields and rules, plus the room."""
+
+    room_id: Reference
 
 
 class VideoUploadSlot(BaseModel):

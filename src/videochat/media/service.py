@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,9 @@ from starlette.requests import ClientDisconnect
 
 from videochat.config import AuthMode, Settings
 from videochat.db.models import Room, User, Video, VideoStatus
+from videochat.db.unit_of_work import after_commit, commit
 from videochat.exceptions import (
+    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -71,6 +75,65 @@ def check_head(head: bytes) -> None:
         raise UnsupportedMediaType(f"Not a video: {reason}")
 
 
+@dataclass(frozen=True)
+class UploadLimit:
+    """How many bytes an upload may take, and what to say when it takes more."""
+
+    bytes: int
+    detail: str
+
+
+def _quota_detail(settings: Settings, left: int) -> str:
+    quota = settings.media.max_stored_bytes_per_user
+    return (
+        f"The upload does not fit in your storage quota of {quota} bytes: {max(left, 0)} are "
+        "left (delete videos or wait for unfinished uploads to expire)"
+    )
+
+
+async def check_quota(
+    session: AsyncSession,
+    settings: Settings,
+    uploader_id: str | None,
+    *,
+    declared: int | None = None,
+    lock: bool = True,
+) -> None:
+    """Refuse a new slot beyond the user's caps: 409 for unfinished uploads, 413 for bytes.
+
+    ``lock`` holds the user's row until the request commits, so concurrent requests
+    are counted one after the other; a check before a slow remote call goes without.
+    """
+    if uploader_id is None:
+        return  # open mode without a name: no one to count against
+    media, now = settings.media, utcnow()
+    if lock:
+        await repository.lock_uploader(session, uploader_id)
+    open_slots = await repository.count_open_slots(session, uploader_id, now=now)
+    if open_slots >= media.max_pending_uploads_per_user:
+        raise Conflict(
+            f"You have {open_slots} unfinished uploads, the most allowed: finish or cancel "
+            "one first (an unused slot expires by itself)"
+        )
+    left = media.max_stored_bytes_per_user - await repository.stored_bytes(
+        session, uploader_id, now=now
+    )
+    if left <= 0 or (declared is not None and declared > left):
+        raise PayloadTooLarge(_quota_detail(settings, left))
+
+
+async def upload_limit(session: AsyncSession, settings: Settings, video: Video) -> UploadLimit:
+    """The most a slot's upload may take: the size limit, or what is left of the quota."""
+    limit = UploadLimit(settings.media.max_upload_bytes, too_large_detail(settings))
+    if video.uploader_id is None:
+        return limit
+    used = await repository.stored_bytes(
+        session, video.uploader_id, now=utcnow(), excluding=video.id
+    )
+    left = settings.media.max_stored_bytes_per_user - used
+    return UploadLimit(max(left, 0), _quota_detail(settings, left)) if left < limit.bytes else limit
+
+
 async def create_slot(
     session: AsyncSession,
     settings: Settings,
@@ -83,7 +146,11 @@ async def create_slot(
     provider: str = "local",
     external_id: str | None = None,
 ) -> Video:
-    """A pending video with a fresh single-use upload slot (committed)."""
+    """A pending video with a fresh single-use upload slot (flushed, not committed).
+
+    Within the uploader's caps (``check_quota``), which hold until the caller commits.
+    """
+    await check_quota(session, settings, uploader_id, declared=upload_length)
     video = Video(
         room_id=room.id,
         uploader_id=uploader_id,
@@ -97,7 +164,7 @@ async def create_slot(
         external_id=external_id,
     )
     session.add(video)
-    await session.commit()
+    await session.flush()
     return video
 
 
@@ -117,6 +184,28 @@ def check_slot_open(video: Video) -> None:
         raise VideochatError("This upload slot has already been used", status_code=409)
     if video.upload_expires_at <= utcnow():
         raise Gone("This upload slot has expired; create a new one")
+
+
+async def claim_slot(session: AsyncSession, video_id: str) -> bool:
+    """Mark a slot as being written, committed at once; False if a request holds it.
+
+    Committed now, not when the request ends: a second request must see the claim, and
+    an upload may take hours, which must not keep a transaction (on SQLite, the
+    database's write lock) or a pooled connection for itself.
+    """
+    claimed = await repository.claim_upload(session, video_id, now=utcnow())
+    await commit(session)
+    return claimed
+
+
+async def release_claim(session: AsyncSession, video_id: str) -> None:
+    """Free a refused or interrupted upload's claim, committed at once.
+
+    The error answer that follows rolls the request's session back: without this
+    commit the claim would outlive the request and the slot stay locked.
+    """
+    await repository.release_upload(session, video_id)
+    await commit(session)
 
 
 async def receive_to_file(
@@ -173,7 +262,7 @@ async def receive_to_file(
 async def mark_uploaded(
     session: AsyncSession, hub: Hub, storage: MediaStorage, video: Video, size: int
 ) -> bool:
-    """Turn a finished upload into a queued job: rename the file, commit, announce."""
+    """Turn a finished upload into an ``uploaded`` video; the room hears it once committed."""
     await asyncio.to_thread(storage.partial_path(video.id).replace, storage.source_path(video.id))
     moved = await repository.transition(
         session,
@@ -185,7 +274,7 @@ async def mark_uploaded(
     )
     if moved:
         await session.refresh(video)
-        await publish_status(hub, video)
+        announce_status(session, hub, video)
     return moved
 
 
@@ -207,7 +296,7 @@ async def mark_relayed(session: AsyncSession, hub: Hub, video: Video, size: int)
         await repository.set_size_if_missing(session, video.id, size)
     await session.refresh(video)
     if moved:
-        await publish_status(hub, video)
+        announce_status(session, hub, video)
     return moved or video.status is not VideoStatus.PENDING
 
 
@@ -308,6 +397,13 @@ async def publish_status(hub: Hub, video: Video, settings: Settings | None = Non
         await hub.publish(video.room_id, status_frame(video, settings))
     except Exception:
         log.exception("video.status_publish_failed", video_id=video.id)
+
+
+def announce_status(
+    session: AsyncSession, hub: Hub, video: Video, settings: Settings | None = None
+) -> None:
+    """Tell the room about the video's new status once the session's work is committed."""
+    after_commit(session, partial(publish_status, hub, video, settings))
 
 
 def visible_video(video: Video | None, room: Room | None, viewer_id: str | None) -> Video:

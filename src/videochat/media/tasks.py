@@ -13,6 +13,7 @@ import enum
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
@@ -22,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from videochat.config import Settings
 from videochat.db.models import Video, VideoStatus
 from videochat.db.unit_of_work import after_commit, unit_of_work
+from videochat.kit.clock import utcnow
 from videochat.media import repository
 from videochat.media.errors import MediaRejected
+from videochat.media.probe import MediaLimits
 from videochat.media.service import publish_status
 from videochat.media.storage import MediaStorage
 from videochat.media.transcode import TranscodeResult, transcode_to_hls
@@ -159,6 +162,9 @@ class VideoProcessor:
             self.storage.work_dir(video_id),
             segment_seconds=self.settings.segment_seconds,
             progress=progress,
+            limits=MediaLimits.from_settings(self.settings),
+            max_frame_rate=self.settings.transcode_max_frame_rate,
+            threads=self.settings.transcode_threads,
         )
         self.storage.publish_output(video_id)
         return result
@@ -234,6 +240,57 @@ class VideoProcessor:
             await publish_status(self.hub, video)
 
 
+UPLOAD_ABANDONED = "the upload was not finished before its slot expired"
+
+
+async def sweep_abandoned_uploads(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hub: Hub
+) -> int:
+    """Fail every upload whose slot expired unfinished and remove its bytes; how many.
+
+    A slot claimed within its lifetime is left alone: a request may still be writing
+    to it (a claim that old belongs to a request that died with its process).
+    """
+    storage = MediaStorage(settings.data_dir)
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.media.upload_slot_ttl_seconds)
+    async with sessionmaker() as session:
+        found = await repository.abandoned_uploads(session, now=now, claimed_before=stale)
+    swept = 0
+    for video_id in found:
+        # Bytes first: once "failed" is visible, nothing of the upload is left on disk.
+        await asyncio.to_thread(storage.discard_upload, video_id)
+        async with unit_of_work(sessionmaker) as session:
+            moved = await repository.transition(
+                session,
+                video_id,
+                from_=[VideoStatus.PENDING],
+                to=VideoStatus.FAILED,
+                error=UPLOAD_ABANDONED,
+                upload_claimed_at=None,
+            )
+            video = await repository.get(session, video_id) if moved else None
+            if video is not None:
+                await session.refresh(video)
+                after_commit(session, partial(publish_status, hub, video))
+        swept += bool(moved)
+    if swept:
+        log.info("video.uploads_swept", count=swept)
+    return swept
+
+
+async def sweep_uploads_forever(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], hub: Hub
+) -> None:
+    """Sweep abandoned uploads now and every ``upload_sweep_seconds`` (run as a task)."""
+    while True:
+        try:
+            await sweep_abandoned_uploads(settings, sessionmaker, hub)
+        except Exception:
+            log.exception("video.upload_sweep_failed")  # the next round tries again
+        await asyncio.sleep(settings.media.upload_sweep_seconds)
+
+
 async def unfinished_videos(sessionmaker: async_sessionmaker[AsyncSession]) -> Sequence[str]:
     """Local videos a job still has to finish (``uploaded`` or ``processing``)."""
     async with sessionmaker() as session:
@@ -256,6 +313,8 @@ class InProcessJobRunner:
         self.sessionmaker = sessionmaker
         self.settings = settings.media
         self.processor = VideoProcessor(settings, sessionmaker, hub)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._sweep = partial(sweep_uploads_forever, settings, sessionmaker, hub)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -292,12 +351,17 @@ class InProcessJobRunner:
             await self.enqueue(video_id)
         if leftover:
             log.info("video.jobs_recovered", count=len(leftover))
+        self._sweeper = asyncio.create_task(self._sweep(), name="video-upload-sweep")
 
     async def stop(self) -> None:
         """Abandon running transcodes (their videos stay queued in the database) and stop."""
         self.processor.request_stop()
         for timer in self._timers:
             timer.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         await self.processor.wait_running()
         for worker in self._workers:
             worker.cancel()

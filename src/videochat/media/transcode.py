@@ -33,7 +33,10 @@ from videochat.media.hls import (
     write_master_playlist,
 )
 from videochat.media.probe import (
+    DEFAULT_LIMITS,
+    MediaLimits,
     ProbeResult,
+    bound_decoder,
     open_untrusted,
     pick_audio_stream,
     pick_video_stream,
@@ -54,6 +57,12 @@ __all__ = [
 ]
 
 _FALLBACK_FPS = Fraction(30)
+# The library's renditions never run faster than this: 60 fps sources cost half as much
+# to encode, and a phone's 120/240 fps slow motion no more than a 30 fps clip.
+DEFAULT_MAX_FRAME_RATE = Fraction(30)
+DEFAULT_THREADS = 2
+# Phones record "30 fps" as variable rate averaging a little above it: not worth halving.
+_RATE_TOLERANCE = Fraction(21, 20)
 
 
 @dataclass(frozen=True)
@@ -145,13 +154,19 @@ def transcode_to_hls(
     segment_seconds: float = 4.0,
     renditions: Sequence[Rendition] = DEFAULT_RENDITIONS,
     progress: Callable[[float], None] | None = None,
+    limits: MediaLimits = DEFAULT_LIMITS,
+    max_frame_rate: float | Fraction = DEFAULT_MAX_FRAME_RATE,
+    threads: int = DEFAULT_THREADS,
 ) -> TranscodeResult:
     """Transcode source into HLS renditions, master.m3u8 and thumbnail.jpg under out_dir.
 
-    Raises MediaRejected if the source is not a usable video. progress receives values
-    in [0, 1]; an exception raised by it aborts the transcode. On any failure out_dir may
-    hold partial output; master.m3u8 is written last (atomically), so its presence marks
-    a complete result.
+    Raises MediaRejected if the source is not a usable video or exceeds ``limits``.
+    Renditions never exceed the source's size, the ladder's top, nor ``max_frame_rate``
+    (frames beyond it are dropped before scaling and encoding); every decoder and
+    encoder uses at most ``threads`` threads. progress receives values in [0, 1]; an
+    exception raised by it aborts the transcode. On any failure out_dir may hold partial
+    output; master.m3u8 is written last (atomically), so its presence marks a complete
+    result.
     """
     if segment_seconds < 0.1:
         raise ValueError("segment_seconds must be at least 0.1")
@@ -159,9 +174,9 @@ def transcode_to_hls(
     if len(set(names)) != len(names):
         raise ValueError(f"rendition names must be unique: {names}")
 
-    info = probe_video(source)
+    info = probe_video(source, limits)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open_untrusted(source) as container:
+    with open_untrusted(source, limits) as container:
         video = pick_video_stream(container)
         audio = pick_audio_stream(container)
         if video is None:  # probe_video() already checked; the file changed under us
@@ -177,6 +192,9 @@ def transcode_to_hls(
             out_dir=out_dir,
             segment_seconds=segment_seconds,
             progress=progress,
+            limits=limits,
+            max_frame_rate=Fraction(max_frame_rate).limit_denominator(1001),
+            threads=threads,
         )
         outputs = job.run()
 
@@ -267,6 +285,28 @@ def _fix_last_segment_duration(playlist: Path, boundaries: list[int], end_pts: i
     playlist.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+# AVColorRange: 0 unspecified (read as limited, like swscale does), 1 limited ("tv").
+_LIMITED_RANGES = (0, 1)
+
+
+def _scaled(frame: Any, plan: PlannedRendition) -> Any:
+    """The frame at a rendition's size in limited-range yuv420p (itself if it already is)."""
+    if (
+        (frame.width, frame.height) == (plan.width, plan.height)
+        and frame.format.name == "yuv420p"
+        and frame.color_range in _LIMITED_RANGES
+    ):
+        # A range "conversion" from unspecified to limited is a copy of every pixel.
+        return frame
+    return frame.reformat(
+        plan.width,
+        plan.height,
+        format="yuv420p",
+        interpolation="BICUBIC",
+        dst_color_range="MPEG",
+    )
+
+
 class _Job:
     """Decode the source once and feed every rendition from the same frames."""
 
@@ -281,6 +321,9 @@ class _Job:
         out_dir: Path,
         segment_seconds: float,
         progress: Callable[[float], None] | None,
+        limits: MediaLimits,
+        max_frame_rate: Fraction,
+        threads: int,
     ) -> None:
         self.container = container
         self.video = video
@@ -290,12 +333,28 @@ class _Job:
         self.out_dir = out_dir
         self.segment_seconds = segment_seconds
         self.progress = progress
+        self.limits = limits
+        self.threads = threads
         self.rotator = _Rotator(info.rotation)
 
         rate = video.average_rate or video.guessed_rate or _FALLBACK_FPS
         self.frame_rate = Fraction(rate).limit_denominator(1001)
         # Fallback spacing for frames whose timestamp is missing or goes backwards.
         self.nominal_ticks = max(1, round(1 / (self.frame_rate * VIDEO_TIME_BASE)))
+        # Output frame rate: the source's, or for a faster source an even fraction of it
+        # within the cap (60 -> 30, 50 -> 25, 120 -> 30: a steady cadence, no judder).
+        self.output_rate = self.frame_rate
+        self.thin_to: Fraction | None = None
+        self.thin_slack = Fraction(0)
+        if self.frame_rate > max_frame_rate * _RATE_TOLERANCE:
+            step = math.ceil(self.frame_rate / max_frame_rate)
+            self.output_rate = self.thin_to = self.frame_rate / step
+            # Half a source frame of slack: timestamps in milliseconds (WebM, FLV) may
+            # put a frame a tick before its interval starts.
+            self.thin_slack = Fraction(1, 2 * step)
+        self.last_slot: int | None = None
+        self.output_ticks = max(1, round(1 / (self.output_rate * VIDEO_TIME_BASE)))
+        self.frames_decoded = 0
         # Timeline origin: the container's start, so audio and video keep their offset.
         self.origin: Fraction | None = (
             Fraction(container.start_time, MICROSECONDS)
@@ -325,7 +384,9 @@ class _Job:
     def run(self) -> list[RenditionOutput]:
         """Encode everything and return the finished renditions."""
         # Allow frame threading on top of slice threading: decoders without slices
-        # (most camera H.264/HEVC) would otherwise decode on a single core.
+        # (most camera H.264/HEVC) would otherwise decode on a single core. Bounded:
+        # every frame thread holds frames of its own.
+        bound_decoder(self.video, self.limits, threads=self.threads)
         self.video.codec_context.thread_type = "AUTO"
         color = self._color_tags()
         try:
@@ -334,7 +395,7 @@ class _Job:
                     self.out_dir / plan.rendition.name,
                     width=plan.width,
                     height=plan.height,
-                    frame_rate=self.frame_rate,
+                    frame_rate=self.output_rate,
                     segment_seconds=self.segment_seconds,
                     video_bitrate=plan.rendition.video_bitrate,
                     audio_bitrate=(
@@ -343,6 +404,7 @@ class _Job:
                     # A long GOP: x264 must not insert keyframes of its own between ours.
                     gop_segments=4,
                     color=color,
+                    threads=self.threads,
                 )
                 self.writers.append((plan, writer))
             for frame in self._decoded_frames():
@@ -417,18 +479,22 @@ class _Job:
         if self.first_video_pts is None:
             self.first_video_pts = pts
         rel_ticks = pts - self.first_video_pts
-
-        # Force a keyframe on the first frame at or after each segment boundary: the
-        # muxer cuts exactly on these frames, identically in every rendition.
-        is_boundary = self.cutter.starts_segment(rel_ticks)
-        if is_boundary:
-            self.boundaries.append(pts)
+        self._check_budget(frame, rel_ticks)
 
         duration = 0
         if frame.duration and frame.time_base:
             duration = round(frame.duration * frame.time_base / VIDEO_TIME_BASE)
         duration = duration or self.nominal_ticks
         self.video_end = pts + duration
+        if not self._keep(rel_ticks):
+            return
+        duration = max(duration, self.output_ticks)
+
+        # Force a keyframe on the first frame at or after each segment boundary: the
+        # muxer cuts exactly on these frames, identically in every rendition.
+        is_boundary = self.cutter.starts_segment(rel_ticks)
+        if is_boundary:
+            self.boundaries.append(pts)
 
         upright = self.rotator(frame)
         rel_seconds = float(rel_ticks * VIDEO_TIME_BASE)
@@ -437,13 +503,7 @@ class _Job:
         self.last_frame = upright
 
         for plan, writer in self.writers:
-            out = upright.reformat(
-                plan.width,
-                plan.height,
-                format="yuv420p",
-                interpolation="BICUBIC",
-                dst_color_range="MPEG",
-            )
+            out = _scaled(upright, plan)
             # reformat() may hand back the very same frame when nothing changes, so set
             # every field each time rather than relying on what a previous writer left.
             out.pts = pts
@@ -455,6 +515,30 @@ class _Job:
             writer.encode_video(out)
         self.frames_encoded += 1
         self._report(rel_seconds)
+
+    def _check_budget(self, frame: Any, rel_ticks: int) -> None:
+        """Stop a source that turns out bigger than its headers said (and the probe saw)."""
+        self.frames_decoded += 1
+        self.limits.check_size(frame.width, frame.height)
+        elapsed = float(rel_ticks * VIDEO_TIME_BASE)
+        self.limits.check_duration(elapsed)
+        # Timestamps packed closer than the frame-rate limit allows (decoding is paid
+        # per frame): a second of slack for the first frames' jitter.
+        if self.frames_decoded > self.limits.max_frame_rate * (elapsed + 1.0):
+            raise MediaRejected(
+                f"the video has more frames than its length allows (at most "
+                f"{self.limits.max_frame_rate:g} frames per second are accepted)"
+            )
+
+    def _keep(self, rel_ticks: int) -> bool:
+        """Whether a frame is encoded: the first one in each output frame interval."""
+        if self.thin_to is None:
+            return True
+        slot = math.floor(rel_ticks * VIDEO_TIME_BASE * self.thin_to + self.thin_slack)
+        if self.last_slot is not None and slot <= self.last_slot:
+            return False
+        self.last_slot = slot
+        return True
 
     def _on_audio(self, frame: Any) -> None:
         key = (frame.format.name, frame.layout.name, frame.sample_rate)

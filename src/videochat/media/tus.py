@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from videochat.accounts.auth import OptionalUser, require_actor
 from videochat.config import Settings
 from videochat.context import Context, Session
 from videochat.db.models import User, Video, VideoStatus
+from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import VideochatError
 from videochat.kit.clock import utcnow
 from videochat.media import bunny, repository, service
+from videochat.media.schemas import TusUploadMetadata
 from videochat.media.storage import MediaStorage
 from videochat.observability import metrics
 from videochat.rooms.policy import Act
@@ -74,6 +78,37 @@ def parse_metadata(raw: str | None) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise TusError(400, f"Upload-Metadata value of {key!r} is not base64 UTF-8") from exc
     return found
+
+
+def _check_length(settings: Settings, length: int | None) -> None:
+    """A declared Upload-Length must be a possible video: not empty, not over the limit."""
+    if length is None:
+        return
+    if length == 0:
+        raise TusError(400, "Upload-Length must be at least 1: an empty file is not a video")
+    if length > settings.media.max_upload_bytes:
+        raise TusError(413, service.too_large_detail(settings))
+
+
+def upload_fields(meta: dict[str, str]) -> TusUploadMetadata:
+    """Validate the metadata by the JSON route's rules; 400 saying which value is wrong."""
+    if not meta.get("room_id") or not (meta.get("title") or meta.get("filename")):
+        raise TusError(400, "Upload-Metadata must include room_id and title (or filename)")
+    values = {
+        "room_id": meta["room_id"],
+        "title": meta.get("title") or meta["filename"],
+        "description": meta.get("description", ""),
+        "user_id": meta.get("user_id"),
+    }
+    try:
+        return TusUploadMetadata.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise TusError(400, f"Upload-Metadata is not valid: {problems}") from exc
 
 
 def _headers(video: Video, offset: int) -> dict[str, str]:
@@ -138,25 +173,25 @@ async def tus_create(
     length = _int_header(request, "upload-length")
     if length is None and request.headers.get("upload-defer-length") != "1":
         raise TusError(400, "Upload-Length (or Upload-Defer-Length: 1) is required")
-    if length is not None and length > settings.media.max_upload_bytes:
-        raise TusError(413, service.too_large_detail(settings))
-    meta = parse_metadata(request.headers.get("upload-metadata"))
-    title = (meta.get("title") or meta.get("filename") or "").strip()[:200]
-    if not meta.get("room_id") or not title:
-        raise TusError(400, "Upload-Metadata must include room_id and title (or filename)")
-    uploader_id = user.id if user else meta.get("user_id")
-    room = await rooms.get_visible(session, meta["room_id"], viewer_id=uploader_id)
+    _check_length(settings, length)
+    fields = upload_fields(parse_metadata(request.headers.get("upload-metadata")))
+    uploader_id = user.id if user else fields.user_id
+    room = await rooms.get_visible(session, fields.room_id, viewer_id=uploader_id)
     await rooms.require_may(session, room.id, user_id=uploader_id, act=Act.UPLOAD)
-    video = await service.create_slot(
-        session,
-        settings,
-        room=room,
-        uploader_id=uploader_id,
-        title=title,
-        description=meta.get("description", "")[:5000],
-        upload_length=length,
-    )
-    await service.publish_status(context.hub, video)
+    try:
+        video = await service.create_slot(
+            session,
+            settings,
+            room=room,
+            uploader_id=uploader_id,
+            title=fields.title,
+            description=fields.description,
+            upload_length=length,
+        )
+    except VideochatError as exc:  # 409 / 413 from the user's caps
+        exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
+        raise
+    service.announce_status(session, context.hub, video)
     return Response(
         status_code=201,
         headers={
@@ -196,48 +231,59 @@ async def tus_patch(
     if offset is None:
         raise TusError(400, "Upload-Offset is required")
     length = _int_header(request, "upload-length")
+    if length is not None and video.upload_length not in (None, length):
+        raise TusError(400, f"Upload-Length is {video.upload_length} and cannot change")
     # A deferred length is recorded only once bytes were accepted, so a refused first
     # PATCH (not a video, too large) fixes nothing.
     deferred = video.upload_length is None and length is not None
     declared = length if deferred else video.upload_length
-    if deferred and declared is not None and declared > settings.media.max_upload_bytes:
-        raise TusError(413, service.too_large_detail(settings))
+    if deferred:
+        _check_length(settings, declared)
     storage = MediaStorage(settings.data_dir)
     current = await _offset(storage, video)
     if offset != current:
         raise TusError(409, f"Upload-Offset {offset} does not match the upload's {current}")
-    if not await repository.claim_upload(session, video.id, now=utcnow()):
+    body_length = _int_header(request, "content-length")
+    if declared is not None and body_length is not None and current + body_length > declared:
+        # Refused before a byte is read: the upload never grows past what it declared.
+        raise TusError(413, f"More bytes than the declared length of {declared}")
+    allowed = await service.upload_limit(session, settings, video)
+    if declared is not None and declared > allowed.bytes:
+        raise TusError(413, allowed.detail)
+    if not await service.claim_slot(session, video.id):
         raise TusError(423, "Another request is writing to this upload")
-    limit = declared or settings.media.max_upload_bytes
     try:
         await asyncio.to_thread(storage.ensure_dirs)
         size = await service.receive_to_file(
             request.stream(),
             storage.partial_path(video.id),
-            limit=limit,
-            too_large=f"More bytes than the declared length of {limit}"
-            if declared
-            else service.too_large_detail(settings),
+            limit=declared if declared is not None else allowed.bytes,
+            too_large=f"More bytes than the declared length of {declared}"
+            if declared is not None
+            else allowed.detail,
             start=current,
             sniff=service.check_head if current == 0 else None,
             keep_on_disconnect=True,
         )
-    except ClientDisconnect as exc:
-        if deferred and declared is not None:
+    except BaseException as exc:
+        if deferred and declared is not None and isinstance(exc, ClientDisconnect):
+            # Bytes were kept: the length they belong to is fixed from now on.
             await repository.set_upload_length(session, video.id, declared)
-        raise TusError(400, "The upload was interrupted; resume it with HEAD") from exc
-    except VideochatError as exc:  # 413 / 415 from the size check or the sniff
-        exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
+        await service.release_claim(session, video.id)
+        if isinstance(exc, ClientDisconnect):
+            raise TusError(400, "The upload was interrupted; resume it with HEAD") from exc
+        if isinstance(exc, VideochatError):  # 413 / 415 from the size check or the sniff
+            exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
         raise
-    finally:
-        await repository.release_upload(session, video.id)
+    await repository.release_upload(session, video.id)
     if deferred and declared is not None:
         await repository.set_upload_length(session, video.id, declared)
         await session.refresh(video)
     complete = video.upload_length is not None and size == video.upload_length
     if complete and await service.mark_uploaded(session, context.hub, storage, video, size):
         metrics.VIDEOS_UPLOADED.inc()
-        await context.video_jobs.enqueue(video.id)
+        # Only after the commit may a worker see the job.
+        after_commit(session, partial(context.video_jobs.enqueue, video.id))
     return Response(status_code=204, headers=_headers(video, size))
 
 

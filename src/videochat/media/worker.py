@@ -33,7 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from videochat.config import MediaSettings, Settings
 from videochat.kit.redis_client import connect
-from videochat.media.tasks import Outcome, VideoProcessor, unfinished_videos
+from videochat.media.tasks import (
+    Outcome,
+    VideoProcessor,
+    sweep_uploads_forever,
+    unfinished_videos,
+)
 from videochat.observability import metrics
 from videochat.observability.metrics import QueueRefresher, RuntimeMetrics
 from videochat.realtime.hub import Hub
@@ -262,6 +267,9 @@ class VideoWorker:
                         log.exception("video.recheck_failed")
 
             rechecks.append(asyncio.create_task(every(), name="video-recheck"))
+            # With Redis the API runs no jobs: its workers sweep abandoned uploads.
+            sweep = sweep_uploads_forever(settings, sessionmaker, self.hub)
+            rechecks.append(asyncio.create_task(sweep, name="video-upload-sweep"))
 
         rechecks: list[asyncio.Task[None]] = []
         functions: Any = [(JOB_FUNCTION, process_video)]
