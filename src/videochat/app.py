@@ -16,7 +16,7 @@ from videochat.calls import socket as calls_socket
 from videochat.calls.endpoints import router as calls_router
 from videochat.chat import socket as chat_socket
 from videochat.chat.endpoints import router as chat_router
-from videochat.config import Settings, get_settings
+from videochat.config import Settings, get_settings, with_signing_secret
 from videochat.context import attach_context
 from videochat.exceptions import install_exception_handlers
 from videochat.live.endpoints import router as live_router
@@ -49,7 +49,7 @@ def _create_gateway() -> Gateway:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; everything it needs comes from ``settings``."""
-    settings = settings or get_settings()
+    settings = with_signing_secret(settings or get_settings())
     configure_logging(settings)
     metrics.ENABLED = settings.observability.metrics_enabled
     # Made now: the rate-limit middleware below needs its strategy before the lifespan.

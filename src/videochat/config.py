@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
+import secrets
+import stat
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -10,7 +15,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Published (it is in this file): only the ``test`` environment signs with it. Anywhere
+# else, unset or set to this, the server signs with a secret kept in the data dir.
 DEFAULT_JWT_SECRET = "change-me-development-secret-not-for-production"
+# The data dir's file holding the generated signing secret (mode 0600).
+SECRET_FILE = "jwt-secret"
 
 
 class Environment(enum.StrEnum):
@@ -271,6 +280,44 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         return self.log_json if self.log_json is not None else self.is_production
+
+
+def with_signing_secret(settings: Settings) -> Settings:
+    """The settings, signing with a private secret unless ``test`` runs on the default.
+
+    With no secret set (or the published default), outside ``test`` a random one is
+    generated once and kept in the data dir, so tokens survive a restart and nobody can
+    forge them with the value printed above. Production must set its own (refused above).
+    """
+    if (
+        settings.environment is Environment.TEST
+        or settings.jwt.secret.get_secret_value() != DEFAULT_JWT_SECRET
+    ):
+        return settings
+    secret = SecretStr(_stored_secret(settings.data_dir / SECRET_FILE))
+    return settings.model_copy(update={"jwt": settings.jwt.model_copy(update={"secret": secret})})
+
+
+def _stored_secret(path: Path) -> str:
+    """The secret in ``path``; made there first (0600, atomically) when missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(descriptor, "w") as file:  # mkstemp made it 0600
+                file.write(secrets.token_urlsafe(48) + "\n")
+            # A link fails if it exists: of workers starting together, the first one wins
+            # and the others read its secret.
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o600)  # readable by others: the secret would be anybody's
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds no usable signing secret (32+ characters); remove it")
+    return secret
 
 
 @lru_cache
