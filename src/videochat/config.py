@@ -96,6 +96,13 @@ class RateLimitSettings(BaseModel):
     # the per-IP limit: one account cannot flood from many addresses.
     user_writes: int = Field(default=60, ge=1)
     user_writes_window_seconds: int = Field(default=60, ge=1)
+    # Password guessing, per window (see accounts/login_guard.py): tries on one account
+    # from one address (a success clears them), tries from one address on any account,
+    # and tries on one account from addresses it never logged in from.
+    login_attempts: int = Field(default=10, ge=1)
+    login_attempts_per_ip: int = Field(default=30, ge=1)
+    login_attempts_per_account: int = Field(default=100, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
 
 
 class LobbySettings(BaseModel):

@@ -64,8 +64,16 @@ class Limiter:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limit.enabled
         self.strategy = MovingWindowRateLimiter(create_storage(settings))
-        self.login_per_account = RateLimitItemPerSecond(10, 300)
-        self.login_per_ip = RateLimitItemPerSecond(30, 300)
+        limits = settings.rate_limit
+        self.login_per_pair = RateLimitItemPerSecond(
+            limits.login_attempts, limits.login_window_seconds
+        )
+        self.login_per_ip = RateLimitItemPerSecond(
+            limits.login_attempts_per_ip, limits.login_window_seconds
+        )
+        self.login_per_account = RateLimitItemPerSecond(
+            limits.login_attempts_per_account, limits.login_window_seconds
+        )
         self.ws_connects = RateLimitItemPerSecond(
             settings.rate_limit.ws_connects, settings.rate_limit.window_seconds
         )
@@ -79,6 +87,18 @@ class Limiter:
             return None
         stats = await self.strategy.get_window_stats(item, *keys)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def clear(self, item: RateLimitItem, *keys: str) -> None:
+        """Forget the hits counted under ``keys``."""
+        await self.strategy.clear(item, *keys)
+
+    async def remember(self, key: str, *, seconds: int) -> None:
+        """Note a fact (a flag in the limits' storage, shared by instances) for a while."""
+        await self.strategy.storage.incr(f"fact/{key}", seconds)
+
+    async def remembers(self, key: str) -> bool:
+        """Whether ``remember(key)`` was called within its time."""
+        return await self.strategy.storage.get(f"fact/{key}") > 0
 
     async def enforce(self, item: RateLimitItem, *keys: str, detail: str) -> None:
         """Count a hit and raise ``TooManyRequests`` past the limit."""
