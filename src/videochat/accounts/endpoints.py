@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from videochat.accounts import login_guard
-from videochat.accounts.auth import CurrentUser
+from videochat.accounts.auth import CurrentUser, OptionalUser, require_actor
 from videochat.accounts.schemas import (
     GuestCreated,
     LoginRequest,
@@ -18,6 +18,7 @@ from videochat.accounts.schemas import (
     UserOut,
 )
 from videochat.accounts.service import accounts
+from videochat.config import AuthMode
 from videochat.context import Session, SettingsDep, get_context
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
@@ -37,11 +38,18 @@ async def create_user(body: UserCreate, session: Session, settings: SettingsDep)
 @router.get("/users", response_model=list[UserOut])
 async def list_users(
     session: Session,
+    settings: SettingsDep,
+    caller: OptionalUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Offset = 0,
 ) -> list[UserOut]:
-    """Users, oldest first."""
-    users = await accounts.list(session, limit=limit, offset=offset)
+    """Users, oldest first: in ``token`` mode the caller and the people in their rooms.
+
+    Names are not for anyone to harvest; ``open`` mode (the prototype) lists everyone.
+    """
+    require_actor(settings, caller)
+    viewer = caller if settings.auth_mode is AuthMode.TOKEN else None
+    users = await accounts.list(session, viewer=viewer, limit=limit, offset=offset)
     return [UserOut.model_validate(user) for user in users]
 
 

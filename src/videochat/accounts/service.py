@@ -103,9 +103,13 @@ class AccountService:
             raise NotFound("User not found")
         return user
 
-    async def list(self, session: AsyncSession, *, limit: int, offset: int) -> Sequence[User]:
-        """A page of users."""
-        return await repository.list_users(session, limit=limit, offset=offset)
+    async def list(
+        self, session: AsyncSession, *, viewer: User | None, limit: int, offset: int
+    ) -> Sequence[User]:
+        """A page of the users ``viewer`` may see: room mates; everyone when None (open mode)."""
+        if viewer is None:
+            return await repository.list_users(session, limit=limit, offset=offset)
+        return await repository.list_room_mates(session, viewer.id, limit=limit, offset=offset)
 
     async def _token_pair(
         self, session: AsyncSession, *, user: User, jwt: JWTSettings, family_id: str
