@@ -18,6 +18,7 @@ from videochat.app import create_app
 from videochat.config import Settings
 from videochat.context import AppContext, app_context
 from videochat.realtime.wire import uvicorn_websocket_options
+from videochat.security.header_timeout import uvicorn_http_options
 
 
 @dataclass
@@ -47,6 +48,7 @@ async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
         log_config=None,
         lifespan="on",
         **uvicorn_websocket_options(settings),
+        **uvicorn_http_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -185,3 +186,43 @@ async def test_a_successful_login_clears_the_address_failures(make_settings: Any
                 wrong = {"username": "typo", "password": "typo-password"}
                 assert (await http.post("/auth/login", json=wrong)).status_code == 401
             assert (await http.post("/auth/login", json=right)).status_code == 200
+
+
+async def _dribble(url: str, payload: bytes, *, pause: float) -> bytes:
+    """Send ``payload`` a byte at a time; what the server answered once it closed (or b"")."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for byte in payload:
+            if reader.at_eof():
+                break
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(pause)
+        async with asyncio.timeout(5):
+            return await reader.read()  # returns at EOF: the server hung up
+    except ConnectionError:
+        return b"closed"
+    finally:
+        writer.close()
+
+
+async def test_slow_request_headers_are_cut_off(make_settings: Any) -> None:
+    """Slowloris: headers sent byte by byte never finish; the server hangs up."""
+    settings = make_settings(http={"header_timeout_seconds": 1})
+    slow = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 40
+    async with run_server(settings) as live:
+        # 60 bytes at 0.1 s: still sending long after the 1 s allowed.
+        answer = await _dribble(live.url, slow, pause=0.1)
+        assert answer == b"closed" or answer.startswith(b"HTTP/1.1 408"), answer
+        # Connecting and sending nothing is cut off the same way.
+        host, port = live.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+        writer.close()
+        # A request whose headers arrive in time, on a kept-alive connection, is served.
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            for _ in range(2):
+                assert (await http.get("/health/live")).status_code == 200
+                await asyncio.sleep(1.2)

@@ -121,6 +121,8 @@ class HttpSettings(BaseModel):
     allowed_hosts: list[str] = ["*"]
     # Largest request body outside the upload paths (which have their own limits).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's headers must arrive within this long (slowloris); else 408 and close.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class MediaSettings(BaseModel):
