@@ -77,6 +77,8 @@ class ObservabilitySettings(BaseModel):
     # ``videochat worker`` serves its Prometheus metrics on this port (0: not at all).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+    # /health's totals (messages, rooms, users) are counted at most once per this long.
+    health_stats_ttl_seconds: float = Field(default=10.0, ge=0, le=3600)
 
 
 class RateLimitSettings(BaseModel):
