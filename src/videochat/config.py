@@ -11,6 +11,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,6 +78,9 @@ class ObservabilitySettings(BaseModel):
     # ``videochat worker`` serves its Prometheus metrics on this port (0: not at all).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+    # Bearer token for /metrics, /metrics/prometheus and /health's stats. Set, they need
+    # it; unset, they are public except in production, where they are closed.
+    metrics_token: SecretStr | None = None
     # /health's totals (messages, rooms, users) are counted at most once per this long.
     health_stats_ttl_seconds: float = Field(default=10.0, ge=0, le=3600)
 
@@ -119,8 +123,14 @@ class LobbySettings(BaseModel):
 
 class HttpSettings(BaseModel):
     # Host headers accepted (Starlette's TrustedHostMiddleware: "example.org",
-    # "*.example.org"); ["*"] accepts any, for development. Set it in production.
+    # "*.example.org"); ["*"] accepts any, for development. Production refuses ["*"]:
+    # left so, it takes the host of VIDEOCHAT_PUBLIC_URL, and without one will not start.
     allowed_hosts: list[str] = ["*"]
+    # Swagger UI, ReDoc and /openapi.json; unset: served except in production.
+    api_docs: bool | None = None
+    # Strict-Transport-Security max-age sent in production (unless the public URL is
+    # plain http); 0 sends none.
+    hsts_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     # Largest request body outside the upload paths (which have their own limits).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # A request's headers must arrive within this long (slowloris); else 408 and close.
@@ -275,6 +285,14 @@ class Settings(BaseSettings):
                 raise ValueError("VIDEOCHAT_JWT__SECRET must be at least 32 characters")
             if self.auth_mode is AuthMode.OPEN:
                 raise ValueError("VIDEOCHAT_AUTH_MODE=open is refused in production")
+            if self.http.allowed_hosts == ["*"]:
+                host = urlsplit(self.public_url).hostname if self.public_url else None
+                if not host:
+                    raise ValueError(
+                        "VIDEOCHAT_HTTP__ALLOWED_HOSTS (or VIDEOCHAT_PUBLIC_URL) must name "
+                        "this service's host in production"
+                    )
+                self.http = self.http.model_copy(update={"allowed_hosts": [host]})
         return self
 
     @property
@@ -287,6 +305,16 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def api_docs(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served."""
+        return self.http.api_docs if self.http.api_docs is not None else not self.is_production
+
+    @property
+    def metrics_closed(self) -> bool:
+        """Whether metrics need ``observability.metrics_token`` (set, or production)."""
+        return self.observability.metrics_token is not None or self.is_production
 
     @property
     def json_logs(self) -> bool:

@@ -79,7 +79,9 @@ async def test_debug_has_no_secrets(client: httpx.AsyncClient, server: LiveServe
 
 
 async def test_debug_is_404_in_production(make_settings: Any) -> None:
-    settings = make_settings(environment="production", jwt={"secret": "p" * 40})
+    settings = make_settings(
+        environment="production", jwt={"secret": "p" * 40}, http={"allowed_hosts": ["127.0.0.1"]}
+    )
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
         assert (await http.get("/_debug")).status_code == 404
 
