@@ -43,6 +43,8 @@ class JWTSettings(BaseModel):
     refresh_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     # Guests have no password to log in again with, so their token lives longer.
     guest_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # A socket ticket (POST /auth/socket-ticket) opens one socket, within this long.
+    socket_ticket_ttl_seconds: int = Field(default=30, ge=5, le=300)
 
 
 class DatabaseSettings(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from videochat.accounts import login_guard
 from videochat.accounts.auth import CurrentUser, OptionalUser, require_actor
@@ -13,6 +13,7 @@ from videochat.accounts.schemas import (
     LoginRequest,
     RefreshRequest,
     RegisterRequest,
+    SocketTicket,
     TokenPair,
     UserCreate,
     UserOut,
@@ -22,7 +23,9 @@ from videochat.config import AuthMode
 from videochat.context import Session, SettingsDep, get_context
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
+from videochat.security.identity import access_claims
 from videochat.security.ratelimit import client_ip
+from videochat.security.tickets import issue_socket_ticket
 
 router = APIRouter(tags=["accounts"])
 
@@ -95,6 +98,22 @@ async def login(
 async def refresh(body: RefreshRequest, session: Session, settings: SettingsDep) -> TokenPair:
     """Rotate a refresh token into a new pair; each refresh token works once."""
     return await accounts.refresh(session, refresh_token=body.refresh_token, jwt=settings.jwt)
+
+
+@router.post("/auth/logout", status_code=204, response_class=Response)
+async def logout(body: RefreshRequest, session: Session, settings: SettingsDep) -> Response:
+    """Sign out: revoke the refresh token and every token rotated from it (idempotent)."""
+    await accounts.logout(session, refresh_token=body.refresh_token, jwt=settings.jwt)
+    return Response(status_code=204)
+
+
+@router.post("/auth/socket-ticket", response_model=SocketTicket)
+async def socket_ticket(user: CurrentUser, request: Request, settings: SettingsDep) -> SocketTicket:
+    """A one-time ticket that opens one room socket (``?ticket=``) within seconds."""
+    claims = access_claims(request.scope, settings.jwt)
+    assert claims is not None and claims.subject == user.id  # CurrentUser verified it
+    ticket, seconds = issue_socket_ticket(settings.jwt, access=claims)
+    return SocketTicket(ticket=ticket, expires_in=seconds)
 
 
 @router.get("/auth/me", response_model=UserOut)

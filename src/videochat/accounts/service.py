@@ -89,6 +89,13 @@ class AccountService:
             raise Unauthorized("Account no longer exists")
         return await self._token_pair(session, user=user, jwt=jwt, family_id=record.family_id)
 
+    async def logout(self, session: AsyncSession, *, refresh_token: str, jwt: JWTSettings) -> None:
+        """Revoke the refresh token's whole family: this sign-in ends on every device copy."""
+        claims = decode_token(jwt, refresh_token, kind="refresh")
+        record = await repository.get_refresh_token(session, claims.token_id)
+        if record is not None and record.user_id == claims.subject:
+            await repository.revoke_family(session, record.family_id)
+
     async def get(self, session: AsyncSession, user_id: str) -> User:
         """The user or a 404."""
         user = await repository.get_user(session, user_id)

@@ -100,6 +100,14 @@ class Limiter:
         """Whether ``remember(key)`` was called within its time."""
         return await self.strategy.storage.get(f"fact/{key}") > 0
 
+    async def first_use(self, key: str, *, seconds: int) -> bool:
+        """True for the first call with ``key`` within ``seconds``, False for every later one.
+
+        One atomic increment (INCR in Redis): of concurrent callers, on any instance that
+        shares the storage, exactly one gets True. Counts even with limits turned off.
+        """
+        return await self.strategy.storage.incr(f"once/{key}", seconds) == 1
+
     async def enforce(self, item: RateLimitItem, *keys: str, detail: str) -> None:
         """Count a hit and raise ``TooManyRequests`` past the limit."""
         wait = await self.retry_after(item, *keys)

@@ -30,7 +30,7 @@ export class RoomSocket {
    * @param {object} options
    * @param {string} options.roomId
    * @param {string} options.userId
-   * @param {() => Promise<string|null>} options.token a usable access token
+   * @param {() => Promise<string|null>} options.ticket a one-time socket ticket (null: signed out)
    * @param {() => number|null} options.since the last message id we have
    * @param {(frame: object) => void} options.onFrame
    * @param {(info: {reconnect: boolean}) => void} options.onOpen
@@ -76,18 +76,21 @@ export class RoomSocket {
     if (this.#stopped) return;
     const { roomId, userId } = this.#options;
     this.#options.onStatus(this.#everOpened ? 'reconnecting' : 'connecting');
-    let token = null;
+    // A fresh one-time ticket per attempt: unlike a token, one seen in a log is spent.
+    let ticket = null;
     try {
-      token = await this.#options.token();
+      ticket = await this.#options.ticket();
     } catch {
-      // Offline or the server is down: the handshake below fails and we back off.
+      // Offline, or the server is down or busy: back off and try again.
+      if (!this.#stopped) this.#scheduleRetry(1006);
+      return;
     }
     if (this.#stopped) return;
-    if (!token) {
+    if (!ticket) {
       this.#options.onStatus('signed-out');
       return;
     }
-    const query = new URLSearchParams({ token });
+    const query = new URLSearchParams({ ticket });
     const since = this.#options.since();
     if (since !== null && since !== undefined) query.set('since', String(since));
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
