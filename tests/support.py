@@ -19,6 +19,7 @@ from videochat.app import create_app
 from videochat.config import Settings
 from videochat.context import AppContext, app_context
 from videochat.realtime.wire import uvicorn_websocket_options
+from videochat.security.header_timeout import uvicorn_http_options
 
 
 @dataclass
@@ -53,6 +54,7 @@ async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
         log_config=None,
         lifespan="on",
         **uvicorn_websocket_options(settings),
+        **uvicorn_http_options(settings),
     )
     config.load()
     server = uvicorn.Server(config)

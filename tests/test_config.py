@@ -31,11 +31,18 @@ def test_production_refuses_the_default_secret() -> None:
 
 def test_production_refuses_open_mode() -> None:
     with pytest.raises(ValidationError, match="open is refused"):
-        Settings(environment="production", auth_mode="open", jwt={"secret": "s" * 40})
+        Settings(
+            environment="production",
+            auth_mode="open",
+            jwt={"secret": "s" * 40},
+            public_url="https://chat.example.org",
+        )
 
 
 def test_production_accepts_a_real_secret() -> None:
-    settings = Settings(environment="production", jwt={"secret": "s" * 40})
+    settings = Settings(
+        environment="production", jwt={"secret": "s" * 40}, public_url="https://a.example"
+    )
     assert settings.is_production and settings.json_logs
 
 
@@ -44,3 +51,16 @@ def test_bad_values_are_refused() -> None:
         Settings(environment="staging")
     with pytest.raises(ValidationError):
         Settings(rate_limit={"requests": 0})
+
+
+def test_production_needs_allowed_hosts_or_a_public_url() -> None:
+    with pytest.raises(ValidationError, match="ALLOWED_HOSTS"):
+        Settings(environment="production", jwt={"secret": "s" * 40})
+    derived = Settings(
+        environment="production", jwt={"secret": "s" * 40}, public_url="https://chat.example.org"
+    )
+    assert derived.http.allowed_hosts == ["chat.example.org"]
+    named = Settings(
+        environment="production", jwt={"secret": "s" * 40}, http={"allowed_hosts": ["a.example"]}
+    )
+    assert named.http.allowed_hosts == ["a.example"]

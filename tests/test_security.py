@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -140,3 +141,88 @@ async def test_hls_reads_count_when_the_exemption_is_off(make_settings: Any) -> 
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
         codes = [(await http.get("/live/x/index.m3u8")).status_code for _ in range(4)]
         assert codes == [404, 404, 404, 429]
+
+
+async def test_an_attacker_cannot_lock_the_owner_out(make_settings: Any) -> None:
+    """Wrong passwords from rotating addresses: the owner, from a known address, gets in."""
+    limits = {"enabled": True, "requests": 10_000, "login_attempts_per_account": 12}
+    settings = make_settings(rate_limit=limits)
+    right = {"username": "owner", "password": "right-password"}
+    wrong = {"username": "OWNER", "password": "wrong-password"}
+    home = {"X-Forwarded-For": "192.0.2.10"}  # the test client is a trusted proxy
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        assert (await http.post("/auth/register", json=right, headers=home)).status_code == 201
+        codes = []
+        for address in range(10):  # 30 wrong passwords from 10 rotating addresses
+            attacker = {"X-Forwarded-For": f"198.51.100.{address}"}
+            for _ in range(3):
+                response = await http.post("/auth/login", json=wrong, headers=attacker)
+                codes.append(response.status_code)
+        # Past the account's limit for unknown addresses, guessing waits.
+        assert codes == [401] * 12 + [429] * 18
+        refused = await http.post(
+            "/auth/login", json=right, headers={"X-Forwarded-For": "198.51.100.99"}
+        )
+        assert refused.status_code == 429  # unknown addresses wait, even with the password
+        owner = await http.post("/auth/login", json=right, headers=home)
+        assert owner.status_code == 200, owner.text
+        # One address hammering one account is locked for that account only.
+        for _ in range(10):
+            await http.post("/auth/login", json=wrong, headers={"X-Forwarded-For": "203.0.113.1"})
+        locked = await http.post(
+            "/auth/login", json=right, headers={"X-Forwarded-For": "203.0.113.1"}
+        )
+        assert locked.status_code == 429
+        assert (await http.post("/auth/login", json=right, headers=home)).status_code == 200
+
+
+async def test_a_successful_login_clears_the_address_failures(make_settings: Any) -> None:
+    settings = make_settings(rate_limit={"enabled": True, "requests": 10_000})
+    right = {"username": "typo", "password": "right-password"}
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        await http.post("/auth/register", json=right)
+        for _round in range(2):  # 18 typos in all, never 10 in a row
+            for _ in range(9):
+                wrong = {"username": "typo", "password": "typo-password"}
+                assert (await http.post("/auth/login", json=wrong)).status_code == 401
+            assert (await http.post("/auth/login", json=right)).status_code == 200
+
+
+async def _dribble(url: str, payload: bytes, *, pause: float) -> bytes:
+    """Send ``payload`` a byte at a time; what the server answered once it closed (or b"")."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for byte in payload:
+            if reader.at_eof():
+                break
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(pause)
+        async with asyncio.timeout(5):
+            return await reader.read()  # returns at EOF: the server hung up
+    except ConnectionError:
+        return b"closed"
+    finally:
+        writer.close()
+
+
+async def test_slow_request_headers_are_cut_off(make_settings: Any) -> None:
+    """Slowloris: headers sent byte by byte never finish; the server hangs up."""
+    settings = make_settings(http={"header_timeout_seconds": 1})
+    slow = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 40
+    async with run_server(settings) as live:
+        # 60 bytes at 0.1 s: still sending long after the 1 s allowed.
+        answer = await _dribble(live.url, slow, pause=0.1)
+        assert answer == b"closed" or answer.startswith(b"HTTP/1.1 408"), answer
+        # Connecting and sending nothing is cut off the same way.
+        host, port = live.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+        writer.close()
+        # A request whose headers arrive in time, on a kept-alive connection, is served.
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            for _ in range(2):
+                assert (await http.get("/health/live")).status_code == 200
+                await asyncio.sleep(1.2)

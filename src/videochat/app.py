@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from videochat import __version__
@@ -16,7 +15,7 @@ from videochat.calls import socket as calls_socket
 from videochat.calls.endpoints import router as calls_router
 from videochat.chat import socket as chat_socket
 from videochat.chat.endpoints import router as chat_router
-from videochat.config import Settings, get_settings
+from videochat.config import Settings, get_settings, with_signing_secret
 from videochat.context import attach_context
 from videochat.exceptions import install_exception_handlers
 from videochat.live.endpoints import router as live_router
@@ -33,7 +32,8 @@ from videochat.rooms.lobby.endpoints import router as lobby_router
 from videochat.rooms.moderation.endpoints import router as moderation_router
 from videochat.runtime import open_context
 from videochat.security.body import BodyLimitMiddleware
-from videochat.security.headers import SecurityHeadersMiddleware
+from videochat.security.headers import SecurityHeadersMiddleware, hsts_header
+from videochat.security.hosts import HostCheckMiddleware
 from videochat.security.ratelimit import Limiter, RateLimitMiddleware
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
@@ -49,7 +49,7 @@ def _create_gateway() -> Gateway:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; everything it needs comes from ``settings``."""
-    settings = settings or get_settings()
+    settings = with_signing_secret(settings or get_settings())
     configure_logging(settings)
     metrics.ENABLED = settings.observability.metrics_enabled
     # Made now: the rate-limit middleware below needs its strategy before the lifespan.
@@ -69,6 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted video chat: rooms, chat, WebRTC calls, videos, live streams.",
         lifespan=lifespan,
+        # Off in production unless asked for: they map the whole API for strangers, and
+        # the docs pages load third-party scripts.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     install_exception_handlers(app)
     if settings.cors_origins:
@@ -90,10 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=hsts_header(settings))
     if settings.http.allowed_hosts != ["*"]:
         # Outermost but for the request context: a forged Host never reaches a route.
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.allowed_hosts)
+        app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.http.allowed_hosts)
     # Added last, so it runs first: request ids and metrics cover 429s too.
     app.add_middleware(
         RequestContextMiddleware,

@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from videochat.realtime.wire import uvicorn_websocket_options
+    from videochat.security.header_timeout import uvicorn_http_options
 
     settings = _load_settings()
     if args.workers > 1 and not settings.redis.url:
@@ -82,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
         **uvicorn_websocket_options(settings),
+        **uvicorn_http_options(settings),
     )
     return 0
 

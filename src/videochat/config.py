@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
+import secrets
+import stat
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Published (it is in this file): only the ``test`` environment signs with it. Anywhere
+# else, unset or set to this, the server signs with a secret kept in the data dir.
 DEFAULT_JWT_SECRET = "change-me-development-secret-not-for-production"
+# The data dir's file holding the generated signing secret (mode 0600).
+SECRET_FILE = "jwt-secret"
 
 
 class Environment(enum.StrEnum):
@@ -33,6 +43,8 @@ class JWTSettings(BaseModel):
     refresh_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     # Guests have no password to log in again with, so their token lives longer.
     guest_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # A socket ticket (POST /auth/socket-ticket) opens one socket, within this long.
+    socket_ticket_ttl_seconds: int = Field(default=30, ge=5, le=300)
 
 
 class DatabaseSettings(BaseModel):
@@ -68,6 +80,11 @@ class ObservabilitySettings(BaseModel):
     # ``videochat worker`` serves its Prometheus metrics on this port (0: not at all).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+    # Bearer token for /metrics, /metrics/prometheus and /health's stats. Set, they need
+    # it; unset, they are public except in production, where they are closed.
+    metrics_token: SecretStr | None = None
+    # /health's totals (messages, rooms, users) are counted at most once per this long.
+    health_stats_ttl_seconds: float = Field(default=10.0, ge=0, le=3600)
 
 
 class RateLimitSettings(BaseModel):
@@ -87,6 +104,13 @@ class RateLimitSettings(BaseModel):
     # the per-IP limit: one account cannot flood from many addresses.
     user_writes: int = Field(default=60, ge=1)
     user_writes_window_seconds: int = Field(default=60, ge=1)
+    # Password guessing, per window (see accounts/login_guard.py): tries on one account
+    # from one address (a success clears them), tries from one address on any account,
+    # and tries on one account from addresses it never logged in from.
+    login_attempts: int = Field(default=10, ge=1)
+    login_attempts_per_ip: int = Field(default=30, ge=1)
+    login_attempts_per_account: int = Field(default=100, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
 
 
 class LobbySettings(BaseModel):
@@ -104,10 +128,18 @@ class LobbySettings(BaseModel):
 
 class HttpSettings(BaseModel):
     # Host headers accepted (Starlette's TrustedHostMiddleware: "example.org",
-    # "*.example.org"); ["*"] accepts any, for development. Set it in production.
+    # "*.example.org"); ["*"] accepts any, for development. Production refuses ["*"]:
+    # left so, it takes the host of VIDEOCHAT_PUBLIC_URL, and without one will not start.
     allowed_hosts: list[str] = ["*"]
+    # Swagger UI, ReDoc and /openapi.json; unset: served except in production.
+    api_docs: bool | None = None
+    # Strict-Transport-Security max-age sent in production (unless the public URL is
+    # plain http); 0 sends none.
+    hsts_seconds: int = Field(default=365 * 24 * 3600, ge=0)
     # Largest request body outside the upload paths (which have their own limits).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's headers must arrive within this long (slowloris); else 408 and close.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class MediaSettings(BaseModel):
@@ -287,6 +319,14 @@ class Settings(BaseSettings):
                 raise ValueError("VIDEOCHAT_JWT__SECRET must be at least 32 characters")
             if self.auth_mode is AuthMode.OPEN:
                 raise ValueError("VIDEOCHAT_AUTH_MODE=open is refused in production")
+            if self.http.allowed_hosts == ["*"]:
+                host = urlsplit(self.public_url).hostname if self.public_url else None
+                if not host:
+                    raise ValueError(
+                        "VIDEOCHAT_HTTP__ALLOWED_HOSTS (or VIDEOCHAT_PUBLIC_URL) must name "
+                        "this service's host in production"
+                    )
+                self.http = self.http.model_copy(update={"allowed_hosts": [host]})
         return self
 
     @property
@@ -301,8 +341,56 @@ class Settings(BaseSettings):
         return self.environment is Environment.PRODUCTION
 
     @property
+    def api_docs(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served."""
+        return self.http.api_docs if self.http.api_docs is not None else not self.is_production
+
+    @property
+    def metrics_closed(self) -> bool:
+        """Whether metrics need ``observability.metrics_token`` (set, or production)."""
+        return self.observability.metrics_token is not None or self.is_production
+
+    @property
     def json_logs(self) -> bool:
         return self.log_json if self.log_json is not None else self.is_production
+
+
+def with_signing_secret(settings: Settings) -> Settings:
+    """The settings, signing with a private secret unless ``test`` runs on the default.
+
+    With no secret set (or the published default), outside ``test`` a random one is
+    generated once and kept in the data dir, so tokens survive a restart and nobody can
+    forge them with the value printed above. Production must set its own (refused above).
+    """
+    if (
+        settings.environment is Environment.TEST
+        or settings.jwt.secret.get_secret_value() != DEFAULT_JWT_SECRET
+    ):
+        return settings
+    secret = SecretStr(_stored_secret(settings.data_dir / SECRET_FILE))
+    return settings.model_copy(update={"jwt": settings.jwt.model_copy(update={"secret": secret})})
+
+
+def _stored_secret(path: Path) -> str:
+    """The secret in ``path``; made there first (0600, atomically) when missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        try:
+            with os.fdopen(descriptor, "w") as file:  # mkstemp made it 0600
+                file.write(secrets.token_urlsafe(48) + "\n")
+            # A link fails if it exists: of workers starting together, the first one wins
+            # and the others read its secret.
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o600)  # readable by others: the secret would be anybody's
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds no usable signing secret (32+ characters); remove it")
+    return secret
 
 
 @lru_cache

@@ -79,7 +79,7 @@ async def _enter_hub(stack: AsyncExitStack, settings: Settings, *, presence: boo
     return hub
 
 
-def _health_sources(jobs: JobQueue) -> HealthSources:
+def _health_sources(settings: Settings, jobs: JobQueue) -> HealthSources:
     """What /health counts and what /health/ready asks, in the order they are shown."""
     return HealthSources(
         totals={
@@ -88,6 +88,7 @@ def _health_sources(jobs: JobQueue) -> HealthSources:
             "total_users": accounts_repository.count_users,
         },
         readiness={"job_queue": jobs.readiness},
+        totals_ttl_seconds=settings.observability.health_stats_ttl_seconds,
     )
 
 
@@ -143,7 +144,7 @@ async def open_context(
             chat_writer=chat_writer,
             video_jobs=video_jobs,
             live=live,
-            health=_health_sources(video_jobs),
+            health=_health_sources(settings, video_jobs),
         )
         if settings.auth_mode is AuthMode.OPEN:
             log.warning("auth.open_mode", detail="identity is taken from paths and bodies")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -78,7 +79,9 @@ async def test_debug_has_no_secrets(client: httpx.AsyncClient, server: LiveServe
 
 
 async def test_debug_is_404_in_production(make_settings: Any) -> None:
-    settings = make_settings(environment="production", jwt={"secret": "p" * 40})
+    settings = make_settings(
+        environment="production", jwt={"secret": "p" * 40}, http={"allowed_hosts": ["127.0.0.1"]}
+    )
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
         assert (await http.get("/_debug")).status_code == 404
 
@@ -131,3 +134,25 @@ async def test_unknown_path_is_json_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/no/such/thing")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+async def test_health_counts_the_tables_once_for_a_burst(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    """/health is never rate-limited: a flood of it must not count whole tables each time."""
+    counted: list[str] = []
+    totals = server.context.health.totals
+    for name, count in list(totals.items()):
+
+        async def counting(session: Any, name: str = name, count: Any = count) -> int:
+            counted.append(name)
+            return int(await count(session))
+
+        totals[name] = counting
+    answers = await asyncio.gather(*(client.get("/health") for _ in range(20)))
+    assert {answer.status_code for answer in answers} == {200}
+    assert sorted(counted) == sorted(totals)  # each total counted once, not 20 times
+    assert all(
+        set(a.json()["stats"]) >= {"active_rooms", "active_users", "total_messages"}
+        for a in answers
+    )

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from videochat.db.models import RefreshToken, User
+from videochat.db.models import RefreshToken, RoomMember, User
 from videochat.kit.cache import cached
 
 USER_CACHE = "user"
@@ -66,6 +66,22 @@ async def get_registered_by_name(session: AsyncSession, username: str) -> User |
 async def list_users(session: AsyncSession, *, limit: int, offset: int) -> Sequence[User]:
     """Users in the order they joined."""
     statement = select(User).order_by(User.joined_at, User.id).limit(limit).offset(offset)
+    return (await session.scalars(statement)).all()
+
+
+async def list_room_mates(
+    session: AsyncSession, user_id: str, *, limit: int, offset: int
+) -> Sequence[User]:
+    """The user and everyone sharing a room with them, in the order they joined."""
+    own_rooms = select(RoomMember.room_id).where(RoomMember.user_id == user_id)
+    mates = select(RoomMember.user_id).where(RoomMember.room_id.in_(own_rooms))
+    statement = (
+        select(User)
+        .where(or_(User.id == user_id, User.id.in_(mates)))
+        .order_by(User.joined_at, User.id)
+        .limit(limit)
+        .offset(offset)
+    )
     return (await session.scalars(statement)).all()
 
 

@@ -58,3 +58,10 @@ class TokenPair(BaseModel):
     token_type: str = "bearer"
     expires_in: int
     user: UserOut
+
+
+class SocketTicket(BaseModel):
+    """A one-time credential for the room socket's URL (``?ticket=``)."""
+
+    ticket: str
+    expires_in: int

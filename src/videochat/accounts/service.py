@@ -89,6 +89,13 @@ class AccountService:
             raise Unauthorized("Account no longer exists")
         return await self._token_pair(session, user=user, jwt=jwt, family_id=record.family_id)
 
+    async def logout(self, session: AsyncSession, *, refresh_token: str, jwt: JWTSettings) -> None:
+        """Revoke the refresh token's whole family: this sign-in ends on every device copy."""
+        claims = decode_token(jwt, refresh_token, kind="refresh")
+        record = await repository.get_refresh_token(session, claims.token_id)
+        if record is not None and record.user_id == claims.subject:
+            await repository.revoke_family(session, record.family_id)
+
     async def get(self, session: AsyncSession, user_id: str) -> User:
         """The user or a 404."""
         user = await repository.get_user(session, user_id)
@@ -103,9 +110,13 @@ class AccountService:
             raise NotFound("User not found")
         return user
 
-    async def list(self, session: AsyncSession, *, limit: int, offset: int) -> Sequence[User]:
-        """A page of users."""
-        return await repository.list_users(session, limit=limit, offset=offset)
+    async def list(
+        self, session: AsyncSession, *, viewer: User | None, limit: int, offset: int
+    ) -> Sequence[User]:
+        """A page of the users ``viewer`` may see: room mates; everyone when None (open mode)."""
+        if viewer is None:
+            return await repository.list_users(session, limit=limit, offset=offset)
+        return await repository.list_room_mates(session, viewer.id, limit=limit, offset=offset)
 
     async def _token_pair(
         self, session: AsyncSession, *, user: User, jwt: JWTSettings, family_id: str

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from videochat.config import DEFAULT_JWT_SECRET, Settings
+from videochat.config import DEFAULT_JWT_SECRET, SECRET_FILE, Environment, Settings
 
 TIMEOUT_SECONDS = 5.0
 
@@ -46,7 +46,11 @@ def settings_result(settings: Settings) -> CheckResult:
     """Facts and warnings about valid settings (warnings do not fail the check)."""
     notes = [f"environment={settings.environment.value}", f"auth_mode={settings.auth_mode.value}"]
     if settings.jwt.secret.get_secret_value() == DEFAULT_JWT_SECRET:
-        notes.append("warning: VIDEOCHAT_JWT__SECRET is the development default")
+        if settings.environment is Environment.TEST:
+            notes.append("warning: VIDEOCHAT_JWT__SECRET is the published test default")
+        else:
+            kept = settings.data_dir / SECRET_FILE
+            notes.append(f"VIDEOCHAT_JWT__SECRET unset: signing with the secret in {kept}")
     if settings.turn.urls and not settings.turn.secret:
         notes.append("warning: TURN urls set without VIDEOCHAT_TURN__SECRET")
     return CheckResult("settings", True, ", ".join(notes))

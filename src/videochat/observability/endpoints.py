@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from videochat import __version__
+from videochat.config import Settings
 from videochat.context import Context
 from videochat.db.engine import ping
-from videochat.exceptions import NotFound
+from videochat.exceptions import Forbidden, NotFound, Unauthorized
 from videochat.kit.clock import isoformat, utcnow
 from videochat.observability import metrics
 from videochat.observability.health import ReadinessCheck
@@ -21,6 +23,36 @@ router = APIRouter(tags=["service"])
 log = structlog.get_logger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 3.0
+CLOSED = (
+    "Metrics are closed in production: set VIDEOCHAT_OBSERVABILITY__METRICS_TOKEN "
+    "and send it as a bearer token"
+)
+
+
+def _has_metrics_token(request: Request, settings: Settings) -> bool:
+    token = settings.observability.metrics_token
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if token is None or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode())
+
+
+def may_read_metrics(request: Request, context: Context) -> bool:
+    """Whether the caller may see figures: metrics are open, or it sent the metrics token."""
+    settings = context.settings
+    return not settings.metrics_closed or _has_metrics_token(request, settings)
+
+
+def require_metrics_reader(request: Request, context: Context) -> None:
+    """403 while metrics are closed with no token set; 401 without the right token."""
+    if may_read_metrics(request, context):
+        return
+    if context.settings.observability.metrics_token is None:
+        raise Forbidden(CLOSED)
+    raise Unauthorized("Metrics need the metrics bearer token")
+
+
+MetricsReader = Annotated[bool, Depends(may_read_metrics)]
 
 
 async def _ready(name: str, check: ReadinessCheck) -> dict[str, Any]:
@@ -79,8 +111,11 @@ async def health_ready(context: Context) -> JSONResponse:
 
 
 @router.get("/health")
-async def health(context: Context) -> JSONResponse:
-    """Whether the service and what it depends on work; 503 when one does not."""
+async def health(context: Context, show_stats: MetricsReader) -> JSONResponse:
+    """Whether the service and what it depends on work; 503 when one does not.
+
+    The stats are left out for strangers while metrics are closed (production).
+    """
     settings = context.settings
     database = await _check("database", ping(context.engine))
     broker = (
@@ -97,11 +132,14 @@ async def health(context: Context) -> JSONResponse:
         "active_users": len({c.user_id for c in _all_connections(context)}),
         **dict.fromkeys(context.health.totals),
     }
-    if database["status"] == "healthy":
+    if show_stats and database["status"] == "healthy":
         try:
-            async with context.sessionmaker() as session:
-                for name, count in context.health.totals.items():
-                    stats[name] = await count(session)
+            stats.update(
+                await asyncio.wait_for(
+                    context.health.counted_totals(context.sessionmaker),
+                    timeout=CHECK_TIMEOUT_SECONDS,
+                )
+            )
         except Exception as exc:  # the database went away between the checks
             services["database"] = {"status": "unhealthy", "error": type(exc).__name__}
     healthy = all(service["status"] == "healthy" for service in services.values())
@@ -111,8 +149,9 @@ async def health(context: Context) -> JSONResponse:
         "version": __version__,
         "environment": settings.environment.value,
         "services": services,
-        "stats": stats,
     }
+    if show_stats:
+        body["stats"] = stats
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
@@ -140,13 +179,13 @@ async def debug(context: Context) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(require_metrics_reader)])
 async def metrics_summary() -> dict[str, Any]:
     """The prototype's JSON summary of requests, sockets and video."""
     return metrics.summary()
 
 
-@router.get("/metrics/prometheus")
+@router.get("/metrics/prometheus", dependencies=[Depends(require_metrics_reader)])
 async def metrics_prometheus(accept: Annotated[str | None, Header()] = None) -> Response:
     """Prometheus exposition in the format Accept asks for (text 0.0.4 by default)."""
     body, content_type = metrics.exposition(accept)

@@ -1,4 +1,4 @@
-"""Who may open the room's socket: the token's user, existing, not banned, able to see it."""
+"""Who may open the room's socket: the credential's user, existing, not banned, seeing it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,34 @@ from videochat.rooms import policy
 from videochat.rooms import repository as rooms_repository
 from videochat.rooms.service import rooms
 from videochat.security.identity import bearer_token
-from videochat.security.tokens import decode_token
+from videochat.security.tickets import read_socket_ticket, spend_socket_ticket
+from videochat.security.tokens import TokenClaims, decode_token
+
+
+async def _authenticate(context: AppContext, websocket: WebSocket, user_id: str) -> TokenClaims:
+    """The claims of the socket's credential, if ``user_id``'s; else Refused."""
+    # A one-time ``?ticket=`` (the web client), or an access token: ``?token=`` or the
+    # Authorization header, for older clients.
+    settings = context.settings
+    ticket = websocket.query_params.get("ticket")
+    token = websocket.query_params.get("token")
+    if not ticket and not token:
+        with contextlib.suppress(Unauthorized):  # another scheme: no token
+            token = bearer_token(websocket.headers.get("authorization"))
+    if not ticket and not token:
+        raise Refused("missing token")
+    try:
+        if ticket:
+            claims = read_socket_ticket(settings.jwt, ticket)
+        else:
+            claims = decode_token(settings.jwt, str(token), kind="access")
+        if claims.subject != user_id:
+            raise Refused("token does not belong to this user")
+        if ticket:  # spent only once it is known to be this user's
+            await spend_socket_ticket(settings.jwt, context.limiter, claims)
+    except VideochatError as exc:
+        raise Refused(exc.detail) from exc
+    return claims
 
 
 async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id: str) -> Admitted:
@@ -23,18 +50,8 @@ async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id
     settings = context.settings
     expires_at = None
     if settings.auth_mode is AuthMode.TOKEN:
-        token = websocket.query_params.get("token")
-        if not token:
-            with contextlib.suppress(Unauthorized):  # another scheme: no token
-                token = bearer_token(websocket.headers.get("authorization"))
-        if not token:
-            raise Refused("missing token")
-        try:
-            claims = decode_token(settings.jwt, token, kind="access")
-        except VideochatError as exc:
-            raise Refused(exc.detail) from exc
-        if claims.subject != user_id:
-            raise Refused("token does not belong to this user")
+        claims = await _authenticate(context, websocket, user_id)
+        # A ticket carries the expiry of the access token it was made from.
         expires_at = claims.expires_at
     # Everything below comes from the read cache (the user's profile; the room with its
     # members, roles, mutes and bans), which every write to them invalidates: a member

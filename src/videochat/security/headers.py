@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from videochat.config import Settings
+
 # The web client is same-origin ES modules and CSS: no inline code, no third parties.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# Swagger UI and ReDoc load their own scripts; they keep FastAPI's defaults.
+# Swagger UI and ReDoc (when served: not in production by default) load their own
+# scripts; they keep FastAPI's defaults.
 _NO_CSP_PREFIXES = ("/docs", "/redoc")
 
 _COMMON = [
@@ -21,9 +24,20 @@ _COMMON = [
 ]
 
 
+def hsts_header(settings: Settings) -> bytes | None:
+    """Strict-Transport-Security for production served over https (browsers ignore it on http)."""
+    plain_http = (settings.public_url or "").lower().startswith("http://")
+    if not settings.is_production or plain_http or settings.http.hsts_seconds == 0:
+        return None
+    return f"max-age={settings.http.hsts_seconds}; includeSubDomains".encode()
+
+
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bytes | None = None) -> None:
         self.app = app
+        self.common = list(_COMMON)
+        if hsts is not None:
+            self.common.append((b"strict-transport-security", hsts))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,7 +47,7 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = list(_COMMON)
+                extra = list(self.common)
                 if with_csp:
                     extra.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 message["headers"] = [*message.get("headers", []), *extra]

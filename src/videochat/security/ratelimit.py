@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -31,6 +33,8 @@ from videochat.kit.redis_client import client_options
 from videochat.observability import metrics
 from videochat.security.identity import verified_subject
 from videochat.security.responses import UPLOAD_PREFIXES, send_error
+
+T = TypeVar("T")
 
 # Never limited: load-balancer probes, the web client's files, Prometheus scrapes.
 EXEMPT_PREFIXES = ("/health", "/static/", "/metrics/prometheus", "/favicon.ico")
@@ -106,31 +110,38 @@ class FailoverRateLimiter:
             log.info("ratelimit.storage_restored")
             metrics.redis_degraded("rate_limit", False)
 
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        """Count a hit; False past the limit."""
+    async def _run(self, use: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        """``use`` on the shared strategy when it answers, else on the in-process one."""
         shared = self._pick()
         if shared is not None:
             try:
-                allowed = await shared.hit(item, *identifiers)
+                result = await use(shared)
             except STORAGE_FAILURES as exc:
                 self._failed(exc)
             else:
                 self._recovered()
-                return allowed
-        return await self._local.hit(item, *identifiers)
+                return result
+        return await use(self._local)
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Count a hit; False past the limit."""
+        return await self._run(lambda strategy: strategy.hit(item, *identifiers))
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         """When the window resets and how many hits remain."""
-        shared = self._pick()
-        if shared is not None:
-            try:
-                stats = await shared.get_window_stats(item, *identifiers)
-            except STORAGE_FAILURES as exc:
-                self._failed(exc)
-            else:
-                self._recovered()
-                return stats
-        return await self._local.get_window_stats(item, *identifiers)
+        return await self._run(lambda strategy: strategy.get_window_stats(item, *identifiers))
+
+    async def clear(self, item: RateLimitItem, *identifiers: str) -> None:
+        """Forget the hits counted under ``identifiers``."""
+        await self._run(lambda strategy: strategy.clear(item, *identifiers))
+
+    async def incr(self, key: str, expiry: int) -> int:
+        """Increment a plain counter that expires (atomic in Redis); its new value."""
+        return await self._run(lambda strategy: strategy.storage.incr(key, expiry))
+
+    async def get(self, key: str) -> int:
+        """A plain counter's value (0 when unset or expired)."""
+        return await self._run(lambda strategy: strategy.storage.get(key))
 
 
 def client_ip(scope: Scope) -> str:
@@ -151,8 +162,16 @@ class Limiter:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limit.enabled
         self.strategy = FailoverRateLimiter(create_storage(settings))
-        self.login_per_account = RateLimitItemPerSecond(10, 300)
-        self.login_per_ip = RateLimitItemPerSecond(30, 300)
+        limits = settings.rate_limit
+        self.login_per_pair = RateLimitItemPerSecond(
+            limits.login_attempts, limits.login_window_seconds
+        )
+        self.login_per_ip = RateLimitItemPerSecond(
+            limits.login_attempts_per_ip, limits.login_window_seconds
+        )
+        self.login_per_account = RateLimitItemPerSecond(
+            limits.login_attempts_per_account, limits.login_window_seconds
+        )
         self.ws_connects = RateLimitItemPerSecond(
             settings.rate_limit.ws_connects, settings.rate_limit.window_seconds
         )
@@ -166,6 +185,26 @@ class Limiter:
             return None
         stats = await self.strategy.get_window_stats(item, *keys)
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def clear(self, item: RateLimitItem, *keys: str) -> None:
+        """Forget the hits counted under ``keys``."""
+        await self.strategy.clear(item, *keys)
+
+    async def remember(self, key: str, *, seconds: int) -> None:
+        """Note a fact (a flag in the limits' storage, shared by instances) for a while."""
+        await self.strategy.incr(f"fact/{key}", seconds)
+
+    async def remembers(self, key: str) -> bool:
+        """Whether ``remember(key)`` was called within its time."""
+        return await self.strategy.get(f"fact/{key}") > 0
+
+    async def first_use(self, key: str, *, seconds: int) -> bool:
+        """True for the first call with ``key`` within ``seconds``, False for every later one.
+
+        One atomic increment (INCR in Redis): of concurrent callers, on any instance that
+        shares the storage, exactly one gets True. Counts even with limits turned off.
+        """
+        return await self.strategy.incr(f"once/{key}", seconds) == 1
 
     async def enforce(self, item: RateLimitItem, *keys: str, detail: str) -> None:
         """Count a hit and raise ``TooManyRequests`` past the limit."""

@@ -17,7 +17,7 @@ from videochat.exceptions import Unauthorized
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_id
 
-TokenKind = Literal["access", "refresh"]
+TokenKind = Literal["access", "refresh", "socket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +65,10 @@ def issue_token(
     return token, claims
 
 
-def decode_token(settings: JWTSettings, token: str, *, kind: TokenKind) -> TokenClaims:
-    """Verify signature, expiry, issuer, audience and kind; raise ``Unauthorized``."""
+def verified_payload(settings: JWTSettings, token: str, *, kind: TokenKind) -> dict[str, Any]:
+    """Verify signature, expiry, issuer, audience and kind; the claims, or ``Unauthorized``."""
     try:
-        payload = jwt.decode(
+        payload: dict[str, Any] = jwt.decode(
             token,
             settings.secret.get_secret_value(),
             algorithms=[settings.algorithm],
@@ -83,10 +83,24 @@ def decode_token(settings: JWTSettings, token: str, *, kind: TokenKind) -> Token
         raise Unauthorized("Invalid token") from exc
     if payload.get("typ") != kind:
         raise Unauthorized(f"Expected an {kind} token")
+    return payload
+
+
+def decode_token(settings: JWTSettings, token: str, *, kind: TokenKind) -> TokenClaims:
+    """Verify signature, expiry, issuer, audience and kind; raise ``Unauthorized``."""
+    payload = verified_payload(settings, token, kind=kind)
     return TokenClaims(
         subject=str(payload["sub"]),
         kind=kind,
         token_id=str(payload["jti"]),
-        expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=utcnow().tzinfo),
+        expires_at=token_time(payload["exp"]),
         family_id=payload.get("fam"),
     )
+
+
+def token_time(epoch_seconds: object) -> datetime:
+    """A JWT NumericDate as an aware datetime (``Unauthorized`` if it is not a number)."""
+    try:
+        return datetime.fromtimestamp(int(epoch_seconds), tz=utcnow().tzinfo)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise Unauthorized("Invalid token") from exc

@@ -138,6 +138,11 @@ export const api = {
   login: (username, password) =>
     request('POST', '/auth/login', { body: { username, password }, auth: false }),
   me: () => request('GET', '/auth/me'),
+  /** Revoke the refresh token's family (sign-out); best effort, the caller forgets it anyway. */
+  logout: (refreshToken) =>
+    request('POST', '/auth/logout', { body: { refresh_token: refreshToken }, auth: false }),
+  /** A one-time ticket for the room socket (`?ticket=`), so no token goes in its URL. */
+  socketTicket: () => request('POST', '/auth/socket-ticket'),
   rooms: () => request('GET', '/rooms'),
   createRoom: (name, isPrivate) =>
     request('POST', '/rooms', { body: { name, is_private: isPrivate } }),

@@ -109,8 +109,11 @@ async function checkSession() {
 function boot() {
   setupLogin({ onSignedIn: () => route() });
   byId('sign-out').addEventListener('click', () => {
+    const refreshToken = currentSession()?.refresh_token;
     leaveRoom();
     clearSession();
+    // Revoke the sign-in on the server too: a copy of the refresh token is useless after.
+    if (refreshToken) api.logout(refreshToken).catch(() => {});
     navigate('/chat');
   });
   authEvents.addEventListener('expired', () => {

@@ -2,7 +2,7 @@
 // together. Entering a room joins its call; leaving tears everything down so the
 // others see us go at once.
 
-import { ApiError, accessToken, api } from './api.js';
+import { ApiError, api } from './api.js';
 import { Call } from './call.js';
 import { ChatPanel } from './chat.js';
 import { LobbyPanel, waitForAdmission } from './knock.js';
@@ -164,7 +164,7 @@ export class RoomSession {
     this.#socket = new RoomSocket({
       roomId: this.roomId,
       userId: this.#self.id,
-      token: (rejected) => accessToken(rejected),
+      ticket: () => socketTicket(),
       since: () => this.#chat.lastId,
       onFrame: (frame) => this.#onFrame(frame),
       onOpen: ({ reconnect }) => this.#onOpen(reconnect),
@@ -438,5 +438,15 @@ export class RoomSession {
   #publishMedia() {
     if (!this.#callReady) return;
     this.#socket?.send({ type: 'media_state', ...this.#call.publicState });
+  }
+}
+
+/** A one-time ticket for the room socket; null once the session has ended. */
+async function socketTicket() {
+  try {
+    return (await api.socketTicket()).ticket;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return null;
+    throw error;
   }
 }

@@ -32,8 +32,7 @@ export class RoomSocket {
    * @param {object} options
    * @param {string} options.roomId
    * @param {string} options.userId
-   * @param {(rejected?: string) => Promise<string|null>} options.token a usable access
-   *   token; given the token the server just refused, a fresh one (refreshed) instead
+   * @param {() => Promise<string|null>} options.ticket a one-time socket ticket (null: signed out)
    * @param {() => number|null} options.since the last message id we have
    * @param {(frame: object) => void} options.onFrame
    * @param {(info: {reconnect: boolean}) => void} options.onOpen
@@ -75,22 +74,25 @@ export class RoomSocket {
     }
   }
 
-  async #connect(rejected = undefined) {
+  async #connect() {
     if (this.#stopped) return;
     const { roomId, userId } = this.#options;
     this.#options.onStatus(this.#everOpened ? 'reconnecting' : 'connecting');
-    let token = null;
+    // A fresh one-time ticket per attempt: unlike a token, one seen in a log is spent.
+    let ticket = null;
     try {
-      token = await this.#options.token(rejected);
+      ticket = await this.#options.ticket();
     } catch {
-      // Offline or the server is down: the handshake below fails and we back off.
+      // Offline, or the server is down or busy: back off and try again.
+      if (!this.#stopped) this.#scheduleRetry(1006);
+      return;
     }
     if (this.#stopped) return;
-    if (!token) {
+    if (!ticket) {
       this.#options.onStatus('signed-out');
       return;
     }
-    const query = new URLSearchParams({ token });
+    const query = new URLSearchParams({ ticket });
     const since = this.#options.since();
     if (since !== null && since !== undefined) query.set('since', String(since));
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -131,9 +133,10 @@ export class RoomSocket {
         return;
       }
       if (event.code === TOKEN_EXPIRED && opened) {
-        // Not a failure: refresh the token and come back now (the replay covers the gap).
+        // Not a failure: come back now with a new ticket, made from a refreshed token
+        // (the replay covers the gap).
         this.#attempt = 0;
-        this.#connect(token);
+        this.#connect();
         return;
       }
       if (!opened) {
