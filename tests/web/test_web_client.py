@@ -76,6 +76,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     ),
     "test_an_uploaded_video_gets_ready_and_plays": ("video_upload", 60),
     "test_going_live_from_the_ui_is_watched_in_another_page_and_kept": ("live", 120),
+    "test_the_chat_pane_edits_scrolls_pages_groups_and_links": ("chat_pane", 90),
 }
 
 
@@ -497,3 +498,13 @@ def test_a_knock_on_a_private_room_is_admitted_or_denied(
     assert result["lobby_hidden_after"]
     assert "did not let you in" in result["carol_refused"]
     assert result["carol_in_room"] is False
+
+
+def test_the_chat_pane_edits_scrolls_pages_groups_and_links(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "chat_pane")
+    editor = result["editor"]
+    assert editor["visible"] and editor["width"] > 100 and editor["height"] > 20, editor
+    assert editor["value"] == "a message to edit"
+    assert result["texts_after_edit"] == ["an edited message"]

@@ -257,14 +257,14 @@ export class ChatPanel {
     item.querySelector('.message-actions').hidden = true;
     const form = document.createElement('form');
     form.className = 'message-edit';
-    const label = document.createElement('label');
-    label.className = 'visually-hidden';
-    label.textContent = 'Edit message';
+    // The field's name comes from aria-label: wrapping it in a visually hidden label
+    // shrank the field itself to nothing.
     const field = document.createElement('textarea');
     field.rows = 2;
     field.maxLength = MAX_CHARS;
     field.value = entry.data.content;
-    label.append(field);
+    field.dataset.testid = 'message-edit-input';
+    field.setAttribute('aria-label', 'Edit message');
     const save = document.createElement('button');
     save.type = 'submit';
     save.className = 'button primary small';
@@ -273,7 +273,7 @@ export class ChatPanel {
     cancel.type = 'button';
     cancel.className = 'button small';
     cancel.textContent = 'Cancel';
-    form.append(label, save, cancel);
+    form.append(field, save, cancel);
 
     const finish = () => {
       form.remove();
