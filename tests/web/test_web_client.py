@@ -508,3 +508,49 @@ def test_the_chat_pane_edits_scrolls_pages_groups_and_links(
     assert editor["visible"] and editor["width"] > 100 and editor["height"] > 20, editor
     assert editor["value"] == "a message to edit"
     assert result["texts_after_edit"] == ["an edited message"]
+    history = result["history"]
+    assert result["posted"] == len(history) + 1
+
+    # Opened at the newest message, in the list's own scroll (not the sidebar's).
+    opened = result["opened"]
+    assert opened["scrollable"] and opened["newest_in_view"], opened
+    assert opened["count"] == 50, opened  # one page; the rest on scrolling up
+    assert opened["sidebar_scrolled"] == 0 and opened["page_scrolled"] == 0, opened
+    assert result["pinned"]["newest_in_view"], result["pinned"]
+    # Scrolled up: a new message does not move the reader.
+    assert result["reading"]["from_bottom"] > 200, result["reading"]
+
+    # Scrolling to the top paged back (?before=) without losing the place or the order.
+    assert result["after_paging"]["list_top"] > 0, result["after_paging"]
+    texts = result["texts_after_paging"]
+    assert texts == [
+        "an edited message",
+        *history,
+        result["link_text"],
+        "from bob",
+        "pinned 1",
+        "pinned 2",
+        "while reading",
+    ]
+
+    # Compact: a one-line message is a line, consecutive ones from one author grouped.
+    heights = result["heights"]
+    assert heights["first"] < 40 and heights["grouped"] < 40, heights
+    assert heights["grouped_flags"] == {
+        "history 2": True,
+        "from bob": False,
+        "pinned 1": False,
+        "pinned 2": True,
+    }
+
+    # Links: only the http(s) URL is an anchor, opened safely; the rest stays text.
+    links = result["links"]
+    assert links["text"] == result["link_text"]
+    assert links["anchors"] == [
+        {
+            "href": "https://example.com/a?b=1",
+            "text": "https://example.com/a?b=1",
+            "rel": "noopener noreferrer",
+            "target": "_blank",
+        }
+    ], links
