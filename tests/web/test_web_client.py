@@ -77,6 +77,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_an_uploaded_video_gets_ready_and_plays": ("video_upload", 60),
     "test_going_live_from_the_ui_is_watched_in_another_page_and_kept": ("live", 120),
     "test_the_chat_pane_edits_scrolls_pages_groups_and_links": ("chat_pane", 90),
+    "test_not_found_banned_kicked_and_left_get_clear_screens": ("room_screens", 120),
 }
 
 
@@ -554,3 +555,34 @@ def test_the_chat_pane_edits_scrolls_pages_groups_and_links(
             "target": "_blank",
         }
     ], links
+
+
+def test_not_found_banned_kicked_and_left_get_clear_screens(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The refused requests (404 for no room, 403 for the ban) are logged by the browser.
+    result = result_of(
+        scenario_results,
+        "room_screens",
+        expected_console=("status of 404 (Not Found)", "status of 403 (Forbidden)"),
+    )
+    for case in ("bad_link", "unknown_id"):
+        assert "not found" in result[case]["title"].lower(), result[case]
+        assert not result[case]["knock_shown"], result[case]
+    assert result["ban_status"] == 200 and result["kick_status"] == 200
+    for case in ("banned", "banned_later", "reopened", "reopened_later"):
+        state = result[case]
+        assert state["screen"] == "banned" and "banned" in state["title"], (case, state)
+        assert "retrying" not in state["status"].lower(), (case, state)
+        assert state["live_tracks"] == 0 and state["sockets_open"] == 0, (case, state)
+        assert not state["room_shown"] and not state["rejoin_shown"], (case, state)
+    # Reopening the link never started the camera or a socket at all.
+    assert result["reopened_later"]["tiles"] == 0
+    kicked = result["kicked"]
+    assert "removed you" in kicked["text"] and kicked["live_tracks"] == 0, kicked
+    left = result["left_later"]
+    assert left["screen"] == "left" and left["rejoin_shown"], left
+    assert left["title"] == "You left Screens room" and left["url"] == "/chat", left
+    assert left["live_tracks"] == 0 and left["sockets_open"] == 0, left
+    rejoined = result["rejoined"]
+    assert rejoined["room_shown"] and rejoined["url"] == result["room_path"], rejoined
