@@ -78,6 +78,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_going_live_from_the_ui_is_watched_in_another_page_and_kept": ("live", 120),
     "test_the_chat_pane_edits_scrolls_pages_groups_and_links": ("chat_pane", 90),
     "test_not_found_banned_kicked_and_left_get_clear_screens": ("room_screens", 120),
+    "test_the_owner_mutes_and_removes_from_the_people_list": ("moderation_ui", 90),
 }
 
 
@@ -586,3 +587,15 @@ def test_not_found_banned_kicked_and_left_get_clear_screens(
     assert left["live_tracks"] == 0 and left["sockets_open"] == 0, left
     rejoined = result["rejoined"]
     assert rejoined["room_shown"] and rejoined["url"] == result["room_path"], rejoined
+
+
+def test_the_owner_mutes_and_removes_from_the_people_list(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "moderation_ui")
+    assert result["owner_sees"] == ["Mute", "Remove", "Ban", "Make moderator"]
+    assert result["owner_on_self"] == []
+    assert result["member_sees"] == {"on_alice": [], "on_self": []}
+    assert "A moderator muted you" in result["muted_notice"]
+    assert result["unmute_shown"] and result["bob_mic_disabled"]
+    assert "removed you" in result["removed"]

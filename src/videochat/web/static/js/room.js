@@ -140,6 +140,7 @@ export class RoomSession {
 
     const canModerate = await this.#canModerate(room);
     if (this.#left) return;
+    this.#refreshMembers();
     this.#lobby = new LobbyPanel(this.roomId);
     if (canModerate && room.is_private) this.#lobby.enable();
     this.#chat = new ChatPanel({
@@ -296,6 +297,32 @@ export class RoomSession {
     }
   }
 
+  /** Roles and mutes for the People list (its moderation actions). */
+  async #refreshMembers() {
+    let members;
+    try {
+      members = await api.members(this.roomId);
+    } catch {
+      return; // the list keeps what it had; the server decides anyway
+    }
+    if (this.#left) return;
+    this.#participants.setMembers(members, (userId, action) => this.#moderate(userId, action));
+  }
+
+  /** A moderation action from the People list; the server announces the outcome. */
+  async #moderate(userId, action) {
+    try {
+      if (action === 'promote' || action === 'demote') {
+        await api.setRole(this.roomId, userId, action === 'promote' ? 'moderator' : 'member');
+      } else {
+        await api.moderate(this.roomId, userId, action);
+      }
+    } catch (error) {
+      toast(error.message, { kind: 'warn' });
+    }
+    this.#refreshMembers();
+  }
+
   /**
    * Handshakes keep failing (the browser hides the 403): ask the HTTP API whether the
    * room is still there for us, and stop with a screen instead of retrying for ever.
@@ -354,6 +381,8 @@ export class RoomSession {
         break;
       case 'presence':
         this.#participants.render(frame.participants ?? []);
+        // Someone new: their role (and the actions on them) comes from GET /members.
+        if (this.#participants.hasUnknown()) this.#refreshMembers();
         this.#call.setPresence(frame.participants ?? []);
         break;
       case 'media_state':
@@ -400,6 +429,7 @@ export class RoomSession {
 
   #onModeration(frame) {
     const mine = frame.user_id === this.#self.id;
+    this.#refreshMembers();
     switch (frame.action) {
       case 'mute':
       case 'unmute':
