@@ -76,6 +76,9 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     ),
     "test_an_uploaded_video_gets_ready_and_plays": ("video_upload", 60),
     "test_going_live_from_the_ui_is_watched_in_another_page_and_kept": ("live", 120),
+    "test_the_chat_pane_edits_scrolls_pages_groups_and_links": ("chat_pane", 90),
+    "test_not_found_banned_kicked_and_left_get_clear_screens": ("room_screens", 120),
+    "test_the_owner_mutes_and_removes_from_the_people_list": ("moderation_ui", 90),
 }
 
 
@@ -497,3 +500,102 @@ def test_a_knock_on_a_private_room_is_admitted_or_denied(
     assert result["lobby_hidden_after"]
     assert "did not let you in" in result["carol_refused"]
     assert result["carol_in_room"] is False
+
+
+def test_the_chat_pane_edits_scrolls_pages_groups_and_links(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "chat_pane")
+    editor = result["editor"]
+    assert editor["visible"] and editor["width"] > 100 and editor["height"] > 20, editor
+    assert editor["value"] == "a message to edit"
+    assert result["texts_after_edit"] == ["an edited message"]
+    history = result["history"]
+    assert result["posted"] == len(history) + 1
+
+    # Opened at the newest message, in the list's own scroll (not the sidebar's).
+    opened = result["opened"]
+    assert opened["scrollable"] and opened["newest_in_view"], opened
+    assert opened["count"] == 50, opened  # one page; the rest on scrolling up
+    assert opened["sidebar_scrolled"] == 0 and opened["page_scrolled"] == 0, opened
+    assert result["pinned"]["newest_in_view"], result["pinned"]
+    # Scrolled up: a new message does not move the reader.
+    assert result["reading"]["from_bottom"] > 200, result["reading"]
+
+    # Scrolling to the top paged back (?before=) without losing the place or the order.
+    assert result["after_paging"]["list_top"] > 0, result["after_paging"]
+    texts = result["texts_after_paging"]
+    assert texts == [
+        "an edited message",
+        *history,
+        result["link_text"],
+        "from bob",
+        "pinned 1",
+        "pinned 2",
+        "while reading",
+    ]
+
+    # Compact: a one-line message is a line, consecutive ones from one author grouped.
+    heights = result["heights"]
+    assert heights["first"] < 40 and heights["grouped"] < 40, heights
+    assert heights["grouped_flags"] == {
+        "history 2": True,
+        "from bob": False,
+        "pinned 1": False,
+        "pinned 2": True,
+    }
+
+    # Links: only the http(s) URL is an anchor, opened safely; the rest stays text.
+    links = result["links"]
+    assert links["text"] == result["link_text"]
+    assert links["anchors"] == [
+        {
+            "href": "https://example.com/a?b=1",
+            "text": "https://example.com/a?b=1",
+            "rel": "noopener noreferrer",
+            "target": "_blank",
+        }
+    ], links
+
+
+def test_not_found_banned_kicked_and_left_get_clear_screens(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The refused requests (404 for no room, 403 for the ban) are logged by the browser.
+    result = result_of(
+        scenario_results,
+        "room_screens",
+        expected_console=("status of 404 (Not Found)", "status of 403 (Forbidden)"),
+    )
+    for case in ("bad_link", "unknown_id"):
+        assert "not found" in result[case]["title"].lower(), result[case]
+        assert not result[case]["knock_shown"], result[case]
+    assert result["ban_status"] == 200 and result["kick_status"] == 200
+    for case in ("banned", "banned_later", "reopened", "reopened_later"):
+        state = result[case]
+        assert state["screen"] == "banned" and "banned" in state["title"], (case, state)
+        assert "retrying" not in state["status"].lower(), (case, state)
+        assert state["live_tracks"] == 0 and state["sockets_open"] == 0, (case, state)
+        assert not state["room_shown"] and not state["rejoin_shown"], (case, state)
+    # Reopening the link never started the camera or a socket at all.
+    assert result["reopened_later"]["tiles"] == 0
+    kicked = result["kicked"]
+    assert "removed you" in kicked["text"] and kicked["live_tracks"] == 0, kicked
+    left = result["left_later"]
+    assert left["screen"] == "left" and left["rejoin_shown"], left
+    assert left["title"] == "You left Screens room" and left["url"] == "/chat", left
+    assert left["live_tracks"] == 0 and left["sockets_open"] == 0, left
+    rejoined = result["rejoined"]
+    assert rejoined["room_shown"] and rejoined["url"] == result["room_path"], rejoined
+
+
+def test_the_owner_mutes_and_removes_from_the_people_list(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "moderation_ui")
+    assert result["owner_sees"] == ["Mute", "Remove", "Ban", "Make moderator"]
+    assert result["owner_on_self"] == []
+    assert result["member_sees"] == {"on_alice": [], "on_self": []}
+    assert "A moderator muted you" in result["muted_notice"]
+    assert result["unmute_shown"] and result["bob_mic_disabled"]
+    assert "removed you" in result["removed"]

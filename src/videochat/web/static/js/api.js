@@ -157,6 +157,11 @@ export const api = {
   admit: (id, userId) =>
     request('POST', `${room(id)}/lobby/${encodeURIComponent(userId)}/admit`),
   deny: (id, userId) => request('POST', `${room(id)}/lobby/${encodeURIComponent(userId)}/deny`),
+  /** A moderation action on a member: mute, unmute, kick or ban. */
+  moderate: (id, userId, action) =>
+    request('POST', `${room(id)}/members/${encodeURIComponent(userId)}/${action}`),
+  setRole: (id, userId, role) =>
+    request('POST', `${room(id)}/members/${encodeURIComponent(userId)}/role`, { body: { role } }),
   messages: (id, { limit = 50, before } = {}) => {
     const query = new URLSearchParams({ limit: String(limit) });
     if (before) query.set('before', String(before));

@@ -3,7 +3,8 @@
 // textContent only: whatever people type stays text.
 
 import { api } from './api.js';
-import { reactionsRow } from './reactions.js';
+import { linkified } from './linkify.js';
+import { reactionPicker, reactionsRow } from './reactions.js';
 import { formatTime, fromTemplate, toast } from './ui.js';
 
 const PAGE_SIZE = 50;
@@ -12,6 +13,14 @@ const TYPING_RESEND_MS = 3_000; // while typing, say so again this often
 const TYPING_IDLE_MS = 4_000; // stopped typing after this long without a key
 const TYPING_SHOWN_MS = 6_000; // someone else's "typing" fades if not repeated
 const NEAR_EDGE_PX = 60;
+// Consecutive messages of one author this close together share one name and time.
+const GROUP_WITHIN_MS = 5 * 60_000;
+
+/** A server timestamp (UTC, with or without a zone) in milliseconds. */
+function timeOf(iso) {
+  if (typeof iso !== 'string') return Number.NaN;
+  return Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(iso) ? iso : `${iso}Z`);
+}
 
 export class ChatPanel {
   #roomId;
@@ -24,6 +33,9 @@ export class ChatPanel {
   #newestId = null;
   #hasMore = false;
   #loadingOlder = false;
+  // Whether the reader is at the newest message: new ones then keep it in view.
+  #pinned = true;
+  #resizeObserver = null;
   #typingSentAt = 0;
   #typingIdle = null;
   #typists = new Map(); // user id → {name, timer}
@@ -52,10 +64,15 @@ export class ChatPanel {
     list.addEventListener(
       'scroll',
       () => {
+        this.#pinned = this.#nearBottom();
         if (list.scrollTop < NEAR_EDGE_PX) this.loadOlder();
       },
       { ...on, passive: true },
     );
+    // The pane changes size as panels come and go (people, live, a phone's keyboard):
+    // a reader at the newest message stays there.
+    this.#resizeObserver = new ResizeObserver(() => this.#keepPinned());
+    this.#resizeObserver.observe(list);
   }
 
   /** The newest message id we have: where a reconnect's replay starts. */
@@ -104,7 +121,7 @@ export class ChatPanel {
 
   /** A `message` frame, live or replayed. */
   receive(frame) {
-    const stick = this.#nearBottom();
+    const stick = this.#pinned || this.#nearBottom();
     const added = this.#upsert(frame);
     if (!added) return;
     this.#setTypist(frame.user_id, null);
@@ -117,6 +134,7 @@ export class ChatPanel {
     const entry = this.#messages.get(id);
     if (!entry) return;
     this.#fill(entry, { ...entry.data, content, edited_at: editedAt ?? new Date().toISOString() });
+    this.#keepPinned();
   }
 
   applyDelete({ id }) {
@@ -130,6 +148,7 @@ export class ChatPanel {
     const entry = this.#messages.get(id);
     if (!entry) return;
     this.#fill(entry, { ...entry.data, reactions });
+    this.#keepPinned();
   }
 
   /** Promoted to moderator, or demoted: whether others' messages get a Delete button. */
@@ -154,6 +173,7 @@ export class ChatPanel {
 
   destroy() {
     this.#abort.abort();
+    this.#resizeObserver?.disconnect();
     clearTimeout(this.#typingIdle);
     for (const { timer } of this.#typists.values()) clearTimeout(timer);
     this.#typists.clear();
@@ -183,6 +203,8 @@ export class ChatPanel {
       next = node;
     }
     this.#el.list.insertBefore(item, next);
+    this.#regroup(item);
+    if (item.nextElementSibling) this.#regroup(item.nextElementSibling);
     this.#oldestId = this.#oldestId === null ? data.id : Math.min(this.#oldestId, data.id);
     this.#newestId = this.#newestId === null ? data.id : Math.max(this.#newestId, data.id);
     return true;
@@ -202,50 +224,68 @@ export class ChatPanel {
     time.dateTime = data.timestamp ?? '';
     time.textContent = formatTime(data.timestamp);
     item.querySelector('.message-edited').hidden = !data.edited_at || deleted;
-    item.querySelector('.message-content').textContent = deleted ? 'Message deleted' : data.content;
+    const content = item.querySelector('.message-content');
+    if (deleted) content.textContent = 'Message deleted';
+    else content.replaceChildren(linkified(data.content));
     item.querySelector('.message-reactions')?.remove();
+    item.querySelector('.message-tools')?.remove();
     if (!deleted) {
       const toggle = (emoji, add) => {
         if (!this.#send({ type: 'reaction', id: data.id, emoji, add })) {
           toast('Not connected: the reaction was not sent.', { kind: 'warn' });
         }
       };
-      item.querySelector('.message-content').after(
-        reactionsRow(data.reactions ?? [], this.#self.id, toggle),
-      );
-    }
-    item.querySelector('.message-actions')?.remove();
-    if (!deleted && (own || this.#canModerate)) {
-      const actions = this.#actions(data.id, own);
-      actions.hidden = entry.editing;
-      item.append(actions);
+      const reactions = data.reactions ?? [];
+      if (reactions.length) {
+        item.querySelector('.message-line').after(reactionsRow(reactions, this.#self.id, toggle));
+      }
+      // Actions float over the message on hover or keyboard focus: a message is one line.
+      const tools = document.createElement('div');
+      tools.className = 'message-tools';
+      tools.append(reactionPicker(reactions, this.#self.id, toggle));
+      if (own || this.#canModerate) tools.append(...this.#actions(data.id, own));
+      tools.hidden = entry.editing;
+      item.append(tools);
     }
     if (deleted && entry.editing) {
       // Deleted (by a moderator, or in another tab) while we were editing it.
       item.querySelector('.message-edit')?.remove();
-      item.querySelector('.message-content').hidden = false;
+      item.querySelector('.message-line').hidden = false;
       entry.editing = false;
     }
   }
 
+  /** Group a message under the one before it: same author, a few minutes apart. */
+  #regroup(item) {
+    const previous = item.previousElementSibling;
+    const entry = this.#messages.get(Number(item.dataset.messageId));
+    const before = previous && this.#messages.get(Number(previous.dataset.messageId));
+    if (!entry || !before) {
+      item.classList.remove('grouped');
+      return;
+    }
+    const gap = timeOf(entry.data.timestamp) - timeOf(before.data.timestamp);
+    const sameAuthor = before.data.user_id === entry.data.user_id;
+    item.classList.toggle('grouped', sameAuthor && gap >= 0 && gap < GROUP_WITHIN_MS);
+  }
+
   #actions(id, own) {
-    const box = document.createElement('div');
-    box.className = 'message-actions';
     const button = (text, label, action) => {
       const element = document.createElement('button');
       element.type = 'button';
-      element.className = 'link-button';
+      element.className = 'tool-button';
       element.textContent = text;
       element.setAttribute('aria-label', label);
       element.addEventListener('click', action);
       return element;
     };
     // Only authors edit; the room's owner and moderators may also delete.
-    if (own) box.append(button('Edit', 'Edit your message', () => this.#startEdit(id)));
-    box.append(
+    const buttons = [];
+    if (own) buttons.push(button('Edit', 'Edit your message', () => this.#startEdit(id)));
+    buttons.push(
       button('Delete', own ? 'Delete your message' : 'Delete this message', () => this.#delete(id)),
     );
-    return box;
+    return buttons;
   }
 
   #startEdit(id) {
@@ -253,18 +293,18 @@ export class ChatPanel {
     if (!entry || entry.editing || entry.data.deleted) return;
     entry.editing = true;
     const { item } = entry;
-    const content = item.querySelector('.message-content');
-    item.querySelector('.message-actions').hidden = true;
+    const line = item.querySelector('.message-line');
+    item.querySelector('.message-tools').hidden = true;
     const form = document.createElement('form');
     form.className = 'message-edit';
-    const label = document.createElement('label');
-    label.className = 'visually-hidden';
-    label.textContent = 'Edit message';
+    // The field's name comes from aria-label: wrapping it in a visually hidden label
+    // shrank the field itself to nothing.
     const field = document.createElement('textarea');
     field.rows = 2;
     field.maxLength = MAX_CHARS;
     field.value = entry.data.content;
-    label.append(field);
+    field.dataset.testid = 'message-edit-input';
+    field.setAttribute('aria-label', 'Edit message');
     const save = document.createElement('button');
     save.type = 'submit';
     save.className = 'button primary small';
@@ -273,15 +313,15 @@ export class ChatPanel {
     cancel.type = 'button';
     cancel.className = 'button small';
     cancel.textContent = 'Cancel';
-    form.append(label, save, cancel);
+    form.append(field, save, cancel);
 
     const finish = () => {
       form.remove();
-      content.hidden = false;
+      line.hidden = false;
       entry.editing = false;
-      const actions = item.querySelector('.message-actions');
-      if (actions) actions.hidden = false;
-      actions?.querySelector('button')?.focus();
+      const tools = item.querySelector('.message-tools');
+      if (tools) tools.hidden = false;
+      tools?.querySelector('.tool-button')?.focus();
     };
     form.addEventListener('submit', (event) => {
       event.preventDefault();
@@ -305,8 +345,8 @@ export class ChatPanel {
         form.requestSubmit();
       }
     });
-    content.hidden = true;
-    content.after(form);
+    line.hidden = true;
+    line.after(form);
     field.focus();
   }
 
@@ -402,5 +442,10 @@ export class ChatPanel {
   #scrollToBottom() {
     const { list } = this.#el;
     list.scrollTop = list.scrollHeight;
+    this.#pinned = true;
+  }
+
+  #keepPinned() {
+    if (this.#pinned) this.#el.list.scrollTop = this.#el.list.scrollHeight;
   }
 }

@@ -19,7 +19,8 @@ const sleep = (ms, signal) =>
 /**
  * Show the waiting screen for a private room we are not a member of. The person
  * presses "Ask to join"; we knock and poll our knock's status until a moderator
- * decides. Resolves true when admitted, false when denied, withdrawn or left.
+ * decides. Resolves true when admitted; 'not-found' for an unknown room, 'banned' when
+ * banned; false when denied, withdrawn or left.
  */
 export async function waitForAdmission(roomId, signal) {
   const status = byId('knock-status');
@@ -48,11 +49,8 @@ export async function waitForAdmission(roomId, signal) {
       if (knock.status === 'admitted') return true;
     } catch (error) {
       ask.disabled = false;
-      if (error instanceof ApiError && error.status === 404) {
-        say('This room does not exist (any more).');
-        ask.hidden = true;
-        return false;
-      }
+      if (error instanceof ApiError && error.status === 404) return 'not-found';
+      if (error instanceof ApiError && error.status === 403) return 'banned';
       say(error.message); // banned, lobby full, too many knocks: the server says which
       continue;
     }

@@ -5,6 +5,7 @@ import { api, authEvents } from './api.js';
 import { Lobby } from './lobby.js';
 import { setupLogin, showLogin } from './login.js';
 import { RoomSession, roomPath } from './room.js';
+import { setupScreens, showRoomScreen } from './screens.js';
 import { clearSession, currentSession, saveSession } from './session.js';
 import { byId } from './ui.js';
 
@@ -75,7 +76,7 @@ async function applyRoute() {
       invite: target.invite,
       self: session.user,
       registry,
-      onExit: () => navigate('/chat'),
+      onExit: (name) => showLeft(target.roomId, name),
     });
     await room.enter();
     return;
@@ -83,6 +84,17 @@ async function applyRoute() {
   leaveRoom();
   if (location.pathname !== '/chat') history.replaceState(null, '', '/chat');
   lobby.show();
+}
+
+/** Pressed Leave: hang up, and offer to come back (a reload goes to the room list). */
+function showLeft(roomId, name) {
+  routing = routing
+    .then(() => {
+      leaveRoom();
+      history.pushState(null, '', '/chat');
+      showRoomScreen('left', { name, rejoin: () => navigate(roomPath(roomId)) });
+    })
+    .catch((error) => console.error('videochat: leave', error));
 }
 
 function renderWhoami(session) {
@@ -108,6 +120,7 @@ async function checkSession() {
 
 function boot() {
   setupLogin({ onSignedIn: () => route() });
+  setupScreens();
   byId('sign-out').addEventListener('click', () => {
     const refreshToken = currentSession()?.refresh_token;
     leaveRoom();

@@ -1,10 +1,11 @@
 // Emoji reactions under a chat message: a chip per emoji (pressed when it is yours,
-// click to toggle) and a small picker of common ones. Emoji and names are text only.
+// click to toggle), and a small picker of common ones for the message's tools.
+// Emoji and names are text only.
 
 export const QUICK_EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '🙏'];
 
 /**
- * Build the reactions row of one message.
+ * The reactions row of one message (chips only; empty when nobody reacted).
  * @param {{emoji: string, count: number, user_ids: string[]}[]} reactions
  * @param {string} selfId
  * @param {(emoji: string, add: boolean) => void} toggle
@@ -25,11 +26,11 @@ export function reactionsRow(reactions, selfId, toggle) {
     chip.addEventListener('click', () => toggle(emoji, !mine));
     row.append(chip);
   }
-  row.append(picker(reactions, selfId, toggle));
   return row;
 }
 
-function picker(reactions, selfId, toggle) {
+/** The "add a reaction" button and its choices (shown with a message's tools). */
+export function reactionPicker(reactions, selfId, toggle) {
   const details = document.createElement('details');
   details.className = 'reaction-picker';
   const summary = document.createElement('summary');

@@ -7,9 +7,13 @@ import { Call } from './call.js';
 import { ChatPanel } from './chat.js';
 import { LobbyPanel, waitForAdmission } from './knock.js';
 import { ParticipantList } from './participants.js';
+import { showRoomScreen } from './screens.js';
 import { RoomSocket } from './socket.js';
 import { VideoGrid } from './tiles.js';
 import { Notices, byId, showView, toast } from './ui.js';
+
+// Room ids are UUIDs: anything else in a link cannot be a room (no need to ask).
+const ROOM_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const CONNECTION_TEXT = {
   connecting: 'Connecting…',
@@ -35,11 +39,7 @@ function describeServerError(frame) {
   }
 }
 
-function showError(title, text) {
-  byId('error-title').textContent = title;
-  byId('error-text').textContent = text;
-  showView('error');
-}
+const isStatus = (error, status) => error instanceof ApiError && error.status === status;
 
 export class RoomSession {
   #self;
@@ -58,6 +58,7 @@ export class RoomSession {
   #abort = new AbortController();
   #left = false;
   #lobby = null;
+  #name = '';
 
   /**
    * @param {object} options
@@ -65,7 +66,7 @@ export class RoomSession {
    * @param {string|null} options.invite an invite code from the link
    * @param {{id: string, username: string}} options.self
    * @param {{peers: Map, timings: object}} options.registry window.videochat
-   * @param {() => void} options.onExit the person pressed Leave
+   * @param {(name: string) => void} options.onExit the person pressed Leave
    */
   constructor({ roomId, invite, self, registry, onExit }) {
     this.roomId = roomId;
@@ -86,6 +87,7 @@ export class RoomSession {
 
     const room = await this.#loadRoom();
     if (!room || this.#left) return;
+    this.#name = room.name;
     byId('room-title').textContent = room.name;
     document.title = `${room.name} · videochat`;
     byId('room-private-badge').hidden = !room.is_private;
@@ -138,6 +140,7 @@ export class RoomSession {
 
     const canModerate = await this.#canModerate(room);
     if (this.#left) return;
+    this.#refreshMembers();
     this.#lobby = new LobbyPanel(this.roomId);
     if (canModerate && room.is_private) this.#lobby.enable();
     this.#chat = new ChatPanel({
@@ -203,33 +206,67 @@ export class RoomSession {
   }
 
   async #loadRoom() {
+    let room;
     try {
       if (this.#invite) {
         await api.joinRoom(this.roomId, this.#invite);
         // The invite did its work; the address bar shows the plain room address.
         history.replaceState(history.state, '', roomPath(this.roomId));
       }
-      return await api.room(this.roomId);
+      room = await api.room(this.roomId);
     } catch (error) {
       if (this.#left) return null;
-      // A private room we are not in: knock, and come in once a moderator admits us.
-      if (error instanceof ApiError && error.status === 404 && !this.#invite) {
-        if (!(await waitForAdmission(this.roomId, this.#abort.signal)) || this.#left) return null;
-        showView('room');
-        try {
-          return await api.room(this.roomId);
-        } catch (again) {
-          showError("This room can't be opened", again.message);
-          return null;
-        }
-      }
-      let text = `Could not open the room: ${error.message}`;
-      if (error instanceof ApiError && error.status === 404) {
-        text = 'This room does not exist, or it is private and you need an invite link.';
-      } else if (error instanceof ApiError && error.status === 403) {
-        text = 'This invite link is not valid (any more). Ask for a new one.';
-      }
-      showError("This room can't be opened", text);
+      if (isStatus(error, 404) && !this.#invite) return this.#knock();
+      if (isStatus(error, 404)) showRoomScreen('not-found');
+      else if (isStatus(error, 403) && /banned/i.test(error.message)) showRoomScreen('banned');
+      else if (isStatus(error, 403)) showRoomScreen('invite');
+      else if (isStatus(error, 409)) showRoomScreen('full', { text: error.message });
+      else showRoomScreen('error', { text: `Could not open the room: ${error.message}` });
+      return null;
+    }
+    // A public room we are not in yet: join now, before the camera starts, so a ban
+    // or a full room is a clear screen rather than a socket that never opens.
+    if (!room.is_private && !(room.users ?? []).includes(this.#self.id)) {
+      const refusal = await this.#joinPublic();
+      if (refusal || this.#left) return null;
+    }
+    return room;
+  }
+
+  /** POST /join for a public room; true when refused (a screen says why). */
+  async #joinPublic() {
+    try {
+      await api.joinRoom(this.roomId);
+      return false;
+    } catch (error) {
+      if (this.#left) return true;
+      if (isStatus(error, 403)) showRoomScreen('banned');
+      else if (isStatus(error, 404)) showRoomScreen('gone');
+      else if (isStatus(error, 409)) showRoomScreen('full', { text: error.message });
+      else return false; // offline for a moment: the socket retries and says so
+      return true;
+    }
+  }
+
+  /**
+   * A room we may not see: not a room id at all (not found), or perhaps a private
+   * room — knock, and come in once a moderator admits us.
+   */
+  async #knock() {
+    if (!ROOM_ID.test(this.roomId)) {
+      showRoomScreen('not-found');
+      return null;
+    }
+    const outcome = await waitForAdmission(this.roomId, this.#abort.signal);
+    if (this.#left) return null;
+    if (outcome === 'not-found') showRoomScreen('not-found');
+    if (outcome === 'banned') showRoomScreen('banned');
+    if (outcome !== true) return null;
+    showView('room');
+    try {
+      return await api.room(this.roomId);
+    } catch (again) {
+      showRoomScreen('error', { text: again.message });
       return null;
     }
   }
@@ -260,14 +297,55 @@ export class RoomSession {
     }
   }
 
-  /** Handshakes keep failing: find out whether the room is still there for us. */
-  async #checkStillAllowed() {
+  /** Roles and mutes for the People list (its moderation actions). */
+  async #refreshMembers() {
+    let members;
     try {
-      await api.room(this.roomId);
+      members = await api.members(this.roomId);
+    } catch {
+      return; // the list keeps what it had; the server decides anyway
+    }
+    if (this.#left) return;
+    this.#participants.setMembers(members, (userId, action) => this.#moderate(userId, action));
+  }
+
+  /** A moderation action from the People list; the server announces the outcome. */
+  async #moderate(userId, action) {
+    try {
+      if (action === 'promote' || action === 'demote') {
+        await api.setRole(this.roomId, userId, action === 'promote' ? 'moderator' : 'member');
+      } else {
+        await api.moderate(this.roomId, userId, action);
+      }
     } catch (error) {
-      if (this.#left || !(error instanceof ApiError) || error.status !== 404) return;
+      toast(error.message, { kind: 'warn' });
+    }
+    this.#refreshMembers();
+  }
+
+  /**
+   * Handshakes keep failing (the browser hides the 403): ask the HTTP API whether the
+   * room is still there for us, and stop with a screen instead of retrying for ever.
+   */
+  async #checkStillAllowed() {
+    let room;
+    try {
+      room = await api.room(this.roomId);
+    } catch (error) {
+      if (this.#left || !isStatus(error, 404)) return; // offline: keep retrying
       this.leave();
-      showError("This room can't be opened", 'This room is no longer available to you.');
+      showRoomScreen('gone');
+      return;
+    }
+    if (this.#left || room.is_private || (room.users ?? []).includes(this.#self.id)) return;
+    // A public room that no longer counts us in: banned, or full.
+    try {
+      await api.joinRoom(this.roomId);
+    } catch (error) {
+      if (this.#left || !(isStatus(error, 403) || isStatus(error, 409))) return;
+      this.leave();
+      if (isStatus(error, 403)) showRoomScreen('banned');
+      else showRoomScreen('full', { text: error.message });
     }
   }
 
@@ -303,6 +381,8 @@ export class RoomSession {
         break;
       case 'presence':
         this.#participants.render(frame.participants ?? []);
+        // Someone new: their role (and the actions on them) comes from GET /members.
+        if (this.#participants.hasUnknown()) this.#refreshMembers();
         this.#call.setPresence(frame.participants ?? []);
         break;
       case 'media_state':
@@ -349,6 +429,7 @@ export class RoomSession {
 
   #onModeration(frame) {
     const mine = frame.user_id === this.#self.id;
+    this.#refreshMembers();
     switch (frame.action) {
       case 'mute':
       case 'unmute':
@@ -377,13 +458,10 @@ export class RoomSession {
     this.#renderControls();
   }
 
-  /** Kicked or banned: leave, and say why instead of coming back. */
+  /** Kicked or banned (close code 4003): leave, and say why instead of coming back. */
   #removed(reason) {
     this.leave();
-    showError(
-      'You left this room',
-      reason ? `A moderator removed you (${reason}).` : 'A moderator removed you from this room.',
-    );
+    showRoomScreen(/banned/i.test(reason ?? '') ? 'banned' : 'kicked');
   }
 
   #bindControls() {
@@ -391,7 +469,7 @@ export class RoomSession {
     byId('toggle-mic').addEventListener('click', () => this.#call.toggleMic(), on);
     byId('toggle-camera').addEventListener('click', () => this.#call.toggleCamera(), on);
     byId('share-screen').addEventListener('click', () => this.#call.toggleScreen(), on);
-    byId('leave-call').addEventListener('click', () => this.#onExit(), on);
+    byId('leave-call').addEventListener('click', () => this.#onExit(this.#name), on);
     byId('unmute-all').addEventListener(
       'click',
       () => {
