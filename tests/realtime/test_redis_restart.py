@@ -26,7 +26,10 @@ from tests.support import receive_until
 
 
 def _socket(base: str, room_id: str, user: dict[str, Any]) -> Any:
-    url = base.replace("http", "ws", 1) + f"/ws/{room_id}/{user['id']}?token={user['access_token']}"
+    url = (
+        base.replace("http", "ws", 1)
+        + f"/ws/{room_id}/{user['id']}?token={user['access_token']}&v=2"
+    )
     return websockets.connect(url, max_queue=None)
 
 
@@ -124,9 +127,7 @@ async def test_sockets_catch_up_on_what_they_missed_during_a_redis_outage(
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server binary not installed")
     services.require_service("PostgreSQL", services.PG_HOST, services.PG_PORT)
-    from tests.conftest import _truncate_postgres
-
-    await _truncate_postgres(postgres_url)
+    await services.empty_pg_database(postgres_url)
     redis = ThrowawayRedis(tmp_path)
     redis.start()
     processes = []
