@@ -2,7 +2,7 @@
 
 Every frame for a room goes through the broker as an envelope: one line of JSON
 ``{"to": user_id | null, "to_connection": connection_id | null, "except": connection_id
-| null, "id": message id, "v1": true if the prototype had this frame, "control"}``,
+| null, "id": message id, "v2": true unless the prototype had this frame, "control"}``,
 a newline, then the frame's JSON exactly as the sockets get it. Each instance reads
 the short header and hands the frame's text to its own sockets in the room: a frame
 is serialised once, wherever its recipients are, and never parsed again.
@@ -71,8 +71,11 @@ def _envelope(
     # Message ids let a socket skip what its reconnect replay already sent.
     message_id = frame.get("id", 0) if kind == "message" else 0
     header: dict[str, Any] = {"to": to_user, "except": except_connection, "id": message_id}
-    if kind in PROTOTYPE_FRAMES:
-        header["v1"] = True  # decided once here, so delivery asks each socket one flag
+    if kind not in PROTOTYPE_FRAMES:
+        # Decided once here, so delivery asks each socket one flag. Marking the new
+        # frames (not the prototype's) means an envelope from an older instance, with no
+        # mark, still reaches v1 sockets: extra frames at worst, never a lost message.
+        header["v2"] = True
     if to_connection is not None:
         header["to_connection"] = to_connection
     if control:
@@ -328,7 +331,7 @@ class Hub:
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
         droppable = header.get("droppable", False)
-        v1 = header.get("v1", False)
+        v2_only = header.get("v2", False)
         frame = PreparedFrame(text)  # compressed once for all the room's sockets
         if message_id and message_id > self._last_id.get(room_id, 0):
             self._last_id[room_id] = message_id
@@ -337,7 +340,7 @@ class Hub:
                 continue
             if only is not None and connection.id != only:
                 continue
-            if connection.v1 and not v1:
+            if v2_only and connection.v1:
                 continue  # a frame the prototype never sent: only for protocol v2
             connection.offer(frame, message_id=message_id, droppable=droppable)
         control = header.get("control")
