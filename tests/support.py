@@ -137,8 +137,11 @@ def connect_ws(server: LiveServer, path: str) -> Any:
     return websockets.connect(server.ws_url + path, max_queue=None, open_timeout=10)
 
 
-def ws_path(room_id: str, user_id: str, token: str | None = None, **params: Any) -> str:
-    query = {**({"token": token} if token else {}), **params}
+def ws_path(
+    room_id: str, user_id: str, token: str | None = None, *, v: int | None = 2, **params: Any
+) -> str:
+    """A socket path; protocol v2 (the whole protocol) unless ``v`` says otherwise."""
+    query = {**({"token": token} if token else {}), **({"v": v} if v else {}), **params}
     suffix = "?" + "&".join(f"{key}={value}" for key, value in query.items()) if query else ""
     return f"/ws/{room_id}/{user_id}{suffix}"
 

@@ -21,7 +21,7 @@ def test_messages_survive_kill_and_restart(database_url: str, tmp_path: Path) ->
         user = httpx.post(f"{base}/users", json={"username": "alice"}).json()
         headers = {"Authorization": f"Bearer {user['access_token']}"}
         room = httpx.post(f"{base}/rooms", json={"name": "Durable"}, headers=headers).json()
-        url = f"ws://127.0.0.1:{port}/ws/{room['id']}/{user['id']}?token={user['access_token']}"
+        url = f"ws://127.0.0.1:{port}/ws/{room['id']}/{user['id']}?token={user['access_token']}&v=2"
         acknowledged = []
         with ws_client.connect(url) as ws:
             for index in range(25):

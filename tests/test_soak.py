@@ -64,7 +64,7 @@ class Client:
     socket: Any = None
 
     def url(self) -> str:
-        query = f"token={self.user['access_token']}"
+        query = f"token={self.user['access_token']}&v=2"
         if self.ids:  # a reconnect resumes where it stopped
             query += f"&since={max(self.ids)}"
         ws = self.base.replace("http", "ws", 1)

@@ -166,6 +166,7 @@ async def test_sockets_registering_at_once_share_one_subscription() -> None:
             self.room_id, self.user_id, self.username = room, f"u{index}", f"user{index}"
             self.media = {"audio": False, "video": False, "screen": False}
             self.connected_at = time.time()
+            self.v1 = False  # speaks protocol v2: gets every frame
             received[self.id] = []
 
         def offer(self, text: str, *, message_id: int = 0, droppable: bool = False) -> None:

@@ -26,7 +26,10 @@ from tests.support import receive_until
 
 
 def _socket(base: str, room_id: str, user: dict[str, Any]) -> Any:
-    url = base.replace("http", "ws", 1) + f"/ws/{room_id}/{user['id']}?token={user['access_token']}"
+    url = (
+        base.replace("http", "ws", 1)
+        + f"/ws/{room_id}/{user['id']}?token={user['access_token']}&v=2"
+    )
     return websockets.connect(url, max_queue=None)
 
 

@@ -15,7 +15,9 @@ from tests.support import collect, receive_until
 
 
 def _socket(base: str, room_id: str, user: dict[str, Any], **params: Any) -> Any:
-    query = "&".join([f"token={user['access_token']}", *(f"{k}={v}" for k, v in params.items())])
+    query = "&".join(
+        [f"token={user['access_token']}", "v=2", *(f"{k}={v}" for k, v in params.items())]
+    )
     url = base.replace("http", "ws", 1) + f"/ws/{room_id}/{user['id']}?{query}"
     return websockets.connect(url, max_queue=None)
 

@@ -84,7 +84,7 @@ class Room:
         return {"Authorization": f"Bearer {person['access_token']}"}
 
     def _socket(self, person: dict[str, Any]) -> ClientConnection:
-        url = f"ws://127.0.0.1:{self.port}/ws/{self.room_id}/{person['id']}?token={person['access_token']}"
+        url = f"ws://127.0.0.1:{self.port}/ws/{self.room_id}/{person['id']}?token={person['access_token']}&v=2"
         return self.stack.enter_context(connect(url, open_timeout=10, max_size=None))
 
     def reconnect_fuzzed(self) -> None:

@@ -3,7 +3,8 @@
 - ``OptionalUser``: the token's user, or None without a token (a bad token is a 401).
 - ``CurrentUser``: the token's user; 401 without one, in every auth mode.
 - ``Actor``: whoever may write: the token's user; in ``open`` mode (the prototype)
-  also nobody, the endpoint then takes the acting id from the path or body.
+  also nobody, the endpoint then takes the acting id from the path or body, or acts
+  for nobody where the prototype sent no id (``acting_id``).
 
 The token is decoded once per request (security.identity keeps the claims in the
 request's state), whichever of the rate limiter and these dependencies asks first.
@@ -86,6 +87,20 @@ def resolve_actor(
     if token_user is not None:
         return token_user.id
     raise Unauthorized("user_id is required")
+
+
+def acting_id(
+    *, settings: Settings, token_user: User | None, claimed_user_id: str | None
+) -> str | None:
+    """Like ``resolve_actor``, for writes the prototype made without naming anyone.
+
+    In ``open`` mode a caller with neither token nor ``user_id`` acts for nobody (None):
+    the prototype's ``{"title"}`` bodies create streams and uploads owned by no one.
+    ``token`` mode is unchanged: the token decides, a body naming someone else is a 403.
+    """
+    if settings.auth_mode is AuthMode.OPEN and token_user is None and claimed_user_id is None:
+        return None
+    return resolve_actor(settings=settings, token_user=token_user, claimed_user_id=claimed_user_id)
 
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from videochat.accounts.auth import Actor, OptionalUser, resolve_actor, user_from_token
+from videochat.accounts.auth import Actor, OptionalUser, acting_id, user_from_token
 from videochat.config import Settings
 from videochat.context import Context, Session, SettingsDep
 from videochat.db.models import LiveStream, LiveStreamStatus, Room, User
@@ -43,14 +43,20 @@ IMMUTABLE = "max-age=31536000, immutable"
 async def create_live_stream(
     room_id: str, body: LiveStreamCreate, session: Session, context: Context, user: OptionalUser
 ) -> LiveStreamOut:
-    """Create a stream (status ready) and its key; publish to ``whip_url`` with it."""
+    """Create a stream (status ready) and its key; publish to ``whip_url`` with it.
+
+    In open auth mode a caller naming no ``user_id`` creates a stream owned by nobody,
+    as the prototype did (uploads alike).
+    """
     settings = context.settings
-    owner_id = resolve_actor(settings=settings, token_user=user, claimed_user_id=body.user_id)
+    owner_id = acting_id(settings=settings, token_user=user, claimed_user_id=body.user_id)
     room = await rooms.get_visible(session, room_id, viewer_id=owner_id)
     await rooms.require_may(session, room_id, user_id=owner_id, act=Act.GO_LIVE)
     stream = await service.create(session, room=room, owner_id=owner_id, title=body.title)
     metrics.LIVE_STREAMS_CREATED.inc()
-    return service.to_out(settings, stream, room, viewer_id=owner_id)
+    out = service.to_out(settings, stream, room, viewer_id=owner_id)
+    # The creator gets the key it publishes with, whoever owns the stream (or nobody).
+    return out.model_copy(update={"stream_key": stream.stream_key})
 
 
 @router.get("/rooms/{room_id}/live-streams", response_model=list[LiveStreamOut])

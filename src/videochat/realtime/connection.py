@@ -53,6 +53,9 @@ class Connection:
     closed: bool = False
     # Muted by a moderator: chat and turning devices on are refused.
     muted: bool = False
+    # Speaks protocol v1 (the prototype's, no ``?v=2`` asked): the hub gives it only the
+    # prototype's frames (see ``hub.PROTOTYPE_FRAMES``).
+    v1: bool = False
     # Set when the server decided to close (slow consumer, abuse, shutdown).
     closed_by_server: bool = False
     # The close code the server sent, or the client's when it left (metrics' close reason).

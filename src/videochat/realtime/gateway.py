@@ -23,7 +23,7 @@ from videochat.observability import metrics
 from videochat.realtime import close_codes, frames, lifecycle
 from videochat.realtime.budget import FrameBudget
 from videochat.realtime.connection import Connection
-from videochat.realtime.handshake import Admit, Admitted, Refused, Replay, screen
+from videochat.realtime.handshake import Admit, Admitted, Refused, Replay, Screened, screen
 from videochat.realtime.hub import dumps
 from videochat.realtime.routing import FrameContext, FrameRouter, UnknownFrame
 from videochat.security.ratelimit import client_ip
@@ -61,6 +61,13 @@ def _close_on_expiry(connection: Connection, admitted: Admitted) -> asyncio.Time
     )
 
 
+def _malformed(ctx: FrameContext, detail: str, *, code: str = "bad_frame") -> None:
+    """Answer a frame that is no frame this server knows: protocol v1 (the prototype's)
+    had no answer for those, so its clients, which read frames by position, get none."""
+    if not ctx.connection.v1:
+        ctx.reply(frames.error_frame(code, detail))
+
+
 class Gateway:
     def __init__(self, *, admit: Admit, replay: Replay, handlers: FrameRouter) -> None:
         self._admit, self._replay = admit, replay
@@ -79,12 +86,12 @@ class Gateway:
         user_id: str = websocket.path_params["user_id"]
         context = get_context(websocket)
         try:
-            since = await screen(context, websocket)
+            screened = await screen(context, websocket)
         except Refused as exc:
             await self._refuse(websocket, room_id, user_id, exc)
             return
         try:  # the socket holds one of its address's slots from here on
-            await self._serve(context, websocket, room_id, user_id, since)
+            await self._serve(context, websocket, room_id, user_id, screened)
         finally:
             context.hub.release_address(client_ip(websocket.scope))
 
@@ -99,7 +106,7 @@ class Gateway:
         websocket: WebSocket,
         room_id: str,
         user_id: str,
-        since: int | None,
+        screened: Screened,
     ) -> None:
         try:
             admitted = await self._admit(context, websocket, room_id, user_id)
@@ -115,12 +122,13 @@ class Gateway:
             username=admitted.username,
             queue_size=context.settings.realtime.send_queue_size,
             muted=admitted.muted,
+            v1=screened.version == 1,
         )
         connection.handler = asyncio.current_task()
         structlog.contextvars.bind_contextvars(room_id=room_id, user_id=user_id)
         expiry = _close_on_expiry(connection, admitted)
         try:
-            await self._run(context, connection, admitted, since)
+            await self._run(context, connection, admitted, screened.since)
         finally:
             if expiry is not None:
                 expiry.cancel()
@@ -137,10 +145,13 @@ class Gateway:
             if since is not None:
                 await self._replay(context, connection, since)
             connection.start_writer()
-            welcome = frames.welcome_frame(
-                connection, role=admitted.role, max_call_size=context.settings.calls.max_call_size
-            )
-            connection.offer(dumps(welcome))
+            if not connection.v1:  # the prototype's clients expect user_joined first
+                welcome = frames.welcome_frame(
+                    connection,
+                    role=admitted.role,
+                    max_call_size=context.settings.calls.max_call_size,
+                )
+                connection.offer(dumps(welcome))
             joined = frames.user_joined_frame(
                 user_id=connection.user_id, username=connection.username
             )
@@ -182,7 +193,7 @@ class Gateway:
                 metrics.WS_FRAMES_IN.inc()
             raw = message.get("text")
             if raw is None:
-                ctx.reply(frames.error_frame("bad_frame", "frames must be JSON text"))
+                _malformed(ctx, "frames must be JSON text")
                 continue
             if len(raw.encode()) > settings.realtime.max_frame_bytes:
                 await connection.close_and_wait(close_codes.FRAME_TOO_BIG, "frame too big")
@@ -200,19 +211,22 @@ class Gateway:
                 ctx.reply(frames.error_frame("rate_limited", "slow down"))
                 continue
             if not isinstance(frame, dict):
-                detail = "frames must be JSON" if frame is None else "frames must be objects"
-                ctx.reply(frames.error_frame("bad_frame", detail))
+                _malformed(
+                    ctx, "frames must be JSON" if frame is None else "frames must be objects"
+                )
                 continue
             try:
                 if route is None:
                     raise UnknownFrame(self._frames.kind_of(frame))
                 await route.handler(ctx, route.parse(frame))
+            except UnknownFrame as exc:
+                _malformed(ctx, exc.detail, code=exc.frame_code)
             except VideochatError as exc:
                 code = exc.frame_code
                 code = code or _CODE_BY_STATUS.get(exc.status_code, "invalid")
                 ctx.reply(frames.error_frame(code, exc.detail))
             except RecursionError:  # parsed, but too deep to handle (re-encode, validate)
-                ctx.reply(frames.error_frame("bad_frame", "frame nested too deeply"))
+                _malformed(ctx, "frame nested too deeply")
             except Exception as exc:
                 if not is_database_outage(exc):
                     raise

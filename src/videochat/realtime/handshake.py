@@ -25,6 +25,15 @@ class Admitted:
     expires_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """What the handshake's query asked for: a replay cursor and the protocol version."""
+
+    since: int | None
+    # 1: the prototype's frames only (no ``v`` asked); 2: the whole protocol (``?v=2``).
+    version: int
+
+
 class Refused(Exception):
     """The handshake is refused (HTTP 403 before accept); the message says why."""
 
@@ -35,8 +44,12 @@ Admit = Callable[[AppContext, WebSocket, str, str], Awaitable[Admitted]]
 Replay = Callable[[AppContext, Connection, int], Awaitable[None]]
 
 
-async def screen(context: AppContext, websocket: WebSocket) -> int | None:
-    """Connection limits per address and the ``since`` cursor, before any admission; Refused.
+# The protocol versions a client may ask for with ``?v=`` (docs/PROTOCOL.md).
+VERSIONS = {"1": 1, "2": 2}
+
+
+async def screen(context: AppContext, websocket: WebSocket) -> Screened:
+    """Connection limits per address, ``since`` and ``v``, before any admission; Refused.
 
     On success the socket holds one of its address's slots (``Hub.claim_address``): the
     caller releases it when the socket ends, whatever happens in between.
@@ -47,13 +60,24 @@ async def screen(context: AppContext, websocket: WebSocket) -> int | None:
         limiter: Limiter = context.limiter
         if await limiter.retry_after(limiter.ws_connects, "ws-connect", ip) is not None:
             raise Refused("too many connection attempts from this address")
-    since = _since(websocket)
+    since, version = _since(websocket), _version(websocket)
     # Last, and with no await between the check and the claim: handshakes arriving
     # together cannot all pass a count that none of them has added to yet.
     limit = settings.rate_limit.ws_connections_per_ip if settings.rate_limit.enabled else None
     if not context.hub.claim_address(ip, limit):
         raise Refused("too many open connections from this address")
-    return since
+    return Screened(since=since, version=version)
+
+
+def _version(websocket: WebSocket) -> int:
+    """The protocol the client asked for; without ``v``, the prototype's (1)."""
+    asked = websocket.query_params.get("v")
+    if asked is None:
+        return 1
+    version = VERSIONS.get(asked)
+    if version is None:
+        raise Refused("v must be 1 or 2")
+    return version
 
 
 def _since(websocket: WebSocket) -> int | None:

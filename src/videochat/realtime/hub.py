@@ -2,7 +2,7 @@
 
 Every frame for a room goes through the broker as an envelope: one line of JSON
 ``{"to": user_id | null, "to_connection": connection_id | null, "except": connection_id
-| null, "id": message id, "control"}``,
+| null, "id": message id, "v2": true unless the prototype had this frame, "control"}``,
 a newline, then the frame's JSON exactly as the sockets get it. Each instance reads
 the short header and hands the frame's text to its own sockets in the room: a frame
 is serialised once, wherever its recipients are, and never parsed again.
@@ -44,6 +44,11 @@ CATCH_UP_LIMIT = 1000
 CATCH_UP_RETRY_SECONDS = 1.0
 
 
+# The frames the prototype sent: all a protocol v1 socket (no ``?v=2``) ever gets from
+# the room, so the prototype's clients, which read frames by position, work unchanged.
+PROTOTYPE_FRAMES = frozenset({"user_joined", "message", "user_left"})
+
+
 def _topic(room_id: str) -> str:
     return f"videochat:room:{room_id}"
 
@@ -62,9 +67,15 @@ def _envelope(
     control: dict[str, Any] | None = None,
     droppable: bool = False,
 ) -> str:
+    kind = frame.get("type")
     # Message ids let a socket skip what its reconnect replay already sent.
-    message_id = frame.get("id", 0) if frame.get("type") == "message" else 0
+    message_id = frame.get("id", 0) if kind == "message" else 0
     header: dict[str, Any] = {"to": to_user, "except": except_connection, "id": message_id}
+    if kind not in PROTOTYPE_FRAMES:
+        # Decided once here, so delivery asks each socket one flag. Marking the new
+        # frames (not the prototype's) means an envelope from an older instance, with no
+        # mark, still reaches v1 sockets: extra frames at worst, never a lost message.
+        header["v2"] = True
     if to_connection is not None:
         header["to_connection"] = to_connection
     if control:
@@ -320,6 +331,7 @@ class Hub:
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
         droppable = header.get("droppable", False)
+        v2_only = header.get("v2", False)
         frame = PreparedFrame(text)  # compressed once for all the room's sockets
         if message_id and message_id > self._last_id.get(room_id, 0):
             self._last_id[room_id] = message_id
@@ -328,6 +340,8 @@ class Hub:
                 continue
             if only is not None and connection.id != only:
                 continue
+            if v2_only and connection.v1:
+                continue  # a frame the prototype never sent: only for protocol v2
             connection.offer(frame, message_id=message_id, droppable=droppable)
         control = header.get("control")
         if control:

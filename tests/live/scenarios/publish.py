@@ -201,7 +201,7 @@ async def scenario(url: str) -> dict[str, Any]:
         room = (await http.post("/rooms", json={"name": "Live room"}, headers=_auth(token))).json()
         seen: list[dict[str, Any]] = []
         listener = asyncio.create_task(
-            _frames(url, f"/ws/{room['id']}/{alice['id']}?token={token}", seen)
+            _frames(url, f"/ws/{room['id']}/{alice['id']}?token={token}&v=2", seen)
         )
         await asyncio.sleep(0.3)
 

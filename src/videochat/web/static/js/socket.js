@@ -92,7 +92,9 @@ export class RoomSocket {
       this.#options.onStatus('signed-out');
       return;
     }
-    const query = new URLSearchParams({ ticket });
+    // v=2: the whole protocol (welcome, presence, calls...); without it the server
+    // sends only the prototype's frames (docs/PROTOCOL.md, "Protocol versions").
+    const query = new URLSearchParams({ ticket, v: '2' });
     const since = this.#options.since();
     if (since !== null && since !== undefined) query.set('since', String(since));
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
