@@ -6,8 +6,8 @@ only names its parts, so it imports no domain at run time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
@@ -44,6 +44,13 @@ class AppContext:
     live: LiveManager
     # What /health and /health/ready ask the domains (registered by the builder).
     health: HealthSources
+    # What a moderation action ("ban", "kick", "mute") does in other domains (their
+    # uploads, their streams): hooks registered by the builder, so rooms imports none.
+    moderation_hooks: Mapping[str, Sequence[ModerationHook]] = field(default_factory=dict)
+
+
+# Runs in the moderation request's unit of work: (session, context, room_id, user_id).
+ModerationHook = Callable[[AsyncSession, AppContext, str, str], Awaitable[None]]
 
 
 def attach_context(app: Starlette, context: AppContext | None) -> None:

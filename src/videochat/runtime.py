@@ -31,7 +31,9 @@ from videochat.db.engine import create_sessionmaker
 from videochat.db.lifecycle import enter_engine
 from videochat.db.migrate import upgrade_to_head
 from videochat.kit.cache import create_cache
+from videochat.live import consequences as live_consequences
 from videochat.live.ingest import LiveManager
+from videochat.media import consequences as media_consequences
 from videochat.media.tasks import InProcessJobRunner, JobQueue
 from videochat.media.worker import RedisJobQueue, VideoWorker
 from videochat.observability import metrics
@@ -145,6 +147,14 @@ async def open_context(
             video_jobs=video_jobs,
             live=live,
             health=_health_sources(settings, video_jobs),
+            moderation_hooks={
+                "ban": [
+                    media_consequences.withdraw_uploads,
+                    live_consequences.end_streams("banned", keep_recording=False),
+                ],
+                "kick": [live_consequences.end_streams("kicked", keep_recording=True)],
+                "mute": [live_consequences.end_streams("muted", keep_recording=True)],
+            },
         )
         if settings.auth_mode is AuthMode.OPEN:
             log.warning("auth.open_mode", detail="identity is taken from paths and bodies")

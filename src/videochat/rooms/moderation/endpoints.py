@@ -66,7 +66,7 @@ async def kick(
         code=KICKED,
         reason="kicked from the room",
     )
-    consequences.after_kick(session, context, room_id, user_id)
+    await consequences.apply("kick", session, context, room_id, user_id)
     return JoinResult(message=f"{user_id} was removed from the room")
 
 
@@ -85,7 +85,7 @@ async def ban(
         code=KICKED,
         reason="banned from the room",
     )
-    await consequences.after_ban(session, context, room_id, user_id)
+    await consequences.apply("ban", session, context, room_id, user_id)
     return JoinResult(message=f"{user_id} was banned from the room")
 
 
@@ -121,7 +121,7 @@ async def _set_muted(
         muted=muted,
     )
     if muted:
-        consequences.after_mute(session, context, room_id, user_id)
+        await consequences.apply("mute", session, context, room_id, user_id)
     return JoinResult(message=f"{user_id} is {'muted' if muted else 'no longer muted'}")
 
 
