@@ -442,8 +442,14 @@ export class RoomSession {
         if (mine && frame.action === 'promote') this.#lobby?.enable();
         if (mine && frame.action === 'demote') this.#lobby?.disable();
         break;
+      case 'kick':
+      case 'ban':
+        // The server also closes our socket (4003); the frame comes first, and acting on
+        // it means no reconnect can slip in between (a public room would take us back).
+        if (mine) this.#removed(frame.action === 'ban' ? 'banned' : 'kicked');
+        break;
       default:
-        break; // kick and ban: the server closes that person's socket (code 4003)
+        break;
     }
   }
 
