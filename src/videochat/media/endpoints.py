@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect
 
 from videochat.accounts.auth import Actor, OptionalUser, user_from_token
 from videochat.config import Settings
-from videochat.context import AppContext, Context, Session, SettingsDep
+from videochat.context import AppContext, Context, Origin, Session, SettingsDep
 from videochat.db.models import Room, User, Video, VideoStatus
 from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import (
@@ -61,6 +61,7 @@ async def create_video_upload(
     session: Session,
     context: Context,
     user: Actor,
+    origin: Origin,
 ) -> VideoUploadSlot:
     """Create a video and its single-use upload slot (PUT the bytes to ``upload_url``)."""
     settings = context.settings
@@ -89,12 +90,12 @@ async def create_video_upload(
     service.announce_status(session, context.hub, video)
     return VideoUploadSlot(
         id=video.id,
-        upload_url=service.upload_url(video),
+        upload_url=service.upload_url(origin, video),
         status=video.status.value,
         title=video.title,
         upload_id=video.upload_id,
         expires_at=video.upload_expires_at,
-        tus_url=service.tus_url(video),
+        tus_url=service.tus_url(origin, video),
     )
 
 
@@ -247,25 +248,26 @@ async def list_videos(
     session: Session,
     settings: SettingsDep,
     user: OptionalUser,
+    origin: Origin,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
     offset: Offset = 0,
 ) -> list[VideoOut]:
     """A room's videos, newest first."""
     room = await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
     found = await repository.list_for_room(session, room_id, limit=limit, offset=offset)
-    return [service.to_out(settings, video, room) for video in found]
+    return [service.to_out(settings, video, room, origin) for video in found]
 
 
 @router.get("/videos/{video_id}", response_model=VideoOut)
 async def get_video(
-    video_id: str, session: Session, settings: SettingsDep, user: OptionalUser
+    video_id: str, session: Session, settings: SettingsDep, user: OptionalUser, origin: Origin
 ) -> VideoOut:
     """One video with its playback and thumbnail URLs (once ready)."""
     video = await repository.get(session, video_id)
     room = await rooms_repository.get_room(session, video.room_id) if video else None
     video = service.visible_video(video, room, user.id if user else None)
     assert room is not None
-    return service.to_out(settings, video, room)
+    return service.to_out(settings, video, room, origin)
 
 
 @router.get("/media/videos/{video_id}/{path:path}", include_in_schema=False)
