@@ -68,11 +68,15 @@ async def create_video_upload(
     uploader_id = user.id if user else body.user_id
     room = await rooms.get_visible(session, room_id, viewer_id=uploader_id)
     await rooms.require_may(session, room_id, user_id=uploader_id, act=Act.UPLOAD)
+    if body.size_bytes is not None and body.size_bytes > settings.media.max_upload_bytes:
+        raise PayloadTooLarge(service.too_large_detail(settings))
     external_id = None
     if bunny.is_enabled(settings):
         # Counted before Bunny hears of it, without holding the lock through the call;
         # create_slot counts again, locked.
-        await service.check_quota(session, settings, uploader_id, lock=False)
+        await service.check_quota(
+            session, settings, uploader_id, declared=body.size_bytes, lock=False
+        )
         # Created at Bunny first: when Bunny is down the answer is a 502 and nothing
         # is stored here.
         async with bunny.BunnyClient(settings.bunny) as client:
@@ -84,6 +88,7 @@ async def create_video_upload(
         uploader_id=uploader_id,
         title=body.title,
         description=body.description,
+        upload_length=body.size_bytes,
         provider=bunny.PROVIDER if external_id else "local",
         external_id=external_id,
     )
@@ -113,6 +118,8 @@ async def upload_proxy(
     await rooms.require_may(session, video.room_id, user_id=video.uploader_id, act=Act.UPLOAD)
     service.check_slot_open(video)
     limit = await service.upload_limit(session, settings, video)
+    if video.upload_length is not None and video.upload_length <= limit.bytes:
+        limit = service.UploadLimit(video.upload_length, service.declared_detail(video))
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -137,6 +144,7 @@ async def upload_proxy(
             too_large=limit.detail,
             sniff=service.check_head,
         )
+        service.check_declared_size(video, size)
     except BaseException as exc:
         # Refused or cut off: keep nothing, and free the slot for another try.
         await asyncio.to_thread(incoming.unlink, missing_ok=True)

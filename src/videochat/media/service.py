@@ -64,6 +64,19 @@ def tus_url(origin: str, video: Video) -> str:
     return f"{origin}/uploads/tus/{video.upload_id}"
 
 
+def declared_detail(video: Video) -> str:
+    return f"More bytes than the declared length of {video.upload_length}"
+
+
+def check_declared_size(video: Video, size: int) -> None:
+    """400 when a whole upload ends short of the size its slot declared."""
+    if video.upload_length is not None and size != video.upload_length:
+        raise VideochatError(
+            f"The slot was declared as {video.upload_length} bytes but {size} arrived",
+            status_code=400,
+        )
+
+
 def too_large_detail(settings: Settings) -> str:
     return f"The upload is larger than the limit of {settings.media.max_upload_bytes} bytes"
 
