@@ -104,6 +104,11 @@ class RateLimitSettings(BaseModel):
     # the per-IP limit: one account cannot flood from many addresses.
     user_writes: int = Field(default=60, ge=1)
     user_writes_window_seconds: int = Field(default=60, ge=1)
+    # Requests on an upload slot (tus HEAD/PATCH/DELETE, the compatible PUT) per user, or
+    # per slot without a token, per window: counted apart from the per-IP limit, since
+    # a chunked upload sends one request per chunk (2 GB in 5 MB chunks: 400 PATCHes).
+    upload_requests: int = Field(default=600, ge=1)
+    upload_window_seconds: int = Field(default=60, ge=1)
     # Password guessing, per window (see accounts/login_guard.py): tries on one account
     # from one address (a success clears them), tries from one address on any account,
     # and tries on one account from addresses it never logged in from.

@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from videochat.config import Settings
 from videochat.db.unit_of_work import unit_of_work
+from videochat.kit.urls import origin
 
 if TYPE_CHECKING:
     from videochat.chat.writer import MessageWriter
@@ -75,6 +76,13 @@ def get_settings_dependency(context: Annotated[AppContext, Depends(get_context)]
     return context.settings
 
 
+def get_origin(
+    connection: HTTPConnection, settings: Annotated[Settings, Depends(get_settings_dependency)]
+) -> str:
+    """What the URLs in this request's answer start with (``kit.urls.origin``)."""
+    return origin(settings.public_url, connection)
+
+
 async def get_session(
     context: Annotated[AppContext, Depends(get_context)],
 ) -> AsyncIterator[AsyncSession]:
@@ -91,3 +99,5 @@ async def get_session(
 Context = Annotated[AppContext, Depends(get_context)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# The scheme and host every URL in the answer starts with: URLs are always absolute.
+Origin = Annotated[str, Depends(get_origin)]

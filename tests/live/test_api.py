@@ -43,7 +43,9 @@ FIELDS = {
 }
 
 
-async def test_create_returns_the_compatible_shape(client: httpx.AsyncClient) -> None:
+async def test_create_returns_the_compatible_shape(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
     alice = await create_guest(client, "alice")
     room = await create_room(client, alice["access_token"])
     stream = await new_stream(client, alice["access_token"], room["id"])
@@ -53,8 +55,9 @@ async def test_create_returns_the_compatible_shape(client: httpx.AsyncClient) ->
     assert stream["owner_id"] == alice["id"]
     assert stream["stream_key"] and stream["playback_id"]
     assert stream["rtmp_url"] is None
-    assert stream["whip_url"] == f"/whip/{stream['id']}"
-    assert stream["pull_url"] == f"/live/{stream['playback_id']}/index.m3u8"
+    # Absolute, from the server as the client reached it (no public URL configured).
+    assert stream["whip_url"] == f"{server.url}/whip/{stream['id']}"
+    assert stream["pull_url"] == f"{server.url}/live/{stream['playback_id']}/index.m3u8"
     assert stream["video_id"] is None
 
 
@@ -230,6 +233,28 @@ async def test_configured_cors_list_and_rtmp_url_apply(
         assert listed.headers["access-control-allow-origin"] == "https://app.example"
         other = await client.options(stream["whip_url"], headers=preflight("https://evil.example"))
         assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize("private", [False, True])
+async def test_with_a_public_url_every_stream_url_starts_with_it(
+    make_settings: Callable[..., Settings], private: bool
+) -> None:
+    public = "https://live.example.org"
+    async with (
+        run_server(make_settings(public_url=public + "/")) as live,
+        httpx.AsyncClient(base_url=live.url) as client,
+    ):
+        alice = await create_guest(client, "alice")
+        token = alice["access_token"]
+        room = await create_room(client, token, private=private)
+        created = await new_stream(client, token, room["id"])
+        listed = (await client.get(f"/rooms/{room['id']}/live-streams", headers=auth(token))).json()
+        one = (await client.get(f"/live-streams/{created['id']}", headers=auth(token))).json()
+        stopped = await client.post(f"/live-streams/{created['id']}/stop", headers=auth(token))
+        for stream in [created, *listed, one, stopped.json()]:
+            assert stream["whip_url"] == f"{public}/whip/{created['id']}"
+            assert stream["pull_url"].startswith(f"{public}/live/{created['playback_id']}/")
+            assert ("?token=" in stream["pull_url"]) is private
 
 
 def _write_broadcast(settings: Settings, stream_id: str, segments: int, *, ended: bool) -> Path:

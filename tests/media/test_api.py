@@ -83,7 +83,7 @@ async def test_upload_processes_to_ready_and_plays_over_http(
         await receive_until(socket, "presence")
         slot = await new_slot(client, token, room["id"])
         assert slot["status"] == "pending" and slot["title"] == "Clip"
-        assert slot["upload_url"] == f"/upload-proxy/{slot['upload_id']}"
+        assert slot["upload_url"] == f"{server.url}/upload-proxy/{slot['upload_id']}"
 
         response = await put(client, slot["upload_url"], clip, token)
         assert response.status_code == 200, response.text

@@ -6,6 +6,7 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -41,7 +42,7 @@ async def _patch_then_drop(
     host, port = server.url.removeprefix("http://").split(":")
     _, writer = await asyncio.open_connection(host, int(port))
     head = (
-        f"PATCH {url} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"PATCH {urlsplit(url).path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
         f"Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
         f"Upload-Offset: 0\r\nContent-Length: {total}\r\n\r\n"
     )

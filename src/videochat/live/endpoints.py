@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts.auth import Actor, OptionalUser, acting_id, user_from_token
 from videochat.config import Settings
-from videochat.context import Context, Session, SettingsDep
+from videochat.context import Context, Origin, Session, SettingsDep
 from videochat.db.models import LiveStream, LiveStreamStatus, Room, User
 from videochat.db.unit_of_work import commit
 from videochat.exceptions import NotFound, Unauthorized
@@ -41,7 +41,12 @@ IMMUTABLE = "max-age=31536000, immutable"
 
 @router.post("/rooms/{room_id}/live-stream", response_model=LiveStreamOut)
 async def create_live_stream(
-    room_id: str, body: LiveStreamCreate, session: Session, context: Context, user: OptionalUser
+    room_id: str,
+    body: LiveStreamCreate,
+    session: Session,
+    context: Context,
+    user: OptionalUser,
+    origin: Origin,
 ) -> LiveStreamOut:
     """Create a stream (status ready) and its key; publish to ``whip_url`` with it.
 
@@ -54,7 +59,7 @@ async def create_live_stream(
     await rooms.require_may(session, room_id, user_id=owner_id, act=Act.GO_LIVE)
     stream = await service.create(session, room=room, owner_id=owner_id, title=body.title)
     metrics.LIVE_STREAMS_CREATED.inc()
-    out = service.to_out(settings, stream, room, viewer_id=owner_id)
+    out = service.to_out(settings, stream, room, viewer_id=owner_id, origin=origin)
     # The creator gets the key it publishes with, whoever owns the stream (or nobody).
     return out.model_copy(update={"stream_key": stream.stream_key})
 
@@ -65,6 +70,7 @@ async def list_live_streams(
     session: Session,
     settings: SettingsDep,
     user: OptionalUser,
+    origin: Origin,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> list[LiveStreamOut]:
@@ -72,7 +78,10 @@ async def list_live_streams(
     viewer_id = user.id if user else None
     room = await rooms.get_visible(session, room_id, viewer_id=viewer_id)
     found = await repository.list_for_room(session, room_id, limit=limit, offset=offset)
-    return [service.to_out(settings, stream, room, viewer_id=viewer_id) for stream in found]
+    return [
+        service.to_out(settings, stream, room, viewer_id=viewer_id, origin=origin)
+        for stream in found
+    ]
 
 
 async def _visible_stream(
@@ -87,17 +96,22 @@ async def _visible_stream(
 
 @router.get("/live-streams/{stream_id}", response_model=LiveStreamOut)
 async def get_live_stream(
-    stream_id: str, session: Session, settings: SettingsDep, user: OptionalUser
+    stream_id: str, session: Session, settings: SettingsDep, user: OptionalUser, origin: Origin
 ) -> LiveStreamOut:
     """One stream."""
     viewer_id = user.id if user else None
     stream, room = await _visible_stream(session, stream_id, viewer_id)
-    return service.to_out(settings, stream, room, viewer_id=viewer_id)
+    return service.to_out(settings, stream, room, viewer_id=viewer_id, origin=origin)
 
 
 @router.post("/live-streams/{stream_id}/stop", response_model=LiveStreamOut)
 async def stop_live_stream(
-    stream_id: str, session: Session, context: Context, user: Actor, manager: Manager
+    stream_id: str,
+    session: Session,
+    context: Context,
+    user: Actor,
+    manager: Manager,
+    origin: Origin,
 ) -> LiveStreamOut:
     """End a stream (its owner, or the room's owner or moderators); idempotent."""
     settings = context.settings
@@ -109,7 +123,7 @@ async def stop_live_stream(
     await commit(session)
     if stream.status is not LiveStreamStatus.ENDED:
         stream = await manager.stop_stream(stream_id, "stopped") or stream
-    return service.to_out(settings, stream, room, viewer_id=actor)
+    return service.to_out(settings, stream, room, viewer_id=actor, origin=origin)
 
 
 @router.get("/live/{playback_id}/{name}", include_in_schema=False)

@@ -56,25 +56,19 @@ async def create(
     return stream
 
 
-def _base(settings: Settings) -> str:
-    # Relative URLs unless a public URL is configured (OBS wants the WHIP URL absolute,
-    # the web client builds it from its own origin).
-    return settings.public_url.rstrip("/") if settings.public_url else ""
+def whip_url(origin: str, stream: LiveStream) -> str:
+    """Where a publisher POSTs its SDP offer (absolute: OBS and scripts use it as given)."""
+    return f"{origin}/whip/{stream.id}"
 
 
-def whip_url(settings: Settings, stream: LiveStream) -> str:
-    """Where a publisher POSTs its SDP offer."""
-    return f"{_base(settings)}/whip/{stream.id}"
-
-
-def session_url(settings: Settings, stream: LiveStream, session_id: str) -> str:
+def session_url(origin: str, stream: LiveStream, session_id: str) -> str:
     """The WHIP session (``Location``) a publisher DELETEs to stop."""
-    return f"{whip_url(settings, stream)}/sessions/{session_id}"
+    return f"{whip_url(origin, stream)}/sessions/{session_id}"
 
 
-def pull_url(settings: Settings, stream: LiveStream, room: Room) -> str:
+def pull_url(settings: Settings, stream: LiveStream, room: Room, origin: str) -> str:
     """The HLS playlist viewers play; private rooms' URLs carry a playback token."""
-    url = f"{_base(settings)}/live/{stream.playback_id}/{PLAYLIST}"
+    url = f"{origin}/live/{stream.playback_id}/{PLAYLIST}"
     if room.is_private:
         # Scoped to the stream id, which is also its recording's video id: the same
         # token plays the archive.
@@ -83,9 +77,10 @@ def pull_url(settings: Settings, stream: LiveStream, room: Room) -> str:
 
 
 def to_out(
-    settings: Settings, stream: LiveStream, room: Room, *, viewer_id: str | None
+    settings: Settings, stream: LiveStream, room: Room, *, viewer_id: str | None, origin: str
 ) -> LiveStreamOut:
-    """The public shape of a stream; the key only for its owner."""
+    """The public shape of a stream, its URLs starting with ``origin``; the key only for
+    its owner."""
     is_owner = stream.owner_id is not None and stream.owner_id == viewer_id
     return LiveStreamOut(
         id=stream.id,
@@ -96,8 +91,8 @@ def to_out(
         stream_key=stream.stream_key if is_owner else None,
         playback_id=stream.playback_id,
         rtmp_url=settings.live.rtmp_url,
-        pull_url=pull_url(settings, stream, room),
-        whip_url=whip_url(settings, stream),
+        pull_url=pull_url(settings, stream, room, origin),
+        whip_url=whip_url(origin, stream),
         created_at=stream.created_at,
         started_at=stream.started_at,
         ended_at=stream.ended_at,

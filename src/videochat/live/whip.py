@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from videochat.context import Context, Session
+from videochat.context import Context, Origin, Session
 from videochat.db.models import LiveStream
 from videochat.db.unit_of_work import commit
 from videochat.exceptions import BadRequest, NotFound, PayloadTooLarge, VideochatError
@@ -98,7 +98,12 @@ async def whip_options(context: Context) -> Response:
 
 @router.post("/whip/{stream_id}", status_code=201, response_class=Response)
 async def whip_publish(
-    stream_id: str, request: Request, session: Session, context: Context, manager: Manager
+    stream_id: str,
+    request: Request,
+    session: Session,
+    context: Context,
+    manager: Manager,
+    origin: Origin,
 ) -> Response:
     """Start publishing: an SDP offer in, the SDP answer and the session URL out."""
     async with _errors_with_cors(context):
@@ -112,7 +117,7 @@ async def whip_publish(
         # and the pool's connection goes back meanwhile (the claim uses its own session).
         await commit(session)
         answer, ingest = await manager.publish(stream, offer, address=client_ip(request.scope))
-    location = service.session_url(context.settings, stream, ingest.session_id)
+    location = service.session_url(origin, stream, ingest.session_id)
     headers = {**_cors(context), "Location": location}
     return Response(answer, status_code=201, media_type=SDP, headers=headers)
 

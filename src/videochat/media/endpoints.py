@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect
 
 from videochat.accounts.auth import Actor, OptionalUser, user_from_token
 from videochat.config import Settings
-from videochat.context import AppContext, Context, Session, SettingsDep
+from videochat.context import AppContext, Context, Origin, Session, SettingsDep
 from videochat.db.models import Room, User, Video, VideoStatus
 from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import (
@@ -61,17 +61,22 @@ async def create_video_upload(
     session: Session,
     context: Context,
     user: Actor,
+    origin: Origin,
 ) -> VideoUploadSlot:
     """Create a video and its single-use upload slot (PUT the bytes to ``upload_url``)."""
     settings = context.settings
     uploader_id = user.id if user else body.user_id
     room = await rooms.get_visible(session, room_id, viewer_id=uploader_id)
     await rooms.require_may(session, room_id, user_id=uploader_id, act=Act.UPLOAD)
+    if body.size_bytes is not None and body.size_bytes > settings.media.max_upload_bytes:
+        raise PayloadTooLarge(service.too_large_detail(settings))
     external_id = None
     if bunny.is_enabled(settings):
         # Counted before Bunny hears of it, without holding the lock through the call;
         # create_slot counts again, locked.
-        await service.check_quota(session, settings, uploader_id, lock=False)
+        await service.check_quota(
+            session, settings, uploader_id, declared=body.size_bytes, lock=False
+        )
         # Created at Bunny first: when Bunny is down the answer is a 502 and nothing
         # is stored here.
         async with bunny.BunnyClient(settings.bunny) as client:
@@ -83,18 +88,19 @@ async def create_video_upload(
         uploader_id=uploader_id,
         title=body.title,
         description=body.description,
+        upload_length=body.size_bytes,
         provider=bunny.PROVIDER if external_id else "local",
         external_id=external_id,
     )
     service.announce_status(session, context.hub, video)
     return VideoUploadSlot(
         id=video.id,
-        upload_url=service.upload_url(video),
+        upload_url=service.upload_url(origin, video),
         status=video.status.value,
         title=video.title,
         upload_id=video.upload_id,
         expires_at=video.upload_expires_at,
-        tus_url=service.tus_url(video),
+        tus_url=service.tus_url(origin, video),
     )
 
 
@@ -112,6 +118,8 @@ async def upload_proxy(
     await rooms.require_may(session, video.room_id, user_id=video.uploader_id, act=Act.UPLOAD)
     service.check_slot_open(video)
     limit = await service.upload_limit(session, settings, video)
+    if video.upload_length is not None and video.upload_length <= limit.bytes:
+        limit = service.UploadLimit(video.upload_length, service.declared_detail(video))
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -136,6 +144,7 @@ async def upload_proxy(
             too_large=limit.detail,
             sniff=service.check_head,
         )
+        service.check_declared_size(video, size)
     except BaseException as exc:
         # Refused or cut off: keep nothing, and free the slot for another try.
         await asyncio.to_thread(incoming.unlink, missing_ok=True)
@@ -247,25 +256,26 @@ async def list_videos(
     session: Session,
     settings: SettingsDep,
     user: OptionalUser,
+    origin: Origin,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
     offset: Offset = 0,
 ) -> list[VideoOut]:
     """A room's videos, newest first."""
     room = await rooms.get_visible(session, room_id, viewer_id=user.id if user else None)
     found = await repository.list_for_room(session, room_id, limit=limit, offset=offset)
-    return [service.to_out(settings, video, room) for video in found]
+    return [service.to_out(settings, video, room, origin) for video in found]
 
 
 @router.get("/videos/{video_id}", response_model=VideoOut)
 async def get_video(
-    video_id: str, session: Session, settings: SettingsDep, user: OptionalUser
+    video_id: str, session: Session, settings: SettingsDep, user: OptionalUser, origin: Origin
 ) -> VideoOut:
     """One video with its playback and thumbnail URLs (once ready)."""
     video = await repository.get(session, video_id)
     room = await rooms_repository.get_room(session, video.room_id) if video else None
     video = service.visible_video(video, room, user.id if user else None)
     assert room is not None
-    return service.to_out(settings, video, room)
+    return service.to_out(settings, video, room, origin)
 
 
 @router.get("/media/videos/{video_id}/{path:path}", include_in_schema=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from videochat.kit.text import single_line_name, strip_controls
 
@@ -26,6 +26,9 @@ class VideoUploadCreate(BaseModel):
     description: Description = ""
     # Open auth mode only (the prototype's identity-in-body); token mode uses the token.
     user_id: Reference | None = None
+    # The file's size, if known: the slot then holds exactly this many bytes, and a tus
+    # client that never sends Upload-Length (tuspy) can finish at its ``tus_url``.
+    size_bytes: int | None = Field(default=None, ge=1)
 
 
 class TusUploadMetadata(VideoUploadCreate):

@@ -54,14 +54,27 @@ class UnsupportedMediaType(VideochatError):
     status_code = 415
 
 
-def upload_url(video: Video) -> str:
-    """The compatible PUT target of a video's slot."""
-    return f"/upload-proxy/{video.upload_id}"
+def upload_url(origin: str, video: Video) -> str:
+    """The compatible PUT target of a video's slot (absolute: ``kit.urls.origin``)."""
+    return f"{origin}/upload-proxy/{video.upload_id}"
 
 
-def tus_url(video: Video) -> str:
-    """The tus resource of a video's slot."""
-    return f"/uploads/tus/{video.upload_id}"
+def tus_url(origin: str, video: Video) -> str:
+    """The tus resource of a video's slot (absolute: ``kit.urls.origin``)."""
+    return f"{origin}/uploads/tus/{video.upload_id}"
+
+
+def declared_detail(video: Video) -> str:
+    return f"More bytes than the declared length of {video.upload_length}"
+
+
+def check_declared_size(video: Video, size: int) -> None:
+    """400 when a whole upload ends short of the size its slot declared."""
+    if video.upload_length is not None and size != video.upload_length:
+        raise VideochatError(
+            f"The slot was declared as {video.upload_length} bytes but {size} arrived",
+            status_code=400,
+        )
 
 
 def too_large_detail(settings: Settings) -> str:
@@ -334,22 +347,24 @@ def playback_token_video(settings: Settings, token: str) -> str | None:
     return str(payload["sub"])
 
 
-def media_urls(settings: Settings, video: Video, room: Room) -> tuple[str | None, str | None]:
-    """(playback_url, thumbnail_url) of a ready video; private rooms get a playback token."""
+def media_urls(
+    settings: Settings, video: Video, room: Room, origin: str
+) -> tuple[str | None, str | None]:
+    """(playback_url, thumbnail_url) of a ready video, absolute; private rooms get a token."""
     if video.status is not VideoStatus.READY:
         return None, None
     if video.provider == "bunny":
         # Served by Bunny's CDN (its own token authentication, if any, is set up there).
         urls = bunny_playback_urls(settings, video.external_id) if video.external_id else None
         return urls or (None, None)
-    base = f"/media/videos/{video.id}"
+    base = f"{origin}/media/videos/{video.id}"
     query = f"?token={playback_token(settings, video.id)}" if room.is_private else ""
     return f"{base}/master.m3u8{query}", f"{base}/thumbnail.jpg{query}"
 
 
-def to_out(settings: Settings, video: Video, room: Room) -> VideoOut:
-    """The public shape of a video."""
-    playback, thumbnail = media_urls(settings, video, room)
+def to_out(settings: Settings, video: Video, room: Room, origin: str) -> VideoOut:
+    """The public shape of a video, its URLs starting with ``origin``."""
+    playback, thumbnail = media_urls(settings, video, room, origin)
     return VideoOut(
         id=video.id,
         title=video.title,

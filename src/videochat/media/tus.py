@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 
 from videochat.accounts.auth import OptionalUser, require_actor
 from videochat.config import Settings
-from videochat.context import Context, Session
+from videochat.context import Context, Origin, Session
 from videochat.db.models import User, Video, VideoStatus
 from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import VideochatError
@@ -162,7 +162,7 @@ async def tus_options(context: Context) -> Response:
 
 @router.post(BASE, status_code=201)
 async def tus_create(
-    request: Request, session: Session, context: Context, user: OptionalUser
+    request: Request, session: Session, context: Context, user: OptionalUser, origin: Origin
 ) -> Response:
     """Create a video and its upload from Upload-Length and Upload-Metadata."""
     _check_version(request)
@@ -195,7 +195,7 @@ async def tus_create(
     return Response(
         status_code=201,
         headers={
-            "Location": service.tus_url(video),
+            "Location": service.tus_url(origin, video),
             "Tus-Resumable": TUS_VERSION,
             "X-Video-Id": video.id,
         },

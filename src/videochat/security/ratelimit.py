@@ -47,6 +47,10 @@ _READS = frozenset({"GET", "HEAD"})
 
 # Writes counted per user too; uploads send many chunks and have their own limits.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Requests on one existing upload slot (all of UPLOAD_PREFIXES but the tus creation
+# POST): one per chunk, so counted by their own limit (``upload_requests``) per user.
+SLOT_PREFIXES = ("/uploads/tus/", "/upload-proxy/")
+TUS_PREFIX = "/uploads/tus"
 
 
 log = structlog.get_logger(__name__)
@@ -226,6 +230,9 @@ class RateLimitMiddleware:
         self.user_item = RateLimitItemPerSecond(
             settings.rate_limit.user_writes, settings.rate_limit.user_writes_window_seconds
         )
+        self.upload_item = RateLimitItemPerSecond(
+            settings.rate_limit.upload_requests, settings.rate_limit.upload_window_seconds
+        )
         self.settings = settings
         # The app's one limiter storage (one Redis pool), shared with login and sockets.
         self.limiter = strategy
@@ -245,15 +252,20 @@ class RateLimitMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        key = client_ip(scope)
-        allowed = await self.limiter.hit(self.item, "http", key)
-        stats = await self.limiter.get_window_stats(self.item, "http", key)
+        if path.startswith(SLOT_PREFIXES):
+            item, keys, what = self.upload_item, self._uploader(scope), " upload requests"
+        else:
+            item, keys, what = self.item, ("http", client_ip(scope)), ""
+        allowed = await self.limiter.hit(item, *keys)
+        stats = await self.limiter.get_window_stats(item, *keys)
         headers = [
-            (b"x-ratelimit-limit", str(self.item.amount).encode()),
+            (b"x-ratelimit-limit", str(item.amount).encode()),
             (b"x-ratelimit-remaining", str(max(0, stats.remaining)).encode()),
         ]
         if not allowed:
-            await _too_many(send, self.item, stats.reset_time, headers, "")
+            # tus clients look for Tus-Resumable on every answer, a refusal included.
+            tus = [(b"tus-resumable", b"1.0.0")] if path.startswith(TUS_PREFIX) else []
+            await _too_many(send, item, stats.reset_time, [*headers, *tus], what)
             return
         if scope.get("method") in WRITE_METHODS and not path.startswith(UPLOAD_PREFIXES):
             user_id = verified_subject(scope, self.settings.jwt)
@@ -274,6 +286,16 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _uploader(self, scope: Scope) -> tuple[str, str]:
+        """Whose upload requests these are: the token's user, else the address.
+
+        Not the slot id in the path: any made-up id would start a fresh count.
+        """
+        user_id = verified_subject(scope, self.settings.jwt)
+        if user_id is not None:
+            return "upload-user", user_id
+        return "upload-ip", client_ip(scope)
 
 
 async def _too_many(

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from playwright.sync_api import Browser, Page
 
@@ -92,7 +93,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     result["stop_button_shown"] = lena.get_by_test_id("live-stop").is_visible()
     result["preview_shown"] = lena.get_by_test_id("live-preview").is_visible()
 
-    pull = server.url + stream["pull_url"]
+    pull = urljoin(server.url, stream["pull_url"])
 
     def playlist() -> str | None:
         status, body = _get(pull)
