@@ -125,10 +125,6 @@ class Hub:
         # come and go: counting them by walking every connection was O(connections).
         self._per_ip: Counter[str] = Counter()
 
-    @property
-    def connection_count(self) -> int:
-        return sum(len(connections) for connections in self._rooms.values())
-
     def all_connections(self) -> list[Connection]:
         """Every local socket, in every room."""
         return [c for room in self._rooms.values() for c in room.values()]
