@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -77,8 +78,10 @@ def published(netns: list[str]) -> dict[str, Any]:
 def test_whip_publish_answers_and_refuses_a_second_publisher(published: dict[str, Any]) -> None:
     assert published["a_status"] == 201
     assert published["a_content_type"] == "application/sdp"
-    location = published["a_location"]
-    assert location.startswith(f"/whip/{published['ids']['a']}/sessions/")
+    # Absolute (API answers carry absolute URLs); RFC 9725 allows either.
+    location = urlsplit(published["a_location"])
+    assert location.scheme == "http" and location.netloc
+    assert location.path.startswith(f"/whip/{published['ids']['a']}/sessions/")
     assert published["second_publisher"]["status"] == 409
     timings = published["timings"]
     print(
