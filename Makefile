@@ -15,9 +15,10 @@ test: test-deps ## install what the tests need, then run them all
 	$(UV) run pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The quick loop while working: no browser, no two-instance and no slow (> ~5 s) tests.
-FAST = not browser and not cluster and not slow
+# The quick subset: SQLite only (`make test` runs every storage test on PostgreSQL too).
+FAST = not browser and not cluster and not slow and not postgres
 
-test-fast: ## the quick subset (under 2 minutes): no browser, cluster or slow tests
+test-fast: ## the quick subset (under 2 minutes): no browser, cluster, slow or PostgreSQL tests
 	@scripts/ensure-uv.sh
 	$(UV) sync --frozen
 	$(UV) run pytest -q -m "$(FAST)" $(PYTEST_ARGS)

@@ -25,7 +25,8 @@ from videochat.config import Settings
 from videochat.db.engine import create_engine
 from videochat.db.migrate import upgrade_to_head
 
-BACKENDS = ["sqlite", "postgres"]
+# Marked at collection, so `-m "not postgres"` (make test-fast) leaves those variants out.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,8 +105,6 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgres":
-        request.applymarker(pytest.mark.postgres)
     return str(request.param)
 
 

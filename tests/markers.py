@@ -43,6 +43,14 @@ SLOW_TESTS = frozenset(
     {
         "observability/test_metrics.py::test_sockets_closed_by_the_server_are_counted_by_reason",
         "test_limits.py::test_forwarded_for_counts_only_from_trusted_proxies",
+        # 2-5 s each (measured with --durations on the fast subset)
+        "test_security.py::test_slow_request_headers_are_cut_off",
+        "realtime/test_slow_consumer.py::test_slow_consumer_is_disconnected_and_others_are_not",
+        "test_cli.py::test_create_admin_makes_a_registered_admin_that_can_log_in",
+        "test_cli.py::test_check_reports_every_service",
+        "media/test_quota.py::test_expired_unfinished_uploads_are_swept",
+        "media/test_quota.py::test_unfinished_uploads_are_capped_per_user_even_when_requested_at_once",
+        "realtime/test_abuse.py::test_a_burst_of_joins_sends_few_lists_and_the_last_one_is_complete",
     }
 )
 
