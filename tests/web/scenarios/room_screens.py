@@ -110,6 +110,11 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     carol.goto(f"/chat/rooms/{room_id}")
     carol_id = harness.join_as_guest(carol, "carol")
     harness.wait_for("carol's camera", lambda: _state(carol)["tiles"] >= 1)
+    # A member (her socket admitted) before the kick: a kick of a non-member is a 404.
+    harness.wait_for(
+        "carol in alice's people list",
+        lambda: alice.locator(f'[data-testid="participant"][data-user-id="{carol_id}"]').count(),
+    )
     kick_status = alice.evaluate(MODERATE_JS, [room_id, carol_id, "kick"])
     kicked = _screen(carol, "kicked")
 
