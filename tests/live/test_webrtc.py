@@ -7,66 +7,20 @@ prints a JSON result that these assertions read. Run with ``-s`` for the measure
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.web.harness import RESULT_MARK
+from tests.live.netns import netns_prefix, run_scenario
 
 pytestmark = [pytest.mark.netns]
 
-ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-NETNS = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-
 
 @pytest.fixture(scope="module")
-def netns() -> list[str]:
-    """The command prefix that runs something inside a fresh loopback-only namespace."""
-    missing = [tool for tool in ("unshare", "ip") if shutil.which(tool) is None]
-    prefix = NETNS if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", *NETNS[1:]]
-    reason = f"missing {missing}" if missing else ""
-    if not missing:
-        probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, timeout=15)
-        reason = probe.stderr.strip() if probe.returncode else ""
-    if reason:
-        if IN_CI:
-            pytest.fail(f"cannot create a network namespace: {reason}", pytrace=False)
-        pytest.skip(f"cannot create a network namespace: {reason}")
-    return prefix
-
-
-@pytest.fixture(scope="module")
-def published(netns: list[str]) -> dict[str, Any]:
+def published() -> dict[str, Any]:
     """Run the publish scenario once; every test below reads its result."""
-    process = subprocess.Popen(
-        [*netns, sys.executable, "-m", "tests.live.scenarios.publish"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # on a timeout the scenario and its server go together
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        pytest.fail(f"the publish scenario ran over 120 s\n{stderr[-3000:]}", pytrace=False)
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
-            break
-    else:
-        pytest.fail(f"the scenario printed no result\n{stderr[-3000:]}", pytrace=False)
+    result = run_scenario(netns_prefix(), "tests.live.scenarios.publish", timeout=180)
     if not result["ok"]:
         pytest.fail(
             f"{result['error']}\n{result['traceback']}\nserver log:\n{result['server_log']}",
