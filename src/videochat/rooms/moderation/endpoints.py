@@ -51,22 +51,29 @@ async def change_role(
     return JoinResult(message=f"{user_id} is now {role.value}")
 
 
+async def _remove(
+    session: Session, context: Context, room_id: str, user_id: str, *, by: str, action: str
+) -> None:
+    """After a kick or ban: tell the room, close the person's sockets, apply consequences."""
+    _announce(
+        session,
+        context,
+        room_id,
+        moderation_frame(action, user_id=user_id, by=by),
+        disconnect=user_id,
+        code=KICKED,
+        reason=f"{'kicked' if action == 'kick' else 'banned'} from the room",
+    )
+    await consequences.apply(action, session, context, room_id, user_id)
+
+
 @router.post("/rooms/{room_id}/members/{user_id}/kick", response_model=JoinResult)
 async def kick(
     room_id: str, user_id: str, session: Session, user: CurrentUser, context: Context
 ) -> JoinResult:
     """Remove someone from the room and close their sockets."""
     await moderation.kick(session, room_id=room_id, actor_id=user.id, target_id=user_id)
-    _announce(
-        session,
-        context,
-        room_id,
-        moderation_frame("kick", user_id=user_id, by=user.id),
-        disconnect=user_id,
-        code=KICKED,
-        reason="kicked from the room",
-    )
-    await consequences.apply("kick", session, context, room_id, user_id)
+    await _remove(session, context, room_id, user_id, by=user.id, action="kick")
     return JoinResult(message=f"{user_id} was removed from the room")
 
 
@@ -76,16 +83,7 @@ async def ban(
 ) -> JoinResult:
     """Remove someone and keep them out."""
     await moderation.ban(session, room_id=room_id, actor_id=user.id, target_id=user_id)
-    _announce(
-        session,
-        context,
-        room_id,
-        moderation_frame("ban", user_id=user_id, by=user.id),
-        disconnect=user_id,
-        code=KICKED,
-        reason="banned from the room",
-    )
-    await consequences.apply("ban", session, context, room_id, user_id)
+    await _remove(session, context, room_id, user_id, by=user.id, action="ban")
     return JoinResult(message=f"{user_id} was banned from the room")
 
 
