@@ -11,8 +11,14 @@ PORT ?= 8000
 run: deps ## start the server on the embedded default (SQLite in ./data, no Redis)
 	$(UV) run --frozen --no-sync videochat serve --host $(HOST) --port $(PORT)
 
+# Two pytest-xdist workers, a file per worker at a time (module fixtures, such as the browser
+# scenarios' one Chromium, stay whole): most tests wait on sockets and subprocesses, so two
+# workers halve the wall time on two cores. WORKERS=0 runs in one process.
+WORKERS ?= 2
+XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
+
 test: test-deps ## install what the tests need, then run them all
-	$(UV) run pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(UV) run pytest $(XDIST) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # The quick loop while working: no browser, no two-instance and no slow (> ~5 s) tests.
 # The quick subset: SQLite only (`make test` runs every storage test on PostgreSQL too).
@@ -21,7 +27,7 @@ FAST = not browser and not cluster and not slow and not postgres
 test-fast: ## the quick subset (under 2 minutes): no browser, cluster, slow or PostgreSQL tests
 	@scripts/ensure-uv.sh
 	$(UV) sync --frozen
-	$(UV) run pytest -q -m "$(FAST)" $(PYTEST_ARGS)
+	$(UV) run pytest -q $(XDIST) -m "$(FAST)" $(PYTEST_ARGS)
 
 # --inexact: add what the server needs, never remove what `make test` installed.
 deps:

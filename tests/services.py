@@ -13,7 +13,10 @@ import pytest
 PG_HOST = os.environ.get("VIDEOCHAT_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("VIDEOCHAT_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("VIDEOCHAT_TEST_PG_USER", "postgres")
-REDIS_URL = os.environ.get("VIDEOCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# pytest-xdist workers (gw0, gw1, ...) each get a Redis database of their own, so rate-limit
+# keys, job queues and broker channels of parallel tests never meet.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = os.environ.get("VIDEOCHAT_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_WORKER}")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
