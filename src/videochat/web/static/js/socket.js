@@ -68,10 +68,7 @@ export class RoomSocket {
     this.#stopHeartbeat();
     const ws = this.#ws;
     this.#ws = null;
-    if (ws) {
-      ws.onclose = ws.onmessage = ws.onopen = null;
-      ws.close(1000, 'leaving');
-    }
+    if (ws) closeQuietly(ws, 1000, 'leaving');
   }
 
   async #connect() {
@@ -192,8 +189,21 @@ export class RoomSocket {
     if (!ws) return;
     this.#ws = null;
     this.#stopHeartbeat();
-    ws.onclose = ws.onmessage = ws.onopen = null;
-    ws.close();
+    closeQuietly(ws, 1000, 'silent');
     this.#scheduleRetry(1006);
+  }
+}
+
+/**
+ * Close a socket we no longer listen to. One still connecting is closed once it opens:
+ * closing it before makes the browser log "closed before the connection is established".
+ */
+function closeQuietly(ws, code, reason) {
+  ws.onclose = ws.onmessage = null;
+  if (ws.readyState === WebSocket.CONNECTING) {
+    ws.onopen = () => ws.close(code, reason);
+  } else {
+    ws.onopen = null;
+    ws.close(code, reason);
   }
 }
