@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from videochat.accounts.service import accounts
+from videochat.accounts import service as accounts
 from videochat.chat import flows
 from videochat.chat import repository as chat_repository
 from videochat.chat.frames import message_frame
@@ -18,8 +18,8 @@ from videochat.db.engine import create_sessionmaker
 from videochat.db.unit_of_work import unit_of_work
 from videochat.realtime.broker import MemoryBroker
 from videochat.realtime.hub import Hub
+from videochat.rooms import service as rooms
 from videochat.rooms.policy import Muted
-from videochat.rooms.service import rooms
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from tests.support import LiveServer, create_guest, create_room
-from videochat.chat.service import chat
+from videochat.chat import service as chat
 from videochat.db.unit_of_work import unit_of_work
 
 

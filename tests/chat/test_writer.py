@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from videochat.accounts.service import accounts
+from videochat.accounts import service as accounts
 from videochat.chat import repository as chat_repository
 from videochat.chat.frames import message_frame
 from videochat.chat.writer import MessageWriter
 from videochat.config import Settings
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.exceptions import ServiceUnavailable
-from videochat.rooms.service import rooms
+from videochat.rooms import service as rooms
 
 
 class Published:

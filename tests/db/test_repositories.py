@@ -14,16 +14,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from videochat.accounts.service import accounts
+from videochat.accounts import service as accounts
 from videochat.chat import repository as chat_repository
-from videochat.chat.service import chat
+from videochat.chat import service as chat
 from videochat.config import Settings
 from videochat.db.engine import create_sessionmaker
 from videochat.db.migrate import upgrade_to_head
 from videochat.db.models import RoomRole
 from videochat.db.unit_of_work import unit_of_work
 from videochat.exceptions import Conflict, Forbidden, NotFound, Unauthorized
-from videochat.rooms.service import rooms
+from videochat.rooms import service as rooms
 
 
 @pytest.fixture

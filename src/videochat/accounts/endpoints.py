@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from videochat.accounts import login_guard
+from videochat.accounts import service as accounts
 from videochat.accounts.auth import CurrentUser, OptionalUser, require_actor
 from videochat.accounts.schemas import (
     GuestCreated,
@@ -18,7 +19,6 @@ from videochat.accounts.schemas import (
     UserCreate,
     UserOut,
 )
-from videochat.accounts.service import accounts
 from videochat.config import AuthMode
 from videochat.context import Session, SettingsDep, get_context
 from videochat.kit.pagination import Offset
@@ -52,7 +52,7 @@ async def list_users(
     """
     require_actor(settings, caller)
     viewer = caller if settings.auth_mode is AuthMode.TOKEN else None
-    users = await accounts.list(session, viewer=viewer, limit=limit, offset=offset)
+    users = await accounts.list_users(session, viewer=viewer, limit=limit, offset=offset)
     return [UserOut.model_validate(user) for user in users]
 
 

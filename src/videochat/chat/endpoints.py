@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query
 
 from videochat.accounts.auth import OptionalUser
 from videochat.chat import repository
+from videochat.chat import service as chat
 from videochat.chat.reactions import summarise
 from videochat.chat.schemas import MessageOut
-from videochat.chat.service import chat
 from videochat.context import Session
 from videochat.kit.pagination import MessageCursor
-from videochat.rooms.service import rooms
+from videochat.rooms import service as rooms
 
 router = APIRouter(tags=["chat"])
 

@@ -14,9 +14,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from videochat.chat import reactions
+from videochat.chat import service as chat
 from videochat.chat.frames import message_deleted_frame, message_edited_frame, reaction_frame
-from videochat.chat.reactions import clean_emoji, reactions
-from videochat.chat.service import chat, clean_content
+from videochat.chat.reactions import clean_emoji
+from videochat.chat.service import clean_content
 from videochat.chat.spam import SpamGuard
 from videochat.chat.writer import MessageWriter
 from videochat.db.models import Message
@@ -102,7 +104,7 @@ async def react(
     """Add or remove the sender's emoji on a message; announced once committed."""
     refuse_if_muted(sender.muted, Act.CHAT)
     cleaned = clean_emoji(emoji)
-    now = await reactions.set(
+    now = await reactions.set_reaction(
         session,
         room_id=sender.room_id,
         message_id=message_id,

@@ -51,55 +51,48 @@ def summarise(reactions: Sequence[MessageReaction]) -> list[dict[str, Any]]:
     ]
 
 
-class ReactionService:
-    async def set(
-        self,
-        session: AsyncSession,
-        *,
-        room_id: str,
-        message_id: int,
-        user_id: str,
-        emoji: str,
-        add: bool,
-    ) -> list[dict[str, Any]]:
-        """Add or remove one person's emoji; returns the message's reactions after it."""
-        message = await session.get(Message, message_id)
-        if message is None or message.room_id != room_id or message.deleted_at is not None:
-            raise NotFound("Message not found")
-        if add:
-            await self._check_room_for_one_more(session, message_id, user_id, emoji)
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-            await session.execute(
-                insert(MessageReaction)
-                .values(message_id=message_id, user_id=user_id, emoji=emoji)
-                .on_conflict_do_nothing()
-            )
-        else:
-            await session.execute(
-                delete(MessageReaction).where(
-                    MessageReaction.message_id == message_id,
-                    MessageReaction.user_id == user_id,
-                    MessageReaction.emoji == emoji,
-                )
-            )
-        found = await repository.reactions_of(session, [message_id])
-        return summarise(found[message_id])
-
-    @staticmethod
-    async def _check_room_for_one_more(
-        session: AsyncSession, message_id: int, user_id: str, emoji: str
-    ) -> None:
-        on_message = MessageReaction.message_id == message_id
-        kinds = set(
-            await session.scalars(select(MessageReaction.emoji).where(on_message).distinct())
+async def set_reaction(
+    session: AsyncSession,
+    *,
+    room_id: str,
+    message_id: int,
+    user_id: str,
+    emoji: str,
+    add: bool,
+) -> list[dict[str, Any]]:
+    """Add or remove one person's emoji; returns the message's reactions after it."""
+    message = await session.get(Message, message_id)
+    if message is None or message.room_id != room_id or message.deleted_at is not None:
+        raise NotFound("Message not found")
+    if add:
+        await _check_room_for_one_more(session, message_id, user_id, emoji)
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(MessageReaction)
+            .values(message_id=message_id, user_id=user_id, emoji=emoji)
+            .on_conflict_do_nothing()
         )
-        if emoji not in kinds and len(kinds) >= MAX_KINDS_PER_MESSAGE:
-            raise BadRequest(f"a message can have at most {MAX_KINDS_PER_MESSAGE} kinds of emoji")
-        mine = await session.scalar(
-            select(func.count()).where(on_message, MessageReaction.user_id == user_id)
+    else:
+        await session.execute(
+            delete(MessageReaction).where(
+                MessageReaction.message_id == message_id,
+                MessageReaction.user_id == user_id,
+                MessageReaction.emoji == emoji,
+            )
         )
-        if (mine or 0) >= MAX_PER_USER_PER_MESSAGE:
-            raise BadRequest(f"at most {MAX_PER_USER_PER_MESSAGE} reactions per message each")
+    found = await repository.reactions_of(session, [message_id])
+    return summarise(found[message_id])
 
 
-reactions = ReactionService()
+async def _check_room_for_one_more(
+    session: AsyncSession, message_id: int, user_id: str, emoji: str
+) -> None:
+    on_message = MessageReaction.message_id == message_id
+    kinds = set(await session.scalars(select(MessageReaction.emoji).where(on_message).distinct()))
+    if emoji not in kinds and len(kinds) >= MAX_KINDS_PER_MESSAGE:
+        raise BadRequest(f"a message can have at most {MAX_KINDS_PER_MESSAGE} kinds of emoji")
+    mine = await session.scalar(
+        select(func.count()).where(on_message, MessageReaction.user_id == user_id)
+    )
+    if (mine or 0) >= MAX_PER_USER_PER_MESSAGE:
+        raise BadRequest(f"at most {MAX_PER_USER_PER_MESSAGE} reactions per message each")

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from videochat.chat import flows
 from videochat.chat import repository as chat_repository
+from videochat.chat import service as chat
 from videochat.chat.frames import (
     DeleteFrame,
     EditFrame,
@@ -15,7 +16,6 @@ from videochat.chat.frames import (
     message_frame,
 )
 from videochat.chat.reactions import summarise
-from videochat.chat.service import chat
 from videochat.chat.spam import SpamGuard
 from videochat.context import AppContext
 from videochat.db.unit_of_work import unit_of_work

@@ -27,8 +27,8 @@ from videochat.media import service as media_service
 from videochat.media.storage import CONTENT_TYPES, MediaStorage
 from videochat.observability import metrics
 from videochat.rooms import repository as rooms_repository
+from videochat.rooms import service as rooms
 from videochat.rooms.policy import Act
-from videochat.rooms.service import rooms
 
 router = APIRouter(tags=["live"])
 router.include_router(whip_router)

@@ -22,8 +22,8 @@ from videochat.exceptions import BadRequest, NotFound, PayloadTooLarge, Videocha
 from videochat.live import repository, service
 from videochat.live.ingest import LiveManager
 from videochat.media.service import UnsupportedMediaType
+from videochat.rooms import service as rooms
 from videochat.rooms.policy import Act
-from videochat.rooms.service import rooms
 from videochat.security.identity import bearer_token
 from videochat.security.ratelimit import client_ip
 

@@ -40,8 +40,8 @@ from videochat.media.storage import CONTENT_TYPES, MediaStorage
 from videochat.media.tus import router as tus_router
 from videochat.observability import metrics
 from videochat.rooms import repository as rooms_repository
+from videochat.rooms import service as rooms
 from videochat.rooms.policy import Act, can_see
-from videochat.rooms.service import rooms
 
 log = structlog.get_logger(__name__)
 

@@ -28,8 +28,8 @@ from videochat.media import bunny, repository, service
 from videochat.media.schemas import TusUploadMetadata
 from videochat.media.storage import MediaStorage
 from videochat.observability import metrics
+from videochat.rooms import service as rooms
 from videochat.rooms.policy import Act
-from videochat.rooms.service import rooms
 
 router = APIRouter(tags=["videos"])
 

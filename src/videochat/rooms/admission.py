@@ -13,7 +13,7 @@ from videochat.exceptions import Unauthorized, VideochatError
 from videochat.realtime.handshake import Admitted, Refused
 from videochat.rooms import policy
 from videochat.rooms import repository as rooms_repository
-from videochat.rooms.service import rooms
+from videochat.rooms import service as rooms
 from videochat.security.identity import bearer_token
 from videochat.security.tickets import read_socket_ticket, spend_socket_ticket
 from videochat.security.tokens import TokenClaims, decode_token

@@ -8,8 +8,8 @@ from fastapi import Depends
 
 from videochat.accounts.auth import OptionalUser
 from videochat.context import Session
+from videochat.rooms import service as rooms
 from videochat.rooms.repository import RoomView
-from videochat.rooms.service import rooms
 
 
 async def visible_room(room_id: str, session: Session, user: OptionalUser) -> RoomView:

@@ -14,6 +14,7 @@ from videochat.exceptions import Unauthorized
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
 from videochat.rooms import repository
+from videochat.rooms import service as rooms
 from videochat.rooms.auth import VisibleRoom
 from videochat.rooms.schemas import (
     JoinResult,
@@ -23,7 +24,7 @@ from videochat.rooms.schemas import (
     RoomJoin,
     RoomOut,
 )
-from videochat.rooms.service import rooms, to_out
+from videochat.rooms.service import to_out
 
 router = APIRouter(tags=["rooms"])
 

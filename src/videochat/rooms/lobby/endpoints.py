@@ -8,23 +8,25 @@ from fastapi import APIRouter, Request, Response
 from limits import RateLimitItemPerSecond
 
 from videochat.accounts.auth import CurrentUser
+from videochat.config import LobbySettings
 from videochat.context import Context, Session, SettingsDep
 from videochat.db.models import RoomKnock, User
 from videochat.db.unit_of_work import after_commit
 from videochat.rooms import policy, repository
-from videochat.rooms.lobby.service import LobbyService, lobby_frame
+from videochat.rooms.lobby import service as lobby
+from videochat.rooms.lobby.service import lobby_frame
 from videochat.rooms.schemas import JoinResult, KnockOut
 from videochat.security.ratelimit import Limiter, client_ip
 
 router = APIRouter(tags=["lobby"])
 
 
-def _out(service: LobbyService, knock: RoomKnock, username: str) -> KnockOut:
+def _out(knock: RoomKnock, username: str, settings: LobbySettings) -> KnockOut:
     return KnockOut(
         room_id=knock.room_id,
         user_id=knock.user_id,
         username=username,
-        status=service.status_of(knock),
+        status=lobby.status_of(knock, settings),
         created_at=knock.created_at,
         decided_at=knock.decided_at,
     )
@@ -45,8 +47,8 @@ async def knock(
     await limiter.enforce(limiter.knocks, "knock", user.id, detail="Too many knocks")
     # Per address too: throwaway guests from one address would each have their own
     # budget above. Over a knock's lifetime, so one address never fills a lobby.
-    lobby = settings.lobby
-    per_address = RateLimitItemPerSecond(lobby.knocks_per_address, lobby.knock_ttl_seconds)
+    rules = settings.lobby
+    per_address = RateLimitItemPerSecond(rules.knocks_per_address, rules.knock_ttl_seconds)
     await limiter.enforce(
         per_address,
         "knock-address",
@@ -54,11 +56,10 @@ async def knock(
         client_ip(request.scope),
         detail="Too many people knocked on this room from your address",
     )
-    service = LobbyService(settings.lobby)
-    room, found, new = await service.knock(session, room_id=room_id, user=user)
+    room, found, new = await lobby.knock(session, settings.lobby, room_id=room_id, user=user)
     if found is None:  # already a member
         return KnockOut(room_id=room.id, user_id=user.id, username=user.username, status="admitted")
-    out = _out(service, found, user.username)
+    out = _out(found, user.username, settings.lobby)
     if new:
         response.status_code = 201
         frame = lobby_frame("knock", user_id=user.id, username=user.username)
@@ -83,9 +84,8 @@ async def my_knock(
     room_id: str, session: Session, settings: SettingsDep, user: CurrentUser
 ) -> KnockOut:
     """The caller's knock: pending, admitted, denied or expired."""
-    service = LobbyService(settings.lobby)
-    found = await service.mine(session, room_id=room_id, user_id=user.id)
-    return _out(service, found, user.username)
+    found = await lobby.mine(session, room_id=room_id, user_id=user.id)
+    return _out(found, user.username, settings.lobby)
 
 
 @router.delete("/rooms/{room_id}/lobby/me", status_code=204)
@@ -93,8 +93,7 @@ async def withdraw_knock(
     room_id: str, session: Session, settings: SettingsDep, user: CurrentUser, context: Context
 ) -> Response:
     """Stop waiting."""
-    service = LobbyService(settings.lobby)
-    await service.withdraw(session, room_id=room_id, user_id=user.id)
+    await lobby.withdraw(session, room_id=room_id, user_id=user.id)
     room = await repository.get_room(session, room_id)
     if room is not None:
         frame = lobby_frame("withdraw", user_id=user.id, username=user.username)
@@ -107,9 +106,8 @@ async def waiting(
     room_id: str, session: Session, settings: SettingsDep, user: CurrentUser
 ) -> list[KnockOut]:
     """Who waits in the lobby, oldest first (owner and moderators only)."""
-    service = LobbyService(settings.lobby)
-    rows = await service.waiting(session, room_id=room_id, actor_id=user.id)
-    return [_out(service, found, username) for found, username in rows]
+    rows = await lobby.waiting(session, settings.lobby, room_id=room_id, actor_id=user.id)
+    return [_out(found, username, settings.lobby) for found, username in rows]
 
 
 async def _decide(
@@ -122,9 +120,8 @@ async def _decide(
     *,
     admit: bool,
 ) -> JoinResult:
-    service = LobbyService(settings.lobby)
-    room, target = await service.decide(
-        session, room_id=room_id, actor_id=actor.id, target_id=user_id, admit=admit
+    room, target = await lobby.decide(
+        session, settings.lobby, room_id=room_id, actor_id=actor.id, target_id=user_id, admit=admit
     )
     action = "admit" if admit else "deny"
     frame = lobby_frame(action, user_id=target.id, username=target.username, by=actor.id)

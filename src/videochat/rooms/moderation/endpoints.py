@@ -12,8 +12,9 @@ from videochat.context import Context, Session
 from videochat.db.models import RoomRole
 from videochat.db.unit_of_work import after_commit
 from videochat.rooms.moderation import consequences
+from videochat.rooms.moderation import service as moderation
 from videochat.rooms.moderation.schemas import InviteCreate, InviteOut, RoleChange
-from videochat.rooms.moderation.service import KICKED, moderation, moderation_frame
+from videochat.rooms.moderation.service import KICKED, moderation_frame
 from videochat.rooms.schemas import JoinResult, RoomOut
 from videochat.rooms.service import to_out
 
