@@ -47,7 +47,7 @@ def require() -> None:
     pytest.skip(reason)
 
 
-def _free_tcp_port() -> int:
+def free_tcp_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -66,8 +66,8 @@ class Janus:
     admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     room_admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     session_timeout: int = 30
-    api_port: int = field(default_factory=_free_tcp_port)
-    admin_port: int = field(default_factory=_free_tcp_port)
+    api_port: int = field(default_factory=free_tcp_port)
+    admin_port: int = field(default_factory=free_tcp_port)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
