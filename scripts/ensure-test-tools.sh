@@ -3,8 +3,9 @@
 # Playwright browser download) and Debian's coturn (the real TURN server of the
 # relay test; only its binary is used, the tests start it themselves), Debian's
 # nginx (`nginx -t` checks deploy/nginx; never started as a service), Debian's
-# GStreamer (a WHIP publisher that is not aiortc) and ffmpeg (ffprobe, a second
-# opinion on the HLS the server writes). Installed when missing and we are root;
+# GStreamer (a WHIP publisher that is not aiortc), ffmpeg (ffprobe, a second
+# opinion on the HLS the server writes) and Janus (tests/sfu run their own Janus
+# processes; never the system service). Installed when missing and we are root;
 # otherwise the tests that need them say why they skip (and fail in CI).
 set -euo pipefail
 missing=()
@@ -24,13 +25,18 @@ assert all(Gst.ElementFactory.find(element) for element in wanted.split())"
   gstreamer1.0-plugins-bad)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/ffprobe ] || missing+=(ffmpeg)
+# The SFU (tests/sfu start their own Janus processes; janus-pp-rec from janus-tools turns
+# recordings into media files, janus.js comes from libjs-janus-gateway).
+[ -x /usr/bin/janus ] || missing+=(janus)
+[ -x /usr/bin/janus-pp-rec ] || missing+=(janus-tools)
+[ -f /usr/share/javascript/janus-gateway/janus.js ] || missing+=(libjs-janus-gateway)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian's ${missing[*]} for the tests..." >&2
   apt-get update -qq >/dev/null
-  # policy-rc.d refuses service starts: coturn's and nginx's packages must not
+  # policy-rc.d refuses service starts: coturn's, nginx's and janus's packages must not
   # start system servers (they would listen on every address); the tests run their own.
   policy=/usr/sbin/policy-rc.d
   created_policy=0

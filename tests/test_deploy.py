@@ -36,7 +36,7 @@ def _known_metric_names() -> set[str]:
 
 
 def test_every_deploy_file_is_checked() -> None:
-    checked = {".yml", ".yaml", ".json", ".conf", ".example"}
+    checked = {".yml", ".yaml", ".json", ".conf", ".example", ".jcfg"}
     files = [path for path in DEPLOY.rglob("*") if path.is_file()]
     assert files
     assert not [path for path in files if path.suffix not in checked], "add a check for it"
@@ -310,3 +310,20 @@ def test_dockerfile_builds_from_the_lock_and_runs_unprivileged() -> None:
             *sources, _ = line.split()[1:]
             for source in sources:
                 assert (ROOT / source).exists(), source
+
+
+def test_janus_needs_tokens_and_keeps_its_admin_api_private() -> None:
+    core = (DEPLOY / "janus" / "janus.jcfg").read_text()
+    http = (DEPLOY / "janus" / "janus.transport.http.jcfg").read_text()
+    videoroom = (DEPLOY / "janus" / "janus.plugin.videoroom.jcfg").read_text()
+    assert re.search(r"^\s*token_auth = true", core, re.M)
+    assert re.search(r'^\s*admin_secret = "\S+"', core, re.M)
+    # Tokens only: an API secret would be a second, shared way in.
+    assert not re.search(r"^\s*api_secret", core, re.M)
+    assert "libjanus_websockets.so" in core and "libjanus_videoroom.so" not in core
+    assert re.search(r'^\s*admin_acl = "\S+"', http, re.M)
+    assert re.search(r'^\s*admin_ip = "\S+"', http, re.M)
+    assert re.search(r'^\s*admin_key = "\S+"', videoroom, re.M)
+    # nginx proxies the Janus API to browsers, never the admin API.
+    nginx = (DEPLOY / "nginx" / "videochat.conf").read_text()
+    assert "7088" not in nginx and "/admin" not in nginx

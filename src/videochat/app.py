@@ -35,6 +35,7 @@ from videochat.security.body import BodyLimitMiddleware
 from videochat.security.headers import SecurityHeadersMiddleware, hsts_header
 from videochat.security.hosts import HostCheckMiddleware
 from videochat.security.ratelimit import Limiter, RateLimitMiddleware
+from videochat.sfu.endpoints import router as sfu_router
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
 
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lobby_router,
         chat_router,
         calls_router,
+        sfu_router,
         media_router,
         live_router,
     ):

@@ -246,6 +246,69 @@ class CallSettings(BaseModel):
     signal_window_seconds: int = Field(default=10, ge=1)
 
 
+def _url_list(text: str | None) -> list[str]:
+    return [item.strip().rstrip("/") for item in (text or "").split(",") if item.strip()]
+
+
+class SfuSettings(BaseModel):
+    # Janus instances (their HTTP Janus API, as videochat reaches them), comma-separated.
+    # Unset: calls stay a peer-to-peer mesh. Set: rooms spread over them.
+    janus_url: str | None = None
+    # Each instance's admin API, in the same order (never reachable by browsers).
+    admin_url: str | None = None
+    # What browsers use to reach each instance's Janus API (a proxy path), same order;
+    # unset: janus_url.
+    public_url: str | None = None
+    # Janus's ``admin_secret`` and the VideoRoom plugin's ``admin_key`` (only holders
+    # create rooms); both required with janus_url.
+    admin_secret: SecretStr | None = None
+    room_admin_key: SecretStr | None = None
+    # A call with more people than this uses the SFU; 0: every call does.
+    threshold: int = Field(default=4, ge=0, le=1000)
+    # A grant (a Janus token for one room) lives this long unless renewed.
+    grant_ttl_seconds: int = Field(default=300, ge=10, le=86400)
+    # Publishers one VideoRoom accepts.
+    max_publishers: int = Field(default=50, ge=1, le=1000)
+    # Per request to Janus; a failed request is tried again this many times.
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=10)
+    # How often expired grants are withdrawn and empty VideoRooms destroyed.
+    sweep_seconds: float = Field(default=30.0, ge=0.1, le=3600)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.janus_urls)
+
+    @property
+    def janus_urls(self) -> list[str]:
+        return _url_list(self.janus_url)
+
+    @property
+    def admin_urls(self) -> list[str]:
+        return _url_list(self.admin_url)
+
+    @property
+    def public_urls(self) -> list[str]:
+        return _url_list(self.public_url) or self.janus_urls
+
+    @model_validator(mode="after")
+    def _complete(self) -> SfuSettings:
+        count = len(self.janus_urls)
+        if not count:
+            return self
+        if len(self.admin_urls) != count or len(self.public_urls) != count:
+            raise ValueError(
+                "VIDEOCHAT_SFU__ADMIN_URL (and VIDEOCHAT_SFU__PUBLIC_URL, when set) must list "
+                "one URL per Janus instance of VIDEOCHAT_SFU__JANUS_URL, in the same order"
+            )
+        if self.admin_secret is None or self.room_admin_key is None:
+            raise ValueError(
+                "VIDEOCHAT_SFU__ADMIN_SECRET and VIDEOCHAT_SFU__ROOM_ADMIN_KEY must be set "
+                "with VIDEOCHAT_SFU__JANUS_URL"
+            )
+        return self
+
+
 class RealtimeSettings(BaseModel):
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     send_queue_size: int = Field(default=256, ge=8)
@@ -295,6 +358,7 @@ class Settings(BaseSettings):
     stun: StunSettings = StunSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     calls: CallSettings = CallSettings()
+    sfu: SfuSettings = SfuSettings()
 
     @model_validator(mode="before")
     @classmethod

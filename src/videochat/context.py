@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from videochat.observability.health import HealthSources
     from videochat.realtime.hub import Hub
     from videochat.security.ratelimit import Limiter
+    from videochat.sfu.manager import SfuManager
 
 
 @dataclass(slots=True)
@@ -48,6 +49,8 @@ class AppContext:
     # What a moderation action ("ban", "kick", "mute") does in other domains (their
     # uploads, their streams): hooks registered by the builder, so rooms imports none.
     moderation_hooks: Mapping[str, Sequence[ModerationHook]] = field(default_factory=dict)
+    # Janus instances for calls on an SFU; None when VIDEOCHAT_SFU__JANUS_URL is unset.
+    sfu: SfuManager | None = None
 
 
 # Runs in the moderation request's unit of work: (session, context, room_id, user_id).

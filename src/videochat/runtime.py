@@ -45,6 +45,8 @@ from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.realtime.redis_broker import RedisBroker
 from videochat.rooms import repository as rooms_repository
 from videochat.security.ratelimit import Limiter
+from videochat.sfu import consequences as sfu_consequences
+from videochat.sfu.manager import SfuManager
 
 log = structlog.get_logger(__name__)
 
@@ -136,6 +138,9 @@ async def open_context(
         live = LiveManager(settings, sessionmaker, hub)
         # Stopped first: ending a stream archives it and tells the room (jobs, broker).
         await _start(stack, live)
+        sfu = SfuManager(settings.sfu, sessionmaker) if settings.sfu.enabled else None
+        if sfu is not None:
+            await _start(stack, sfu)
         context = AppContext(
             settings=settings,
             engine=engine,
@@ -151,10 +156,18 @@ async def open_context(
                 "ban": [
                     media_consequences.withdraw_uploads,
                     live_consequences.end_streams("banned", keep_recording=False),
+                    sfu_consequences.remove_from_call,
                 ],
-                "kick": [live_consequences.end_streams("kicked", keep_recording=True)],
-                "mute": [live_consequences.end_streams("muted", keep_recording=True)],
+                "kick": [
+                    live_consequences.end_streams("kicked", keep_recording=True),
+                    sfu_consequences.remove_from_call,
+                ],
+                "mute": [
+                    live_consequences.end_streams("muted", keep_recording=True),
+                    sfu_consequences.mute_in_call,
+                ],
             },
+            sfu=sfu,
         )
         if settings.auth_mode is AuthMode.OPEN:
             log.warning("auth.open_mode", detail="identity is taken from paths and bodies")
@@ -165,6 +178,7 @@ async def open_context(
             database=engine.dialect.name,
             broker="redis" if settings.redis.url else "memory",
             cache=type(cache).__name__,
+            sfu_instances=len(settings.sfu.janus_urls),
         )
         yield context
 

@@ -317,3 +317,41 @@ class LiveStream(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class SfuRoom(Base):
+    """The Janus instance (and VideoRoom) a room's call uses while it is on the SFU.
+
+    One row per room, inserted by whichever videochat instance first needs it: the
+    primary key makes every instance agree on the same Janus for the room.
+    """
+
+    __tablename__ = "sfu_rooms"
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    janus_url: Mapped[str] = mapped_column(String(500), index=True)
+    janus_room: Mapped[int] = mapped_column(BigInteger)
+    # The VideoRoom's secret (destroy, kick, moderate, allowed): never leaves the server.
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SfuGrant(Base):
+    """A person's admission to a room's VideoRoom: a Janus token, until ``expires_at``."""
+
+    __tablename__ = "sfu_grants"
+
+    room_id: Mapped[str] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    token: Mapped[str] = mapped_column(String(100), unique=True)
+    # The instance the token was added to (withdrawn there, even if the room moved).
+    janus_url: Mapped[str] = mapped_column(String(500))
+    # The publisher id the person joins the VideoRoom with (kick and mute address it).
+    publisher_id: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

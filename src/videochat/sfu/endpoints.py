@@ -1,0 +1,37 @@
+"""``POST /rooms/{room_id}/call/sfu-grant``: admission to the room's call on the SFU."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from videochat.accounts.auth import CurrentUser
+from videochat.context import Context, Session
+from videochat.exceptions import NotFound
+from videochat.rooms.auth import VisibleRoom
+from videochat.sfu import service
+from videochat.sfu.schemas import SfuGrantOut
+
+router = APIRouter(tags=["calls"])
+NO_SFU = "this server has no SFU (VIDEOCHAT_SFU__JANUS_URL is unset): calls are peer-to-peer"
+
+
+@router.post("/rooms/{room_id}/call/sfu-grant", response_model=SfuGrantOut)
+async def sfu_grant(
+    user: CurrentUser, room: VisibleRoom, session: Session, context: Context
+) -> SfuGrantOut:
+    """A short-lived Janus token admitting the caller to the room's VideoRoom.
+
+    Asking again before it expires renews it. Refused to banned people, and in a
+    private room to non-members; a kick or ban withdraws it at once.
+    """
+    if context.sfu is None:
+        raise NotFound(NO_SFU)
+    grant = await service.issue_grant(session, context.sfu.pool, room, user.id)
+    return SfuGrantOut(
+        janus_url=grant.janus_url,
+        room=grant.room,
+        token=grant.token,
+        publisher_id=grant.publisher_id,
+        expires_at=grant.expires_at,
+        ttl_seconds=grant.ttl_seconds,
+    )

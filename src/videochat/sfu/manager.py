@@ -1,0 +1,52 @@
+"""The SFU part of a running app: the Janus pool and the periodic sweep of grants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from videochat.config import SfuSettings
+from videochat.sfu import service
+from videochat.sfu.instances import JanusPool
+
+log = structlog.get_logger(__name__)
+
+
+class SfuManager:
+    """Started by ``runtime.open_context`` when ``VIDEOCHAT_SFU__JANUS_URL`` is set."""
+
+    def __init__(
+        self, settings: SfuSettings, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.pool = JanusPool(settings)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._sweep_forever(), name="sfu-sweep")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.pool.close()
+
+    async def sweep(self) -> dict[str, int]:
+        return await service.sweep(self.sessionmaker, self.pool)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_seconds)
+            try:
+                swept = await self.sweep()
+            except Exception:  # a database or Janus outage: the next round tries again
+                log.exception("sfu.sweep_failed")
+                continue
+            if any(swept.values()):
+                log.info("sfu.swept", **swept)

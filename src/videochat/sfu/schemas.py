@@ -1,0 +1,16 @@
+"""Shapes of the SFU's HTTP answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class SfuGrantOut(BaseModel):
+    janus_url: str  # the Janus HTTP API to talk to (a session, a handle, then join)
+    room: int  # the VideoRoom to join
+    token: str  # put in every Janus request ("token") and in the join ("token")
+    publisher_id: int  # the "id" to join the VideoRoom with
+    expires_at: datetime  # ask again before then: the same token, a later expiry
+    ttl_seconds: int
