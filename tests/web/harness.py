@@ -37,6 +37,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.processes import log_tail, stop_process
+
 CHROMIUM = Path("/usr/bin/chromium")
 RESULT_MARK = "SCENARIO-RESULT "
 
@@ -244,17 +246,11 @@ class ServerProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def log(self) -> str:
-        return self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+        return log_tail(self.log_path, 3000)
 
 
 def launch_chromium(playwright: Playwright, *extra_args: str) -> Browser:
