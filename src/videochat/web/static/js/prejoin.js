@@ -185,7 +185,8 @@ export class PreJoin {
   }
 
   #showProblems() {
-    const problems = Object.values(this.#problems).filter(Boolean);
+    // One capture for both kinds fails for both with one reason: say it once.
+    const problems = [...new Set(Object.values(this.#problems).filter(Boolean))];
     this.#status(
       problems.length
         ? `${problems.join('. ')}. You can still join: you will see, hear and chat.`
@@ -204,9 +205,13 @@ export class PreJoin {
     byId('prejoin-join').disabled = true;
     await this.#busy; // a device being opened joins with us
     if (this.#done) return;
-    const missing = Object.entries(this.#problems)
-      .filter(([kind, problem]) => problem && !this.#tracks[kind])
-      .map(([, problem]) => problem);
+    const missing = [
+      ...new Set(
+        Object.entries(this.#problems)
+          .filter(([kind, problem]) => problem && !this.#tracks[kind])
+          .map(([, problem]) => problem),
+      ),
+    ];
     const only = this.#tracks.audio && !this.#tracks.video
       ? 'you joined with your microphone only'
       : this.#tracks.video && !this.#tracks.audio
