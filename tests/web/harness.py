@@ -471,6 +471,10 @@ def timings(page: Page) -> dict[str, Any]:
 
 
 def send_chat(page: Page, text: str) -> None:
+    """Send a chat message through the form (on a phone, the chat panel is opened first)."""
+    show_chat = page.get_by_test_id("show-chat")
+    if show_chat.is_visible() and show_chat.get_attribute("aria-pressed") != "true":
+        show_chat.click()
     page.get_by_test_id("chat-input").fill(text)
     page.get_by_test_id("chat-send").click()
 
