@@ -83,8 +83,10 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         bob.mouse.wheel(0, -600)
     scrolled_back = harness.wait_for(
         "the chat scrolled back",
-        lambda: (layout := _layout(bob))["messages_scroll_top"] < chat_open["messages_scroll_top"]
-        and layout,
+        lambda: (
+            (layout := _layout(bob))["messages_scroll_top"] < chat_open["messages_scroll_top"]
+            and layout
+        ),
     )
     bob.mouse.wheel(0, 3000)
     bob.keyboard.press("End")

@@ -191,7 +191,9 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     sent_after = harness.wait_for(
         "the new microphone on every connection",
         lambda: (
-            (sent := alice.evaluate(SENT_MICROPHONE_JS)) and all(d == switch_to for d in sent) and sent
+            (sent := alice.evaluate(SENT_MICROPHONE_JS))
+            and all(d == switch_to for d in sent)
+            and sent
         ),
     )
     return {

@@ -286,7 +286,8 @@ export class Call {
       track = await (kind === 'video' ? openCamera(deviceId) : openMicrophone(deviceId));
     } catch (error) {
       const what = kind === 'video' ? 'camera' : 'microphone';
-      this.#notice(kind === 'video' ? 'camera' : 'mic', `Could not switch the ${what}: ${describeMediaError(error)}.`);
+      const key = kind === 'video' ? 'camera' : 'mic';
+      this.#notice(key, `Could not switch the ${what}: ${describeMediaError(error)}.`);
       return;
     }
     const current = kind === 'video' ? this.#camera : this.#mic;
@@ -321,7 +322,10 @@ export class Call {
   async #start(given) {
     const asking = 'Waiting for permission to use the camera and microphone…';
     const waiting = given ? null : setTimeout(() => this.#notice('media', asking, 'info'), 1000);
-    const [media] = await Promise.all([given ?? openUserMedia(devicePrefs()), this.#loadIceConfig()]);
+    const [media] = await Promise.all([
+      given ?? openUserMedia(devicePrefs()),
+      this.#loadIceConfig(),
+    ]);
     clearTimeout(waiting);
     if (this.#ended) {
       media.audio?.stop();

@@ -7,7 +7,10 @@ const JOINED_KEY = 'videochat.joined';
 
 const DEFAULTS = { camera: true, microphone: true, cameraId: null, microphoneId: null };
 
-/** @returns {{camera: boolean, microphone: boolean, cameraId: string|null, microphoneId: string|null}} */
+/**
+ * @returns {{camera: boolean, microphone: boolean, cameraId: string|null,
+ *   microphoneId: string|null}}
+ */
 export function devicePrefs() {
   try {
     const stored = JSON.parse(localStorage.getItem(PREFS_KEY) ?? '{}');
@@ -57,7 +60,8 @@ export function joinedHere(roomId) {
 /**
  * The cameras and microphones of this device. Before permission is given browsers
  * hide the labels (and sometimes the ids): those get numbered names.
- * @returns {Promise<{cameras: {id: string, label: string}[], microphones: {id: string, label: string}[]}>}
+ * @returns {Promise<{cameras: {id: string, label: string}[],
+ *   microphones: {id: string, label: string}[]}>}
  */
 export async function listDevices() {
   const found = { cameras: [], microphones: [] };
@@ -69,8 +73,7 @@ export async function listDevices() {
     return found;
   }
   for (const device of devices) {
-    const list =
-      device.kind === 'videoinput' ? found.cameras : device.kind === 'audioinput' ? found.microphones : null;
+    const list = { videoinput: found.cameras, audioinput: found.microphones }[device.kind];
     if (!list || !device.deviceId) continue;
     const fallback = `${device.kind === 'videoinput' ? 'Camera' : 'Microphone'} ${list.length + 1}`;
     list.push({ id: device.deviceId, label: device.label || fallback });

@@ -85,7 +85,8 @@ export async function openUserMedia({
   if (!microphone && !camera) return none; // nothing wanted: nothing asked for
   const unsupported = unsupportedReason();
   if (unsupported) {
-    return { ...none, problem: unsupported, message: `${unsupported} You can still see, hear and chat.` };
+    const message = `${unsupported} You can still see, hear and chat.`;
+    return { ...none, problem: unsupported, message };
   }
   const audio = microphone ? { deviceId: microphoneId } : null;
   const video = camera ? { deviceId: cameraId } : null;

@@ -4,7 +4,13 @@
 // joining (to watch, listen and chat). Join hands the tracks over to the call.
 
 import { LevelMeter } from './levelmeter.js';
-import { deviceOf, devicePrefs, fillDeviceSelect, listDevices, saveDevicePrefs } from './devices.js';
+import {
+  deviceOf,
+  devicePrefs,
+  fillDeviceSelect,
+  listDevices,
+  saveDevicePrefs,
+} from './devices.js';
 import { describeMediaError, openCamera, openMicrophone, openUserMedia } from './media.js';
 import { byId, hueFor, initialOf, showView } from './ui.js';
 
@@ -16,7 +22,8 @@ const KINDS = {
 /** The pre-join screen saying "Joining…" while the room loads: nothing is asked for yet. */
 export function showJoining() {
   byId('prejoin-title').textContent = 'Joining…';
-  byId('prejoin-join').disabled = true;
+  // Nothing to press until the room is known (the buttons do nothing before).
+  for (const id of ['prejoin-join', 'prejoin-camera', 'prejoin-mic']) byId(id).disabled = true;
   byId('prejoin-status').textContent = '';
   byId('camera-select').replaceChildren();
   byId('mic-select').replaceChildren();
@@ -58,7 +65,7 @@ export class PreJoin {
     this.#bind();
     this.#render();
     showView('prejoin');
-    byId('prejoin-join').disabled = false;
+    for (const id of ['prejoin-join', 'prejoin-camera', 'prejoin-mic']) byId(id).disabled = false;
     this.#busy = this.#openWanted();
     this.#refreshDevices();
     return new Promise((resolve) => {
@@ -77,8 +84,9 @@ export class PreJoin {
     const on = { signal: this.#abort.signal };
     byId('prejoin-camera').addEventListener('click', () => this.#toggle('video'), on);
     byId('prejoin-mic').addEventListener('click', () => this.#toggle('audio'), on);
-    byId('camera-select').addEventListener('change', (event) => this.#choose('video', event.target.value), on);
-    byId('mic-select').addEventListener('change', (event) => this.#choose('audio', event.target.value), on);
+    const choose = (kind) => (event) => this.#choose(kind, event.target.value);
+    byId('camera-select').addEventListener('change', choose('video'), on);
+    byId('mic-select').addEventListener('change', choose('audio'), on);
     byId('prejoin-form').addEventListener('submit', (event) => this.#join(event), on);
     byId('prejoin-form').addEventListener('pointerdown', () => this.#meter.resume(), on);
     navigator.mediaDevices?.addEventListener?.('devicechange', () => this.#refreshDevices(), on);
@@ -180,7 +188,7 @@ export class PreJoin {
       const on = this.#prefs[pref];
       const toggle = byId(button);
       toggle.setAttribute('aria-pressed', String(on));
-      toggle.textContent = on ? `${name[0].toUpperCase()}${name.slice(1)} on` : `${name[0].toUpperCase()}${name.slice(1)} off`;
+      toggle.textContent = `${name[0].toUpperCase()}${name.slice(1)} ${on ? 'on' : 'off'}`;
     }
   }
 

@@ -6,7 +6,13 @@
 import { ApiError, api } from './api.js';
 import { Call } from './call.js';
 import { ChatPanel } from './chat.js';
-import { devicePrefs, fillDeviceSelect, joinedHere, listDevices, rememberJoined } from './devices.js';
+import {
+  devicePrefs,
+  fillDeviceSelect,
+  joinedHere,
+  listDevices,
+  rememberJoined,
+} from './devices.js';
 import { LobbyPanel, waitForAdmission } from './knock.js';
 import { ParticipantList } from './participants.js';
 import { PreJoin, showJoining } from './prejoin.js';

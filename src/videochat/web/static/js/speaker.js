@@ -82,7 +82,9 @@ export class SpeakerDetector {
         });
       }),
     );
-    for (const userId of [...this.#energy.keys()]) if (!seen.has(userId)) this.#energy.delete(userId);
+    for (const userId of [...this.#energy.keys()]) {
+      if (!seen.has(userId)) this.#energy.delete(userId); // gone from the call
+    }
     return levels;
   }
 
