@@ -614,9 +614,15 @@ export class RoomSession {
   /** The camera and microphone menu of the call. */
   async #showDevices(open) {
     const panel = byId('device-panel');
-    panel.hidden = !open;
-    byId('toggle-devices').setAttribute('aria-expanded', String(open));
-    if (!open || !this.#call) return;
+    const show = (shown) => {
+      panel.hidden = !shown;
+      byId('toggle-devices').setAttribute('aria-expanded', String(shown));
+    };
+    if (!open || !this.#call) {
+      show(false);
+      return;
+    }
+    // Filled first, so the menu never shows empty lists.
     const { cameras, microphones } = await listDevices();
     if (this.#left) return;
     const prefs = devicePrefs();
@@ -633,6 +639,7 @@ export class RoomSession {
       inUse.microphoneId ?? prefs.microphoneId,
       'No microphone found',
     );
+    show(true);
     byId('call-camera-select').focus();
   }
 
