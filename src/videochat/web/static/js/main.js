@@ -2,6 +2,7 @@
 // Addresses: /chat (the lobby) and /chat/rooms/{room_id}[?invite=code] (a room).
 
 import { api, authEvents } from './api.js';
+import { forgetJoined, rememberJoined } from './devices.js';
 import { Lobby } from './lobby.js';
 import { setupLogin, showLogin } from './login.js';
 import { RoomSession, roomPath } from './room.js';
@@ -54,9 +55,14 @@ function route() {
   return routing;
 }
 
-function leaveRoom() {
+/**
+ * Hang up and tear the room down. `forget`: the person went elsewhere (not a reload),
+ * so coming back to the room shows the pre-join screen again.
+ */
+function leaveRoom({ forget = true } = {}) {
   room?.leave();
   room = null;
+  if (forget) forgetJoined();
 }
 
 async function applyRoute() {
@@ -70,7 +76,8 @@ async function applyRoute() {
   }
   if (target.name === 'room') {
     if (room?.roomId === target.roomId) return;
-    leaveRoom();
+    // Another room (or this one again after Back): its own pre-join, unless Rejoin said so.
+    if (room) leaveRoom();
     room = new RoomSession({
       roomId: target.roomId,
       invite: target.invite,
@@ -92,7 +99,12 @@ function showLeft(roomId, name) {
     .then(() => {
       leaveRoom();
       history.pushState(null, '', '/chat');
-      showRoomScreen('left', { name, rejoin: () => navigate(roomPath(roomId)) });
+      // Rejoin goes straight back into the call, with the same camera and microphone.
+      const rejoin = () => {
+        rememberJoined(roomId);
+        navigate(roomPath(roomId));
+      };
+      showRoomScreen('left', { name, rejoin });
     })
     .catch((error) => console.error('videochat: leave', error));
 }
@@ -147,7 +159,7 @@ function boot() {
   });
   window.addEventListener('popstate', () => route());
   // Closing or reloading the tab: hang up now, so the others drop our tile at once.
-  window.addEventListener('pagehide', () => leaveRoom());
+  window.addEventListener('pagehide', () => leaveRoom({ forget: false }));
   window.addEventListener('pageshow', (event) => {
     if (event.persisted) route(); // back from the bfcache: join again
   });
