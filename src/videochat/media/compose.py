@@ -55,6 +55,16 @@ def media_duration(path: Path) -> float:
         return float((last - first) * stream.time_base)
 
 
+def _decoded(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's frames, past packets that do not decode: a call's recording has
+    gaps (lost packets, a picture that starts before its first key frame)."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.error.FFmpegError:
+            continue
+
+
 def grid(count: int) -> list[tuple[int, int, int, int]]:
     """(x, y, width, height) of ``count`` tiles filling the canvas, even-sized."""
     columns = math.ceil(math.sqrt(count))
@@ -78,7 +88,7 @@ class _Tile:
             with av.open(str(track.path)) as container:
                 stream = container.streams.video[0]
                 first: float | None = None
-                for frame in container.decode(stream):
+                for frame in _decoded(container, stream):
                     if frame.time is None:
                         continue
                     first = frame.time if first is None else first
@@ -121,7 +131,7 @@ class _Voice:
     def _samples(path: Path) -> Iterator[np.ndarray]:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
         with av.open(str(path)) as container:
-            for frame in container.decode(container.streams.audio[0]):
+            for frame in _decoded(container, container.streams.audio[0]):
                 for out in resampler.resample(frame):
                     yield out.to_ndarray().reshape(-1).astype(np.float32)
         for out in resampler.resample(None):

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,7 @@ def build_source(
     if not streams:
         raise MediaRejected(NOTHING_RECORDED)
     origin = min(stream.first_packet_us for stream in streams)
+    began = time.monotonic()
     work = folder / ".converted"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -175,7 +177,16 @@ def build_source(
             (video if stream.kind == "video" else audio).append(track)
         if not video and not audio:
             raise MediaRejected(NOTHING_RECORDED)
-        return compose(video, audio, target, max_seconds=max_seconds, progress=progress)
+        converted_at = time.monotonic()
+        duration = compose(video, audio, target, max_seconds=max_seconds, progress=progress)
+        log.info(
+            "recording.composed",
+            streams=len(video) + len(audio),
+            duration=duration,
+            convert_seconds=round(converted_at - began, 2),
+            compose_seconds=round(time.monotonic() - converted_at, 2),
+        )
+        return duration
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
