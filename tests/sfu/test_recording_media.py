@@ -54,14 +54,15 @@ def test_a_recorded_call_becomes_a_ready_library_video_of_its_length(
 
 def test_every_publisher_has_a_tile_and_every_voice_is_heard(recorded: dict[str, Any]) -> None:
     first = recorded["rooms"]["first"]
-    # Three publishers with grey levels 70, 130 and 190 in a 2x2 grid; the fourth cell black.
+    # Three publishers with grey levels 70, 130 and 190 (stripes 24 either side) in a 2x2
+    # grid; the fourth cell black (luma 16 or below).
     *tiles, empty = first["tile_levels"]
     darkest, middle, brightest = sorted(tiles)
-    assert 50 < darkest < 100 < middle < 160 < brightest, first
+    assert 30 < darkest < 100 < middle < 160 < brightest, first
     assert empty < 30, first
     assert first["audio_peak"] > 0.1, first
     second = recorded["rooms"]["second"]
-    assert all(level > 50 for level in second["tile_levels"]), second
+    assert all(level > 30 for level in second["tile_levels"]), second
 
 
 def test_janus_wrote_raw_files_and_the_jobs_removed_them(recorded: dict[str, Any]) -> None:
