@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -190,6 +191,7 @@ async def main() -> dict[str, Any]:
         for publisher in publishers:
             await publisher.close()
         janus.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
