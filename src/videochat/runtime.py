@@ -138,7 +138,11 @@ async def open_context(
         live = LiveManager(settings, sessionmaker, hub)
         # Stopped first: ending a stream archives it and tells the room (jobs, broker).
         await _start(stack, live)
-        sfu = SfuManager(settings.sfu, sessionmaker) if settings.sfu.enabled else None
+        sfu = (
+            SfuManager(settings.sfu, sessionmaker, hub, video_jobs)
+            if settings.sfu.enabled
+            else None
+        )
         if sfu is not None:
             await _start(stack, sfu)
         context = AppContext(

@@ -69,6 +69,9 @@ class Janus:
     session_timeout: int = 30
     api_port: int = field(default_factory=free_tcp_port)
     admin_port: int = field(default_factory=free_tcp_port)
+    # The address Janus gathers ICE candidates on. Janus skips loopback interfaces, so a
+    # test exchanging media gives it a dummy interface in its namespace (media_netns).
+    ice_address: str = "127.0.0.1"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -104,7 +107,7 @@ media: {{
 }}
 nat: {{
     ice_lite = true
-    ice_enforce_list = "127.0.0.1"
+    ice_enforce_list = "{self.ice_address}"
     ignore_mdns = true
 }}
 plugins: {{
