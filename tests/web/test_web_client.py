@@ -642,7 +642,7 @@ def test_the_video_library_is_a_view_with_a_grid_a_player_rename_and_delete(
     assert "no video track" in result["failed_reason"]
     assert result["bob_actions_on_failed"] == []
     # A large player at the video's own address, also after a reload.
-    assert result["player_width"] > 600 and result["phone_player_width"] > 300
+    assert result["player_width"] > 560 and result["phone_player_width"] > 300
     assert result["played"] > 0.5 and result["played_after_reload"] > 0.5
     assert result["empty_title_error"]
     assert "deleted" in result["bob_player_after_delete"]
@@ -654,7 +654,8 @@ def test_the_video_library_is_a_view_with_a_grid_a_player_rename_and_delete(
 def test_the_live_panel_hands_obs_its_whip_url_and_key_and_viewers_see_the_end(
     scenario_results: dict[str, Any],
 ) -> None:
-    result = result_of(scenario_results, "live_obs")
+    # The viewer presses Watch before the first segment: its playlist polls meet 404s.
+    result = result_of(scenario_results, "live_obs", expected_console=("404 (Not Found)",))
     assert result["state_before"].startswith("Waiting for OBS")
     assert result["whip_url"] == result["expected_whip_url"]
     assert result["whip_url"].startswith("http://127.0.0.1:")

@@ -165,6 +165,7 @@ class VideoLibrary {
   #player;
   #videos = new Map(); // id -> video (as the API or the last frame described it)
   #uploading = new Map(); // id -> percent, for the uploads this page is sending
+  #lastUpload = null; // the id the form's progress line is about
   #editing = null; // the id whose title is being edited
   #confirming = null; // the id whose Delete asks "for everyone?"
   #playing = null;
@@ -312,7 +313,9 @@ class VideoLibrary {
         await putFile(slot.upload_url, file, token, onProgress, this.#abort.signal);
       }
       this.#uploading.delete(slot.id);
-      this.#setProgress(1, 'Uploaded: the video is being processed.');
+      this.#lastUpload = slot.id;
+      this.#progress.hidden = true;
+      this.#setProgress(1, `Uploaded “${title}”: it is being processed.`);
       this.#form.reset();
       this.#renderOne(slot.id);
       this.refresh();
@@ -575,6 +578,13 @@ class VideoLibrary {
         close();
         return;
       }
+      if (!title) {
+        error.textContent = 'A video needs a title.';
+        error.hidden = false;
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+        return;
+      }
       save.disabled = true;
       try {
         const updated = await request('PATCH', videoPath(video.id), { body: { title } });
@@ -698,6 +708,9 @@ class VideoLibrary {
     this.#player.hidden = false;
     this.#upsert(video);
     this.#render();
+    // The player is at the top of the library: bring it into view.
+    this.#root.scrollTo?.({ top: 0 });
+    this.#player.scrollIntoView({ block: 'nearest' });
     player.play().catch(() => {});
   }
 
@@ -739,6 +752,11 @@ class VideoLibrary {
     if (frame.duration_seconds !== undefined) update.duration_seconds = frame.duration_seconds;
     this.#upsert(update);
     if (frame.status === 'ready') this.#fetchOne(frame.video_id);
+    if (frame.video_id === this.#lastUpload && ['ready', 'failed'].includes(frame.status)) {
+      // The card says it now; the form's line would only repeat an older state.
+      this.#lastUpload = null;
+      this.#progressLabel.textContent = '';
+    }
   }
 
   /** Ready: its thumbnail and (tokenised) URLs come from the API, not from the frame. */
