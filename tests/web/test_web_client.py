@@ -87,6 +87,15 @@ SCENARIOS: dict[str, tuple[str, float]] = {
         90,
     ),
     "test_a_public_room_link_is_copied_and_rejoin_goes_straight_back": ("copy_link", 60),
+    "test_the_video_library_is_a_view_with_a_grid_a_player_rename_and_delete": (
+        "video_library",
+        150,
+    ),
+    "test_the_live_panel_hands_obs_its_whip_url_and_key_and_viewers_see_the_end": (
+        "live_obs",
+        120,
+    ),
+    "test_a_muted_members_message_is_refused_by_the_composer_not_lost": ("chat_muted", 60),
 }
 
 
@@ -488,6 +497,10 @@ def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(
     assert result["library_title"] == "Lena's show"
     assert result["archive_played"] > 0.5
     assert result["viewer_live_items_after_stop"] == "empty"
+    # The viewer's frozen player gave way to "Stream ended" and a link to the recording.
+    ended = result["viewer_ended"]
+    assert "Stream ended" in ended["text"] and ended["players_left"] == 0
+    assert ended["recording_link"].endswith(f"/videos/{result['ids']['stream']}")
     print(f"  Go live click -> first segment listed: {result['click_to_first_segment']}s")
     print(
         f"  viewer's player: {first['currentTime']:.2f}s -> {later['currentTime']:.2f}s,"
@@ -718,3 +731,74 @@ def test_a_public_room_link_is_copied_and_rejoin_goes_straight_back(
     assert result["rejoined_view"] == "room"
     assert result["reloaded_view"] == "room"
     assert result["reopened_view"] == "prejoin"
+
+
+def test_the_video_library_is_a_view_with_a_grid_a_player_rename_and_delete(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The refused upload's 415 and the deleted video's files show up as failed loads.
+    result = result_of(
+        scenario_results,
+        "video_library",
+        expected_console=("415 (Unsupported Media Type)", "404 (Not Found)"),
+    )
+    assert result["call_hidden_in_library"] and result["tab_current"] == "page"
+    assert result["bob_url"].endswith("/videos")
+    # Not a video: said in the form, and no entry anywhere (not even on the server).
+    assert "Not a video" in result["refused_label"]
+    assert result["server_entries_after_refusal"] == 0
+    # Followed live by the other member to ready, with a thumbnail.
+    assert result["bob_statuses"][-1] == "ready"
+    assert result["thumbnail"]["width"] > 0
+    assert result["bob_actions_on_alices"] == ["video-play"]
+    assert result["alice_actions_on_hers"] == ["video-play", "video-rename", "video-delete"]
+    # Failed in processing: shown failed with its reason; only its uploader may remove it.
+    assert "no video track" in result["failed_reason"]
+    assert result["bob_actions_on_failed"] == []
+    # A large player at the video's own address, also after a reload.
+    assert result["player_width"] > 560 and result["phone_player_width"] > 300
+    assert result["played"] > 0.5 and result["played_after_reload"] > 0.5
+    assert result["empty_title_error"]
+    assert "deleted" in result["bob_player_after_delete"]
+    assert result["bob_video_elements_after_delete"] == 0
+    assert result["call_back"] is True
+    print(f"  ready after {result['ready_seconds']}s; screenshots: {result['screenshots']}")
+
+
+def test_the_live_panel_hands_obs_its_whip_url_and_key_and_viewers_see_the_end(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The viewer presses Watch before the first segment: its playlist polls meet 404s.
+    result = result_of(scenario_results, "live_obs", expected_console=("404 (Not Found)",))
+    assert result["state_before"].startswith("Waiting for OBS")
+    assert result["whip_url"] == result["expected_whip_url"]
+    assert result["whip_url"].startswith("http://127.0.0.1:")
+    # The key: hidden until revealed, never shown as text, copyable, kept over a reload.
+    assert result["key_type_before"] == "password" and result["key_matches"]
+    assert result["key_visible_text"] is False
+    assert result["key_type_revealed"] == "text" and result["reveal_pressed"] == "true"
+    assert result["copied"] == {"key": True, "url": result["whip_url"]}
+    assert "Settings > Stream > Service: WHIP" in result["hint"]
+    reloaded = {"stream_id": True, "key_type": "password", "key_matches": True}
+    assert result["after_reload"] == reloaded
+    # What OBS would do with them works, and the panel says so.
+    assert result["encoder_answer"] == 201
+    assert result["state_live"].startswith("Live")
+    assert "Stream ended" in result["viewer_ended"] and result["viewer_players_left"] == 0
+    assert result["recording_played"] > 0.5
+    assert result["stream_after"] == {"status": "ended", "ended_reason": "stopped"}
+    print(f"  screenshots: {result['screenshots']}")
+
+
+def test_a_muted_members_message_is_refused_by_the_composer_not_lost(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "chat_muted")
+    assert result["note_before_mute"] is False
+    assert result["note_after_send"].startswith("You are muted in this room")
+    assert "not sent" in result["note_after_send"]
+    assert result["input_after_send"] == "can everyone hear me?"
+    assert result["note_is_alert"] == "alert"
+    assert 0 <= result["note_below_composer_px"] < 40
+    assert result["note_after_reload"].startswith("You are muted in this room")
+    assert result["messages_at_alice"].count("can everyone hear me?") == 1

@@ -239,10 +239,15 @@ class VideoProcessor:
         )
         # After the commit: until "ready" is recorded the source may be needed for a retry.
         await asyncio.to_thread(self.storage.discard_upload, video_id)
+        if video is None:
+            # Deleted (or withdrawn by a ban) while it was transcoded: it must not come
+            # back, and what the transcode just published goes too.
+            await asyncio.to_thread(self.storage.discard_output, video_id)
+            log.info("video.gone_while_processing", video_id=video_id)
+            return
         metrics.VIDEOS_PROCESSED.labels(outcome="ready").inc()
-        if video is not None:
-            log.info("video.ready", video_id=video_id, duration=result.duration_seconds)
-            await publish_status(self.hub, video)
+        log.info("video.ready", video_id=video_id, duration=result.duration_seconds)
+        await publish_status(self.hub, video)
 
     async def _recording_folder(self, video_id: str) -> Path | None:
         async with self.sessionmaker() as session:

@@ -1,5 +1,6 @@
 // Entry point: routing between the sign-in view, the lobby and a room.
-// Addresses: /chat (the lobby) and /chat/rooms/{room_id}[?invite=code] (a room).
+// Addresses: /chat (the lobby), /chat/rooms/{room_id}[?invite=code] (a room's call),
+// /chat/rooms/{room_id}/videos[/{video_id}] (its video library, a video playing).
 
 import { api, authEvents } from './api.js';
 import { forgetJoined, rememberJoined } from './devices.js';
@@ -33,12 +34,16 @@ let routing = Promise.resolve();
 const lobby = new Lobby((roomId) => navigate(roomPath(roomId)));
 
 function parseRoute() {
-  const match = location.pathname.match(/^\/chat\/rooms\/([^/]+)\/?$/);
+  const match = location.pathname.match(/^\/chat\/rooms\/([^/]+)(?:\/(videos)(?:\/([^/]+))?)?\/?$/);
   if (match) {
     return {
       name: 'room',
       roomId: decodeURIComponent(match[1]),
       invite: new URLSearchParams(location.search).get('invite'),
+      view: {
+        tab: match[2] ? 'videos' : 'call',
+        videoId: match[3] ? decodeURIComponent(match[3]) : null,
+      },
     };
   }
   return { name: 'lobby' };
@@ -75,7 +80,10 @@ async function applyRoute() {
     return;
   }
   if (target.name === 'room') {
-    if (room?.roomId === target.roomId) return;
+    if (room?.roomId === target.roomId) {
+      room.showTab(target.view); // the call or the library: the room stays entered
+      return;
+    }
     // Another room (or this one again after Back): its own pre-join, unless Rejoin said so.
     if (room) leaveRoom();
     room = new RoomSession({
@@ -84,6 +92,7 @@ async function applyRoute() {
       self: session.user,
       registry,
       onExit: (name) => showLeft(target.roomId, name),
+      view: target.view,
     });
     await room.enter();
     return;

@@ -33,6 +33,9 @@ const CONNECTION_TEXT = {
 };
 
 export const roomPath = (roomId) => `/chat/rooms/${encodeURIComponent(roomId)}`;
+const libraryPath = (roomId, videoId) =>
+  `${roomPath(roomId)}/videos${videoId ? `/${encodeURIComponent(videoId)}` : ''}`;
+const RANK = { owner: 3, moderator: 2, member: 1 };
 
 /** What an `error` frame means to a person; null for ones not worth showing. */
 function describeServerError(frame) {
@@ -76,6 +79,9 @@ export class RoomSession {
   #panel = null; // on phones: null (the call), 'chat' or 'people'
   #unread = 0;
   #copiedTimer = null;
+  #roles = new Map(); // user id -> role, from GET /members
+  #ownerId = null;
+  #view = { tab: 'call', videoId: null };
 
   /**
    * @param {object} options
@@ -84,13 +90,45 @@ export class RoomSession {
    * @param {{id: string, username: string}} options.self
    * @param {{peers: Map, timings: object}} options.registry window.videochat
    * @param {(name: string) => void} options.onExit the person pressed Leave
+   * @param {{tab: string, videoId: string|null}} [options.view] the call, or the library
    */
-  constructor({ roomId, invite, self, registry, onExit }) {
+  constructor({ roomId, invite, self, registry, onExit, view }) {
     this.roomId = roomId;
     this.#invite = invite;
     this.#self = self;
     this.#registry = registry;
     this.#onExit = onExit;
+    if (view) this.#view = view;
+  }
+
+  /**
+   * Show the call or the video library in the main area (both have addresses:
+   * /chat/rooms/{id} and /chat/rooms/{id}/videos[/{video_id}]). The call goes on
+   * either way: its tiles are only hidden.
+   */
+  showTab({ tab, videoId = null }) {
+    this.#view = { tab, videoId };
+    const library = tab === 'videos';
+    byId('video-grid').hidden = library;
+    byId('library').hidden = !library;
+    for (const [id, on] of [['tab-call', !library], ['tab-videos', library]]) {
+      const link = byId(id);
+      if (on) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
+    if (library) this.#videos?.open(videoId);
+    else this.#videos?.open(null);
+  }
+
+  /** Whether we may rename and delete videos of this uploader (the server decides too). */
+  #mayManageVideo(uploaderId) {
+    const me = this.#self.id;
+    if (uploaderId === me) return true;
+    const mine = this.#ownerId === me ? 'owner' : this.#roles.get(me);
+    if (mine === 'owner') return true;
+    if (mine !== 'moderator') return false;
+    const theirs = uploaderId === this.#ownerId ? 'owner' : this.#roles.get(uploaderId);
+    return !theirs || RANK[theirs] < RANK[mine];
   }
 
   async enter() {
@@ -101,13 +139,20 @@ export class RoomSession {
     byId('copy-link').hidden = true;
     byId('room-private-badge').hidden = true;
     byId('chat-send').disabled = true;
+    byId('tab-call').href = roomPath(this.roomId);
+    byId('tab-videos').href = libraryPath(this.roomId);
     this.#showPanel(null);
-    if (rejoining) showView('room');
-    else showJoining();
+    if (rejoining) {
+      showView('room');
+      this.showTab(this.#view);
+    } else {
+      showJoining();
+    }
 
     const room = await this.#loadRoom();
     if (!room || this.#left) return;
     this.#name = room.name;
+    this.#ownerId = room.owner_id ?? null;
     document.title = `${room.name} · videochat`;
     let media = null;
     if (!rejoining) {
@@ -117,6 +162,7 @@ export class RoomSession {
       if (!media || this.#left) return;
       rememberJoined(this.roomId);
       showView('room');
+      this.showTab(this.#view);
     }
     this.#registry.enteredAt = performance.now();
     this.#registry.timings = {};
@@ -168,8 +214,15 @@ export class RoomSession {
 
     this.#mountLive();
     import('./videos.js').then(({ mountVideos }) => {
-      if (!this.#left) this.#videos = mountVideos({ roomId: this.roomId, stage: byId('videos-slot') });
-    }).catch((error) => console.warn('videochat: the videos panel is not available', error));
+      if (this.#left) return;
+      this.#videos = mountVideos({
+        roomId: this.roomId,
+        self: this.#self,
+        root: byId('library'),
+        mayManage: (uploaderId) => this.#mayManageVideo(uploaderId),
+      });
+      this.showTab(this.#view);
+    }).catch((error) => console.warn('videochat: the video library is not available', error));
 
     const canModerate = await this.#canModerate(room);
     if (this.#left) return;
@@ -187,6 +240,7 @@ export class RoomSession {
         typing: byId('typing-indicator'),
         announcer: byId('chat-announcer'),
         older: byId('load-older'),
+        refusal: byId('chat-refusal'),
       },
       send: (frame) => this.#socket?.send(frame) ?? false,
     });
@@ -240,6 +294,9 @@ export class RoomSession {
     this.#registry.peers.clear();
     byId('unmute-all').hidden = true;
     byId('invite').hidden = true;
+    byId('video-grid').hidden = false;
+    byId('library').hidden = true;
+    byId('chat-refusal').hidden = true;
     byId('connection-status').textContent = '';
     byId('chat-input').value = '';
     document.title = 'videochat';
@@ -251,7 +308,7 @@ export class RoomSession {
       if (this.#invite) {
         await api.joinRoom(this.roomId, this.#invite);
         // The invite did its work; the address bar shows the plain room address.
-        history.replaceState(history.state, '', roomPath(this.roomId));
+        history.replaceState(history.state, '', location.pathname);
       }
       room = await api.room(this.roomId);
     } catch (error) {
@@ -346,6 +403,8 @@ export class RoomSession {
       return; // the list keeps what it had; the server decides anyway
     }
     if (this.#left) return;
+    this.#roles = new Map(members.map((member) => [member.user_id, member.role]));
+    this.#videos?.rerender();
     this.#participants.setMembers(members, (userId, action) => this.#moderate(userId, action));
   }
 
@@ -403,6 +462,8 @@ export class RoomSession {
       case 'welcome':
         // Which of our tabs this socket is: the call follows our latest one.
         this.#call.setConnection(frame.connection_id ?? null);
+        // Muted before we came in: say so by the composer before anything is typed.
+        this.#chat.setMuted(Boolean(frame.muted));
         break;
       case 'message':
         this.#chat.receive(frame);
@@ -451,12 +512,15 @@ export class RoomSession {
         this.#live?.onFrame(frame);
         break;
       case 'video_status':
+      case 'video_deleted':
         this.#videos?.onFrame(frame);
         break;
       case 'error': {
-        // Refused because a moderator muted us (perhaps before we came in).
+        // Refused because a moderator muted us (perhaps before we came in): the chat
+        // says so by the composer and gives the unsent text back.
         if (frame.code === 'muted') {
           this.#setMuted(true);
+          this.#chat.refusedAsMuted();
           break;
         }
         const text = describeServerError(frame);
@@ -496,6 +560,7 @@ export class RoomSession {
 
   #setMuted(muted) {
     this.#call.setMuted(muted);
+    this.#chat?.setMuted(muted);
     this.#notices.set(
       'moderation',
       muted
