@@ -65,10 +65,11 @@ class Plan:
 
     profile: bool
     results: Path
-    idle_only: bool = False
+    idle_only: bool = False  # just the idle-socket test: opening rate and memory
     wires: tuple[str, ...] = ("plain", "deflate")
     fixed_rates: tuple[float, ...] = (2000, 5000, 10000)
-    sweep: bool = True  # just the idle-socket test: opening rate and memory
+    sweep: bool = True
+    profile_rate: float | None = None  # profile at this rate rather than at the knee
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
@@ -94,6 +95,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         wires=tuple(args.wires.split(",")),
         fixed_rates=tuple(float(r) for r in args.fixed_rates.split(",") if r),
         sweep=not args.no_sweep,
+        profile_rate=args.profile_rate,
     )
 
 
@@ -166,10 +168,10 @@ async def bench_wire(
     log(f"  {deployment.target.name:9} {wire:7} moderate {report.step_line(result['moderate'])}")
     if plan.sweep:
         result["sweep"] = await sweep(loadgen, deployment, plan, wire)
-        if plan.profile:
-            result["profile"] = await profiled_step(
-                loadgen, deployment, plan, result["sweep"], wire
-            )
+    if plan.profile and (plan.sweep or plan.profile_rate):
+        result["profile"] = await profiled_step(
+            loadgen, deployment, plan, result.get("sweep", []), wire
+        )
     await loadgen.close()
     return result
 
@@ -234,7 +236,10 @@ async def profiled_step(
 ) -> dict[str, Any]:
     """Where the server's CPU goes at its knee (or at the first step if none is good)."""
     best = report.knee(steps, 50)
-    rate = best["target_per_s"] if best else min(s["target_per_s"] for s in steps)
+    if plan.profile_rate:
+        rate = plan.profile_rate
+    else:
+        rate = best["target_per_s"] if best else min(s["target_per_s"] for s in steps)
     seconds = max(plan.step_seconds, 6.0)
     output = plan.results / f"profile-{deployment.target.name}-{wire}.txt"
     recorder = asyncio.create_task(profile.record(deployment.pids[0], seconds + 1, output))
@@ -440,6 +445,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-sweep", action="store_true", help="fixed rates only: no capacity sweep"
+    )
+    parser.add_argument(
+        "--profile-rate", type=float, help="with --profile: profile at this rate (deliveries/s)"
     )
     parser.add_argument("--step-seconds", type=float, help="length of a step (5; quick 2)")
     parser.add_argument("--start", type=float, default=2000, help="first step, deliveries/s")
