@@ -101,8 +101,11 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     lena.get_by_test_id("live-reveal-key").click()  # hidden again for the screenshots
     shots.append(harness.save_screenshot(lena, "live-obs-desktop"))
     lena.set_viewport_size(PHONE)
+    # On a phone the sidebar (people, then going live) is the People panel.
+    lena.get_by_test_id("show-people").click()
     panel.scroll_into_view_if_needed()
     shots.append(harness.save_screenshot(lena, "live-obs-phone"))
+    lena.get_by_test_id("show-people").click()
     lena.set_viewport_size(DESKTOP)
 
     # A reload keeps the settings (the owner's stream key comes with the list).
