@@ -38,6 +38,18 @@ router = APIRouter(tags=["videos"])
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-defer-length,termination"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+# What the answers below carry that a browser client on another origin must be allowed
+# to read (the app's CORS exposes them).
+TUS_RESPONSE_HEADERS = (
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "X-Video-Id",
+)
 BASE = "/uploads/tus"
 BUNNY_NO_TUS = (
     "Resumable uploads are not available for Bunny Stream videos: "
