@@ -84,6 +84,7 @@ class VideoProcessor:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.hub = hub
+        self.app_settings = settings
         self.settings = settings.media
         self.storage = MediaStorage(settings.data_dir)
         self._stopping = threading.Event()
@@ -187,7 +188,7 @@ class VideoProcessor:
                 if not claimed:
                     return None
                 await session.refresh(video)
-                after_commit(session, partial(publish_status, self.hub, video))
+                after_commit(session, partial(publish_status, self.hub, video, self.app_settings))
                 return video
         # Tried enough times already, each ended by a crash or a restart.
         await self._finish_failed(video_id, PROCESSING_FAILED)
@@ -217,7 +218,7 @@ class VideoProcessor:
         metrics.VIDEOS_PROCESSED.labels(outcome="ready").inc()
         if video is not None:
             log.info("video.ready", video_id=video_id, duration=result.duration_seconds)
-            await publish_status(self.hub, video)
+            await publish_status(self.hub, video, self.app_settings)
 
     async def _finish_failed(self, video_id: str, reason: str) -> None:
         # Files first: once "failed" is visible, nothing of the video is left on disk.
@@ -237,7 +238,7 @@ class VideoProcessor:
         if moved and video is not None:
             metrics.VIDEOS_PROCESSED.labels(outcome="failed").inc()
             log.info("video.failed", video_id=video_id, reason=reason)
-            await publish_status(self.hub, video)
+            await publish_status(self.hub, video, self.app_settings)
 
 
 UPLOAD_ABANDONED = "the upload was not finished before its slot expired"
@@ -272,7 +273,7 @@ async def sweep_abandoned_uploads(
             video = await repository.get(session, video_id) if moved else None
             if video is not None:
                 await session.refresh(video)
-                after_commit(session, partial(publish_status, hub, video))
+                after_commit(session, partial(publish_status, hub, video, settings))
         swept += bool(moved)
     if swept:
         log.info("video.uploads_swept", count=swept)

@@ -205,7 +205,7 @@ async def tus_create(
     except VideochatError as exc:  # 409 / 413 from the user's caps
         exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
         raise
-    service.announce_status(session, context.hub, video)
+    service.announce_status(session, context.hub, video, settings)
     return Response(
         status_code=201,
         headers={
@@ -343,7 +343,9 @@ async def tus_patch(
         # Set by this PATCH, or by a creation POST on the slot while it was writing.
         await session.refresh(video)
     complete = video.upload_length is not None and size == video.upload_length
-    if complete and await service.mark_uploaded(session, context.hub, storage, video, size):
+    if complete and await service.mark_uploaded(
+        session, context.hub, settings, storage, video, size
+    ):
         metrics.VIDEOS_UPLOADED.inc()
         # Only after the commit may a worker see the job.
         after_commit(session, partial(context.video_jobs.enqueue, video.id))
