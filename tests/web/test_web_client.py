@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.web.harness import CHROMIUM, RESULT_MARK
-from tests.web.scenarios.tus_js_client import CHUNK, TUS_JS
+from tests.web.scenarios.tus_js_client import CHUNK, TITLE, TUS_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
@@ -477,6 +477,9 @@ def test_tus_js_client_on_another_origin_resumes_and_finishes_an_upload(
     deferred = result["deferredRequests"]
     assert deferred[0]["method"] == "HEAD" and deferred[-1]["offset"] == str(size)
     assert result["deferred"] == {"status": result["deferred"]["status"], "size_bytes": size}
+    created = result["created"]
+    assert (created["title"], created["size_bytes"]) == (TITLE, size)
+    assert created["room_id"] == result["room_id"]
     print(f"  {len(patches) + len(rest)} PATCHes of {CHUNK} bytes in {result['seconds']}s")
 
 

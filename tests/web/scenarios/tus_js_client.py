@@ -11,7 +11,9 @@ first run is aborted after two chunks; a second ``tus.Upload`` of the same file 
 the first one by its fingerprint (localStorage) and resumes where the server says
 (HEAD) instead of creating again. The video then becomes ready and its absolute
 ``playback_url`` is an HLS playlist. A second slot is uploaded with
-``uploadUrl: tus_url`` and ``uploadLengthDeferred`` (the length sent on the last PATCH).
+``uploadUrl: tus_url`` and ``uploadLengthDeferred`` (the length sent on the last PATCH),
+and a third through ``/uploads/tus`` with the room and a non-ASCII title in
+``Upload-Metadata``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ FRONT_PORT = 5173
 FRONT = f"http://127.0.0.1:{FRONT_PORT}"
 TUS_JS = Path(__file__).resolve().parents[1] / "node_modules/tus-js-client/dist/tus.min.js"
 CHUNK = 64 * 1024
+TITLE = "Café ☕ by tus-js-client"
 SETTINGS = {
     "VIDEOCHAT_CORS_ORIGINS": f'["{FRONT}"]',
     "VIDEOCHAT_MEDIA__SEGMENT_SECONDS": "1",
@@ -41,7 +44,7 @@ SETTINGS = {
 # Everything the page does through fetch and tus-js-client; each tus request is logged
 # (method, status, Upload-Offset sent and received) by the client's own hooks.
 UPLOAD_JS = """
-async ({api, chunkSize}) => {
+async ({api, chunkSize, TITLE}) => {
   const file = new File([await (await fetch('/clip.mp4')).blob()], 'clip.mp4',
                         {type: 'video/mp4', lastModified: 1700000000000});
   const call = async (method, path, token, body) => {
@@ -119,7 +122,25 @@ async ({api, chunkSize}) => {
     upload.start();
   });
   const deferred = await waitFor(second.id, ['uploaded', 'processing', 'ready']);
+
+  // The generic creation endpoint: the room and a non-ASCII title in Upload-Metadata.
+  let createdVideoId = null;
+  await new Promise((resolve, reject) => {
+    const upload = new tus.Upload(file, {
+      ...options, endpoint: `${api}/uploads/tus`, storeFingerprintForResuming: false,
+      metadata: {room_id: room.id, title: TITLE, filename: file.name, filetype: file.type},
+      onAfterResponse(req, res) {
+        if (req.getMethod() === 'POST') createdVideoId = res.getHeader('X-Video-Id') ?? null;
+      },
+      onSuccess: resolve, onError: reject,
+    });
+    upload.start();
+  });
+  const created = await waitFor(createdVideoId, ['uploaded', 'processing', 'ready']);
   return {
+    room_id: room.id,
+    created: {id: created.id, title: created.title, room_id: created.room_id,
+              size_bytes: created.size_bytes},
     size: file.size, slot, aborted, firstRun: requests.slice(0, firstRun),
     resumed: requests.slice(firstRun, deferredStart),
     deferredRequests: requests.slice(deferredStart),
@@ -179,7 +200,9 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     with front_end(clip):
         page.goto("/")
         page.wait_for_function("typeof window.tus?.Upload === 'function'")
-        result: dict[str, Any] = page.evaluate(UPLOAD_JS, {"api": server.url, "chunkSize": CHUNK})
+        result: dict[str, Any] = page.evaluate(
+            UPLOAD_JS, {"api": server.url, "chunkSize": CHUNK, "TITLE": TITLE}
+        )
     result["api"] = server.url
     result["clip_bytes"] = len(clip)
     return result
