@@ -340,3 +340,15 @@ async def test_a_creation_post_never_declares_less_than_was_received(
     assert fixed.status_code == 201
     assert (await _patch(client, url, token, 8192, clip[8192:])).status_code == 204
     assert (await wait_for(client, slot["id"], token))["status"] == "ready"
+
+    # Every byte before the length: the creation POST that names it completes the upload.
+    whole = await new_slot(client, token, room["id"])
+    assert (await _patch(client, whole["tus_url"], token, 0, clip)).status_code == 204
+    assert (await client.get(f"/videos/{whole['id']}", headers=auth(token))).json()[
+        "status"
+    ] == "pending"
+    done = await client.post(
+        whole["tus_url"], headers={**auth(token), **TUS, "Upload-Length": str(len(clip))}
+    )
+    assert done.status_code == 201, done.text
+    assert (await wait_for(client, whole["id"], token))["status"] == "ready"

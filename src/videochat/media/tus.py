@@ -250,6 +250,11 @@ async def tus_create_on_slot(
         if length > allowed.bytes:
             raise TusError(413, allowed.detail)
         await repository.set_upload_length(session, video.id, length)
+        if received == length:
+            # Every byte came before the length did (deferred): this POST completes it.
+            if not await service.claim_slot(session, video.id):
+                raise TusError(423, "Another request is writing to this upload")
+            await _complete(session, context, video, received)
     elif length is not None and length != video.upload_length:
         detail = f"This upload's length is {video.upload_length} bytes, not {length}"
         raise TusError(409, detail)
@@ -342,14 +347,18 @@ async def tus_patch(
     if video.upload_length is None:
         # Set by this PATCH, or by a creation POST on the slot while it was writing.
         await session.refresh(video)
-    complete = video.upload_length is not None and size == video.upload_length
-    if complete and await service.mark_uploaded(
-        session, context.hub, settings, storage, video, size
-    ):
+    if video.upload_length is not None and size == video.upload_length:
+        await _complete(session, context, video, size)
+    return Response(status_code=204, headers=_headers(video, size))
+
+
+async def _complete(session: Session, context: Context, video: Video, size: int) -> None:
+    """The last byte is in: the video is uploaded and its job queued once committed."""
+    storage = MediaStorage(context.settings.data_dir)
+    if await service.mark_uploaded(session, context.hub, context.settings, storage, video, size):
         metrics.VIDEOS_UPLOADED.inc()
         # Only after the commit may a worker see the job.
         after_commit(session, partial(context.video_jobs.enqueue, video.id))
-    return Response(status_code=204, headers=_headers(video, size))
 
 
 @router.delete(BASE + "/{upload_id}", status_code=204, include_in_schema=False)
