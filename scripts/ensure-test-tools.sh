@@ -7,6 +7,8 @@
 # opinion on the HLS the server writes) and Janus (tests/sfu run their own Janus
 # processes; never the system service). Installed when missing and we are root;
 # otherwise the tests that need them say why they skip (and fail in CI).
+# Then the npm libraries the browser scenarios inject into pages (tests/web/package.json,
+# versions pinned by its package-lock.json) into tests/web/node_modules (gitignored).
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -30,10 +32,11 @@ assert all(Gst.ElementFactory.find(element) for element in wanted.split())"
 [ -x /usr/bin/janus ] || missing+=(janus)
 [ -x /usr/bin/janus-pp-rec ] || missing+=(janus-tools)
 [ -f /usr/share/javascript/janus-gateway/janus.js ] || missing+=(libjs-janus-gateway)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+status=0
 if [ "${#missing[@]}" -eq 0 ]; then
-  exit 0
-fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  :
+elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian's ${missing[*]} for the tests..." >&2
   apt-get update -qq >/dev/null
   # policy-rc.d refuses service starts: coturn's, nginx's and janus's packages must not
@@ -45,13 +48,22 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     chmod +x "$policy"
     created_policy=1
   fi
-  status=0
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
     >/dev/null || status=$?
   if [ "$created_policy" = "1" ]; then
     rm -f "$policy"
   fi
-  exit "$status"
 else
   echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); the tests that need them will be skipped" >&2
 fi
+# npm ci again only when the lock file changed since the last install (npm writes its
+# own copy of the lock into node_modules). No install scripts run.
+web="$(dirname "$0")/../tests/web"
+if command -v npm >/dev/null 2>&1 &&
+  { [ ! -e "$web/node_modules/.package-lock.json" ] ||
+    [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; }; then
+  echo "installing the browser scenarios' npm libraries into tests/web/node_modules..." >&2
+  npm ci --prefix "$web" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null ||
+    status=$?
+fi
+exit "$status"

@@ -51,6 +51,34 @@ async def test_cors_allow_list(make_settings: Any) -> None:
         assert "access-control-allow-origin" not in denied.headers
 
 
+async def test_cors_answers_are_readable_by_a_browser_tus_client_even_when_refused(
+    make_settings: Any,
+) -> None:
+    """tus-js-client on another origin reads Upload-Offset & co.; a 429 carries CORS too
+    (a refusal the page cannot read is a bare network error to it)."""
+    front = "https://app.example"
+    settings = make_settings(
+        cors_origins=[front], rate_limit={"enabled": True, "requests": 3, "window_seconds": 60}
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        tus = await http.options("/uploads/tus", headers={"Origin": front})
+        exposed = {
+            h.strip().lower() for h in tus.headers["access-control-expose-headers"].split(",")
+        }
+        assert {"location", "upload-offset", "upload-length", "tus-resumable"} <= exposed
+        assert {"upload-defer-length", "retry-after", "x-video-id"} <= exposed
+        for _ in range(3):
+            await http.get("/rooms", headers={"Origin": front})
+        refused = await http.get("/rooms", headers={"Origin": front})
+        assert refused.status_code == 429
+        assert refused.headers["access-control-allow-origin"] == front
+        # Preflights are not counted: the browser sends them, not the page.
+        preflight = await http.options(
+            "/rooms", headers={"Origin": front, "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status_code == 200
+
+
 async def test_login_attempts_are_limited_per_account(make_settings: Any) -> None:
     settings = make_settings(rate_limit={"enabled": True, "requests": 1000})
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:

@@ -20,6 +20,7 @@ from videochat.context import attach_context
 from videochat.exceptions import install_exception_handlers
 from videochat.live.endpoints import router as live_router
 from videochat.media.endpoints import router as media_router
+from videochat.media.tus import TUS_RESPONSE_HEADERS
 from videochat.observability import metrics
 from videochat.observability.endpoints import router as service_router
 from videochat.observability.logging import configure_logging
@@ -77,7 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.api_docs else None,
     )
     install_exception_handlers(app)
+    app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=hsts_header(settings))
     if settings.cors_origins:
+        # Outside the limits: a 429 or 413 a browser cannot read is a bare network error
+        # to a front end on another origin, and preflights are not requests to count.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -89,14 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-Request-Id",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",
+                "Retry-After",
                 # GET /rooms: where the next page is.
                 "Link",
                 "X-Next-Cursor",
+                # tus clients in a browser (tus-js-client) read offsets and lengths.
+                *TUS_RESPONSE_HEADERS,
             ],
         )
-    app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)
-    app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=hsts_header(settings))
     if settings.http.allowed_hosts != ["*"]:
         # Outermost but for the request context: a forged Host never reaches a route.
         app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.http.allowed_hosts)

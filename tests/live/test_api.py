@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,7 +20,16 @@ from tests.live.helpers import (
     unconnectable_offer,
     whip_post,
 )
-from tests.support import LiveServer, auth, create_guest, create_room, run_server
+from tests.support import (
+    LiveServer,
+    auth,
+    connect_ws,
+    create_guest,
+    create_room,
+    receive_until,
+    run_server,
+    ws_path,
+)
 from videochat.config import Settings
 from videochat.db.models import LiveStreamStatus
 from videochat.media.storage import MediaStorage
@@ -428,3 +438,30 @@ async def test_concurrent_offers_never_pass_the_ingest_limit(
             )
         )
         assert sorted(a.status_code for a in answers) == [201, 201, 503, 503, 503]
+
+
+@pytest.mark.parametrize("public", [None, "https://live.example.org"])
+async def test_live_frames_carry_the_pull_url_absolute_when_a_public_url_is_set(
+    make_settings: Callable[..., Settings], silent_port: int, public: str | None
+) -> None:
+    """live_started (an accepted WHIP offer) and live_ended (a stop): absolute with a public
+    URL; else the path, resolved against the server the socket reached."""
+    settings = make_settings(public_url=public, live={"connect_timeout_seconds": 30})
+    async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
+        alice = await create_guest(http, "alice")
+        token = alice["access_token"]
+        room = await create_room(http, token)
+        stream = await new_stream(http, token, room["id"])
+        path = urlsplit(stream["pull_url"]).path
+        expected = f"{public}{path}" if public else path
+        async with connect_ws(server, ws_path(room["id"], alice["id"], token)) as ws:
+            await receive_until(ws, "presence")
+            sdp = await unconnectable_offer(silent_port)
+            whip = urlsplit(stream["whip_url"]).path
+            assert (await whip_post(http, whip, stream["stream_key"], sdp)).status_code == 201
+            started = await receive_until(ws, "live_started")
+            assert started["stream_id"] == stream["id"] and started["pull_url"] == expected
+            stop = await http.post(f"/live-streams/{stream['id']}/stop", headers=auth(token))
+            assert stop.status_code == 200, stop.text
+            ended = await receive_until(ws, "live_ended", timeout=15)
+            assert ended["stream_id"] == stream["id"] and ended["pull_url"] == expected

@@ -271,3 +271,84 @@ async def test_a_tus_upload_never_takes_more_than_it_declared(
     deferred = await _patch(client, slot["tus_url"], token, 0, clip[:10], **{"Upload-Length": "0"})
     assert deferred.status_code == 400
     assert leftovers(server.settings.data_dir, slot["id"]) == []
+
+
+async def test_a_creation_post_on_a_slots_tus_url_fixes_its_length(
+    client: httpx.AsyncClient, server: LiveServer, clip: bytes
+) -> None:
+    user = await create_guest(client, "uploader")
+    token = user["access_token"]
+    room = await create_room(client, token, "Videos")
+    slot = await new_slot(client, token, room["id"])
+    url = slot["tus_url"]
+
+    async def create(**headers: str) -> httpx.Response:
+        return await client.post(url, headers={**auth(token), **TUS, **headers})
+
+    assert (await create()).status_code == 400
+    assert (await create(**{"Upload-Length": "0"})).status_code == 400
+    assert (await create(**{"Upload-Length": str(10**15)})).status_code == 413
+    bad_meta = await create(**{"Upload-Length": "10", "Upload-Metadata": "filename !!"})
+    assert bad_meta.status_code == 400 and "base64" in bad_meta.json()["detail"]
+    no_version = await client.post(url, headers={**auth(token), "Upload-Length": "10"})
+    assert no_version.status_code == 412
+    stranger = (await create_guest(client, "stranger"))["access_token"]
+    theirs = await client.post(url, headers={**auth(stranger), **TUS, "Upload-Length": "10"})
+    assert theirs.status_code == 403
+    deferred = await create(**{"Upload-Defer-Length": "1"})
+    assert deferred.status_code == 201 and deferred.headers["location"] == url
+    head = await client.head(url, headers={**auth(token), **TUS})
+    assert head.headers["upload-defer-length"] == "1"
+
+    # What tus-js-client and tuspy send: the file's length and its name.
+    created = await create(
+        **{"Upload-Length": str(len(clip)), "Upload-Metadata": _meta(filename="clip.mp4")}
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == url
+    assert created.headers["x-video-id"] == slot["id"]
+    assert created.headers["tus-resumable"] == "1.0.0"
+    head = await client.head(url, headers={**auth(token), **TUS})
+    assert (head.headers["upload-offset"], head.headers["upload-length"]) == ("0", str(len(clip)))
+    # Creating again (a client that lost the answer) is the same upload; another length is not.
+    assert (await create(**{"Upload-Length": str(len(clip))})).status_code == 201
+    other = await create(**{"Upload-Length": str(len(clip) + 1)})
+    assert other.status_code == 409 and str(len(clip)) in other.json()["detail"]
+
+    assert (await _patch(client, url, token, 0, clip)).status_code == 204
+    assert (await wait_for(client, slot["id"], token))["status"] == "ready"
+    done = await create(**{"Upload-Length": str(len(clip))})
+    assert done.status_code == 409 and done.headers["tus-resumable"] == "1.0.0"
+    assert (
+        await client.post("/uploads/tus/nope", headers={**auth(token), **TUS})
+    ).status_code == 404
+
+
+async def test_a_creation_post_never_declares_less_than_was_received(
+    client: httpx.AsyncClient, clip: bytes
+) -> None:
+    user = await create_guest(client, "uploader")
+    token = user["access_token"]
+    room = await create_room(client, token, "Videos")
+    slot = await new_slot(client, token, room["id"])
+    url = slot["tus_url"]
+    # Deferred length: bytes arrive before any length is known.
+    assert (await _patch(client, url, token, 0, clip[:8192])).status_code == 204
+    short = await client.post(url, headers={**auth(token), **TUS, "Upload-Length": "4096"})
+    assert short.status_code == 409 and "8192" in short.json()["detail"]
+    fixed = await client.post(url, headers={**auth(token), **TUS, "Upload-Length": str(len(clip))})
+    assert fixed.status_code == 201
+    assert (await _patch(client, url, token, 8192, clip[8192:])).status_code == 204
+    assert (await wait_for(client, slot["id"], token))["status"] == "ready"
+
+    # Every byte before the length: the creation POST that names it completes the upload.
+    whole = await new_slot(client, token, room["id"])
+    assert (await _patch(client, whole["tus_url"], token, 0, clip)).status_code == 204
+    assert (await client.get(f"/videos/{whole['id']}", headers=auth(token))).json()[
+        "status"
+    ] == "pending"
+    done = await client.post(
+        whole["tus_url"], headers={**auth(token), **TUS, "Upload-Length": str(len(clip))}
+    )
+    assert done.status_code == 201, done.text
+    assert (await wait_for(client, whole["id"], token))["status"] == "ready"

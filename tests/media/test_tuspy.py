@@ -110,6 +110,28 @@ async def test_tuspy_uploads_to_a_slots_tus_url(
     await _wait_ready(limited, slot["id"])
 
 
+async def test_tuspy_finishes_a_slot_made_without_a_size_given_its_tus_url_as_endpoint(
+    limited: LiveServer, clip_path: Path, clip: bytes
+) -> None:
+    """The documented minimal flow: a slot with a title only; tuspy POSTs its creation
+    (Upload-Length) to the slot's tus_url, which answers with that same URL."""
+    async with httpx.AsyncClient(base_url=limited.url) as client:
+        token, room_id = await _owner(client)
+        response = await client.post(
+            f"/rooms/{room_id}/video-upload", json={"title": "Minimal"}, headers=auth(token)
+        )
+        assert response.status_code == 200, response.text
+        slot = response.json()
+    tus = TusClient(slot["tus_url"], headers=auth(token))
+    uploader = tus.uploader(file_path=str(clip_path), chunk_size=CHUNK)
+    await asyncio.to_thread(uploader.upload)
+    assert uploader.url == slot["tus_url"]
+    await _wait_ready(limited, slot["id"])
+    async with limited.context.sessionmaker() as session:
+        video = await session.get(Video, slot["id"])
+        assert video is not None and video.title == "Minimal" and video.size_bytes == len(clip)
+
+
 async def test_upload_requests_have_their_own_per_user_limit(
     make_settings: Callable[..., Settings],
 ) -> None:

@@ -63,7 +63,7 @@ async def test_media_writes_are_undone_by_a_rollback(
         await repository.set_upload_length(session, kept.id, 10)
         video = await repository.get(session, kept.id)
         assert video is not None
-        assert await service.mark_relayed(session, hub, video, 10)
+        assert await service.mark_relayed(session, hub, settings, video, 10)
         await session.rollback()
 
     assert await _videos(sessions) == [("kept", VideoStatus.PENDING)]

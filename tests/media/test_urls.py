@@ -11,7 +11,16 @@ import pytest
 
 from tests.media import samples
 from tests.media.api_helpers import new_slot, wait_for
-from tests.support import LiveServer, auth, create_guest, create_room, run_server
+from tests.support import (
+    LiveServer,
+    auth,
+    connect_ws,
+    create_guest,
+    create_room,
+    receive_until,
+    run_server,
+    ws_path,
+)
 from videochat.config import Settings
 
 PUBLIC = "https://videos.example.org"
@@ -114,3 +123,29 @@ async def test_the_prototype_flow_uses_the_returned_urls_verbatim(
         assert video["status"] == "ready"
         assert (await http.get(video["playback_url"])).status_code == 200
         assert (await http.get(video["thumbnail_url"])).status_code == 200
+
+
+@pytest.mark.parametrize("public", [None, PUBLIC])
+async def test_the_ready_frame_carries_the_playback_url_absolute_when_a_public_url_is_set(
+    make_settings: Callable[..., Settings], clip: bytes, public: str | None
+) -> None:
+    """video_status goes to every socket of the room at once: absolute with a public URL,
+    else the path (no request to take a host from), as before."""
+    settings = make_settings(public_url=public, media={"segment_seconds": 1.0})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as client:
+        user = await create_guest(client, "uploader")
+        token = user["access_token"]
+        room = await create_room(client, token, "Videos")
+        slot = await new_slot(client, token, room["id"])
+        async with connect_ws(live, ws_path(room["id"], user["id"], token)) as ws:
+            await receive_until(ws, "presence")
+            put = await client.put(_path(slot["upload_url"]), content=clip, headers=auth(token))
+            assert put.status_code == 200, put.text
+            while (frame := await receive_until(ws, "video_status", timeout=60))["status"] != (
+                "ready"
+            ):
+                assert frame["status"] != "failed", frame
+                assert "playback_url" not in frame
+        path = f"/media/videos/{slot['id']}/master.m3u8"
+        assert frame["playback_url"] == (f"{public}{path}" if public else path)
+        assert (await client.get(path)).status_code == 200

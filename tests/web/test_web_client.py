@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.web.harness import CHROMIUM, RESULT_MARK
+from tests.web.scenarios.tus_js_client import CHUNK, TITLE, TUS_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
@@ -96,6 +97,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
         120,
     ),
     "test_a_muted_members_message_is_refused_by_the_composer_not_lost": ("chat_muted", 60),
+    "test_tus_js_client_on_another_origin_resumes_and_finishes_an_upload": ("tus_js_client", 90),
 }
 
 
@@ -459,6 +461,43 @@ def test_an_uploaded_video_gets_ready_and_plays(scenario_results: dict[str, Any]
     assert "/master.m3u8" in player["src"]
     assert "/thumbnail.jpg" in player["poster"]
     print(f"  ready after {result['ready_seconds']}s, statuses {result['statuses']}")
+
+
+def test_tus_js_client_on_another_origin_resumes_and_finishes_an_upload(
+    scenario_results: dict[str, Any],
+) -> None:
+    """tus-js-client (npm) in Chromium: the slot's tus_url as its endpoint, chunks, an abort,
+    a resume found by fingerprint; then the deferred-length way with the URL as uploadUrl."""
+    if not TUS_JS.exists():
+        _unavailable(f"{TUS_JS} is missing (scripts/ensure-test-tools.sh installs it with npm)")
+    result = result_of(scenario_results, "tus_js_client")
+    size, url = result["clip_bytes"], result["slot"]["tus_url"]
+    assert result["size"] == size and url.startswith(result["api"] + "/uploads/tus/")
+    # The creation POST on the slot answers its own URL; two chunks, then the abort.
+    post, *patches = result["firstRun"]
+    assert (post["method"], post["status"], result["aborted"]["url"]) == ("POST", 201, url)
+    assert [(p["method"], p["status"]) for p in patches] == [("PATCH", 204)] * 2
+    assert result["aborted"]["sent"] == 2 * CHUNK
+    # The second run found the first by its fingerprint and resumed where HEAD said:
+    # no second creation, nothing sent twice, several more PATCHes to the end.
+    assert result["previousUploadUrl"] == url == result["resumedUrl"]
+    head, *rest = result["resumed"]
+    assert (head["method"], head["status"], head["offset"]) == ("HEAD", 200, str(2 * CHUNK))
+    assert rest[0]["sent"] == str(2 * CHUNK) and len(rest) >= 3
+    assert {(p["method"], p["status"]) for p in rest} == {("PATCH", 204)}
+    assert rest[-1]["offset"] == str(size)
+    ready = result["ready"]
+    assert ready["status"] == "ready" and ready["size_bytes"] == size
+    assert ready["playback_url"].startswith(result["api"] + "/media/videos/")
+    assert result["playlistHead"] == "#EXTM3U"
+    # uploadUrl + uploadLengthDeferred: HEAD, then PATCHes, the last one with the length.
+    deferred = result["deferredRequests"]
+    assert deferred[0]["method"] == "HEAD" and deferred[-1]["offset"] == str(size)
+    assert result["deferred"] == {"status": result["deferred"]["status"], "size_bytes": size}
+    created = result["created"]
+    assert (created["title"], created["size_bytes"]) == (TITLE, size)
+    assert created["room_id"] == result["room_id"]
+    print(f"  {len(patches) + len(rest)} PATCHes of {CHUNK} bytes in {result['seconds']}s")
 
 
 def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(

@@ -15,3 +15,13 @@ def origin(public_url: str | None, connection: HTTPConnection) -> str:
     if public_url:
         return public_url.rstrip("/")
     return str(connection.base_url).rstrip("/")
+
+
+def frame_url(public_url: str | None, path: str) -> str:
+    """A URL in a socket frame: absolute when a public URL is configured, else ``path``.
+
+    A frame is serialised once for every socket in the room, on every instance, so no
+    request names a host to derive one from: without a public URL a client resolves the
+    path against the server it connected to (the web client does).
+    """
+    return f"{public_url.rstrip('/')}{path}" if public_url else path

@@ -195,7 +195,8 @@ class LiveManager:
             log.info("live.publishing", stream_id=stream.id, tracks=[t.kind for t in tracks])
         # Announced with the status change; the playlist follows one segment later
         # (players retry until it exists, see docs/LIVE.md).
-        await service.announce(self.hub, stream.room_id, service.frame("live_started", stream))
+        started = service.frame("live_started", stream, self.app_settings)
+        await service.announce(self.hub, stream.room_id, started)
         return answer, ingest
 
     def _rtc_configuration(self) -> RTCConfiguration:
@@ -342,10 +343,12 @@ class LiveManager:
                 await repository.set_video(session, stream_id, video.id)
                 await session.refresh(stream)
         if moved or video is not None:
-            ended = service.frame("live_ended", stream, reason=reason, video_id=stream.video_id)
+            ended = service.frame(
+                "live_ended", stream, self.app_settings, reason=reason, video_id=stream.video_id
+            )
             await service.announce(self.hub, stream.room_id, ended)
         if video is not None:
-            await media_service.publish_status(self.hub, video)
+            await media_service.publish_status(self.hub, video, self.app_settings)
         return stream
 
     async def stop_stream(

@@ -21,6 +21,7 @@ from videochat.db.models import (
 from videochat.exceptions import Conflict, Forbidden, Unauthorized, VideochatError
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
+from videochat.kit.urls import frame_url
 from videochat.live.schemas import LiveStreamOut
 from videochat.media import service as media_service
 from videochat.realtime.hub import Hub
@@ -131,8 +132,9 @@ def may_watch(room: Room, viewer_id: str | None) -> bool:
     return policy.can_see(room, viewer_id)
 
 
-def frame(kind: str, stream: LiveStream, **extra: Any) -> dict[str, Any]:
-    """A ``live_started`` / ``live_ended`` frame (URLs without tokens: members fetch them)."""
+def frame(kind: str, stream: LiveStream, settings: Settings, **extra: Any) -> dict[str, Any]:
+    """A ``live_started`` / ``live_ended`` frame (URLs without tokens: members fetch them;
+    absolute when a public URL is configured, ``kit.urls.frame_url``)."""
     return {
         "type": kind,
         "stream_id": stream.id,
@@ -140,7 +142,7 @@ def frame(kind: str, stream: LiveStream, **extra: Any) -> dict[str, Any]:
         "title": stream.title,
         "owner_id": stream.owner_id,
         "playback_id": stream.playback_id,
-        "pull_url": f"/live/{stream.playback_id}/{PLAYLIST}",
+        "pull_url": frame_url(settings.public_url, f"/live/{stream.playback_id}/{PLAYLIST}"),
         **extra,
     }
 

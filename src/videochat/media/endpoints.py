@@ -93,7 +93,7 @@ async def create_video_upload(
         provider=bunny.PROVIDER if external_id else "local",
         external_id=external_id,
     )
-    service.announce_status(session, context.hub, video)
+    service.announce_status(session, context.hub, video, settings)
     return VideoUploadSlot(
         id=video.id,
         upload_url=service.upload_url(origin, video),
@@ -153,7 +153,9 @@ async def upload_proxy(
         if isinstance(exc, ClientDisconnect):
             raise BadRequest("The upload was interrupted") from exc
         raise
-    if not await service.mark_uploaded(session, context.hub, storage, video, size):
+    if not await service.mark_uploaded(
+        session, context.hub, context.settings, storage, video, size
+    ):
         await asyncio.to_thread(storage.discard_upload, video.id)
         raise Conflict("This upload slot has already been used")
     metrics.VIDEOS_UPLOADED.inc()
@@ -192,7 +194,7 @@ async def _relay_to_bunny(
         if isinstance(exc, ClientDisconnect):
             raise BadRequest("The upload was interrupted") from exc
         raise
-    if not await service.mark_relayed(session, context.hub, video, size):
+    if not await service.mark_relayed(session, context.hub, settings, video, size):
         raise Conflict("This upload slot has already been used")
     metrics.VIDEOS_UPLOADED.inc()
     return UploadResult(

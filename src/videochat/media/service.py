@@ -29,6 +29,7 @@ from videochat.exceptions import (
 )
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
+from videochat.kit.urls import frame_url
 from videochat.media import bunny, repository
 from videochat.media.bunny import playback_urls as bunny_playback_urls
 from videochat.media.probe import SNIFF_BYTES, _describe_unopenable, sniff_is_media_container
@@ -275,7 +276,12 @@ async def receive_to_file(
 
 
 async def mark_uploaded(
-    session: AsyncSession, hub: Hub, storage: MediaStorage, video: Video, size: int
+    session: AsyncSession,
+    hub: Hub,
+    settings: Settings,
+    storage: MediaStorage,
+    video: Video,
+    size: int,
 ) -> bool:
     """Turn a finished upload into an ``uploaded`` video; the room hears it once committed.
 
@@ -296,11 +302,13 @@ async def mark_uploaded(
             storage.partial_path(video.id).replace, storage.source_path(video.id)
         )
         await session.refresh(video)
-        announce_status(session, hub, video)
+        announce_status(session, hub, video, settings)
     return moved
 
 
-async def mark_relayed(session: AsyncSession, hub: Hub, video: Video, size: int) -> bool:
+async def mark_relayed(
+    session: AsyncSession, hub: Hub, settings: Settings, video: Video, size: int
+) -> bool:
     """Record that a provider (Bunny) received a slot's bytes; False if the slot was used.
 
     A provider's webhook may already have moved the video on (Bunny can report
@@ -318,7 +326,7 @@ async def mark_relayed(session: AsyncSession, hub: Hub, video: Video, size: int)
         await repository.set_size_if_missing(session, video.id, size)
     await session.refresh(video)
     if moved:
-        announce_status(session, hub, video)
+        announce_status(session, hub, video, settings)
     return moved or video.status is not VideoStatus.PENDING
 
 
@@ -394,8 +402,11 @@ def to_out(settings: Settings, video: Video, room: Room, origin: str) -> VideoOu
     )
 
 
-def status_frame(video: Video, settings: Settings | None = None) -> dict[str, Any]:
-    """The ``video_status`` frame announcing a video's state to its room."""
+def status_frame(video: Video, settings: Settings) -> dict[str, Any]:
+    """The ``video_status`` frame announcing a video's state to its room.
+
+    Its ``playback_url`` is absolute when a public URL is configured (``kit.urls.frame_url``).
+    """
     frame: dict[str, Any] = {
         "type": "video_status",
         "video_id": video.id,
@@ -407,15 +418,16 @@ def status_frame(video: Video, settings: Settings | None = None) -> dict[str, An
         frame["error"] = video.error
     if video.status is VideoStatus.READY:
         # Without a token: members fetch GET /videos/{id} for a (tokenised) URL.
-        frame["playback_url"] = f"/media/videos/{video.id}/master.m3u8"
+        path = f"/media/videos/{video.id}/master.m3u8"
+        frame["playback_url"] = frame_url(settings.public_url, path)
         if video.provider == "bunny":
-            urls = bunny_playback_urls(settings, video.external_id or "") if settings else None
+            urls = bunny_playback_urls(settings, video.external_id or "")
             frame["playback_url"] = urls[0] if urls else None
         frame["duration_seconds"] = video.duration_seconds
     return frame
 
 
-async def publish_status(hub: Hub, video: Video, settings: Settings | None = None) -> None:
+async def publish_status(hub: Hub, video: Video, settings: Settings) -> None:
     """Tell the room; a broker hiccup must not fail the upload or the job."""
     try:
         await hub.publish(video.room_id, status_frame(video, settings))
@@ -423,9 +435,7 @@ async def publish_status(hub: Hub, video: Video, settings: Settings | None = Non
         log.exception("video.status_publish_failed", video_id=video.id)
 
 
-def announce_status(
-    session: AsyncSession, hub: Hub, video: Video, settings: Settings | None = None
-) -> None:
+def announce_status(session: AsyncSession, hub: Hub, video: Video, settings: Settings) -> None:
     """Tell the room about the video's new status once the session's work is committed."""
     after_commit(session, partial(publish_status, hub, video, settings))
 

@@ -88,6 +88,7 @@ class VideoProcessor:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.hub = hub
+        self.app_settings = settings
         self.settings = settings.media
         self.sfu_settings = settings.sfu
         self.storage = MediaStorage(settings.data_dir)
@@ -212,7 +213,7 @@ class VideoProcessor:
                 if not claimed:
                     return None
                 await session.refresh(video)
-                after_commit(session, partial(publish_status, self.hub, video))
+                after_commit(session, partial(publish_status, self.hub, video, self.app_settings))
                 return video
         # Tried enough times already, each ended by a crash or a restart.
         await self._finish_failed(video_id, PROCESSING_FAILED)
@@ -247,7 +248,7 @@ class VideoProcessor:
             return
         metrics.VIDEOS_PROCESSED.labels(outcome="ready").inc()
         log.info("video.ready", video_id=video_id, duration=result.duration_seconds)
-        await publish_status(self.hub, video)
+        await publish_status(self.hub, video, self.app_settings)
 
     async def _recording_folder(self, video_id: str) -> Path | None:
         async with self.sessionmaker() as session:
@@ -274,7 +275,7 @@ class VideoProcessor:
         if moved and video is not None:
             metrics.VIDEOS_PROCESSED.labels(outcome="failed").inc()
             log.info("video.failed", video_id=video_id, reason=reason)
-            await publish_status(self.hub, video)
+            await publish_status(self.hub, video, self.app_settings)
 
 
 UPLOAD_ABANDONED = "the upload was not finished before its slot expired"
@@ -309,7 +310,7 @@ async def sweep_abandoned_uploads(
             video = await repository.get(session, video_id) if moved else None
             if video is not None:
                 await session.refresh(video)
-                after_commit(session, partial(publish_status, hub, video))
+                after_commit(session, partial(publish_status, hub, video, settings))
         swept += bool(moved)
     if swept:
         log.info("video.uploads_swept", count=swept)

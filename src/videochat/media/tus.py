@@ -3,7 +3,9 @@ termination), on the same upload slots as the compatible PUT.
 
 ``POST /uploads/tus`` creates a video from ``Upload-Metadata`` (``room_id``, ``title``,
 ``description``); a slot made by ``POST /rooms/{id}/video-upload`` is already a tus
-resource at its ``tus_url``, with its length sent on the first ``PATCH``.
+resource at its ``tus_url``. A slot made without ``size_bytes`` learns its length from a
+creation ``POST`` to its ``tus_url`` (what tus clients given that URL as their endpoint
+send) or from a ``PATCH`` carrying ``Upload-Length`` (creation-defer-length).
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ router = APIRouter(tags=["videos"])
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-defer-length,termination"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+# What the answers below carry that a browser client on another origin must be allowed
+# to read (the app's CORS exposes them).
+TUS_RESPONSE_HEADERS = (
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "X-Video-Id",
+)
 BASE = "/uploads/tus"
 BUNNY_NO_TUS = (
     "Resumable uploads are not available for Bunny Stream videos: "
@@ -192,7 +206,59 @@ async def tus_create(
     except VideochatError as exc:  # 409 / 413 from the user's caps
         exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
         raise
-    service.announce_status(session, context.hub, video)
+    service.announce_status(session, context.hub, video, settings)
+    return Response(
+        status_code=201,
+        headers={
+            "Location": service.tus_url(origin, video),
+            "Tus-Resumable": TUS_VERSION,
+            "X-Video-Id": video.id,
+        },
+    )
+
+
+@router.post(BASE + "/{upload_id}", status_code=201, include_in_schema=False)
+async def tus_create_on_slot(
+    upload_id: str,
+    request: Request,
+    session: Session,
+    context: Context,
+    user: OptionalUser,
+    origin: Origin,
+) -> Response:
+    """tus creation on a slot's own ``tus_url``: the slot exists, the POST fixes its length.
+
+    tus clients given the slot's URL as their creation endpoint POST their file's
+    ``Upload-Length`` there and follow ``Location`` (this same URL); tuspy can finish no
+    other way, since it never sends the length on a PATCH. The slot keeps its title: the
+    metadata (``filename``, ``filetype``) is only checked for well-formedness.
+    """
+    _check_version(request)
+    settings = context.settings
+    video = await _slot(session, settings, upload_id, user)
+    if video.status is not VideoStatus.PENDING:
+        raise TusError(409, "This upload is already complete")
+    parse_metadata(request.headers.get("upload-metadata"))
+    length = _int_header(request, "upload-length")
+    if length is None and request.headers.get("upload-defer-length") != "1":
+        raise TusError(400, "Upload-Length (or Upload-Defer-Length: 1) is required")
+    _check_length(settings, length)
+    if length is not None and video.upload_length is None:
+        received = await _offset(MediaStorage(settings.data_dir), video)
+        if length < received:
+            raise TusError(409, f"{received} bytes were received already, more than {length}")
+        allowed = await service.upload_limit(session, settings, video)
+        if length > allowed.bytes:
+            raise TusError(413, allowed.detail)
+        await repository.set_upload_length(session, video.id, length)
+        if received == length:
+            # Every byte came before the length did (deferred): this POST completes it.
+            if not await service.claim_slot(session, video.id):
+                raise TusError(423, "Another request is writing to this upload")
+            await _complete(session, context, video, received)
+    elif length is not None and length != video.upload_length:
+        detail = f"This upload's length is {video.upload_length} bytes, not {length}"
+        raise TusError(409, detail)
     return Response(
         status_code=201,
         headers={
@@ -277,18 +343,30 @@ async def tus_patch(
             exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
         raise
     await repository.release_upload(session, video.id)
-    if deferred and declared is not None:
-        if not await repository.set_upload_length(session, video.id, declared):
-            await _drop_deleted(storage, video.id)
+    if (
+        deferred
+        and declared is not None
+        and not await repository.set_upload_length(session, video.id, declared)
+    ):
+        await _drop_deleted(storage, video.id)
+    if video.upload_length is None:
+        # Set by this PATCH, or by a creation POST on the slot while it was writing.
         await session.refresh(video)
-    complete = video.upload_length is not None and size == video.upload_length
-    if complete:
-        if not await service.mark_uploaded(session, context.hub, storage, video, size):
-            await _drop_deleted(storage, video.id)
-        metrics.VIDEOS_UPLOADED.inc()
-        # Only after the commit may a worker see the job.
-        after_commit(session, partial(context.video_jobs.enqueue, video.id))
+    if video.upload_length is not None and size == video.upload_length:
+        await _complete(session, context, video, size)
     return Response(status_code=204, headers=_headers(video, size))
+
+
+async def _complete(session: Session, context: Context, video: Video, size: int) -> None:
+    """The last byte is in: the video is uploaded and its job queued once committed."""
+    storage = MediaStorage(context.settings.data_dir)
+    if not await service.mark_uploaded(
+        session, context.hub, context.settings, storage, video, size
+    ):
+        await _drop_deleted(storage, video.id)
+    metrics.VIDEOS_UPLOADED.inc()
+    # Only after the commit may a worker see the job.
+    after_commit(session, partial(context.video_jobs.enqueue, video.id))
 
 
 async def _drop_deleted(storage: MediaStorage, video_id: str) -> NoReturn:
