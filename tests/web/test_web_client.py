@@ -79,6 +79,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_the_chat_pane_edits_scrolls_pages_groups_and_links": ("chat_pane", 90),
     "test_not_found_banned_kicked_and_left_get_clear_screens": ("room_screens", 120),
     "test_the_owner_mutes_and_removes_from_the_people_list": ("moderation_ui", 90),
+    "test_api_docs_render_offline_from_the_apps_own_files": ("api_docs", 60),
 }
 
 
@@ -604,3 +605,12 @@ def test_the_owner_mutes_and_removes_from_the_people_list(
     assert "A moderator muted you" in result["muted_notice"]
     assert result["unmute_shown"] and result["bob_mic_disabled"]
     assert "removed you" in result["removed"]
+
+
+def test_api_docs_render_offline_from_the_apps_own_files(scenario_results: dict[str, Any]) -> None:
+    result = result_of(scenario_results, "api_docs")
+    assert result["operations"] > 20
+    assert "videochat" in result["docs_title"]
+    # Everything the pages loaded came from the server itself (no CDN, no fonts).
+    assert result["origins"] == [result["server_origin"]]
+    assert result["failed_requests"] == []
