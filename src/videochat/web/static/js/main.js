@@ -7,7 +7,7 @@ import { setupLogin, showLogin } from './login.js';
 import { RoomSession, roomPath } from './room.js';
 import { setupScreens, showRoomScreen } from './screens.js';
 import { clearSession, currentSession, saveSession } from './session.js';
-import { byId } from './ui.js';
+import { byId, nameTag } from './ui.js';
 
 // What tests and curious developers can look at from the console.
 const registry = {
@@ -99,8 +99,9 @@ function showLeft(roomId, name) {
 
 function renderWhoami(session) {
   byId('whoami').hidden = !session;
+  // A guest's name may be anyone's: their tag is what tells them apart from namesakes.
   byId('whoami-name').textContent = session
-    ? `${session.user.username}${session.user.is_guest ? ' (guest)' : ''}`
+    ? `${session.user.username}${session.user.is_guest ? ` ${nameTag(session.user.id)} (guest)` : ''}`
     : '';
 }
 

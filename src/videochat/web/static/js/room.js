@@ -10,7 +10,7 @@ import { ParticipantList } from './participants.js';
 import { showRoomScreen } from './screens.js';
 import { RoomSocket } from './socket.js';
 import { VideoGrid } from './tiles.js';
-import { Notices, byId, showView, toast } from './ui.js';
+import { Notices, byId, displayName, forgetNames, showView, toast } from './ui.js';
 
 // Room ids are UUIDs: anything else in a link cannot be a room (no need to ask).
 const ROOM_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -79,6 +79,7 @@ export class RoomSession {
   async enter() {
     this.#registry.enteredAt = performance.now();
     this.#registry.timings = {};
+    forgetNames(); // namesakes are counted per room
     byId('room-title').textContent = 'Joining…';
     byId('invite').hidden = true;
     byId('room-private-badge').hidden = true;
@@ -393,11 +394,13 @@ export class RoomSession {
         this.#call.onSignal(frame.from, frame.from_connection ?? null, frame.data);
         break;
       case 'user_joined':
-        if (frame.user_id !== this.#self.id) this.#chat.announce(`${frame.username} joined`);
+        if (frame.user_id !== this.#self.id) {
+          this.#chat.announce(`${displayName(frame.user_id, frame.username)} joined`);
+        }
         break;
       case 'user_left':
         this.#chat.forget(frame.user_id);
-        this.#chat.announce(`${frame.username} left`);
+        this.#chat.announce(`${displayName(frame.user_id, frame.username)} left`);
         break;
       case 'moderation':
         this.#onModeration(frame);

@@ -1,7 +1,7 @@
 // The video grid: our own tile and one tile per other person in the call. A tile
 // whose camera is off shows an avatar instead of the (frozen or black) video.
 
-import { fromTemplate, hueFor, initialOf } from './ui.js';
+import { fromTemplate, hueFor, initialOf, renderName } from './ui.js';
 
 const STATUS_TEXT = {
   new: 'Connecting…',
@@ -63,7 +63,7 @@ export class VideoGrid {
       this.setStatus(userId, 'connecting');
       this.#layout();
     } else if (name) {
-      tile.querySelector('.tile-name').textContent = name;
+      renderName(tile.querySelector('.tile-name'), userId, name);
       tile.querySelector('.avatar').textContent = initialOf(name);
     }
     return tile;
@@ -128,7 +128,9 @@ export class VideoGrid {
   #makeTile(userId, label, name) {
     const tile = fromTemplate('tpl-tile');
     tile.dataset.userId = userId;
-    tile.querySelector('.tile-name').textContent = label;
+    const caption = tile.querySelector('.tile-name');
+    if (label === name) renderName(caption, userId, name);
+    else caption.textContent = label;
     const avatar = tile.querySelector('.avatar');
     avatar.textContent = initialOf(name);
     avatar.dataset.hue = String(Math.round(hueFor(userId) / 30) * 30);
