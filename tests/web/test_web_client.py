@@ -80,6 +80,10 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_not_found_banned_kicked_and_left_get_clear_screens": ("room_screens", 120),
     "test_the_owner_mutes_and_removes_from_the_people_list": ("moderation_ui", 90),
     "test_api_docs_render_offline_from_the_apps_own_files": ("api_docs", 60),
+    "test_namesake_guests_are_told_apart_and_a_guest_is_warned_before_signing_out": (
+        "guests",
+        120,
+    ),
 }
 
 
@@ -614,3 +618,38 @@ def test_api_docs_render_offline_from_the_apps_own_files(scenario_results: dict[
     # Everything the pages loaded came from the server itself (no CDN, no fonts).
     assert result["origins"] == [result["server_origin"]]
     assert result["failed_requests"] == []
+
+
+def test_namesake_guests_are_told_apart_and_a_guest_is_warned_before_signing_out(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The new alice2 opening the private room: GET /rooms/{id} is a 404 to outsiders.
+    result = result_of(scenario_results, "guests", expected_console=("404 (Not Found)",))
+    first, second = result["tags"]["first"], result["tags"]["second"]
+    assert first != second
+    alices = sorted([f"alice2 {first}", f"alice2 {second}"])
+    for name, seen in result["seen"].items():
+        you = {"first": f"alice2 {first}", "second": f"alice2 {second}", "bob": "bob"}[name]
+        # People list: both alice2 carry their tag, bob (a unique name) none.
+        people = sorted(person.removesuffix(" (you)") for person in seen["people"])
+        assert people == sorted([*alices, "bob"]), (name, seen)
+        assert f"{you} (you)" in seen["people"], (name, seen)
+        # Chat: each message's author with the sender's tag, the same on every page.
+        assert seen["authors"] == [f"alice2 {first}", f"alice2 {second}"], (name, seen)
+        # Tiles: the two remote ones show the names the same way.
+        others = sorted(person for person in [*alices, "bob"] if person != you)
+        assert [tile for tile in seen["tiles"] if tile in others] == others, (name, seen)
+    assert result["seen"]["first"]["whoami"] == f"alice2 {first} (guest)"
+    assert "You are a guest: signing out loses access to your private rooms" in result["warning"]
+    assert result["focused_on_open"] == "sign-out-cancel"
+    assert result["still_in_room_after_cancel"] is True
+    assert result["signed_in_after_escape"] == result["ids"]["first"]
+    assert result["stored_session_after_sign_out"] is None
+    # The private room was not left with an owner nobody can be: its moderator has it.
+    assert result["bob_has_owner_actions"] is True
+    assert result["room_owner"] == result["ids"]["bob"]
+    assert result["room_roles"] == {
+        result["ids"]["bob"]: "owner",
+        result["ids"]["second"]: "member",
+    }
+    assert result["ids"]["again"] != result["ids"]["first"]

@@ -6,7 +6,8 @@ import { Lobby } from './lobby.js';
 import { setupLogin, showLogin } from './login.js';
 import { RoomSession, roomPath } from './room.js';
 import { setupScreens, showRoomScreen } from './screens.js';
-import { clearSession, currentSession, saveSession } from './session.js';
+import { setupSignOut } from './signout.js';
+import { currentSession, saveSession } from './session.js';
 import { byId, nameTag } from './ui.js';
 
 // What tests and curious developers can look at from the console.
@@ -122,14 +123,7 @@ async function checkSession() {
 function boot() {
   setupLogin({ onSignedIn: () => route() });
   setupScreens();
-  byId('sign-out').addEventListener('click', () => {
-    const refreshToken = currentSession()?.refresh_token;
-    leaveRoom();
-    clearSession();
-    // Revoke the sign-in on the server too: a copy of the refresh token is useless after.
-    if (refreshToken) api.logout(refreshToken).catch(() => {});
-    navigate('/chat');
-  });
+  setupSignOut({ leave: leaveRoom, done: () => navigate('/chat'), stay: () => route() });
   authEvents.addEventListener('expired', () => {
     leaveRoom();
     renderWhoami(null);
