@@ -24,7 +24,24 @@ assert all(Gst.ElementFactory.find(element) for element in wanted.split())"
   gstreamer1.0-plugins-bad)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 [ -x /usr/bin/ffprobe ] || missing+=(ffmpeg)
+# axe-core (the accessibility checks) comes from the npm registry, at the version that
+# tests/web/package-lock.json pins, into tests/web/node_modules (not committed); npm
+# itself is Debian's.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+install_axe() {
+  local web wanted have
+  web="$(cd "$(dirname "$0")/../tests/web" && pwd)"
+  wanted="$(sed -n 's/.*"axe-core": "\(.*\)".*/\1/p' "$web/package.json")"
+  have="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$web/node_modules/axe-core/package.json" 2>/dev/null || true)"
+  [ -n "$wanted" ] && [ "$wanted" = "$have" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "note: npm is missing: the accessibility checks (axe-core) will be skipped" >&2
+    return 0
+  fi
+  npm ci --prefix "$web" --no-audit --no-fund --loglevel=error >/dev/null
+}
 if [ "${#missing[@]}" -eq 0 ]; then
+  install_axe
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -45,6 +62,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   if [ "$created_policy" = "1" ]; then
     rm -f "$policy"
   fi
+  [ "$status" != "0" ] || install_axe || status=$?
   exit "$status"
 else
   echo "note: missing ${missing[*]} (apt-get install ${missing[*]}); the tests that need them will be skipped" >&2

@@ -283,11 +283,20 @@ def save_screenshot(page: Page, name: str) -> str:
 
 
 def new_page(
-    browser: Browser, base_url: str, errors: list[str], *, width: int = 1000, height: int = 700
+    browser: Browser,
+    base_url: str,
+    errors: list[str],
+    *,
+    width: int = 1000,
+    height: int = 700,
+    bypass_csp: bool = False,
 ) -> Page:
-    """A page in its own context (its own localStorage: its own person)."""
+    """A page in its own context (its own localStorage: its own person).
+
+    ``bypass_csp``: the page takes injected scripts (axe-core) that the CSP would refuse.
+    """
     context: BrowserContext = browser.new_context(
-        base_url=base_url, viewport={"width": width, "height": height}
+        base_url=base_url, viewport={"width": width, "height": height}, bypass_csp=bypass_csp
     )
     context.set_default_timeout(15_000)
     page = context.new_page()

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.web.harness import CHROMIUM, RESULT_MARK
+from tests.web.views import VIEWS
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
@@ -83,6 +84,10 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_namesake_guests_are_told_apart_and_a_guest_is_warned_before_signing_out": (
         "guests",
         120,
+    ),
+    "test_every_view_passes_axe_and_every_control_is_reached_by_keyboard": (
+        "accessibility",
+        180,
     ),
 }
 
@@ -653,3 +658,22 @@ def test_namesake_guests_are_told_apart_and_a_guest_is_warned_before_signing_out
         result["ids"]["second"]: "member",
     }
     assert result["ids"]["again"] != result["ids"]["first"]
+
+
+def test_every_view_passes_axe_and_every_control_is_reached_by_keyboard(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The not-found view: GET /rooms/{id} is a 404 (what the view is about).
+    result = result_of(scenario_results, "accessibility", expected_console=("404 (Not Found)",))
+    views = result["views"]
+    assert list(views) == list(VIEWS)
+    serious = {name: seen["serious"] for name, seen in views.items() if seen["serious"]}
+    assert serious == {}, json.dumps(serious, indent=1)
+    for name, seen in views.items():
+        keyboard = seen["keyboard"]
+        assert keyboard["controls"] > 0, name
+        assert keyboard["not_reached"] == [], (name, keyboard)
+        assert keyboard["untabbable"] == [], (name, keyboard)
+        assert keyboard["clickable_divs"] == [], (name, keyboard)
+    minor = {name: [v["id"] for v in seen["violations"]] for name, seen in views.items()}
+    print(f"  axe, moderate and minor: {minor}")
