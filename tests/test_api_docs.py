@@ -6,7 +6,6 @@ import re
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-import pytest
 
 # What a page asks the browser to load: scripts, styles, icons, fonts.
 ASSET = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"']+)["']""", re.I)
@@ -34,7 +33,6 @@ async def test_docs_page_loads_only_same_origin_assets(client: httpx.AsyncClient
     policy = response.headers["content-security-policy"]
     assert "default-src 'self'" in policy
     assert "http" not in policy
-
 
 
 async def test_redoc_sends_people_to_docs(client: httpx.AsyncClient) -> None:

@@ -99,9 +99,7 @@ async def test_a_muted_heir_is_unmuted(client: httpx.AsyncClient) -> None:
         f"/rooms/{room['id']}/members/{only['id']}/mute", headers=auth(owner["access_token"])
     )
     assert (await _sign_out(client, owner)).status_code == 204
-    members = await client.get(
-        f"/rooms/{room['id']}/members", headers=auth(only["access_token"])
-    )
+    members = await client.get(f"/rooms/{room['id']}/members", headers=auth(only["access_token"]))
     assert [(m["user_id"], m["role"], m["muted"]) for m in members.json()] == [
         (only["id"], "owner", False)
     ]
@@ -149,7 +147,8 @@ async def test_sockets_hear_the_new_owner_and_the_guests_tabs_close(
         await receive_until(stays, "presence")
         assert (await _sign_out(client, owner)).status_code == 204
         frame = await receive_until(stays, "moderation")
-        assert (frame["action"], frame["user_id"], frame["role"]) == ("promote", heir["id"], "owner")
+        promoted = (frame["action"], frame["user_id"], frame["role"])
+        assert promoted == ("promote", heir["id"], "owner")
         with pytest.raises(websockets.ConnectionClosed) as closed:
             async with asyncio.timeout(5):
                 while True:
