@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint format typecheck check migrate bench bench-calls bench-cache bench-live deps test-deps clean
+.PHONY: run test test-fast lint format typecheck check migrate bench bench-calls bench-cache bench-live deps test-deps screenshots clean
 
 run: deps ## start the server on the embedded default (SQLite in ./data, no Redis)
 	$(UV) run --frozen --no-sync videochat serve --host $(HOST) --port $(PORT)
@@ -60,6 +60,10 @@ bench-live: ## live streaming benchmark, ~4 min (BENCH_ARGS=--quick: ~2 min); ne
 	@scripts/ensure-uv.sh
 	$(UV) sync --frozen
 	$(UV) run python -m bench.live $(BENCH_ARGS)
+
+# Real Chromium pages in a loopback-only network namespace, like the browser tests.
+screenshots: test-deps ## every view of the web client, desktop 1366x800 and phone 390x844, into screenshots/ (not committed), ~1 min
+	$(UV) run python -m tests.web.screenshots $(SCREENSHOTS_ARGS)
 
 lint:
 	$(UV) run ruff check src tests bench

@@ -37,6 +37,7 @@ from videochat.security.headers import SecurityHeadersMiddleware, hsts_header
 from videochat.security.hosts import HostCheckMiddleware
 from videochat.security.ratelimit import Limiter, RateLimitMiddleware
 from videochat.sfu.endpoints import router as sfu_router
+from videochat.web.docs import install_api_docs
 from videochat.web.endpoints import STATIC_DIR
 from videochat.web.endpoints import router as web_router
 
@@ -71,12 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted video chat: rooms, chat, WebRTC calls, videos, live streams.",
         lifespan=lifespan,
-        # Off in production unless asked for: they map the whole API for strangers, and
-        # the docs pages load third-party scripts.
-        docs_url="/docs" if settings.api_docs else None,
-        redoc_url="/redoc" if settings.api_docs else None,
+        # Off in production unless asked for: they map the whole API for strangers.
+        # The pages are web.docs's (assets from the app, not a CDN), not FastAPI's.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.api_docs else None,
     )
+    if app.openapi_url is not None:
+        install_api_docs(app, openapi_url=app.openapi_url)
     install_exception_handlers(app)
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)
     app.add_middleware(BodyLimitMiddleware, settings=settings)

@@ -279,11 +279,20 @@ def save_screenshot(page: Page, name: str) -> str:
 
 
 def new_page(
-    browser: Browser, base_url: str, errors: list[str], *, width: int = 1000, height: int = 700
+    browser: Browser,
+    base_url: str,
+    errors: list[str],
+    *,
+    width: int = 1000,
+    height: int = 700,
+    bypass_csp: bool = False,
 ) -> Page:
-    """A page in its own context (its own localStorage: its own person)."""
+    """A page in its own context (its own localStorage: its own person).
+
+    ``bypass_csp``: the page takes injected scripts (axe-core) that the CSP would refuse.
+    """
     context: BrowserContext = browser.new_context(
-        base_url=base_url, viewport={"width": width, "height": height}
+        base_url=base_url, viewport={"width": width, "height": height}, bypass_csp=bypass_csp
     )
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -520,7 +529,7 @@ def _call_traces() -> dict[str, Any]:
     return traces
 
 
-def _close_pages() -> None:
+def close_pages() -> None:
     """Close every page a scenario opened (its people leave; its CPU is freed)."""
     while _open_pages:
         page = _open_pages.pop()
@@ -584,7 +593,7 @@ def _run_one(name: str, module: ModuleType, browser: Browser, servers: _Servers)
             "server_log": server.log() if server else "",
         }
     finally:
-        _close_pages()
+        close_pages()
     result["scenario"] = name
     result["page_errors"] = errors
     result["seconds"] = round(time.monotonic() - started, 2)

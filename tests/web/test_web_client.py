@@ -22,6 +22,7 @@ import pytest
 
 from tests.web.harness import CHROMIUM, RESULT_MARK
 from tests.web.scenarios.tus_js_client import CHUNK, TITLE, TUS_JS
+from tests.web.views import VIEWS
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
@@ -98,6 +99,15 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     ),
     "test_a_muted_members_message_is_refused_by_the_composer_not_lost": ("chat_muted", 60),
     "test_tus_js_client_on_another_origin_resumes_and_finishes_an_upload": ("tus_js_client", 90),
+    "test_api_docs_render_offline_from_the_apps_own_files": ("api_docs", 60),
+    "test_namesake_guests_are_told_apart_and_a_guest_is_warned_before_signing_out": (
+        "guests",
+        120,
+    ),
+    "test_every_view_passes_axe_and_every_control_is_reached_by_keyboard": (
+        "accessibility",
+        180,
+    ),
 }
 
 
@@ -841,3 +851,66 @@ def test_a_muted_members_message_is_refused_by_the_composer_not_lost(
     assert 0 <= result["note_below_composer_px"] < 40
     assert result["note_after_reload"].startswith("You are muted in this room")
     assert result["messages_at_alice"].count("can everyone hear me?") == 1
+
+
+def test_api_docs_render_offline_from_the_apps_own_files(scenario_results: dict[str, Any]) -> None:
+    result = result_of(scenario_results, "api_docs")
+    assert result["operations"] > 20
+    assert "videochat" in result["docs_title"]
+    # Everything the pages loaded came from the server itself (no CDN, no fonts).
+    assert result["origins"] == [result["server_origin"]]
+    assert result["failed_requests"] == []
+
+
+def test_namesake_guests_are_told_apart_and_a_guest_is_warned_before_signing_out(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The new alice2 opening the private room: GET /rooms/{id} is a 404 to outsiders.
+    result = result_of(scenario_results, "guests", expected_console=("404 (Not Found)",))
+    first, second = result["tags"]["first"], result["tags"]["second"]
+    assert first != second
+    alices = sorted([f"alice2 {first}", f"alice2 {second}"])
+    for name, seen in result["seen"].items():
+        you = {"first": f"alice2 {first}", "second": f"alice2 {second}", "bob": "bob"}[name]
+        # People list: both alice2 carry their tag, bob (a unique name) none.
+        people = sorted(person.removesuffix(" (you)") for person in seen["people"])
+        assert people == sorted([*alices, "bob"]), (name, seen)
+        assert f"{you} (you)" in seen["people"], (name, seen)
+        # Chat: each message's author with the sender's tag, the same on every page.
+        assert seen["authors"] == [f"alice2 {first}", f"alice2 {second}"], (name, seen)
+        # Tiles: the two remote ones show the names the same way.
+        others = sorted(person for person in [*alices, "bob"] if person != you)
+        assert [tile for tile in seen["tiles"] if tile in others] == others, (name, seen)
+    assert result["seen"]["first"]["whoami"] == f"alice2 {first} (guest)"
+    assert "You are a guest: signing out loses access to your private rooms" in result["warning"]
+    assert result["focused_on_open"] == "sign-out-cancel"
+    assert result["still_in_room_after_cancel"] is True
+    assert result["signed_in_after_escape"] == result["ids"]["first"]
+    assert result["stored_session_after_sign_out"] is None
+    # The private room was not left with an owner nobody can be: its moderator has it.
+    assert result["bob_has_owner_actions"] is True
+    assert result["room_owner"] == result["ids"]["bob"]
+    assert result["room_roles"] == {
+        result["ids"]["bob"]: "owner",
+        result["ids"]["second"]: "member",
+    }
+    assert result["ids"]["again"] != result["ids"]["first"]
+
+
+def test_every_view_passes_axe_and_every_control_is_reached_by_keyboard(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The not-found view: GET /rooms/{id} is a 404 (what the view is about).
+    result = result_of(scenario_results, "accessibility", expected_console=("404 (Not Found)",))
+    views = result["views"]
+    assert list(views) == list(VIEWS)
+    serious = {name: seen["serious"] for name, seen in views.items() if seen["serious"]}
+    assert serious == {}, json.dumps(serious, indent=1)
+    for name, seen in views.items():
+        keyboard = seen["keyboard"]
+        assert keyboard["controls"] > 0, name
+        assert keyboard["not_reached"] == [], (name, keyboard)
+        assert keyboard["untabbable"] == [], (name, keyboard)
+        assert keyboard["clickable_divs"] == [], (name, keyboard)
+    minor = {name: [v["id"] for v in seen["violations"]] for name, seen in views.items()}
+    print(f"  axe, moderate and minor: {minor}")

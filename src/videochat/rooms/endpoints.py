@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from videochat.accounts.auth import Actor, OptionalUser, resolve_actor
-from videochat.context import Session, SettingsDep
-from videochat.exceptions import Unauthorized
+from videochat.accounts.auth import Actor, CurrentUser, OptionalUser, resolve_actor
+from videochat.accounts.repository import USER_CACHE
+from videochat.context import Context, Session, SettingsDep
+from videochat.db.unit_of_work import after_commit
+from videochat.exceptions import Forbidden, Unauthorized
+from videochat.kit.cache import invalidate
 from videochat.kit.pagination import Offset
 from videochat.observability import metrics
-from videochat.rooms import repository
+from videochat.realtime import close_codes
+from videochat.realtime.frames import error_frame
+from videochat.rooms import repository, succession
 from videochat.rooms import service as rooms
 from videochat.rooms.auth import VisibleRoom
+from videochat.rooms.moderation import consequences
+from videochat.rooms.moderation.service import moderation_frame
 from videochat.rooms.schemas import (
     JoinResult,
     MemberOut,
@@ -134,3 +142,51 @@ async def join_room(
         session, room_id=room_id, user_id=actor_id, invite_code=body.invite_code
     )
     return JoinResult(message=f"User {member.username} joined room {room.name}")
+
+
+def _announce_heir(
+    session: Session, context: Context, handover: succession.Handover, *, by: str
+) -> None:
+    """Tell the room who owns it now (and that the heir's mute, if any, is lifted)."""
+    assert handover.heir is not None
+    frames = [moderation_frame("promote", user_id=handover.heir, by=by, role="owner")]
+    if handover.heir_was_muted:
+        frames.insert(0, moderation_frame("unmute", user_id=handover.heir, by=by))
+    control = {"mute": handover.heir, "muted": False}
+    for frame in frames:
+        after_commit(
+            session, partial(context.hub.publish, handover.room_id, frame, control=control)
+        )
+
+
+@router.delete("/users/me", status_code=204, response_class=Response, tags=["accounts"])
+async def end_guest(session: Session, user: CurrentUser, context: Context) -> Response:
+    """Sign a guest out for good: their rooms pass on, the account and its token end.
+
+    A guest has no password, so a guest who signs out can never come back as the same
+    person: see ``rooms.succession`` for what happens to what they owned. Registered
+    accounts sign out with ``POST /auth/logout`` instead (403 here).
+    """
+    if not user.is_guest:
+        raise Forbidden("Only a guest account ends when it signs out: use POST /auth/logout")
+    room_ids = await succession.rooms_of(session, user.id)
+    handovers = {h.room_id: h for h in await succession.hand_over_rooms(session, user.id)}
+    for room_id in room_ids:
+        # What a kick does to what they were doing there (their live streams end).
+        await consequences.apply("kick", session, context, room_id, user.id)
+    await session.delete(user)  # memberships, knocks and bans go with it (ON DELETE)
+    for room_id in room_ids:
+        repository.forget_room_after_commit(session, room_id)
+        handover = handovers.get(room_id)
+        if handover is not None and handover.heir is not None:
+            _announce_heir(session, context, handover, by=user.id)
+        # Their other tabs: the socket closes as if its token expired; the fresh token it
+        # asks for is refused, and that tab shows the sign-in.
+        closing = error_frame("signed_out", "You signed out")
+        control = {"disconnect": user.id, "code": close_codes.TOKEN_EXPIRED, "reason": "signed out"}
+        after_commit(
+            session,
+            partial(context.hub.publish, room_id, closing, to_user=user.id, control=control),
+        )
+    after_commit(session, partial(invalidate, session, USER_CACHE, user.id))
+    return Response(status_code=204)

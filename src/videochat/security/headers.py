@@ -12,9 +12,17 @@ CONTENT_SECURITY_POLICY = (
     "media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# Swagger UI and ReDoc (when served: not in production by default) load their own
-# scripts; they keep FastAPI's defaults.
-_NO_CSP_PREFIXES = ("/docs", "/redoc")
+# Swagger UI and ReDoc (when served: not in production by default) start from an inline
+# script and style themselves inline (ReDoc's search runs in a blob: worker); everything
+# they load comes from this origin (web.docs), so no third party is allowed either.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+_DOCS_PREFIXES = ("/docs", "/redoc")
+_CSP = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
+_DOCS_CSP = (b"content-security-policy", DOCS_CONTENT_SECURITY_POLICY.encode())
 
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
@@ -43,14 +51,11 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with_csp = not scope.get("path", "").startswith(_NO_CSP_PREFIXES)
+        csp = _DOCS_CSP if scope.get("path", "").startswith(_DOCS_PREFIXES) else _CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = list(self.common)
-                if with_csp:
-                    extra.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = [*message.get("headers", []), *self.common, csp]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -141,6 +141,8 @@ export const api = {
   /** Revoke the refresh token's family (sign-out); best effort, the caller forgets it anyway. */
   logout: (refreshToken) =>
     request('POST', '/auth/logout', { body: { refresh_token: refreshToken }, auth: false }),
+  /** End this guest for good: their rooms pass to the next in line (a guest's sign-out). */
+  endGuest: () => request('DELETE', '/users/me'),
   /** A one-time ticket for the room socket (`?ticket=`), so no token goes in its URL. */
   socketTicket: () => request('POST', '/auth/socket-ticket'),
   rooms: () => request('GET', '/rooms'),

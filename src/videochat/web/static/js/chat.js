@@ -5,7 +5,7 @@
 import { api } from './api.js';
 import { linkified } from './linkify.js';
 import { reactionPicker, reactionsRow } from './reactions.js';
-import { formatTime, fromTemplate, toast } from './ui.js';
+import { displayName, formatTime, fromTemplate, renderName, toast } from './ui.js';
 
 const PAGE_SIZE = 50;
 const MAX_CHARS = 4000;
@@ -132,7 +132,7 @@ export class ChatPanel {
     this.#setTypist(frame.user_id, null);
     const own = frame.user_id === this.#self.id;
     if (own || stick) this.#scrollToBottom();
-    if (!own) this.#announce(`${frame.username}: ${frame.content}`);
+    if (!own) this.#announce(`${displayName(frame.user_id, frame.username)}: ${frame.content}`);
   }
 
   applyEdit({ id, content, edited_at: editedAt }) {
@@ -164,7 +164,7 @@ export class ChatPanel {
 
   showTyping({ user_id: userId, username, typing }) {
     if (userId === this.#self.id) return;
-    this.#setTypist(userId, typing ? username : null);
+    this.#setTypist(userId, typing ? displayName(userId, username) : null);
   }
 
   /** Someone left: they are not typing any more. */
@@ -251,7 +251,7 @@ export class ChatPanel {
     const own = data.user_id === this.#self.id;
     item.classList.toggle('own', own);
     item.classList.toggle('deleted', deleted);
-    item.querySelector('.message-author').textContent = data.username;
+    renderName(item.querySelector('.message-author'), data.user_id, data.username);
     const time = item.querySelector('.message-time');
     time.dateTime = data.timestamp ?? '';
     time.textContent = formatTime(data.timestamp);

@@ -3,7 +3,7 @@
 // through textContent.
 
 import { ApiError, api } from './api.js';
-import { byId, showView, toast } from './ui.js';
+import { byId, displayName, renderName, showView, toast } from './ui.js';
 
 const POLL_MS = 2000;
 
@@ -123,7 +123,7 @@ export class LobbyPanel {
     if (!this.#enabled) return;
     if (frame.action === 'knock') {
       this.#people.set(frame.user_id, frame.username);
-      toast(`${frame.username} is asking to join.`);
+      toast(`${displayName(frame.user_id, frame.username)} is asking to join.`);
     } else {
       this.#people.delete(frame.user_id);
     }
@@ -153,7 +153,7 @@ export class LobbyPanel {
       item.dataset.testid = 'lobby-person';
       const name = document.createElement('span');
       name.className = 'lobby-name';
-      name.textContent = username;
+      renderName(name, userId, username);
       const admit = document.createElement('button');
       admit.type = 'button';
       admit.className = 'button primary';

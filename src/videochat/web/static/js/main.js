@@ -8,8 +8,9 @@ import { Lobby } from './lobby.js';
 import { setupLogin, showLogin } from './login.js';
 import { RoomSession, roomPath } from './room.js';
 import { setupScreens, showRoomScreen } from './screens.js';
-import { clearSession, currentSession, saveSession } from './session.js';
-import { byId } from './ui.js';
+import { setupSignOut } from './signout.js';
+import { currentSession, saveSession } from './session.js';
+import { byId, nameTag } from './ui.js';
 
 // What tests and curious developers can look at from the console.
 const registry = {
@@ -120,8 +121,9 @@ function showLeft(roomId, name) {
 
 function renderWhoami(session) {
   byId('whoami').hidden = !session;
+  // A guest's name may be anyone's: their tag is what tells them apart from namesakes.
   byId('whoami-name').textContent = session
-    ? `${session.user.username}${session.user.is_guest ? ' (guest)' : ''}`
+    ? `${session.user.username}${session.user.is_guest ? ` ${nameTag(session.user.id)} (guest)` : ''}`
     : '';
 }
 
@@ -142,14 +144,7 @@ async function checkSession() {
 function boot() {
   setupLogin({ onSignedIn: () => route() });
   setupScreens();
-  byId('sign-out').addEventListener('click', () => {
-    const refreshToken = currentSession()?.refresh_token;
-    leaveRoom();
-    clearSession();
-    // Revoke the sign-in on the server too: a copy of the refresh token is useless after.
-    if (refreshToken) api.logout(refreshToken).catch(() => {});
-    navigate('/chat');
-  });
+  setupSignOut({ leave: leaveRoom, done: () => navigate('/chat'), stay: () => route() });
   authEvents.addEventListener('expired', () => {
     leaveRoom();
     renderWhoami(null);

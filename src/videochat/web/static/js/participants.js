@@ -2,7 +2,7 @@
 // Fed by `presence` (the whole list) and `media_state` (one person's change). For the
 // owner and moderators each row also has the moderation actions their role allows.
 
-import { fromTemplate } from './ui.js';
+import { fromTemplate, renderName } from './ui.js';
 
 const RANK = { member: 0, moderator: 1, owner: 2 };
 
@@ -37,8 +37,8 @@ export class ParticipantList {
         item.dataset.userId = person.user_id;
         this.#items.set(person.user_id, item);
       }
-      const name = person.user_id === this.#selfId ? `${person.username} (you)` : person.username;
-      item.querySelector('.participant-name').textContent = name;
+      const suffix = person.user_id === this.#selfId ? ' (you)' : '';
+      renderName(item.querySelector('.participant-name'), person.user_id, person.username, suffix);
       this.#applyMedia(item, person);
       this.#applyActions(item);
       // Keep the server's order (who joined first), which also decides who is on video.

@@ -19,7 +19,7 @@ import { PreJoin, showJoining } from './prejoin.js';
 import { showRoomScreen } from './screens.js';
 import { RoomSocket } from './socket.js';
 import { VideoGrid } from './tiles.js';
-import { Notices, byId, showView, toast } from './ui.js';
+import { Notices, byId, displayName, forgetNames, showView, toast } from './ui.js';
 
 // Room ids are UUIDs: anything else in a link cannot be a room (no need to ask).
 const ROOM_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -134,6 +134,7 @@ export class RoomSession {
   async enter() {
     // A reload of the tab that pressed Join goes straight back into the call.
     const rejoining = joinedHere(this.roomId);
+    forgetNames(); // namesakes are counted per room
     byId('room-title').textContent = 'Joining…';
     byId('invite').hidden = true;
     byId('copy-link').hidden = true;
@@ -495,11 +496,13 @@ export class RoomSession {
         this.#call.onSignal(frame.from, frame.from_connection ?? null, frame.data);
         break;
       case 'user_joined':
-        if (frame.user_id !== this.#self.id) this.#chat.announce(`${frame.username} joined`);
+        if (frame.user_id !== this.#self.id) {
+          this.#chat.announce(`${displayName(frame.user_id, frame.username)} joined`);
+        }
         break;
       case 'user_left':
         this.#chat.forget(frame.user_id);
-        this.#chat.announce(`${frame.username} left`);
+        this.#chat.announce(`${displayName(frame.user_id, frame.username)} left`);
         break;
       case 'moderation':
         this.#onModeration(frame);

@@ -3,7 +3,7 @@
 // person speaking gets a highlighted tile; while someone shares a screen the grid
 // turns into a spotlight: the share large, everyone else in a strip.
 
-import { fromTemplate, hueFor, initialOf } from './ui.js';
+import { fromTemplate, hueFor, initialOf, renderName } from './ui.js';
 
 const STATUS_TEXT = {
   new: 'Connecting…',
@@ -66,7 +66,7 @@ export class VideoGrid {
       this.setStatus(userId, 'connecting');
       this.#layout();
     } else if (name) {
-      tile.querySelector('.tile-name').textContent = name;
+      renderName(tile.querySelector('.tile-name'), userId, name);
       tile.querySelector('.avatar').textContent = initialOf(name);
     }
     return tile;
@@ -147,7 +147,9 @@ export class VideoGrid {
     tile.dataset.userId = userId;
     tile.dataset.speaking = String(userId === this.#speaker);
     tile.classList.toggle('speaking', userId === this.#speaker);
-    tile.querySelector('.tile-name').textContent = label;
+    const caption = tile.querySelector('.tile-name');
+    if (label === name) renderName(caption, userId, name);
+    else caption.textContent = label;
     const avatar = tile.querySelector('.avatar');
     avatar.textContent = initialOf(name);
     avatar.dataset.hue = String(Math.round(hueFor(userId) / 30) * 30);

@@ -103,3 +103,78 @@ export function formatTime(iso) {
     ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
     : date.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
 }
+
+// Names are not unique: any number of guests may call themselves "alice2". Beside a
+// name that more than one person in the room has, a short tag derived from the user id
+// ("alice2 #3f9a") tells them apart, the same on every page and after every reload.
+// Derived here, not sent by the server: the id is in every frame already, and the
+// prototype's frame and response shapes stay as they are.
+const namesakes = new Map(); // lower-cased name → ids of the people seen with it
+
+/** Four hex digits from a user id (FNV-1a): stable, and the same for everyone. */
+export function nameTag(userId) {
+  let hash = 0x811c9dc5;
+  for (const char of String(userId)) {
+    hash ^= char.codePointAt(0);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return `#${((hash >>> 16) ^ (hash & 0xffff)).toString(16).padStart(4, '0')}`;
+}
+
+/** Forget the names of the last room (a new room has its own namesakes). */
+export function forgetNames() {
+  namesakes.clear();
+}
+
+const keyOf = (username) => String(username ?? '').toLowerCase();
+
+function isShared(userId, username) {
+  const ids = namesakes.get(keyOf(username));
+  return Boolean(ids && ids.size > 1 && ids.has(userId));
+}
+
+/** Remember that `userId` is called `username`; a new namesake re-tags every such name. */
+export function noteName(userId, username) {
+  if (!userId || !username) return;
+  const key = keyOf(username);
+  const ids = namesakes.get(key) ?? new Set();
+  namesakes.set(key, ids);
+  if (ids.has(userId)) return;
+  ids.add(userId);
+  if (ids.size === 2) {
+    // The first one was shown without a tag: show it on every name of theirs too.
+    for (const node of document.querySelectorAll('[data-name-key]')) {
+      if (node.dataset.nameKey === key) fillName(node);
+    }
+  }
+}
+
+/** The name as text, with its tag when someone else in the room has the same name. */
+export function displayName(userId, username) {
+  noteName(userId, username);
+  return isShared(userId, username) ? `${username} ${nameTag(userId)}` : username;
+}
+
+function fillName(node) {
+  const { nameOf: userId, nameText: username, nameSuffix: suffix } = node.dataset;
+  const parts = [username];
+  if (isShared(userId, username)) {
+    const tag = element('span', { className: 'name-tag', text: nameTag(userId), testid: 'name-tag' });
+    parts.push(' ', tag);
+  }
+  if (suffix) parts.push(suffix);
+  node.replaceChildren(...parts);
+}
+
+/**
+ * Show a person's name in `node` (People list, chat, tiles, knocks: every place names
+ * appear goes through here), with the tag when the name is shared and `suffix` after it.
+ */
+export function renderName(node, userId, username, suffix = '') {
+  node.dataset.nameKey = keyOf(username);
+  node.dataset.nameOf = userId ?? '';
+  node.dataset.nameText = username ?? '';
+  node.dataset.nameSuffix = suffix;
+  noteName(userId, username);
+  fillName(node);
+}
