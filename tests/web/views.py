@@ -4,8 +4,9 @@ Shared by the accessibility scenario (axe-core and the keyboard check on each vi
 ``python -m tests.web.screenshots`` (a picture of each view, desktop and phone), so both
 see the same views in the same states:
 
-login, lobby, room (alone, camera on), call (two people), videos (the library), live
-(the Go live panel), sign-out (a guest's warning), banned, not-found and left.
+login, pre-join (preview and devices), room (alone, camera on), call (two people), videos
+(the library view), live (the Go live panel), sign-out (a guest's warning), banned, lobby,
+not-found and left.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.web import harness
 Visit = Callable[[str, Page], None]
 VIEWS = (
     "login",
+    "prejoin",
     "room",
     "call",
     "videos",
@@ -65,7 +67,10 @@ def tour(
     visit("login", alice)
 
     harness.join_as_guest(alice, "alice")
-    room_id = harness.create_room(alice, "Team standup")
+    room_id = harness.create_room(alice, "Team standup", join=False)
+    alice.get_by_test_id("prejoin").wait_for(state="visible")
+    visit("prejoin", alice)
+    harness.join_call(alice)
     harness.wait_for(
         "alice's camera", lambda: alice.locator("#video-grid .tile video").count() >= 1
     )
@@ -84,11 +89,15 @@ def tour(
     harness.wait_for_chat([alice, bob], "Hi all, can you hear me?")
     visit("call", alice)
 
-    panel = alice.get_by_test_id("videos-panel")
-    panel.wait_for(state="visible")
-    panel.scroll_into_view_if_needed()
+    alice.get_by_test_id("tab-videos").click()
+    alice.get_by_test_id("videos-panel").wait_for(state="visible")
     visit("videos", alice)
+    alice.get_by_test_id("tab-call").click()
 
+    # On a phone the sidebar (people, then going live) is the People panel.
+    show_people = alice.get_by_test_id("show-people")
+    if show_people.is_visible():
+        show_people.click()
     alice.get_by_test_id("go-live").click()
     alice.get_by_test_id("live-title").wait_for(state="visible")
     alice.get_by_test_id("live-title").scroll_into_view_if_needed()
