@@ -47,6 +47,7 @@ from videochat.rooms import repository as rooms_repository
 from videochat.security.ratelimit import Limiter
 from videochat.sfu import consequences as sfu_consequences
 from videochat.sfu.manager import SfuManager
+from videochat.sfu.mode import CallModes
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +142,8 @@ async def open_context(
         sfu = SfuManager(settings.sfu, sessionmaker) if settings.sfu.enabled else None
         if sfu is not None:
             await _start(stack, sfu)
+            # Every participant list says whether the room's call is mesh or SFU.
+            hub.call_mode = CallModes(sessionmaker, sfu.pool)
         context = AppContext(
             settings=settings,
             engine=engine,
