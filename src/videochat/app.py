@@ -32,7 +32,11 @@ from videochat.rooms.lobby.endpoints import router as lobby_router
 from videochat.rooms.moderation.endpoints import router as moderation_router
 from videochat.runtime import open_context
 from videochat.security.body import BodyLimitMiddleware
-from videochat.security.headers import SecurityHeadersMiddleware, hsts_header
+from videochat.security.headers import (
+    SecurityHeadersMiddleware,
+    content_security_policy,
+    hsts_header,
+)
 from videochat.security.hosts import HostCheckMiddleware
 from videochat.security.ratelimit import Limiter, RateLimitMiddleware
 from videochat.sfu.endpoints import router as sfu_router
@@ -96,7 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=hsts_header(settings))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts=hsts_header(settings),
+        csp=content_security_policy(settings),
+    )
     if settings.http.allowed_hosts != ["*"]:
         # Outermost but for the request context: a forged Host never reaches a route.
         app.add_middleware(HostCheckMiddleware, allowed_hosts=settings.http.allowed_hosts)

@@ -9,6 +9,7 @@ loopback, as in the tests' network namespace. Never the system's /etc/janus or s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -66,6 +67,9 @@ class Janus:
     admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     room_admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     session_timeout: int = 30
+    # The address Janus gathers ICE candidates on. Janus skips loopback interfaces,
+    # so media needs another one (the browser tests add a veth pair in their namespace).
+    ice_address: str = "127.0.0.1"
     api_port: int = field(default_factory=free_tcp_port)
     admin_port: int = field(default_factory=free_tcp_port)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -77,6 +81,31 @@ class Janus:
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}/admin"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def udp_ports(self) -> set[int]:
+        """The UDP ports this Janus has open (its ICE/RTP sockets), read from /proc."""
+        if self.pid is None:
+            return set()
+        inodes = set()
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[9] in inodes:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
 
     @property
     def log_path(self) -> Path:
@@ -103,7 +132,7 @@ media: {{
 }}
 nat: {{
     ice_lite = true
-    ice_enforce_list = "127.0.0.1"
+    ice_enforce_list = "{self.ice_address}"
     ignore_mdns = true
 }}
 plugins: {{

@@ -120,3 +120,20 @@ async def test_without_an_sfu_presence_says_nothing_of_a_mode(
     room, (alice,) = await _people_in_a_room(client, 1)
     async with _socket(server, room, alice) as socket:
         assert "call_mode" not in await _presence(socket, 1)
+
+
+async def test_a_kicked_person_leaves_the_participant_list_of_an_sfu_call(
+    sfu_server: LiveServer, sfu_client: httpx.AsyncClient
+) -> None:
+    """The kick closes their socket and cancels its handler while it announces the leave
+    (which asks the database for the call's mode): the list must still go out."""
+    room, (alice, bob) = await _people_in_a_room(sfu_client, 2)
+    async with _socket(sfu_server, room, alice) as first, _socket(sfu_server, room, bob):
+        await _presence(first, 2)
+        kicked = await sfu_client.post(
+            f"/rooms/{room['id']}/members/{bob['id']}/kick", headers=auth(alice["access_token"])
+        )
+        assert kicked.status_code == 200, kicked.text
+        after = await _presence(first, 1)
+        assert [p["user_id"] for p in after["participants"]] == [alice["id"]]
+        assert after["call_mode"] == "sfu"

@@ -478,7 +478,7 @@ def _call_traces() -> dict[str, Any]:
     return traces
 
 
-def _close_pages() -> None:
+def close_pages() -> None:
     """Close every page a scenario opened (its people leave; its CPU is freed)."""
     while _open_pages:
         page = _open_pages.pop()
@@ -542,7 +542,7 @@ def _run_one(name: str, module: ModuleType, browser: Browser, servers: _Servers)
             "server_log": server.log() if server else "",
         }
     finally:
-        _close_pages()
+        close_pages()
     result["scenario"] = name
     result["page_errors"] = errors
     result["seconds"] = round(time.monotonic() - started, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videochat.config import Settings
@@ -12,6 +14,25 @@ CONTENT_SECURITY_POLICY = (
     "media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+_CONNECT = "connect-src 'self' ws: wss:"
+
+
+def content_security_policy(settings: Settings) -> str:
+    """The CSP, letting the client reach the SFU's Janus API where it is another origin.
+
+    Browsers talk to Janus directly (``VIDEOCHAT_SFU__PUBLIC_URL``): behind the same
+    proxy that is 'self'; an absolute URL elsewhere (a Janus port of its own) is added.
+    """
+    origins = set()
+    for url in settings.sfu.public_urls if settings.sfu.enabled else []:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    if not origins:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(_CONNECT, " ".join([_CONNECT, *sorted(origins)]))
+
+
 # Swagger UI and ReDoc (when served: not in production by default) load their own
 # scripts; they keep FastAPI's defaults.
 _NO_CSP_PREFIXES = ("/docs", "/redoc")
@@ -33,8 +54,11 @@ def hsts_header(settings: Settings) -> bytes | None:
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, hsts: bytes | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, hsts: bytes | None = None, csp: str = CONTENT_SECURITY_POLICY
+    ) -> None:
         self.app = app
+        self.csp = csp.encode()
         self.common = list(_COMMON)
         if hsts is not None:
             self.common.append((b"strict-transport-security", hsts))
@@ -49,7 +73,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 extra = list(self.common)
                 if with_csp:
-                    extra.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                    extra.append((b"content-security-policy", self.csp))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
