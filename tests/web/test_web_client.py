@@ -79,6 +79,8 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_the_chat_pane_edits_scrolls_pages_groups_and_links": ("chat_pane", 90),
     "test_not_found_banned_kicked_and_left_get_clear_screens": ("room_screens", 120),
     "test_the_owner_mutes_and_removes_from_the_people_list": ("moderation_ui", 90),
+    # Last: it adds (and removes) a network interface for Janus, with its own Chromium.
+    "test_six_people_in_one_call_on_the_sfu": ("sfu_call", 240),
 }
 
 
@@ -604,3 +606,38 @@ def test_the_owner_mutes_and_removes_from_the_people_list(
     assert "A moderator muted you" in result["muted_notice"]
     assert result["unmute_shown"] and result["bob_mic_disabled"]
     assert "removed you" in result["removed"]
+
+
+def test_six_people_in_one_call_on_the_sfu(scenario_results: dict[str, Any]) -> None:
+    result = result_of(
+        scenario_results,
+        "sfu_call",
+        # The banned person's grant request is refused on purpose (403).
+        expected_console=("status of 403 (Forbidden)",),
+    )
+    if "skipped" in result:
+        pytest.skip(result["skipped"])
+    ids = result["ids"]
+    assert result["people"] == 6
+    for name, videos in result["videos"].items():
+        others = {ids[other] for other in ids if other != name}
+        assert set(videos) == others, f"{name} sees the wrong videos"
+        assert all(videos[o]["width"] > 0 and not videos[o]["paused"] for o in others), name
+    # One publication and five subscriptions per page, each connected with frames,
+    # each ending at one of Janus's own sockets and never at another page.
+    janus_ports = set(result["janus_ports"])
+    for name, pairs in result["pairs"].items():
+        others = {ids[other] for other in ids if other != name}
+        assert set(pairs) == others | {"publisher"}, name
+        for peer, report in pairs.items():
+            where = f"{name} -> {peer}"
+            assert report["state"] == "connected", where
+            assert report["remotePort"] in janus_ports, where
+            assert report["remotePort"] not in result["page_ports"], where
+            assert report["framesEncoded" if peer == "publisher" else "framesDecoded"] > 0, where
+    # The kicked person's tile left every other page at once; the banned one got nothing.
+    assert result["kick_seconds"] < 10
+    refused = result["refused"]
+    assert refused["peers"] == 0 and not refused["published"], refused
+    assert any("banned" in note for note in refused["notes"]), refused
+    print(f"  SFU first frames: {result['first_frames']}, CPU: {result['cpu']}")

@@ -34,9 +34,7 @@ NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"][:PE
 # namespace gives it one (both ends in the namespace, so nothing leaves it either).
 VETH = ("vcsfu0", "vcsfu1")
 MEDIA_ADDRESS = "10.99.0.1"
-JANUS = janus_server.Janus(
-    Path(tempfile.mkdtemp(prefix="janus-web-")), ice_address=MEDIA_ADDRESS
-)
+JANUS = janus_server.Janus(Path(tempfile.mkdtemp(prefix="janus-web-")), ice_address=MEDIA_ADDRESS)
 SETTINGS = {
     "VIDEOCHAT_SFU__JANUS_URL": JANUS.api_url,
     "VIDEOCHAT_SFU__ADMIN_URL": JANUS.admin_url,
@@ -64,8 +62,9 @@ async () => {
       if (entry.type === 'transport' && entry.selectedCandidatePairId) {
         pair = byId.get(entry.selectedCandidatePairId) ?? pair;
       }
-      if (entry.type === 'inbound-rtp' && entry.kind === 'video') framesDecoded += entry.framesDecoded ?? 0;
-      if (entry.type === 'outbound-rtp' && entry.kind === 'video') framesEncoded += entry.framesEncoded ?? 0;
+      if (entry.kind !== 'video') return;
+      if (entry.type === 'inbound-rtp') framesDecoded += entry.framesDecoded ?? 0;
+      if (entry.type === 'outbound-rtp') framesEncoded += entry.framesEncoded ?? 0;
     });
     const local = pair ? byId.get(pair.localCandidateId) : null;
     const remote = pair ? byId.get(pair.remoteCandidateId) : null;
@@ -140,9 +139,9 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         except Exception as error:
             raise harness.ScenarioError(f"{error}\njanus log:\n{JANUS.log()}") from error
         finally:
-            JANUS.stop()
-            harness.close_pages()
+            harness.close_pages()  # before Janus stops: their long polls would fail loudly
             own.close()
+            JANUS.stop()
 
 
 @contextlib.contextmanager
@@ -236,8 +235,10 @@ def _call(browser: Browser, server: harness.ServerProcess, errors: list[str]) ->
     for name, page in remaining.items():
         harness.wait_for(
             f"{kicked}'s tile to leave {name}'s page",
-            lambda p=page: harness.remote_video(p, ids[kicked]).count() == 0
-            and not p.evaluate("(u) => window.videochat.peers.has(u)", ids[kicked]),
+            lambda p=page: (
+                harness.remote_video(p, ids[kicked]).count() == 0
+                and not p.evaluate("(u) => window.videochat.peers.has(u)", ids[kicked])
+            ),
             timeout=10,
         )
     kick_seconds = round(time.monotonic() - kick_started, 2)
@@ -247,10 +248,12 @@ def _call(browser: Browser, server: harness.ServerProcess, errors: list[str]) ->
     owner.evaluate(MODERATE_JS, {"roomId": room_id, "userId": ids[banned], "action": "ban"})
     harness.wait_for(
         f"{banned}'s page to show the banned screen",
-        lambda: pages[banned].evaluate(
-            "document.querySelector('[data-testid=room-screen]')?.dataset.reason"
-        )
-        == "banned",
+        lambda: (
+            pages[banned].evaluate(
+                "document.querySelector('[data-testid=room-screen]')?.dataset.reason"
+            )
+            == "banned"
+        ),
         timeout=10,
     )
     refused = pages[banned].evaluate(
