@@ -127,7 +127,7 @@ async ({ roomId, userId, action }) => {
 def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str]) -> dict[str, Any]:
     if not janus_server.available():
         return {"skipped": "janus is not installed (apt-get install janus)"}
-    with _media_interface():
+    with media_interface():
         # A Chromium of its own, started once the interface is there: one that sees
         # it come or go aborts its pages' requests (ERR_NETWORK_CHANGED).
         own = browser.browser_type.launch(
@@ -145,7 +145,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
 
 
 @contextlib.contextmanager
-def _media_interface() -> Iterator[None]:
+def media_interface() -> Iterator[None]:
     """A veth pair with ``MEDIA_ADDRESS``, removed afterwards (later scenarios see lo only)."""
 
     def ip(*args: str) -> None:
@@ -219,10 +219,10 @@ def _call(browser: Browser, server: harness.ServerProcess, errors: list[str]) ->
     timings = {name: harness.timings(page) for name, page in pages.items()}
     janus_pid = JANUS.pid
     assert janus_pid is not None
-    browser_pid = _browser_pid()
+    browsers = _browser_pids()
     cpu = {
         "janus_percent_of_one_core": _cpu_of([janus_pid], 5),
-        "chromium_percent_of_one_core": _cpu_of([browser_pid], 5) if browser_pid else None,
+        "chromium_percent_of_one_core": _cpu_of(browsers, 5) if browsers else None,
         "server_percent_of_one_core": _cpu_of([server.pid], 5) if server.pid else None,
         "load_average": os.getloadavg()[0],
     }
@@ -317,15 +317,18 @@ def _first_frames(timings: dict[str, Any], ids: dict[str, str]) -> dict[str, Any
     }
 
 
-def _browser_pid() -> int | None:
-    """Chromium's main process (a child of this one, through Playwright's driver)."""
+def _browser_pids() -> list[int]:
+    """Chromium's main processes (children of this one, through Playwright's driver)."""
     from bench import procstat
 
+    found = []
     for pid in procstat.tree(os.getpid()):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if command.endswith(b"chromium") or command.endswith(b"/chrome"):
-            return pid
-    return None
+        if command.endswith((b"/chromium", b"/chrome")):
+            found.append(pid)
+    # Their renderers are their descendants: keep the topmost ones only.
+    nested = {child for pid in found for child in procstat.tree(pid) if child != pid}
+    return [pid for pid in found if pid not in nested]
