@@ -215,7 +215,7 @@ def _sfu_join_runs(playwright: Any, tmp: Path, runs: int) -> dict[str, Any]:
     """``_join_runs`` with every call on a Janus started here."""
     from tests.sfu.janus_server import Janus
     from tests.web import harness
-    from tests.web.scenarios.sfu_call import MEDIA_ADDRESS, media_interface
+    from tests.web.janus_media import MEDIA_ADDRESS, media_interface
 
     # The interface comes first: a Chromium that sees it appear aborts its requests.
     with media_interface():

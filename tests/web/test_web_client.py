@@ -81,6 +81,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_the_owner_mutes_and_removes_from_the_people_list": ("moderation_ui", 90),
     # Last: it adds (and removes) a network interface for Janus, with its own Chromium.
     "test_six_people_in_one_call_on_the_sfu": ("sfu_call", 240),
+    "test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays": ("sfu_switch", 150),
 }
 
 
@@ -641,3 +642,27 @@ def test_six_people_in_one_call_on_the_sfu(scenario_results: dict[str, Any]) -> 
     assert refused["peers"] == 0 and not refused["published"], refused
     assert any("banned" in note for note in refused["notes"]), refused
     print(f"  SFU first frames: {result['first_frames']}, CPU: {result['cpu']}")
+
+
+def test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "sfu_switch")
+    if "skipped" in result:
+        pytest.skip(result["skipped"])
+    ids = result["ids"]
+    # Two people: a mesh, each connection ending at the other page, nobody publishing.
+    assert result["published_in_mesh"] == []
+    alice_to_bob = result["mesh_pairs"]["alice"][ids["bob"]]
+    bob_to_alice = result["mesh_pairs"]["bob"][ids["alice"]]
+    assert alice_to_bob["remotePort"] == bob_to_alice["localPort"]
+    assert bob_to_alice["remotePort"] == alice_to_bob["localPort"]
+    # Three: everyone publishes once and gets the others from Janus (the scenario
+    # checked each pair ends at a Janus socket and the videos play).
+    for name, pairs in result["on_sfu"].items():
+        others = {ids[o] for o in ids if o != name}
+        assert set(pairs) == others | {"publisher"}, name
+    # Back to two: still on the SFU.
+    for name, pairs in result["after_leaving"].items():
+        assert "publisher" in pairs and ids["carol"] not in pairs, name
+    print(f"  mesh to SFU in {result['switch_seconds']}s")

@@ -12,84 +12,22 @@ a grant and gets no media.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page
 
 from tests.sfu import janus_server
-from tests.web import harness
+from tests.web import harness, janus_media
 
 PEOPLE = int(os.environ.get("VIDEOCHAT_SFU_SCENARIO_PEOPLE", "6"))
 NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"][:PEOPLE]
 
-# Janus gathers ICE candidates on no loopback interface: a veth pair inside the
-# namespace gives it one (both ends in the namespace, so nothing leaves it either).
-VETH = ("vcsfu0", "vcsfu1")
-MEDIA_ADDRESS = "10.99.0.1"
-JANUS = janus_server.Janus(Path(tempfile.mkdtemp(prefix="janus-web-")), ice_address=MEDIA_ADDRESS)
-SETTINGS = {
-    "VIDEOCHAT_SFU__JANUS_URL": JANUS.api_url,
-    "VIDEOCHAT_SFU__ADMIN_URL": JANUS.admin_url,
-    "VIDEOCHAT_SFU__ADMIN_SECRET": JANUS.admin_secret,
-    "VIDEOCHAT_SFU__ROOM_ADMIN_KEY": JANUS.room_admin_key,
-    "VIDEOCHAT_SFU__THRESHOLD": "0",
-}
-
-# Every connection of the page (subscriptions by user id, and our publication): the
-# selected pair's ports, and whether it carries media each way.
-PAIRS_JS = """
-async () => {
-  const v = window.videochat;
-  const out = {};
-  const entries = [...v.peers.entries()];
-  if (v.sfu?.publisher) entries.push(['publisher', v.sfu.publisher]);
-  for (const [name, pc] of entries) {
-    const stats = await pc.getStats();
-    const byId = new Map();
-    stats.forEach((entry) => byId.set(entry.id, entry));
-    let pair = null;
-    let framesDecoded = 0;
-    let framesEncoded = 0;
-    stats.forEach((entry) => {
-      if (entry.type === 'transport' && entry.selectedCandidatePairId) {
-        pair = byId.get(entry.selectedCandidatePairId) ?? pair;
-      }
-      if (entry.kind !== 'video') return;
-      if (entry.type === 'inbound-rtp') framesDecoded += entry.framesDecoded ?? 0;
-      if (entry.type === 'outbound-rtp') framesEncoded += entry.framesEncoded ?? 0;
-    });
-    const local = pair ? byId.get(pair.localCandidateId) : null;
-    const remote = pair ? byId.get(pair.remoteCandidateId) : null;
-    out[name] = {
-      state: pc.connectionState,
-      localPort: local?.port ?? null,
-      remotePort: remote?.port ?? null,
-      remoteAddress: remote ? (remote.address ?? remote.ip ?? null) : null,
-      framesDecoded,
-      framesEncoded,
-    };
-  }
-  return out;
-}
-"""
-
-# Each remote video element: its picture size and playback time.
-VIDEOS_JS = """
-() => Object.fromEntries(
-  [...document.querySelectorAll('[data-testid="remote-video"]')].map((video) => [
-    video.dataset.userId,
-    { width: video.videoWidth, time: video.currentTime, paused: video.paused },
-  ]),
-)
-"""
+JANUS = janus_media.janus()
+SETTINGS = janus_media.settings(JANUS, threshold=0)
 
 # sfu.js on its own, for a person the server refuses: what it got.
 REFUSED_JS = """
@@ -127,49 +65,8 @@ async ({ roomId, userId, action }) => {
 def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str]) -> dict[str, Any]:
     if not janus_server.available():
         return {"skipped": "janus is not installed (apt-get install janus)"}
-    with media_interface():
-        # A Chromium of its own, started once the interface is there: one that sees
-        # it come or go aborts its pages' requests (ERR_NETWORK_CHANGED).
-        own = browser.browser_type.launch(
-            executable_path=str(harness.CHROMIUM), args=harness.CHROMIUM_ARGS, timeout=30_000
-        )
-        JANUS.start()
-        try:
-            return _call(own, server, errors)
-        except Exception as error:
-            raise harness.ScenarioError(f"{error}\njanus log:\n{JANUS.log()}") from error
-        finally:
-            harness.close_pages()  # before Janus stops: their long polls would fail loudly
-            own.close()
-            JANUS.stop()
-
-
-@contextlib.contextmanager
-def media_interface() -> Iterator[None]:
-    """A veth pair with ``MEDIA_ADDRESS``, removed afterwards (later scenarios see lo only)."""
-
-    def ip(*args: str) -> None:
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-    ip("link", "add", VETH[0], "type", "veth", "peer", "name", VETH[1])
-    try:
-        ip("addr", "add", f"{MEDIA_ADDRESS}/24", "dev", VETH[0])
-        ip("link", "set", VETH[0], "up")
-        ip("link", "set", VETH[1], "up")
-        yield
-    finally:
-        ip("link", "del", VETH[0])
-
-
-def _playing(page: Page, others: list[str]) -> dict[str, Any]:
-    """Every other person's video has a picture and its time advances."""
-    first = page.evaluate(VIDEOS_JS)
-    if not all(first.get(o, {}).get("width", 0) > 0 for o in others):
-        return {}
-    time.sleep(0.5)
-    second = page.evaluate(VIDEOS_JS)
-    advancing = all(second[o]["time"] > first[o]["time"] for o in others)
-    return second if advancing else {}
+    with janus_media.running(JANUS, browser) as own:
+        return _call(own, server, errors)
 
 
 def _cpu_of(pids: list[int], seconds: float) -> float:
@@ -202,14 +99,14 @@ def _call(browser: Browser, server: harness.ServerProcess, errors: list[str]) ->
     for name, page in pages.items():
         videos[name] = harness.wait_for(
             f"{name} to see {len(pages) - 1} videos playing",
-            lambda p=page, n=name: _playing(p, others(n)),
+            lambda p=page, n=name: janus_media.playing(p, others(n)),
             timeout=60,
         )
     all_playing_seconds = round(time.monotonic() - started, 1)
 
     # Media flows through Janus: every selected pair ends at a Janus socket.
     janus_ports = JANUS.udp_ports()
-    pairs = {name: page.evaluate(PAIRS_JS) for name, page in pages.items()}
+    pairs = {name: page.evaluate(janus_media.PAIRS_JS) for name, page in pages.items()}
     page_ports = {
         report["localPort"] for page_pairs in pairs.values() for report in page_pairs.values()
     }
@@ -267,7 +164,7 @@ def _call(browser: Browser, server: harness.ServerProcess, errors: list[str]) ->
             continue
         harness.wait_for(
             f"{name} to still see the others",
-            lambda p=pages[name], o=left: _playing(p, o),
+            lambda p=pages[name], o=left: janus_media.playing(p, o),
             timeout=20,
         )
 
