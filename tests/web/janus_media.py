@@ -43,6 +43,15 @@ def settings(instance: Janus, *, threshold: int) -> dict[str, str]:
     }
 
 
+def link_state(name: str) -> str:
+    """``UP``, ``DOWN``, ``LOWERLAYERDOWN``... (sysfs shows the outer namespace's links)."""
+    out = subprocess.run(
+        ["ip", "-br", "link", "show", "dev", name], capture_output=True, text=True, timeout=10
+    )
+    fields = out.stdout.split()
+    return fields[1] if len(fields) > 1 else ""
+
+
 @contextlib.contextmanager
 def media_interface() -> Iterator[None]:
     """A veth pair with ``MEDIA_ADDRESS``, removed afterwards (later scenarios see lo only)."""
@@ -52,9 +61,19 @@ def media_interface() -> Iterator[None]:
 
     ip("link", "add", VETH[0], "type", "veth", "peer", "name", VETH[1])
     try:
+        for name in VETH:
+            # No IPv6 link-local addresses arriving later (each one a network change).
+            with contextlib.suppress(OSError):
+                Path(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6").write_text("1")
         ip("addr", "add", f"{MEDIA_ADDRESS}/24", "dev", VETH[0])
         ip("link", "set", VETH[0], "up")
         ip("link", "set", VETH[1], "up")
+        # Settled (carrier on) before any Chromium starts watching the network.
+        harness.wait_for(
+            "the veth pair to come up",
+            lambda: all(" UP " in f" {link_state(name)} " for name in VETH),
+            timeout=10,
+        )
         yield
     finally:
         ip("link", "del", VETH[0])

@@ -665,4 +665,9 @@ def test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays(
     # Back to two: still on the SFU.
     for name, pairs in result["after_leaving"].items():
         assert "publisher" in pairs and ids["carol"] not in pairs, name
+    # Camera off and on, screen share and back work through the publication.
+    toggles = result["toggles"]
+    assert toggles["frames_after"] > toggles["frames_before"], toggles
+    assert abs(toggles["screen"][0] / toggles["screen"][1] - 4 / 3) > 0.05, toggles
+    assert abs(toggles["camera"][0] / toggles["camera"][1] - 4 / 3) < 0.05, toggles
     print(f"  mesh to SFU in {result['switch_seconds']}s")

@@ -75,6 +75,7 @@ def _switch(browser: Browser, server: harness.ServerProcess, errors: list[str]) 
             timeout=60,
         )
     switch_seconds = round(time.monotonic() - started, 1)
+    toggles = _toggles(alice, bob, ids["bob"])
 
     # Carol leaves: two people again, and still on the SFU.
     carol.get_by_test_id("leave-call").click()
@@ -100,4 +101,51 @@ def _switch(browser: Browser, server: harness.ServerProcess, errors: list[str]) 
         "on_sfu": on_sfu,
         "after_leaving": after,
         "switch_seconds": switch_seconds,
+        "toggles": toggles,
     }
+
+
+def _tile_video(page: Page, other: str) -> str | None:
+    state: str | None = page.evaluate(
+        "(u) => document.querySelector(`.tile[data-user-id='${u}']`)?.dataset.video ?? null", other
+    )
+    return state
+
+
+def _size(page: Page, other: str) -> list[int] | None:
+    size: list[int] | None = harness.remote_video(page, other).evaluate(
+        "(video) => (video.videoWidth ? [video.videoWidth, video.videoHeight] : null)"
+    )
+    return size
+
+
+def _frames(page: Page, other: str) -> int:
+    frames: int = page.evaluate(janus_media.PAIRS_JS)[other]["framesDecoded"]
+    return frames
+
+
+def _toggles(alice: Page, bob: Page, bob_id: str) -> dict[str, Any]:
+    """Bob's camera off and on, then his screen and back, as Alice sees them on the SFU."""
+    bob.get_by_test_id("toggle-camera").click()
+    harness.wait_for("bob's camera off", lambda: _tile_video(alice, bob_id) == "off")
+    bob.get_by_test_id("toggle-camera").click()
+    harness.wait_for("bob's camera on", lambda: _tile_video(alice, bob_id) == "on")
+    before = _frames(alice, bob_id)
+    resumed = harness.wait_for(
+        "new frames from bob's camera",
+        lambda: (n := _frames(alice, bob_id)) > before + 5 and n,
+        timeout=15,
+    )
+    bob.get_by_test_id("share-screen").click()
+    screen = harness.wait_for(
+        "bob's screen (not 4:3 like the camera)",
+        lambda: (size := _size(alice, bob_id)) and abs(size[0] / size[1] - 4 / 3) > 0.05 and size,
+        timeout=15,
+    )
+    bob.get_by_test_id("share-screen").click()
+    camera = harness.wait_for(
+        "bob's camera again",
+        lambda: (size := _size(alice, bob_id)) and abs(size[0] / size[1] - 4 / 3) < 0.05 and size,
+        timeout=15,
+    )
+    return {"frames_before": before, "frames_after": resumed, "screen": screen, "camera": camera}
