@@ -218,8 +218,10 @@ class Deployment:
                 user = users[(r * ROOM_SIZE + seat) % user_count]
                 # Two instances: each room's sockets alternate between them.
                 server = self.servers[(r + seat) % len(self.servers)]
+                # v=2: the whole protocol, as the web client asks (without it a socket
+                # gets the prototype's frame sequence; see realtime/handshake.py).
                 seats.append(
-                    f"{server.ws}/ws/{room['id']}/{user['id']}?token={user['access_token']}"
+                    f"{server.ws}/ws/{room['id']}/{user['id']}?v=2&token={user['access_token']}"
                 )
             plan.append(seats)
         return plan

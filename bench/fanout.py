@@ -5,13 +5,15 @@
 
 For each target (the baseline, videochat on SQLite, on PostgreSQL, two instances
 behind Redis; ``--targets obs-off,obs-on`` for the cost of metrics and logging) one
-fresh deployment is started, pinned to core 0, and the load
-generator (its own process, ``bench/loadgen.py``) to core 1. First the fresh server's
-memory per idle socket, with as many sockets as the file limit allows (bounded in
-time); then N sockets in rooms of 10, one sender per room, and a send rate that rises
-step by step until p99 passes 100 ms; then a fixed moderate load with and without
-permessage-deflate. Results: ``bench/results/fanout-<time>.{json,md}`` (and
-``latest.*``); the markdown is printed too."""
+fresh deployment is started, pinned to core 0, and the load generator (its own
+process, ``bench/loadgen.py``) to core 1. First the fresh server's memory per idle
+socket, with as many sockets as the file limit allows (bounded in time); then, on each
+wire (``plain``: no permessage-deflate; ``deflate``: offered as browsers do), N sockets
+in rooms of 10, one sender per room: the server's CPU per delivery at fixed rates (the
+primary figure: robust on a shared machine), the latency at a moderate rate, and a send
+rate that rises step by step until p99 passes 100 ms. Results:
+``bench/results/fanout-<time>.{json,md}`` (and ``latest.*``); the markdown is printed too.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +66,10 @@ class Plan:
     profile: bool
     results: Path
     idle_only: bool = False  # just the idle-socket test: opening rate and memory
+    wires: tuple[str, ...] = ("plain", "deflate")
+    fixed_rates: tuple[float, ...] = (2000, 5000, 10000)
+    sweep: bool = True
+    profile_rate: float | None = None  # profile at this rate rather than at the knee
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
@@ -86,6 +92,10 @@ def build_plan(args: argparse.Namespace) -> Plan:
         profile=args.profile,
         results=args.results,
         idle_only=args.idle_only,
+        wires=tuple(args.wires.split(",")),
+        fixed_rates=tuple(float(r) for r in args.fixed_rates.split(",") if r),
+        sweep=not args.no_sweep,
+        profile_rate=args.profile_rate,
     )
 
 
@@ -130,23 +140,39 @@ async def bench_target(
                 await loadgen.close()
                 result["loadavg_after"] = os.getloadavg()[0]
                 return result
-            result["connect"] = await loadgen.connect(sweep_plan, compression=True)
-            result["sweep"] = await sweep(loadgen, deployment, plan)
-            phases.done("sweep")
-            if plan.profile:
-                result["profile"] = await profiled_step(loadgen, deployment, plan, result["sweep"])
-            result["moderate_deflate"] = await measure(
-                loadgen, deployment, plan.moderate, seconds=plan.step_seconds, size=plan.size
-            )
-            # The same sockets again, without permessage-deflate.
-            await loadgen.close()
-            await loadgen.connect(sweep_plan, compression=False)
-            result["moderate_plain"] = await measure(
-                loadgen, deployment, plan.moderate, seconds=plan.step_seconds, size=plan.size
-            )
-            await loadgen.close()
-            phases.done("moderate")
+            result["wires"] = {}
+            for wire in plan.wires:
+                result["wires"][wire] = await bench_wire(
+                    wire, loadgen, deployment, plan, sweep_plan
+                )
+                phases.done(wire)
     result["loadavg_after"] = os.getloadavg()[0]
+    return result
+
+
+async def bench_wire(
+    wire: str, loadgen: LoadGen, deployment: Deployment, plan: Plan, sweep_plan: Path
+) -> dict[str, Any]:
+    """One wire (``plain``: no permessage-deflate; ``deflate``: as browsers offer it):
+    CPU per delivery at fixed rates, latency at the moderate rate, then the sweep."""
+    result: dict[str, Any] = {}
+    result["connect"] = await loadgen.connect(sweep_plan, compression=wire == "deflate")
+    result["fixed"] = []
+    for rate in plan.fixed_rates:
+        step = await measure(loadgen, deployment, rate, seconds=plan.step_seconds, size=plan.size)
+        log(f"  {deployment.target.name:9} {wire:7} fixed {report.step_line(step)}")
+        result["fixed"].append(step)
+    result["moderate"] = await measure(
+        loadgen, deployment, plan.moderate, seconds=plan.step_seconds, size=plan.size
+    )
+    log(f"  {deployment.target.name:9} {wire:7} moderate {report.step_line(result['moderate'])}")
+    if plan.sweep:
+        result["sweep"] = await sweep(loadgen, deployment, plan, wire)
+    if plan.profile and (plan.sweep or plan.profile_rate):
+        result["profile"] = await profiled_step(
+            loadgen, deployment, plan, result.get("sweep", []), wire
+        )
+    await loadgen.close()
     return result
 
 
@@ -175,14 +201,16 @@ async def _write(path: Path, rooms: list[list[str]]) -> Path:
     return path
 
 
-async def sweep(loadgen: LoadGen, deployment: Deployment, plan: Plan) -> list[dict[str, Any]]:
+async def sweep(
+    loadgen: LoadGen, deployment: Deployment, plan: Plan, wire: str
+) -> list[dict[str, Any]]:
     """Raise the rate until p99 > 100 ms, then bisect towards p99 = 50 ms."""
     steps: list[dict[str, Any]] = []
 
     async def step(rate: float) -> dict[str, Any]:
         result = await measure(loadgen, deployment, rate, seconds=plan.step_seconds, size=plan.size)
         steps.append(result)
-        log(f"  {deployment.target.name:9} {report.step_line(result)}")
+        log(f"  {deployment.target.name:9} {wire:7} {report.step_line(result)}")
         return result
 
     rate = plan.start
@@ -204,13 +232,16 @@ async def sweep(loadgen: LoadGen, deployment: Deployment, plan: Plan) -> list[di
 
 
 async def profiled_step(
-    loadgen: LoadGen, deployment: Deployment, plan: Plan, steps: list[dict[str, Any]]
+    loadgen: LoadGen, deployment: Deployment, plan: Plan, steps: list[dict[str, Any]], wire: str
 ) -> dict[str, Any]:
     """Where the server's CPU goes at its knee (or at the first step if none is good)."""
     best = report.knee(steps, 50)
-    rate = best["target_per_s"] if best else min(s["target_per_s"] for s in steps)
+    if plan.profile_rate:
+        rate = plan.profile_rate
+    else:
+        rate = best["target_per_s"] if best else min(s["target_per_s"] for s in steps)
     seconds = max(plan.step_seconds, 6.0)
-    output = plan.results / f"profile-{deployment.target.name}.txt"
+    output = plan.results / f"profile-{deployment.target.name}-{wire}.txt"
     recorder = asyncio.create_task(profile.record(deployment.pids[0], seconds + 1, output))
     step = await measure(loadgen, deployment, rate, seconds=seconds, size=plan.size)
     error = await recorder
@@ -402,8 +433,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy each server at its knee (via uvx)"
     )
+    parser.add_argument(
+        "--wires",
+        default="plain,deflate",
+        help="plain (no permessage-deflate) and/or deflate (offered as browsers do)",
+    )
+    parser.add_argument(
+        "--fixed-rates",
+        default="2000,5000,10000",
+        help="deliveries/s at which server CPU per delivery is measured (the primary figure)",
+    )
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="fixed rates only: no capacity sweep"
+    )
+    parser.add_argument(
+        "--profile-rate", type=float, help="with --profile: profile at this rate (deliveries/s)"
+    )
     parser.add_argument("--step-seconds", type=float, help="length of a step (5; quick 2)")
-    parser.add_argument("--start", type=float, default=250, help="first step, deliveries/s")
+    parser.add_argument("--start", type=float, default=2000, help="first step, deliveries/s")
     parser.add_argument("--factor", type=float, help="rate factor per step (1.4; quick 2)")
     parser.add_argument("--max-steps", type=int, default=14)
     parser.add_argument("--refine", type=int, help="bisection steps near p99=50ms (2; quick 0)")

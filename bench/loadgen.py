@@ -13,11 +13,11 @@ stdin and one JSON answer per line on stdout (logs go to stderr):
   to ``drain`` seconds for the stragglers and answers with the step's statistics.
 - ``{"cmd": "close"}`` closes every socket; ``{"cmd": "quit"}`` ends the process.
 
-Each client is a bare ``asyncio.Protocol`` around websockets' sans-I/O
-``ClientProtocol``: the same handshake, framing and permessage-deflate as
-``websockets.connect`` (whose default is ``compression="deflate"``), without a task
-and a future per received frame, so one core of load generator can keep up with a
-server that delivers tens of thousands of frames per second.
+Each client is a bare ``asyncio.Protocol`` that parses frames by hand
+(``bench/wsclient.py``): the handshake and permessage-deflate offer of a browser, no
+task, future or object per received frame, so one core of load generator keeps up with
+a server that delivers tens of thousands of frames per second (websockets' sans-I/O
+protocol, used before, was the ceiling at about 20,000/s).
 
 Standalone, against the baseline server (no tokens needed)::
 
@@ -38,14 +38,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus
-from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.uri import WebSocketURI, parse_uri
+from bench.wsclient import HandshakeError, WsClient
 
 # Every content this generator sends starts with ``b<step>:<seq>:<send time>:``; finding
 # this prefix is all the parsing a received frame needs (cheaper than json.loads), and
@@ -82,102 +77,6 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[rank]
 
 
-class Client(asyncio.Protocol):
-    """One WebSocket connection; frames are handled in ``data_received``, inline."""
-
-    def __init__(self, gen: LoadGen, uri: WebSocketURI, compression: bool) -> None:
-        extensions = enable_client_permessage_deflate(None) if compression else None
-        self.gen = gen
-        self.protocol = ClientProtocol(uri, extensions=extensions, max_size=2**20)
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
-        self.closing = False
-        self.last_seq = 0
-        self._partial: list[bytes] = []
-
-    @property
-    def alive(self) -> bool:
-        return self.opened.done() and not self.lost.done() and not self.closing
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-        self.protocol.send_request(self.protocol.connect())
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        self.protocol.receive_data(data)
-        now = time.monotonic()
-        for event in self.protocol.events_received():
-            if isinstance(event, Frame):
-                self._on_frame(event, now)
-            elif isinstance(event, Response):
-                self._on_handshake()
-        self._flush()
-        if self.protocol.close_expected() and self.transport is not None:
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self.gen.on_lost(self)
-
-    def send_text(self, text: str) -> bool:
-        """Send one text frame; False when the connection is gone."""
-        if not self.alive:
-            return False
-        self.protocol.send_text(text.encode())
-        self._flush()
-        return True
-
-    def close(self) -> None:
-        """Start the closing handshake; the transport closes once the frame is written."""
-        if self.closing or self.lost.done():
-            return
-        self.closing = True
-        if self.opened.done() and self.opened.exception() is None:
-            self.protocol.send_close(1000)
-            self._flush()
-        if self.transport is not None:
-            self.transport.close()
-
-    def close_code(self) -> int | None:
-        received = self.protocol.close_rcvd
-        return None if received is None else int(received.code)
-
-    def _on_handshake(self) -> None:
-        error = self.protocol.handshake_exc
-        if self.opened.done():
-            return
-        if error is None:
-            self.opened.set_result(None)
-        else:
-            self.opened.set_exception(error)
-
-    def _on_frame(self, frame: Frame, now: float) -> None:
-        if frame.opcode is Opcode.TEXT and frame.fin:
-            self.gen.on_text(self, bytes(frame.data), now)
-        elif frame.opcode in (Opcode.TEXT, Opcode.CONT):
-            # The servers here never fragment, but a correct client reassembles.
-            self._partial.append(bytes(frame.data))
-            if frame.fin:
-                self.gen.on_text(self, b"".join(self._partial), now)
-                self._partial.clear()
-
-    def _flush(self) -> None:
-        if self.transport is None:
-            return
-        for chunk in self.protocol.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
-            else:  # websockets' SEND_EOF: half-close
-                with contextlib.suppress(OSError, RuntimeError):
-                    self.transport.write_eof()
-
-
 @dataclass
 class StepCounters:
     step: int = 0
@@ -195,14 +94,15 @@ class LoadGen:
     """All the clients of one process, grouped in rooms; the first of a room sends."""
 
     def __init__(self) -> None:
-        self.rooms: list[list[Client]] = []
+        self.rooms: list[list[WsClient]] = []
         self.counters = StepCounters()
         self.unexpected_closes: Counter[str] = Counter()
         self._pads: list[str] = _pads(100)
         self._seq = 0  # messages sent so far, by every sender
 
     # -- callbacks from the clients ---------------------------------------------------
-    def on_text(self, client: Client, data: bytes, now: float) -> None:
+    def on_text(self, client: WsClient, data: bytes) -> None:
+        now = time.monotonic()
         counters = self.counters
         counters.frames += 1
         counters.last_rx = now
@@ -225,9 +125,9 @@ class LoadGen:
         if counters.expected and len(counters.latencies) >= counters.expected:
             counters.complete.set()
 
-    def on_lost(self, client: Client) -> None:
+    def on_lost(self, client: WsClient) -> None:
         if not client.closing:
-            self.unexpected_closes[str(client.close_code())] += 1
+            self.unexpected_closes[str(client.close_code)] += 1
 
     # -- commands ------------------------------------------------------------------------
     async def connect(
@@ -247,7 +147,7 @@ class LoadGen:
         failures: Counter[str] = Counter()
         started = time.monotonic()
 
-        async def open_one(url: str) -> Client | None:
+        async def open_one(url: str) -> WsClient | None:
             async with gate:
                 if time.monotonic() - started > budget_s:
                     failures["skipped: out of time"] += 1
@@ -325,12 +225,10 @@ class LoadGen:
         return {"closed": len(clients)}
 
     # -- internals ----------------------------------------------------------------------
-    async def _open(self, url: str, compression: bool) -> Client:
-        uri = parse_uri(url)
+    async def _open(self, url: str, compression: bool) -> WsClient:
+        client = WsClient(url, compression=compression, on_text=self.on_text, on_lost=self.on_lost)
         loop = asyncio.get_running_loop()
-        _, client = await loop.create_connection(
-            lambda: Client(self, uri, compression), uri.host, uri.port
-        )
+        await loop.create_connection(lambda: client, client.host, client.port)
         try:
             await client.opened
         except BaseException:
@@ -360,7 +258,9 @@ class LoadGen:
                 if client.send_text(f'{{"content":"b{step}:{seq}:{now:.6f}:{pad}"}}'):
                     expected += live
                 sent += 1
-            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+            # At least a millisecond: shorter sleeps spin the event loop (uvloop's timers
+            # have 1 ms resolution) and would make the generator look busier than it is.
+            await asyncio.sleep(max(0.001, started + sent / rate - time.monotonic()))
         self._seq = seq
         return sent, expected
 
@@ -406,8 +306,8 @@ def _ms(seconds: float) -> float | None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, InvalidStatus):
-        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, HandshakeError):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return "timeout"
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")

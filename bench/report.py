@@ -64,8 +64,10 @@ def render(results: dict[str, Any]) -> str:
         f"at end {results['loadavg_end'][0]:.1f} (other work on the machine competes for "
         f"both cores when it is above ~0). {plan['connections']} sockets in rooms of 10, one "
         f"sender per room, {plan['size']}-character messages, {plan['step_seconds']:g} s "
-        f"steps; permessage-deflate unless said otherwise. Run took {results['seconds']} s"
+        f"steps; each wire measured on its own sockets. Run took {results['seconds']} s"
         f"{' (--quick)' if results['quick'] else ''}.",
+        "",
+        *_cost(targets, plan.get("fixed_rates", ())),
         "",
         *_throughput(targets),
         "",
@@ -77,7 +79,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         *[f"**{name} failed**: {error}" for name, error in results.get("failed", {}).items()],
         "",
-        "## Sweeps",
+        "## Steps",
         "",
         *_sweeps(targets),
     ]
@@ -110,50 +112,121 @@ def busiest(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def capacity(step: dict[str, Any] | None) -> float | None:
-    """Deliveries per second of server CPU: what one whole free core would sustain."""
-    if step is None or step["server_us_per_delivery"] <= 0:
+    """Deliveries per CPU-second (server, PostgreSQL, Redis): what one free core would sustain."""
+    if step is None or total_us(step) <= 0:
         return None
-    return 1e6 / float(step["server_us_per_delivery"])
+    return 1e6 / total_us(step)
+
+
+WIRES = ("plain", "deflate")
+
+
+def _wire(result: dict[str, Any], wire: str) -> dict[str, Any] | None:
+    wire_result: dict[str, Any] | None = result.get("wires", {}).get(wire)
+    return wire_result
+
+
+def _steps(result: dict[str, Any], wire: str) -> list[dict[str, Any]]:
+    """Every step measured on a wire: the fixed rates and the sweep."""
+    measured = _wire(result, wire)
+    if measured is None:
+        return []
+    return [*measured.get("fixed", []), *measured.get("sweep", [])]
+
+
+def total_us(step: dict[str, Any]) -> float:
+    """CPU per delivery of everything serving it: server, PostgreSQL backends, Redis."""
+    return float(
+        step["server_us_per_delivery"] + step["db_us_per_delivery"] + step["broker_us_per_delivery"]
+    )
+
+
+def _cost(targets: dict[str, dict[str, Any]], rates: Any) -> list[str]:
+    """The primary figure: CPU per delivery at fixed rates, against the baseline's."""
+    rates = [float(r) for r in rates]
+    if not rates:
+        return []
+    head = " | ".join(f"{r:,.0f}/s" for r in rates)
+    rows = [
+        "## CPU per delivery at fixed rates (µs; server + PostgreSQL + Redis)",
+        "",
+        f"| target | wire | {head} | x baseline at {rates[-1]:,.0f}/s |",
+        "|---|---|" + "---:|" * (len(rates) + 1),
+    ]
+    for wire in WIRES:
+        base = targets.get("baseline")
+        base_fixed = (_wire(base, wire) or {}).get("fixed", []) if base else []
+        base_last = total_us(base_fixed[-1]) if base_fixed else None
+        for result in targets.values():
+            fixed = (_wire(result, wire) or {}).get("fixed")
+            if not fixed:
+                continue
+            cells = [_cost_cell(step) for step in fixed]
+            ratio = "-" if not base_last else f"{total_us(fixed[-1]) / base_last:.2f}"
+            rows.append(f"| {result['label']} | {wire} | {' | '.join(cells)} | {ratio} |")
+    rows += [
+        "",
+        "Server CPU (user + system of its process tree, from /proc) over the step, "
+        "divided by the deliveries; PostgreSQL's backends and Redis are added after the "
+        "`+`. A step the server could not keep up with (p99 over 50 ms or anything lost) "
+        "is marked `*`. Robust on a shared machine: another process's work does not "
+        "count here, it only delays.",
+    ]
+    return rows
+
+
+def _cost_cell(step: dict[str, Any]) -> str:
+    extra = step["db_us_per_delivery"] + step["broker_us_per_delivery"]
+    cell = f"{step['server_us_per_delivery']:.1f}"
+    if extra >= 0.05:
+        cell += f" + {extra:.1f}"
+    return cell + ("" if good(step, 50) else " *")
 
 
 def _throughput(targets: dict[str, dict[str, Any]]) -> list[str]:
-    baseline = targets.get("baseline")
-    base = knee(baseline["sweep"], 50) if baseline else None
-    base_capacity = capacity(busiest(baseline["sweep"])) if baseline else None
     rows = [
-        "## Throughput",
+        "## Capacity",
         "",
-        "| target | deliveries/s at p99 < 50 ms | x baseline | deliveries/s at p99 < 100 ms "
-        "| server CPU µs/delivery | deliveries per server CPU-second | x baseline "
-        "| + DB, broker µs | server core | loadgen core |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | wire | deliveries/s at p99 < 50 ms | x baseline | deliveries/s at "
+        "p99 < 100 ms | µs/delivery there (+ DB, broker) | deliveries per CPU-second "
+        "| x baseline | server core | loadgen core |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     duplicates: list[str] = []
-    for result in targets.values():
-        at50, at100 = knee(result["sweep"], 50), knee(result["sweep"], 100)
-        cost = busiest(result["sweep"])
-        per_cpu = capacity(cost)
-        if any(step.get("out_of_order", 0) for step in result["sweep"]):
-            duplicates.append(result["label"])
-        rows.append(
-            f"| {result['label']} | {_rate(at50)} | {_ratio(at50, base)} | {_rate(at100)} "
-            f"| {_cpu(cost, 'server_us_per_delivery')} | {_n(per_cpu)} "
-            f"| {_div(per_cpu, base_capacity)} | {_extra(cost)} "
-            f"| {_pct(cost, 'server_cpu')} | {_pct(cost, 'loadgen_cpu')} |"
-        )
+    for wire in WIRES:
+        base = targets.get("baseline")
+        base_steps = _steps(base, wire) if base else []
+        base_knee = knee(base_steps, 50)
+        base_capacity = capacity(busiest(base_steps)) if base_steps else None
+        for result in targets.values():
+            steps = _steps(result, wire)
+            if not steps:
+                continue
+            at50, at100 = knee(steps, 50), knee(steps, 100)
+            cost = busiest(steps)
+            per_cpu = capacity(cost)
+            if any(step.get("out_of_order", 0) for step in steps):
+                duplicates.append(f"{result['label']} ({wire})")
+            rows.append(
+                f"| {result['label']} | {wire} | {_rate(at50)} | {_ratio(at50, base_knee)} "
+                f"| {_rate(at100)} | {_cpu(cost, 'server_us_per_delivery')} ({_extra(cost)}) "
+                f"| {_n(per_cpu)} | {_div(per_cpu, base_capacity)} "
+                f"| {_pct(cost, 'server_cpu')} | {_pct(cost, 'loadgen_cpu')} |"
+            )
     rows += [
         "",
-        "CPU columns come from the knee step (the most deliveries/s with p99 < 50 ms and "
-        "nothing lost) or, where no step was that good, from the step that delivered the "
-        "most. Deliveries per server CPU-second = 10^6 / µs per delivery: the rate one whole "
-        "core would carry, which stays comparable when other work takes part of the core. "
-        "A loadgen core near 100% means the load generator, not the server, was the limit.",
+        "Over every step of the wire (fixed rates and sweep). CPU columns come from the "
+        "knee step (the most deliveries/s with p99 < 50 ms and nothing lost) or, where no "
+        "step was that good, from the step that delivered the most. Deliveries per "
+        "CPU-second = 10^6 / µs per delivery (server, PostgreSQL and Redis together): the "
+        "rate one whole core would carry. A loadgen core near 100% would mean the load "
+        "generator, not the server, was the limit.",
     ]
     if duplicates:
         rows += [
             "",
             f"**Duplicate deliveries** (a socket got a message twice or out of order) in: "
-            f"{', '.join(duplicates)}; see the dup column of the sweeps. They are not "
+            f"{', '.join(duplicates)}; see the dup column of the steps. They are not "
             "counted as deliveries.",
         ]
     return rows
@@ -189,16 +262,16 @@ def _pct(step: dict[str, Any] | None, key: str) -> str:
 
 def _moderate(targets: dict[str, dict[str, Any]], rate: float) -> list[str]:
     rows = [
-        f"## Fixed moderate load ({rate:,.0f} deliveries/s)",
+        f"## Latency at a moderate load ({rate:,.0f} deliveries/s)",
         "",
-        "| target | deflate p50 / p99 / max ms | server µs/delivery "
-        "| no deflate p50 / p99 / max ms | server µs/delivery |",
+        "| target | plain p50 / p99 / max ms | server µs/delivery "
+        "| deflate p50 / p99 / max ms | server µs/delivery |",
         "|---|---:|---:|---:|---:|",
     ]
     for result in targets.values():
         cells = []
-        for key in ("moderate_deflate", "moderate_plain"):
-            step = result.get(key)
+        for wire in WIRES:
+            step = (_wire(result, wire) or {}).get("moderate")
             if step is None:
                 cells += ["-", "-"]
                 continue
@@ -270,42 +343,50 @@ def _scale_out(targets: dict[str, dict[str, Any]]) -> list[str]:
         "",
         "Compared with one instance measured in the same run. Both instances run on the "
         "server core(s) given by --server-cores (default: both on core 0, the same CPU "
-        "budget as one instance), so 1.0x would mean Redis costs nothing.",
+        "budget as one instance). Per CPU-second counts PostgreSQL and Redis too.",
         "",
     ]
-    mine, my_best = knee(two["sweep"], 50), busiest(two["sweep"])
-    for name in ("postgres", "redis1"):
-        other = targets.get(name)
-        if other is None:
-            continue
-        theirs, their_best = knee(other["sweep"], 50), busiest(other["sweep"])
-        rows.append(
-            f"- vs {other['label']}: deliveries/s at p99 < 50 ms {_rate(mine)} / "
-            f"{_rate(theirs)} = {_ratio(mine, theirs)}x; deliveries per server CPU-second "
-            f"{_n(capacity(my_best))} / {_n(capacity(their_best))} = "
-            f"{_div(capacity(my_best), capacity(their_best))}x"
-        )
+    for wire in WIRES:
+        mine = _steps(two, wire)
+        for name in ("postgres", "redis1"):
+            other = targets.get(name)
+            if other is None or not mine:
+                continue
+            theirs = _steps(other, wire)
+            a, b = knee(mine, 50), knee(theirs, 50)
+            ca, cb = capacity(busiest(mine)), capacity(busiest(theirs))
+            rows.append(
+                f"- {wire}, vs {other['label']}: deliveries/s at p99 < 50 ms {_rate(a)} / "
+                f"{_rate(b)} = {_ratio(a, b)}x; deliveries per CPU-second "
+                f"{_n(ca)} / {_n(cb)} = {_div(ca, cb)}x"
+            )
     return rows
 
 
 def _sweeps(targets: dict[str, dict[str, Any]]) -> list[str]:
     rows: list[str] = []
     for result in targets.values():
-        rows += [
-            f"### {result['label']}",
-            "",
-            "| target/s | delivered/s | p50 ms | p99 ms | max ms | lost | dup | server core "
-            "| µs/delivery | DB+broker µs | loadgen core | cores busy (all work) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for step in sorted(result["sweep"], key=lambda s: s["target_per_s"]):
-            rows.append(
-                f"| {step['target_per_s']:,} | {step['delivered_per_s']:,.0f} "
-                f"| {_ms(step['p50_ms'])} | {_ms(step['p99_ms'])} | {_ms(step['max_ms'])} "
-                f"| {step['lost']} | {step.get('out_of_order', 0)} | {step['server_cpu']:.0%} "
-                f"| {step['server_us_per_delivery']:.1f} | {_extra(step)} "
-                f"| {step['loadgen_cpu']:.0%} "
-                f"| {' / '.join(f'{b:.0%}' for b in step['cores_busy'])} |"
-            )
-        rows.append("")
+        for wire in WIRES:
+            steps = _steps(result, wire)
+            if not steps:
+                continue
+            rows += [
+                f"### {result['label']}, {wire}",
+                "",
+                "| target/s | delivered/s | p50 ms | p99 ms | max ms | lost | dup "
+                "| server core | µs/delivery | DB+broker µs | loadgen core "
+                "| cores busy (all work) |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            ]
+            for step in sorted(steps, key=lambda s: s["target_per_s"]):
+                rows.append(
+                    f"| {step['target_per_s']:,} | {step['delivered_per_s']:,.0f} "
+                    f"| {_ms(step['p50_ms'])} | {_ms(step['p99_ms'])} | {_ms(step['max_ms'])} "
+                    f"| {step['lost']} | {step.get('out_of_order', 0)} "
+                    f"| {step['server_cpu']:.0%} "
+                    f"| {step['server_us_per_delivery']:.1f} | {_extra(step)} "
+                    f"| {step['loadgen_cpu']:.0%} "
+                    f"| {' / '.join(f'{b:.0%}' for b in step['cores_busy'])} |"
+                )
+            rows.append("")
     return rows

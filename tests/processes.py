@@ -57,13 +57,22 @@ def start_server(env: dict[str, str], port: int, *, timeout: float = 60) -> subp
     raise RuntimeError("server did not start")
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask a process to stop; kill it when it has not within 10 s."""
     process.terminate()
     try:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+stop_server = stop_process
+
+
+def log_tail(path: Path, chars: int = 3000) -> str:
+    """The end of a process's log file, for a failure message."""
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
 def start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:

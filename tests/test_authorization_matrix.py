@@ -245,6 +245,17 @@ EXPECTED_MORE: dict[str, dict[str, int]] = {
         moderator=200,
         owner=200,
     ),
+    # The video is the owner's: a moderator ranks below them.
+    "PATCH /videos/{video}": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=403,
+        muted=403,
+        banned=404,
+        moderator=403,
+        owner=200,
+    ),
     "POST /rooms/{room}/live-stream": dict(
         anonymous=401,
         expired=401,
@@ -345,8 +356,23 @@ EXPECTED_MORE: dict[str, dict[str, int]] = {
         moderator=200,
         owner=200,
     ),
+    # Last: only the owner (the last persona) succeeds, and the video is gone after.
+    "DELETE /videos/{video}": dict(
+        anonymous=401,
+        expired=401,
+        outsider=404,
+        member=403,
+        muted=403,
+        banned=404,
+        moderator=403,
+        owner=204,
+    ),
 }
-BODIES = {"video-upload": {"title": "Clip"}, "live-stream": {"title": "Show"}}
+BODIES = {
+    "video-upload": {"title": "Clip"},
+    "live-stream": {"title": "Show"},
+    "{video}": {"title": "Renamed"},
+}
 
 
 async def _more_fixtures(

@@ -77,6 +77,16 @@ def test_prometheus_scrapes_the_metrics_endpoint() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "videochat"]
     assert job["metrics_path"] == "/metrics/prometheus"
+    # Production closes metrics without the token: Prometheus reads it from a compose
+    # secret made from the app's own setting in .env.
+    secret_file = job["authorization"]["credentials_file"]
+    assert job["authorization"]["type"] == "Bearer"
+    assert secret_file == "/run/secrets/metrics_token"
+    compose = _compose()
+    assert "metrics_token" in compose["services"]["prometheus"]["secrets"]
+    token_setting = compose["secrets"]["metrics_token"]["environment"]
+    assert token_setting == "VIDEOCHAT_OBSERVABILITY__METRICS_TOKEN"
+    assert f"{token_setting}=" in (DEPLOY / "env.example").read_text()
     assert config["rule_files"] == ["alerts.yml"]
     # The video workers serve their own metrics on the port compose gives them.
     (worker,) = [job for job in config["scrape_configs"] if job["job_name"] == "videochat-worker"]

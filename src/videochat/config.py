@@ -274,10 +274,31 @@ class SfuSettings(BaseModel):
     retries: int = Field(default=2, ge=0, le=10)
     # How often expired grants are withdrawn and empty VideoRooms destroyed.
     sweep_seconds: float = Field(default=30.0, ge=0.1, le=3600)
+    # Call recording: the folder Janus writes its recordings (.mjr) into, as videochat
+    # (and ``videochat worker``) reads it; unset: recording is off. Janus must be able
+    # to write there: the same disk, or a shared volume.
+    recording_dir: Path | None = None
+    # The same folder as Janus sees it (another machine, a container); unset: recording_dir.
+    janus_recording_dir: str | None = None
+    # A recording stops by itself after this long; only this much of it is kept.
+    recording_max_seconds: int = Field(default=4 * 3600, ge=10, le=24 * 3600)
+    # A recording whose raw files (every publisher's) pass this size is refused.
+    recording_max_bytes: int = Field(default=8 * 1024**3, ge=1024**2)
 
     @property
     def enabled(self) -> bool:
         return bool(self.janus_urls)
+
+    @property
+    def recording_enabled(self) -> bool:
+        return self.enabled and self.recording_dir is not None
+
+    @property
+    def janus_recording_root(self) -> str:
+        """Where Janus writes recordings (its own view of ``recording_dir``)."""
+        if self.janus_recording_dir:
+            return self.janus_recording_dir.rstrip("/")
+        return str(self.recording_dir or "").rstrip("/")
 
     @property
     def janus_urls(self) -> list[str]:

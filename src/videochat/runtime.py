@@ -139,11 +139,15 @@ async def open_context(
         live = LiveManager(settings, sessionmaker, hub)
         # Stopped first: ending a stream archives it and tells the room (jobs, broker).
         await _start(stack, live)
-        sfu = SfuManager(settings.sfu, sessionmaker) if settings.sfu.enabled else None
+        sfu = (
+            SfuManager(settings.sfu, sessionmaker, hub, video_jobs)
+            if settings.sfu.enabled
+            else None
+        )
         if sfu is not None:
             await _start(stack, sfu)
             # Every participant list says whether the room's call is mesh or SFU.
-            hub.call_mode = CallModes(sessionmaker, sfu.pool)
+            hub.call_mode = CallModes(sessionmaker, sfu.pool, video_jobs, hub)
         context = AppContext(
             settings=settings,
             engine=engine,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from videochat.accounts import service as accounts
@@ -57,12 +58,17 @@ async def test_concurrent_messages_share_commits_and_keep_each_rooms_order(
     published = Published()
     writer = MessageWriter(engine, published, message_frame, cluster=False)
 
-    stored = await asyncio.gather(
-        *(
-            writer.post(room_id=room_ids[n % 3], user_id=author, username="writer", content=str(n))
-            for n in range(60)
+    try:
+        stored = await asyncio.gather(
+            *(
+                writer.post(
+                    room_id=room_ids[n % 3], user_id=author, username="writer", content=str(n)
+                )
+                for n in range(60)
+            )
         )
-    )
+    finally:
+        await writer.stop()
 
     assert sorted(message.content for message in stored) == sorted(str(n) for n in range(60))
     assert len(published.batches) < 60, "every message paid its own commit"
@@ -87,7 +93,10 @@ async def test_a_message_that_cannot_be_stored_does_not_sink_its_batch(
     ]
     # A room that does not exist (deleted while its sockets were still sending).
     posts.insert(2, writer.post(room_id="gone", user_id=author, username="w", content="x"))
-    results = await asyncio.gather(*posts, return_exceptions=True)
+    try:
+        results = await asyncio.gather(*posts, return_exceptions=True)
+    finally:
+        await writer.stop()
 
     assert isinstance(results[2], ServiceUnavailable)
     good = [r for r in results if not isinstance(r, BaseException)]
@@ -120,8 +129,63 @@ async def test_two_instances_writing_the_same_rooms_publish_in_id_order(
             *(sender(writers[n % 2], room_ids[(n // 2) % 2], f"sender{n}") for n in range(16))
         )
     finally:
+        for writer in writers:
+            await writer.stop()
         await other_engine.dispose()
 
     for room_id, ids in published.ids_by_room().items():
         assert ids == sorted(ids), f"room {room_id} was broadcast out of id order"
         assert len(ids) == 200
+
+
+async def test_batches_keep_one_connection_and_read_back_as_stored(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """No pool checkout (with its pre-ping and reset) per batch: SQLite writes from a
+    thread of its own, PostgreSQL holds one connection while messages keep coming."""
+    room_ids, author = await _rooms_and_author(engine, settings, 1)
+    checkouts = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    event.listen(engine.sync_engine.pool, "checkout", counted)
+    writer = MessageWriter(engine, Published(), message_frame, cluster=False)
+    try:
+        stored = [
+            await writer.post(room_id=room_ids[0], user_id=author, username="w", content=str(n))
+            for n in range(10)
+        ]
+    finally:
+        await writer.stop()
+        event.remove(engine.sync_engine.pool, "checkout", counted)
+
+    assert checkouts <= 1, f"{checkouts} pool checkouts for 10 batches"
+    async with create_sessionmaker(engine)() as session:
+        history = await chat_repository.after(session, room_ids[0], since=0, limit=100)
+    assert [(m.id, m.content, m.created_at, m.user_id) for m in history] == [
+        (m.id, m.content, m.created_at, m.user_id) for m in stored
+    ]
+
+
+async def test_under_load_a_batch_waits_its_window_for_more_messages(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    room_ids, author = await _rooms_and_author(engine, settings, 1)
+    published = Published()
+    writer = MessageWriter(engine, published, message_frame, cluster=False, window=0.5)
+
+    def post(n: int) -> Any:
+        return writer.post(room_id=room_ids[0], user_id=author, username="w", content=str(n))
+
+    try:
+        await post(0)  # idle: stored at once, alone
+        # Right after a batch: the next one waits for the window, and these join it.
+        first = asyncio.ensure_future(post(1))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(first, post(2), post(3))
+    finally:
+        await writer.stop()
+
+    assert [len(batch) for batch in published.batches] == [1, 3]

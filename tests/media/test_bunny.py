@@ -99,6 +99,14 @@ def _standin_app(state: StandIn) -> FastAPI:
         state.videos[guid].update(length=2, width=320, height=180, status=1)
         return JSONResponse({"success": True, "message": "OK", "statusCode": 200})
 
+    @app.delete("/library/{library_id}/videos/{guid}")
+    async def remove(library_id: str, guid: str, request: Request) -> JSONResponse:
+        if refused := refuse(request, library_id):
+            return refused
+        if state.videos.pop(guid, None) is None:
+            return JSONResponse({"success": False, "message": "Not found"}, status_code=404)
+        return JSONResponse({"success": True, "message": "OK", "statusCode": 200})
+
     @app.get("/library/{library_id}/videos/{guid}")
     async def get(library_id: str, guid: str, request: Request) -> JSONResponse:
         if refused := refuse(request, library_id):
@@ -247,6 +255,19 @@ async def test_create_upload_webhook_ready_with_cdn_urls(
     assert video["thumbnail_url"] == f"https://{CDN}/{guid}/thumbnail.jpg"
     assert (video["duration_seconds"], video["width"], video["height"]) == (2.0, 320, 180)
     assert (await put(client, slot["upload_url"], clip, token)).status_code == 409
+
+
+async def test_deleting_a_bunny_video_deletes_it_at_bunny_too(
+    client: httpx.AsyncClient, standin: StandIn, clip: bytes
+) -> None:
+    token, slot, guid = await _uploaded(client, standin, clip)
+    response = await client.delete(f"/videos/{slot['id']}", headers=auth(token))
+    assert response.status_code == 204, response.text
+    assert ("DELETE", f"/library/{LIBRARY_ID}/videos/{guid}", API_KEY) in standin.calls
+    assert guid not in standin.videos
+    # A webhook that comes later is acknowledged and ignored.
+    assert (await _hook(client, guid, 3)).status_code == 200
+    assert (await client.get(f"/videos/{slot['id']}", headers=auth(token))).status_code == 404
 
 
 async def test_webhook_needs_the_secret_and_checks_what_it_is_told(

@@ -84,6 +84,9 @@ async def test_debug_is_404_in_production(make_settings: Any) -> None:
     )
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
         assert (await http.get("/_debug")).status_code == 404
+        # Production serves no API docs, and the index does not point at them.
+        assert (await http.get("/docs")).status_code == 404
+        assert (await http.get("/")).json()["docs"] is None
 
 
 async def test_metrics_summary_counts_what_happens(

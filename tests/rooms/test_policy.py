@@ -76,7 +76,7 @@ def test_what_standing_allows_each_act() -> None:
             policy.require_may(room, "stranger", act)  # a private room
         policy.require_may(room, "mod", act)
         policy.require_may(room, None, act)  # open auth mode's anonymous caller
-        if act in (policy.Act.WATCH, policy.Act.DELETE_OWN):
+        if act in (policy.Act.WATCH, policy.Act.DELETE_OWN, policy.Act.DELETE_VIDEO):
             policy.require_may(room, "quiet", act)
         else:
             with pytest.raises(policy.Muted):

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import log_tail, stop_process
 from tests.services import IN_CI
 
 JANUS = Path("/usr/bin/janus")
@@ -67,11 +68,12 @@ class Janus:
     admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     room_admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     session_timeout: int = 30
-    # The address Janus gathers ICE candidates on. Janus skips loopback interfaces,
-    # so media needs another one (the browser tests add a veth pair in their namespace).
-    ice_address: str = "127.0.0.1"
     api_port: int = field(default_factory=free_tcp_port)
     admin_port: int = field(default_factory=free_tcp_port)
+    # The address Janus gathers ICE candidates on. Janus skips loopback interfaces, so a
+    # test exchanging media gives it a veth pair in its namespace (test_recording_media,
+    # tests/web/janus_media.py).
+    ice_address: str = "127.0.0.1"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -206,17 +208,11 @@ admin: {{
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        return log_tail(self.log_path, 4000)
 
 
 def binary_name() -> str:

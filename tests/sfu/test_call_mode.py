@@ -6,16 +6,18 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from tests.sfu.conftest import sfu_settings
 from tests.sfu.janus_server import Janus
 from tests.support import LiveServer, auth, connect_ws, create_guest, run_server, ws_path
 from videochat.config import Settings
-from videochat.db.models import SfuRoom
+from videochat.db.models import CallRecording, SfuRoom
 from videochat.sfu.janus import JanusAdmin
 
 pytestmark = pytest.mark.slow
@@ -137,3 +139,35 @@ async def test_a_kicked_person_leaves_the_participant_list_of_an_sfu_call(
         after = await _presence(first, 1)
         assert [p["user_id"] for p in after["participants"]] == [alice["id"]]
         assert after["call_mode"] == "sfu"
+
+
+async def test_a_recording_ends_with_the_call_and_its_video_is_queued(
+    janus: Janus, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    settings = make_settings(sfu=sfu_settings(janus, recording_dir=str(recordings)))
+    async with (
+        run_server(settings) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=15) as client,
+    ):
+        room, (alice,) = await _people_in_a_room(client, 1)
+        path = f"/rooms/{room['id']}/call/recording"
+        async with _socket(server, room, alice) as socket:
+            await _presence(socket, 1)
+            started = await client.post(path, headers=auth(alice["access_token"]))
+            assert started.status_code == 200, started.text
+            assert started.json()["active"] is True
+        # Alice left: nobody is in the call, so its recording is over too.
+
+        async def stopped() -> CallRecording | None:
+            async with server.context.sessionmaker() as session:
+                found = await session.scalar(
+                    select(CallRecording).where(CallRecording.room_id == room["id"])
+                )
+            return found if found is not None and found.stopped_at is not None else None
+
+        async with asyncio.timeout(10):
+            while (final := await stopped()) is None:
+                await asyncio.sleep(0.1)
+        assert final.video_id is not None

@@ -223,7 +223,7 @@ async def test_expired_grants_are_withdrawn_and_empty_videorooms_destroyed(
             await db.execute(update(SfuGrant).values(expires_at=long_ago))
             await db.execute(update(SfuRoom).values(created_at=long_ago))
         swept = await context.sfu.sweep()
-        assert swept == {"expired": 1, "orphans": 0, "destroyed": 1}
+        assert swept == {"expired": 1, "orphans": 0, "destroyed": 1, "recordings_stopped": 0}
         assert (await admin.videoroom(exists))["exists"] is False
         assert grant["token"] not in await admin.tokens()
         with pytest.raises(JanusError):

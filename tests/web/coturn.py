@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.processes import log_tail, stop_process
+
 TURNSERVER = Path("/usr/bin/turnserver")
 REALM = "videochat.test"
 
@@ -110,17 +112,11 @@ class Coturn:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+        return log_tail(self.log_path, 3000)
 
 
 def rest_credentials(secret: str, username: str) -> str:

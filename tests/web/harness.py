@@ -37,6 +37,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.processes import log_tail, stop_process
+
 CHROMIUM = Path("/usr/bin/chromium")
 RESULT_MARK = "SCENARIO-RESULT "
 
@@ -244,17 +246,11 @@ class ServerProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def log(self) -> str:
-        return self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+        return log_tail(self.log_path, 3000)
 
 
 def launch_chromium(playwright: Playwright, *extra_args: str) -> Browser:
@@ -325,22 +321,64 @@ def _watch(page: Page, errors: list[str]) -> None:
     page.on("dialog", on_dialog)
 
 
-def join_as_guest(page: Page, name: str) -> str:
-    """Pick a guest name on the sign-in view; returns the new user's id."""
+def join_as_guest(page: Page, name: str, *, join: bool = True) -> str:
+    """Pick a guest name on the sign-in view; returns the new user's id.
+
+    On a room's address the room opens next: with ``join`` its pre-join screen is
+    passed with the Join button (``join_call``).
+    """
     page.get_by_test_id("guest-name").fill(name)
     page.get_by_test_id("join-as-guest").click()
     found: str = wait_for(
         "the guest account", lambda: page.evaluate("window.videochat.user?.id ?? null")
     )
+    if join and "/chat/rooms/" in page.url:
+        join_call(page)
     return found
 
 
-def create_room(page: Page, name: str) -> str:
-    """Create a room through the lobby form; the page ends up in it. Returns its id."""
+def create_room(page: Page, name: str, *, join: bool = True) -> str:
+    """Create a room through the lobby form; the page ends up in it. Returns its id.
+
+    With ``join`` the pre-join screen is passed with the Join button (``join_call``).
+    """
     page.get_by_test_id("room-name").fill(name)
     page.get_by_test_id("create-room").click()
     page.wait_for_url("**/chat/rooms/*")
+    if join:
+        join_call(page)
     return page.url.rstrip("/").rsplit("/", 1)[1]
+
+
+# Which view a room's address led to: the pre-join screen once its Join button works,
+# or the room, the knock view or a screen; null while it is still loading.
+ROOM_VIEW_JS = """
+() => {
+  const view = document.querySelector('main [data-view]:not([hidden])')?.dataset.view ?? null;
+  if (view === 'prejoin') return document.getElementById('prejoin-join').disabled ? null : view;
+  return ['room', 'knock', 'error'].includes(view) ? view : null;
+}
+"""
+
+
+def join_call(page: Page) -> str:
+    """Press Join on the pre-join screen a room's address shows; returns where it led.
+
+    Nothing to press when the room opened some other way (a reload of a tab that was
+    in the call goes straight back in; a private room shows the knock view first).
+    """
+    view: str = wait_for("the room's first view", lambda: page.evaluate(ROOM_VIEW_JS))
+    if view == "prejoin":
+        page.get_by_test_id("prejoin-join").click()
+        wait_for("the room after Join", lambda: page.evaluate(ROOM_VIEW_JS) == "room")
+        view = "room"
+    return view
+
+
+def enter_room(page: Page, room_id: str) -> str:
+    """Open a room by its address (signed in already) and join its call."""
+    page.goto(f"/chat/rooms/{room_id}")
+    return join_call(page)
 
 
 def wait_for(
@@ -429,6 +467,10 @@ def timings(page: Page) -> dict[str, Any]:
 
 
 def send_chat(page: Page, text: str) -> None:
+    """Send a chat message through the form (on a phone, the chat panel is opened first)."""
+    show_chat = page.get_by_test_id("show-chat")
+    if show_chat.is_visible() and show_chat.get_attribute("aria-pressed") != "true":
+        show_chat.click()
     page.get_by_test_id("chat-input").fill(text)
     page.get_by_test_id("chat-send").click()
 

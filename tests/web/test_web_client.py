@@ -79,6 +79,23 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "test_the_chat_pane_edits_scrolls_pages_groups_and_links": ("chat_pane", 90),
     "test_not_found_banned_kicked_and_left_get_clear_screens": ("room_screens", 120),
     "test_the_owner_mutes_and_removes_from_the_people_list": ("moderation_ui", 90),
+    "test_the_pre_join_screen_comes_before_any_capture_and_remembers_devices": ("prejoin", 90),
+    "test_the_person_speaking_gets_a_highlighted_tile": ("speaker", 90),
+    "test_a_shared_screen_is_spotlighted_and_the_button_stops_it": ("spotlight", 90),
+    "test_on_a_phone_the_controls_stay_in_reach_and_the_page_is_one_screen": (
+        "phone_layout",
+        90,
+    ),
+    "test_a_public_room_link_is_copied_and_rejoin_goes_straight_back": ("copy_link", 60),
+    "test_the_video_library_is_a_view_with_a_grid_a_player_rename_and_delete": (
+        "video_library",
+        150,
+    ),
+    "test_the_live_panel_hands_obs_its_whip_url_and_key_and_viewers_see_the_end": (
+        "live_obs",
+        120,
+    ),
+    "test_a_muted_members_message_is_refused_by_the_composer_not_lost": ("chat_muted", 60),
     # Last: it adds (and removes) a network interface for Janus, with its own Chromium.
     "test_six_people_in_one_call_on_the_sfu": ("sfu_call", 240),
     "test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays": ("sfu_switch", 150),
@@ -483,6 +500,10 @@ def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(
     assert result["library_title"] == "Lena's show"
     assert result["archive_played"] > 0.5
     assert result["viewer_live_items_after_stop"] == "empty"
+    # The viewer's frozen player gave way to "Stream ended" and a link to the recording.
+    ended = result["viewer_ended"]
+    assert "Stream ended" in ended["text"] and ended["players_left"] == 0
+    assert ended["recording_link"].endswith(f"/videos/{result['ids']['stream']}")
     print(f"  Go live click -> first segment listed: {result['click_to_first_segment']}s")
     print(
         f"  viewer's player: {first['currentTime']:.2f}s -> {later['currentTime']:.2f}s,"
@@ -607,6 +628,183 @@ def test_the_owner_mutes_and_removes_from_the_people_list(
     assert "A moderator muted you" in result["muted_notice"]
     assert result["unmute_shown"] and result["bob_mic_disabled"]
     assert "removed you" in result["removed"]
+
+
+def test_the_pre_join_screen_comes_before_any_capture_and_remembers_devices(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "prejoin")
+    first = result["first"]
+    assert first["name"] == "alice"
+    # The first capture is asked for by the pre-join screen, none before it.
+    assert first["calls"] and all(call["view"] == "prejoin" for call in first["calls"]), first
+    preview = result["preview"]
+    assert preview["preview_width"] > 0 and preview["preview_video"] == "on"
+    assert preview["cameras"] == ["fake_device_0"]
+    assert len(preview["microphones"]) == 3
+    # The chosen microphone is opened, remembered, and still chosen in a second tab.
+    assert result["stored"]["microphoneId"] == result["chosen"]
+    assert result["second_tab"]["microphone"] == result["chosen"]
+    # Join hands the preview's tracks to the call: no capture at or after Join.
+    alice = result["alice_in_call"]
+    assert len(alice["calls"]) == result["calls_before_join"]
+    assert all(call["view"] == "prejoin" for call in alice["calls"])
+    assert alice["local_video"] == "on" and alice["mic_pressed"] == "true"
+    # Camera and microphone off on the pre-join screen: nothing captured, nothing live.
+    bob = result["bob_in_call"]
+    assert len(bob["calls"]) == result["bob_calls_before_join"] == 1
+    assert bob["live_tracks"] == 0 and bob["local_video"] == "off"
+    assert bob["mic_pressed"] == "false" and bob["camera_pressed"] == "false"
+    # A refused capture is explained once, and Carol joins (and connects) anyway.
+    denied = result["carol_denied"]
+    assert denied["status"].count("permission was denied") == 1, denied["status"]
+    assert denied["join_enabled"]
+    carol = result["carol_in_call"]
+    assert carol["view"] == "room" and "permission was denied" in carol["notice"]
+    # A microphone switch in the call: every connection sends the new one, the old stops.
+    assert set(result["sent_before"]) == {result["chosen"]}
+    assert set(result["sent_after"]) == {result["switch_to"]} != {result["chosen"]}
+    assert result["alice_live_tracks_after_switch"] == 2
+
+
+def test_the_person_speaking_gets_a_highlighted_tile(scenario_results: dict[str, Any]) -> None:
+    result = result_of(scenario_results, "speaker")
+    alice, bob = result["alice_id"], result["bob_id"]
+    on_bob = result["on_bob"]
+    assert on_bob[alice] == {"speaking": "true", "highlighted": True, "ring": True}
+    assert on_bob[bob]["speaking"] == "false" and not on_bob[bob]["ring"]
+    assert set(result["bob_samples_on_alice"]) == {"false"}
+    assert all(tile["speaking"] == "false" for tile in result["after_mute"].values())
+    print(f"  highlight {result['highlight_seconds']}s after both pages had frames")
+
+
+def test_a_shared_screen_is_spotlighted_and_the_button_stops_it(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "spotlight")
+    ids = result["ids"]
+    assert result["before"]["layout"] == "grid"
+    assert result["button_before"]["text"] == "Share screen"
+    for name, layout in result["spotlights"].items():
+        tiles = layout["tiles"]
+        share = tiles[ids["bob"]]
+        strip = [tile for user, tile in tiles.items() if user != ids["bob"]]
+        assert share["spotlight"] == "true", name
+        for tile in strip:
+            assert tile["spotlight"] == "false", name
+            assert share["width"] > 3 * tile["width"], (name, tiles)
+            assert share["height"] > 2 * tile["height"], (name, tiles)
+    assert result["sharing_button"] == {**result["sharing_button"], "text": "Stop sharing"}
+    assert result["stopped_button"]["text"] == "Share screen"
+    assert all(tile["spotlight"] == "false" for tile in result["after"]["tiles"].values())
+
+
+def test_on_a_phone_the_controls_stay_in_reach_and_the_page_is_one_screen(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "phone_layout")
+    assert result["prejoin"] == {"width": 390, "join_visible": True}
+    for case in ("in_call", "chat_open", "scrolled_back", "after_scroll", "people_open"):
+        layout = result[case]
+        assert layout["document_height"] <= 844 and layout["document_width"] <= 390, case
+        assert layout["scroll_y"] == 0, case
+        assert all(layout["in_view"].values()), (case, layout["in_view"])
+    assert result["in_call"]["grid_shown"] and not result["in_call"]["sidebar_shown"]
+    chat = result["chat_open"]
+    assert chat["chat_input_in_view"] and chat["messages_in_view"] and not chat["grid_shown"]
+    assert result["scrolled_back"]["messages_scroll_top"] < chat["messages_scroll_top"]
+    people = result["people_open"]
+    assert people["people_in_view"] and not people["chat_input_in_view"]
+    assert result["unread"] == "1" and result["unread_after_open"] is None
+    desktop = result["desktop"]
+    assert desktop["document_height"] <= 800
+    assert desktop["grid_shown"] and desktop["chat_input_in_view"] and desktop["people_in_view"]
+    assert desktop["in_view"]["leave-call"] and not desktop["in_view"]["show-chat"]
+
+
+def test_a_public_room_link_is_copied_and_rejoin_goes_straight_back(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "copy_link")
+    copy = result["copy"]
+    assert copy["visible"] and copy["name"] == "Copy link"
+    assert copy["feedback"] == "Link copied" and copy["live_region"] == "polite"
+    assert copy["clipboard"] == result["url"]
+    assert result["left"] == {"title": "You left Open room", "rejoin": True, "tiles": 0}
+    assert result["rejoined_view"] == "room"
+    assert result["reloaded_view"] == "room"
+    assert result["reopened_view"] == "prejoin"
+
+
+def test_the_video_library_is_a_view_with_a_grid_a_player_rename_and_delete(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The refused upload's 415 and the deleted video's files show up as failed loads.
+    result = result_of(
+        scenario_results,
+        "video_library",
+        expected_console=("415 (Unsupported Media Type)", "404 (Not Found)"),
+    )
+    assert result["call_hidden_in_library"] and result["tab_current"] == "page"
+    assert result["bob_url"].endswith("/videos")
+    # Not a video: said in the form, and no entry anywhere (not even on the server).
+    assert "Not a video" in result["refused_label"]
+    assert result["server_entries_after_refusal"] == 0
+    # Followed live by the other member to ready, with a thumbnail.
+    assert result["bob_statuses"][-1] == "ready"
+    assert result["thumbnail"]["width"] > 0
+    assert result["bob_actions_on_alices"] == ["video-play"]
+    assert result["alice_actions_on_hers"] == ["video-play", "video-rename", "video-delete"]
+    # Failed in processing: shown failed with its reason; only its uploader may remove it.
+    assert "no video track" in result["failed_reason"]
+    assert result["bob_actions_on_failed"] == []
+    # A large player at the video's own address, also after a reload.
+    assert result["player_width"] > 560 and result["phone_player_width"] > 300
+    assert result["played"] > 0.5 and result["played_after_reload"] > 0.5
+    assert result["empty_title_error"]
+    assert "deleted" in result["bob_player_after_delete"]
+    assert result["bob_video_elements_after_delete"] == 0
+    assert result["call_back"] is True
+    print(f"  ready after {result['ready_seconds']}s; screenshots: {result['screenshots']}")
+
+
+def test_the_live_panel_hands_obs_its_whip_url_and_key_and_viewers_see_the_end(
+    scenario_results: dict[str, Any],
+) -> None:
+    # The viewer presses Watch before the first segment: its playlist polls meet 404s.
+    result = result_of(scenario_results, "live_obs", expected_console=("404 (Not Found)",))
+    assert result["state_before"].startswith("Waiting for OBS")
+    assert result["whip_url"] == result["expected_whip_url"]
+    assert result["whip_url"].startswith("http://127.0.0.1:")
+    # The key: hidden until revealed, never shown as text, copyable, kept over a reload.
+    assert result["key_type_before"] == "password" and result["key_matches"]
+    assert result["key_visible_text"] is False
+    assert result["key_type_revealed"] == "text" and result["reveal_pressed"] == "true"
+    assert result["copied"] == {"key": True, "url": result["whip_url"]}
+    assert "Settings > Stream > Service: WHIP" in result["hint"]
+    reloaded = {"stream_id": True, "key_type": "password", "key_matches": True}
+    assert result["after_reload"] == reloaded
+    # What OBS would do with them works, and the panel says so.
+    assert result["encoder_answer"] == 201
+    assert result["state_live"].startswith("Live")
+    assert "Stream ended" in result["viewer_ended"] and result["viewer_players_left"] == 0
+    assert result["recording_played"] > 0.5
+    assert result["stream_after"] == {"status": "ended", "ended_reason": "stopped"}
+    print(f"  screenshots: {result['screenshots']}")
+
+
+def test_a_muted_members_message_is_refused_by_the_composer_not_lost(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "chat_muted")
+    assert result["note_before_mute"] is False
+    assert result["note_after_send"].startswith("You are muted in this room")
+    assert "not sent" in result["note_after_send"]
+    assert result["input_after_send"] == "can everyone hear me?"
+    assert result["note_is_alert"] == "alert"
+    assert 0 <= result["note_below_composer_px"] < 40
+    assert result["note_after_reload"].startswith("You are muted in this room")
+    assert result["messages_at_alice"].count("can everyone hear me?") == 1
 
 
 def test_six_people_in_one_call_on_the_sfu(scenario_results: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.pool import StaticPool
 from videochat.config import Settings
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # WAL lets readers run beside the writer; busy_timeout queues writers instead of
     # failing with "database is locked"; SQLite leaves foreign keys off by default.
     cursor = dbapi_connection.cursor()
@@ -45,7 +45,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs.update(connect_args={"timeout": 30})
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     kwargs.update(
         pool_size=settings.database.pool_size,

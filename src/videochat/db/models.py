@@ -355,3 +355,38 @@ class SfuGrant(Base):
     # The publisher id the person joins the VideoRoom with (kick and mute address it).
     publisher_id: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class CallRecording(Base):
+    """A recording of a room's call on the SFU: Janus records each publisher into
+    ``folder`` (under the recording directory) from ``started_at`` until it is stopped;
+    stopping makes ``video_id``, whose job turns the files into one library video.
+    """
+
+    __tablename__ = "call_recordings"
+    __table_args__ = (
+        # One running recording per room (a second start is refused by this index).
+        Index(
+            "uq_call_recordings_active_room",
+            "room_id",
+            unique=True,
+            sqlite_where=text("stopped_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    started_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    # The Janus instance and VideoRoom that records (stopped there, even if the room moved).
+    janus_url: Mapped[str] = mapped_column(String(500))
+    janus_room: Mapped[int] = mapped_column(BigInteger)
+    # The recording's own folder under VIDEOCHAT_SFU__RECORDING_DIR (its id).
+    folder: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    video_id: Mapped[str | None] = mapped_column(
+        ForeignKey("videos.id", ondelete="SET NULL"), default=None, unique=True
+    )

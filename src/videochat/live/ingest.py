@@ -373,9 +373,9 @@ class LiveManager:
         for stream_id in stream_ids:
             await self.stop_stream(stream_id, reason, keep_recording=keep_recording)
 
-    def _on_control(self, payload: str) -> None:
+    def _on_control(self, payload: object) -> None:
         try:
-            message: dict[str, Any] = json.loads(payload)
+            message: dict[str, Any] = json.loads(str(payload))
             stream_id, reason = str(message["stop"]), str(message["reason"])
             keep = bool(message.get("keep", True))
         except (ValueError, KeyError, TypeError):

@@ -159,6 +159,10 @@ class BunnyClient:
             "upload the video", "PUT", self._videos(guid), content=body, headers=headers
         )
 
+    async def delete_video(self, guid: str) -> None:
+        """Remove a video (its files and encodings) from the library."""
+        await self._call("delete the video", "DELETE", self._videos(guid))
+
     async def video_info(self, guid: str) -> BunnyVideoInfo:
         """Duration and size of an encoded video."""
         data: Any = (await self._call("read the video", "GET", self._videos(guid))).json()

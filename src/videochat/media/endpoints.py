@@ -32,6 +32,7 @@ from videochat.media import bunny, repository, service
 from videochat.media.schemas import (
     UploadResult,
     VideoOut,
+    VideoUpdate,
     VideoUploadCreate,
     VideoUploadSlot,
     WebhookReceived,
@@ -276,6 +277,32 @@ async def get_video(
     video = service.visible_video(video, room, user.id if user else None)
     assert room is not None
     return service.to_out(settings, video, room, origin)
+
+
+@router.patch("/videos/{video_id}", response_model=VideoOut)
+async def rename_video(
+    video_id: str,
+    body: VideoUpdate,
+    session: Session,
+    context: Context,
+    user: Actor,
+    origin: Origin,
+) -> VideoOut:
+    """Rename a video (its uploader, or the room's owner or a moderator above them)."""
+    settings = context.settings
+    video = await service.managed_video(session, video_id, user, Act.RENAME_VIDEO)
+    video = await service.rename(session, context.hub, settings, video, body.title)
+    room = await rooms_repository.get_room(session, video.room_id)
+    assert room is not None  # the video's room: its row holds the video's
+    return service.to_out(settings, video, room, origin)
+
+
+@router.delete("/videos/{video_id}", status_code=204)
+async def delete_video(video_id: str, session: Session, context: Context, user: Actor) -> Response:
+    """Delete a video in any state, with its files (uploader, room owner, moderators)."""
+    video = await service.managed_video(session, video_id, user, Act.DELETE_VIDEO)
+    await service.delete(session, context.hub, context.settings, video, user.id if user else None)
+    return Response(status_code=204)
 
 
 @router.get("/media/videos/{video_id}/{path:path}", include_in_schema=False)

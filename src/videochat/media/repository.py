@@ -123,6 +123,15 @@ async def delete_pending(session: AsyncSession, video_id: str) -> bool:
     return bool(result.rowcount == 1)
 
 
+async def delete_video(session: AsyncSession, video_id: str) -> bool:
+    """Delete a video in any state; False if it was gone already (a concurrent delete).
+
+    A live stream's link to its recording is cleared by the foreign key (SET NULL).
+    """
+    result: Any = await session.execute(delete(Video).where(Video.id == video_id))
+    return bool(result.rowcount == 1)
+
+
 async def release_all_claims(session: AsyncSession) -> int:
     """Free every pending slot's claim (start-up: no request of ours is writing yet)."""
     result: Any = await session.execute(

@@ -37,6 +37,14 @@ class TusUploadMetadata(VideoUploadCreate):
     room_id: Reference
 
 
+class VideoUpdate(BaseModel):
+    """PATCH /videos/{id}: a new title (the only field a person changes)."""
+
+    model_config = {"extra": "forbid"}
+
+    title: Title
+
+
 class VideoUploadSlot(BaseModel):
     id: str
     upload_url: str

@@ -29,17 +29,19 @@ from videochat.exceptions import (
 )
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_secret
-from videochat.media import repository
+from videochat.media import bunny, repository
 from videochat.media.bunny import playback_urls as bunny_playback_urls
 from videochat.media.probe import SNIFF_BYTES, _describe_unopenable, sniff_is_media_container
 from videochat.media.schemas import VideoOut
 from videochat.media.storage import MediaStorage
 from videochat.realtime.hub import Hub
-from videochat.rooms.policy import can_see
+from videochat.rooms import repository as rooms_repository
+from videochat.rooms.policy import Act, can_see, may_manage_video, require_may
 
 log = structlog.get_logger(__name__)
 
 VIDEO_NOT_FOUND = "Video not found"
+VIDEO_NOT_YOURS = "Only the video's uploader, the room's owner or a moderator can change it"
 # Bytes handed to a worker thread per write: big enough to amortise the hop, small
 # enough that an upload never holds more than this in memory.
 WRITE_CHUNK = 1024 * 1024
@@ -275,8 +277,11 @@ async def receive_to_file(
 async def mark_uploaded(
     session: AsyncSession, hub: Hub, storage: MediaStorage, video: Video, size: int
 ) -> bool:
-    """Turn a finished upload into an ``uploaded`` video; the room hears it once committed."""
-    await asyncio.to_thread(storage.partial_path(video.id).replace, storage.source_path(video.id))
+    """Turn a finished upload into an ``uploaded`` video; the room hears it once committed.
+
+    False when the slot is no longer pending (used, withdrawn by a ban, or the video
+    deleted while its bytes arrived): the caller discards the bytes.
+    """
     moved = await repository.transition(
         session,
         video.id,
@@ -286,6 +291,10 @@ async def mark_uploaded(
         upload_claimed_at=None,
     )
     if moved:
+        # Within the same transaction: a worker sees "uploaded" only with its source.
+        await asyncio.to_thread(
+            storage.partial_path(video.id).replace, storage.source_path(video.id)
+        )
         await session.refresh(video)
         announce_status(session, hub, video)
     return moved
@@ -426,6 +435,84 @@ def visible_video(video: Video | None, room: Room | None, viewer_id: str | None)
     if video is None or room is None or not can_see(room, viewer_id):
         raise NotFound(VIDEO_NOT_FOUND)
     return video
+
+
+async def managed_video(session: AsyncSession, video_id: str, user: User | None, act: Act) -> Video:
+    """The video when the caller may rename or delete it (``act``).
+
+    404 when the video or its room cannot be seen (nothing leaks), 403 for the banned,
+    the muted (renaming) and anyone but the uploader and the managers who outrank them.
+    ``user`` None is open auth mode's anonymous caller: allowed, as the prototype was.
+    """
+    video = await repository.get(session, video_id)
+    room = await rooms_repository.get_room_view(session, video.room_id) if video else None
+    viewer_id = user.id if user else None
+    if video is None or room is None or not can_see(room, viewer_id):
+        raise NotFound(VIDEO_NOT_FOUND)
+    if user is None:
+        return video
+    require_may(room, user.id, act)
+    if not may_manage_video(room, user.id, video.uploader_id):
+        raise Forbidden(VIDEO_NOT_YOURS)
+    return video
+
+
+async def rename(
+    session: AsyncSession, hub: Hub, settings: Settings, video: Video, title: str
+) -> Video:
+    """Give a video a new title; the room hears it (``video_status``) once committed."""
+    if title != video.title:
+        video.title = title
+        await session.flush()
+        await session.refresh(video)
+        announce_status(session, hub, video, settings)
+    return video
+
+
+def deleted_frame(video: Video, by: str | None) -> dict[str, Any]:
+    """The ``video_deleted`` frame: the room's clients drop the video (and stop playing it)."""
+    return {"type": "video_deleted", "video_id": video.id, "room_id": video.room_id, "by": by}
+
+
+async def delete(
+    session: AsyncSession, hub: Hub, settings: Settings, video: Video, by: str | None
+) -> None:
+    """Delete a video in any state; its files go, and the room hears it, once committed.
+
+    Whatever still works on it finds nothing afterwards: an upload in progress ends in
+    409 and drops its bytes (``mark_uploaded``), a queued job has nothing to claim, and
+    a running transcode cannot record "ready" (the worker only moves a row it finds)
+    and removes what it wrote (``tasks.VideoProcessor``).
+    """
+    if not await repository.delete_video(session, video.id):
+        raise NotFound(VIDEO_NOT_FOUND)
+    storage = MediaStorage(settings.data_dir)
+    after_commit(session, partial(discard_files, storage, video.id))
+    if video.provider == bunny.PROVIDER and video.external_id and bunny.is_enabled(settings):
+        after_commit(session, partial(_delete_at_bunny, settings, video.external_id))
+    after_commit(session, partial(_publish, hub, video.room_id, deleted_frame(video, by)))
+
+
+async def discard_files(storage: MediaStorage, video_id: str) -> None:
+    """Remove everything a video has on disk: upload, source, HLS output, work folder."""
+    await asyncio.to_thread(storage.discard_upload, video_id)
+    await asyncio.to_thread(storage.discard_output, video_id)
+
+
+async def _delete_at_bunny(settings: Settings, guid: str) -> None:
+    """Best effort: the video is gone here either way; a leftover at Bunny is logged."""
+    try:
+        async with bunny.BunnyClient(settings.bunny) as client:
+            await client.delete_video(guid)
+    except Exception:
+        log.warning("video.bunny_delete_failed", guid=guid)
+
+
+async def _publish(hub: Hub, room_id: str, frame: dict[str, Any]) -> None:
+    try:
+        await hub.publish(room_id, frame)
+    except Exception:
+        log.exception("video.publish_failed", room_id=room_id, type=frame.get("type"))
 
 
 UPLOADER_BANNED = "The uploader was banned from this room"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -27,6 +29,8 @@ from videochat.kit.clock import utcnow
 from videochat.media import repository
 from videochat.media.errors import MediaRejected
 from videochat.media.probe import MediaLimits
+from videochat.media.recordings import build_source, recording_folder
+from videochat.media.recordings import discard as discard_recording
 from videochat.media.service import publish_status
 from videochat.media.storage import MediaStorage
 from videochat.media.transcode import TranscodeResult, transcode_to_hls
@@ -85,6 +89,7 @@ class VideoProcessor:
         self.sessionmaker = sessionmaker
         self.hub = hub
         self.settings = settings.media
+        self.sfu_settings = settings.sfu
         self.storage = MediaStorage(settings.data_dir)
         self._stopping = threading.Event()
         # Transcodes get their own threads so they never starve asyncio.to_thread users.
@@ -116,9 +121,10 @@ class VideoProcessor:
         if video is None:
             return Outcome.DONE
         log.info("video.processing", video_id=video_id, attempt=video.attempts)
+        recording = await self._recording_folder(video_id)
         cancel = threading.Event()
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._transcode, video_id, cancel
+            self._executor, self._transcode, video_id, cancel, recording
         )
         self._running.add(future)
         future.add_done_callback(metrics.time_processing())
@@ -149,13 +155,32 @@ class VideoProcessor:
         await self._finish_ready(video_id, result)
         return Outcome.DONE
 
-    def _transcode(self, video_id: str, cancel: threading.Event) -> TranscodeResult:
-        """The blocking part (worker thread): fresh output folder, transcode, publish it."""
+    def _transcode(
+        self, video_id: str, cancel: threading.Event, recording: Path | None = None
+    ) -> TranscodeResult:
+        """The blocking part (worker thread): fresh output folder, transcode, publish it.
+
+        A call recording's source is composed from its raw files first (once: a retry
+        finds the source made).
+        """
         self.storage.discard_output(video_id)
 
         def progress(_: float) -> None:
             if self._stopping.is_set() or cancel.is_set():
                 raise _Stopping
+
+        source = self.storage.source_path(video_id)
+        if recording is not None and not source.exists():
+            composing = self.storage.partial_path(video_id)
+            build_source(
+                recording,
+                composing,
+                max_seconds=self.sfu_settings.recording_max_seconds,
+                max_bytes=self.sfu_settings.recording_max_bytes,
+                progress=progress,
+            )
+            os.replace(composing, source)
+            discard_recording(recording)
 
         result = transcode_to_hls(
             self.storage.source_path(video_id),
@@ -214,15 +239,27 @@ class VideoProcessor:
         )
         # After the commit: until "ready" is recorded the source may be needed for a retry.
         await asyncio.to_thread(self.storage.discard_upload, video_id)
+        if video is None:
+            # Deleted (or withdrawn by a ban) while it was transcoded: it must not come
+            # back, and what the transcode just published goes too.
+            await asyncio.to_thread(self.storage.discard_output, video_id)
+            log.info("video.gone_while_processing", video_id=video_id)
+            return
         metrics.VIDEOS_PROCESSED.labels(outcome="ready").inc()
-        if video is not None:
-            log.info("video.ready", video_id=video_id, duration=result.duration_seconds)
-            await publish_status(self.hub, video)
+        log.info("video.ready", video_id=video_id, duration=result.duration_seconds)
+        await publish_status(self.hub, video)
+
+    async def _recording_folder(self, video_id: str) -> Path | None:
+        async with self.sessionmaker() as session:
+            return await recording_folder(session, self.sfu_settings, video_id)
 
     async def _finish_failed(self, video_id: str, reason: str) -> None:
         # Files first: once "failed" is visible, nothing of the video is left on disk.
         await asyncio.to_thread(self.storage.discard_upload, video_id)
         await asyncio.to_thread(self.storage.discard_output, video_id)
+        recording = await self._recording_folder(video_id)
+        if recording is not None:
+            await asyncio.to_thread(discard_recording, recording)
         async with unit_of_work(self.sessionmaker) as session:
             moved = await repository.transition(
                 session,

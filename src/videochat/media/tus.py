@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 from functools import partial
+from typing import NoReturn
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
@@ -277,14 +278,23 @@ async def tus_patch(
         raise
     await repository.release_upload(session, video.id)
     if deferred and declared is not None:
-        await repository.set_upload_length(session, video.id, declared)
+        if not await repository.set_upload_length(session, video.id, declared):
+            await _drop_deleted(storage, video.id)
         await session.refresh(video)
     complete = video.upload_length is not None and size == video.upload_length
-    if complete and await service.mark_uploaded(session, context.hub, storage, video, size):
+    if complete:
+        if not await service.mark_uploaded(session, context.hub, storage, video, size):
+            await _drop_deleted(storage, video.id)
         metrics.VIDEOS_UPLOADED.inc()
         # Only after the commit may a worker see the job.
         after_commit(session, partial(context.video_jobs.enqueue, video.id))
     return Response(status_code=204, headers=_headers(video, size))
+
+
+async def _drop_deleted(storage: MediaStorage, video_id: str) -> NoReturn:
+    """The video was deleted (or withdrawn) while this PATCH wrote: keep none of it."""
+    await asyncio.to_thread(storage.discard_upload, video_id)
+    raise TusError(409, "This upload was deleted or withdrawn while its bytes arrived")
 
 
 @router.delete(BASE + "/{upload_id}", status_code=204, include_in_schema=False)

@@ -16,7 +16,11 @@ import abc
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-Handler = Callable[[str], None]
+# A payload is text, or an object whose ``str()`` is that text: the in-process broker
+# hands it on as it is (the hub then reads its envelope's header without serialising
+# and parsing it), a broker between processes sends the text.
+Payload = object
+Handler = Callable[[Payload], None]
 # Told ``False`` when the broker lost its connection, ``True`` when it is back.
 Watcher = Callable[[bool], None]
 
@@ -44,10 +48,10 @@ class Broker(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def publish(self, topic: str, payload: str) -> None:
+    async def publish(self, topic: str, payload: Payload) -> None:
         """Send the payload to every subscriber of the topic, on any instance."""
 
-    async def publish_many(self, items: Sequence[tuple[str, str]]) -> None:
+    async def publish_many(self, items: Sequence[tuple[str, Payload]]) -> None:
         """Publish ``(topic, payload)`` pairs in this order."""
         for topic, payload in items:
             await self.publish(topic, payload)
@@ -72,7 +76,7 @@ class MemoryBroker(Broker):
         super().__init__()
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
 
-    async def publish(self, topic: str, payload: str) -> None:
+    async def publish(self, topic: str, payload: Payload) -> None:
         for handler in tuple(self._handlers.get(topic, ())):
             handler(payload)
 

@@ -159,6 +159,7 @@ class Gateway:
                     connection,
                     role=admitted.role,
                     max_call_size=context.settings.calls.max_call_size,
+                    recording=admitted.recording,
                 )
                 connection.offer(dumps(welcome))
             joined = frames.user_joined_frame(

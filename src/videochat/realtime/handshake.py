@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from starlette.websockets import WebSocket
 
@@ -23,6 +24,8 @@ class Admitted:
     role: str | None
     # When the access token that opened the socket expires (None: open auth mode).
     expires_at: datetime | None = None
+    # The call's running recording (its ``recording`` frame), for the welcome.
+    recording: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,30 @@ def dumps(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
+@dataclass(slots=True)
+class Envelope:
+    """A frame on its way through the broker: its header, and its JSON as sockets get it.
+
+    ``str()`` is the wire form (the header's JSON line, a newline, the frame's JSON),
+    made only when a broker between processes sends it: the in-process broker hands
+    the object itself to the hub, which reads the header without parsing anything.
+    """
+
+    header: dict[str, Any]
+    text: str
+
+    def __str__(self) -> str:
+        # dumps() escapes newlines inside strings, so the first newline ends the header.
+        return f"{dumps(self.header)}\n{self.text}"
+
+    @classmethod
+    def parse(cls, payload: object) -> Envelope:
+        if isinstance(payload, Envelope):
+            return payload
+        head, _, text = str(payload).partition("\n")
+        return cls(json.loads(head), text)
+
+
 def _envelope(
     frame: dict[str, Any],
     *,
@@ -69,7 +93,7 @@ def _envelope(
     except_connection: str | None = None,
     control: dict[str, Any] | None = None,
     droppable: bool = False,
-) -> str:
+) -> Envelope:
     kind = frame.get("type")
     # Message ids let a socket skip what its reconnect replay already sent.
     message_id = frame.get("id", 0) if kind == "message" else 0
@@ -85,8 +109,7 @@ def _envelope(
         header["control"] = control
     if droppable:
         header["droppable"] = True
-    # dumps() escapes newlines inside strings, so the first newline ends the header.
-    return f"{dumps(header)}\n{dumps(frame)}"
+    return Envelope(header, dumps(frame))
 
 
 @dataclass(eq=False)
@@ -329,23 +352,26 @@ class Hub:
             for room_id, payload in items:
                 self._deliver(room_id, payload)
 
-    def _deliver(self, room_id: str, payload: str) -> None:
-        head, _, text = payload.partition("\n")
-        header = json.loads(head)
+    def _deliver(self, room_id: str, payload: object) -> None:
+        envelope = Envelope.parse(payload)
+        header = envelope.header
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
         droppable = header.get("droppable", False)
         v2_only = header.get("v2", False)
-        frame = PreparedFrame(text)  # compressed once for all the room's sockets
+        frame = PreparedFrame(envelope.text)  # compressed once for all the room's sockets
         if message_id and message_id > self._last_id.get(room_id, 0):
             self._last_id[room_id] = message_id
-        for connection in self.connections(room_id):
-            if connection.id == skip or (to_user is not None and connection.user_id != to_user):
-                continue
-            if only is not None and connection.id != only:
-                continue
-            if v2_only and connection.v1:
-                continue  # a frame the prototype never sent: only for protocol v2
+        room = self._rooms.get(room_id)
+        targeted = skip is not None or to_user is not None or only is not None or v2_only
+        for connection in list(room.values()) if room else ():
+            if targeted:
+                if connection.id == skip or (to_user is not None and connection.user_id != to_user):
+                    continue
+                if only is not None and connection.id != only:
+                    continue
+                if v2_only and connection.v1:
+                    continue  # a frame the prototype never sent: only for protocol v2
             connection.offer(frame, message_id=message_id, droppable=droppable)
         control = header.get("control")
         if control:

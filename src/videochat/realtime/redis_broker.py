@@ -17,7 +17,7 @@ import structlog
 
 from videochat.kit.redis_client import connect
 from videochat.observability import metrics
-from videochat.realtime.broker import Broker, Handler
+from videochat.realtime.broker import Broker, Handler, Payload
 
 log = structlog.get_logger(__name__)
 
@@ -67,21 +67,21 @@ class RedisBroker(Broker):
     async def ping(self) -> None:
         await self._client.ping()
 
-    async def publish(self, topic: str, payload: str) -> None:
+    async def publish(self, topic: str, payload: Payload) -> None:
         try:
-            await self._client.publish(topic, payload)
+            await self._client.publish(topic, str(payload))
         except Exception:
             self._connection_lost()
             raise
         if self._lost:
             raise SubscriptionLost("published, but this instance is not subscribed right now")
 
-    async def publish_many(self, items: Sequence[tuple[str, str]]) -> None:
+    async def publish_many(self, items: Sequence[tuple[str, Payload]]) -> None:
         # One round trip for a whole batch; a pipeline keeps the order on one connection.
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for topic, payload in items:
-                    pipe.publish(topic, payload)
+                    pipe.publish(topic, str(payload))
                 await pipe.execute()
         except Exception:
             self._connection_lost()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocket
 
 from videochat.accounts import repository as users_repository
 from videochat.config import AuthMode
 from videochat.context import AppContext
+from videochat.db.models import CallRecording
 from videochat.exceptions import Unauthorized, VideochatError
+from videochat.realtime.frames import recording_frame
 from videochat.realtime.handshake import Admitted, Refused
 from videochat.rooms import policy
 from videochat.rooms import repository as rooms_repository
@@ -74,4 +79,24 @@ async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id
             muted=member.muted,
             role=member.role.value,
             expires_at=expires_at,
+            recording=await _running_recording(context, session, room_id),
         )
+
+
+async def _running_recording(
+    context: AppContext, session: AsyncSession, room_id: str
+) -> dict[str, Any] | None:
+    """The ``recording`` frame of the call's running recording (a query only when
+    this server records calls)."""
+    if not context.settings.sfu.recording_enabled:
+        return None
+    recording = await session.scalar(
+        select(CallRecording).where(
+            CallRecording.room_id == room_id, CallRecording.stopped_at.is_(None)
+        )
+    )
+    if recording is None:
+        return None
+    return recording_frame(
+        room_id=room_id, active=True, by=recording.started_by, started_at=recording.started_at
+    )

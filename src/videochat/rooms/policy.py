@@ -17,14 +17,14 @@ moderation frames keep current).
   with an invite code made after the kick (a code they already had does not work).
   Their live streams end (the archive is kept).
 - Muted: may watch and listen, nothing more. Refused: chat, edits, reactions, typing,
-  turning mic/camera/screen on, uploading (new slots and old ones) and going live
-  (new streams, WHIP; a live stream ends when the mute lands). Deleting one's own
-  message is allowed (it removes, it does not speak). Call signalling is relayed, as
-  a muted member must be able to receive the others' media: ICE candidates and hellos
-  unchanged, and every SDP description they send is made receive-only (``sendrecv``
-  becomes ``recvonly``, ``sendonly`` becomes ``inactive``), so whatever their browser
-  sends, the others' browsers never accept media from them in a negotiation made
-  while muted.
+  turning mic/camera/screen on, uploading (new slots and old ones), renaming videos
+  and going live (new streams, WHIP; a live stream ends when the mute lands).
+  Deleting one's own message or video is allowed (it removes, it does not speak).
+  Call signalling is relayed, as a muted member must be able to receive the others'
+  media: ICE candidates and hellos unchanged, and every SDP description they send is
+  made receive-only (``sendrecv`` becomes ``recvonly``, ``sendonly`` becomes
+  ``inactive``), so whatever their browser sends, the others' browsers never accept
+  media from them in a negotiation made while muted.
 """
 
 from __future__ import annotations
@@ -60,12 +60,14 @@ class Act(enum.Enum):
     DELETE_OWN = "delete own message"
     MEDIA_ON = "turn mic, camera or screen on"
     UPLOAD = "upload a video"
+    RENAME_VIDEO = "rename a video"
+    DELETE_VIDEO = "delete a video"
     GO_LIVE = "go live"
     WATCH = "watch and listen"  # incl. the call signalling needed to receive
 
 
 # What a muted member may still do; everything else is refused while muted.
-MUTED_MAY = frozenset({Act.DELETE_OWN, Act.WATCH})
+MUTED_MAY = frozenset({Act.DELETE_OWN, Act.DELETE_VIDEO, Act.WATCH})
 # What needs membership; the rest needs only a room one may see (public rooms: anyone).
 MEMBERS_ONLY = frozenset({Act.GO_LIVE})
 
@@ -173,3 +175,9 @@ def may_delete_message(room: AnyRoom, actor_id: str, author_id: str | None) -> b
     assert actor is not None
     author = role_of(room, author_id)
     return actor is RoomRole.OWNER or author is None or RANK[author] < RANK[actor]
+
+
+def may_manage_video(room: AnyRoom, actor_id: str, uploader_id: str | None) -> bool:
+    """Rename or delete a video: the rule of messages (the uploader, or a manager who
+    outranks them; the owner always)."""
+    return may_delete_message(room, actor_id, uploader_id)

@@ -6,11 +6,12 @@ from fastapi import APIRouter
 
 from videochat.accounts.auth import CurrentUser
 from videochat.context import Context, Session
+from videochat.db.models import CallRecording
 from videochat.exceptions import Conflict, NotFound
 from videochat.rooms import policy
 from videochat.rooms.auth import VisibleRoom
-from videochat.sfu import mode, service
-from videochat.sfu.schemas import SfuGrantOut
+from videochat.sfu import mode, recording, service
+from videochat.sfu.schemas import RecordingOut, SfuGrantOut
 
 router = APIRouter(tags=["calls"])
 NO_SFU = "this server has no SFU (VIDEOCHAT_SFU__JANUS_URL is unset): calls are peer-to-peer"
@@ -42,3 +43,42 @@ async def sfu_grant(
         expires_at=grant.expires_at,
         ttl_seconds=grant.ttl_seconds,
     )
+
+
+def _recording_out(row: CallRecording) -> RecordingOut:
+    return RecordingOut(
+        room_id=row.room_id,
+        active=row.stopped_at is None,
+        started_by=row.started_by,
+        started_at=row.started_at,
+        stopped_at=row.stopped_at,
+        video_id=row.video_id,
+    )
+
+
+@router.post("/rooms/{room_id}/call/recording", response_model=RecordingOut)
+async def start_recording(
+    user: CurrentUser, room: VisibleRoom, session: Session, context: Context
+) -> RecordingOut:
+    """Record the room's call on the SFU into its library (owner or moderator).
+
+    Everyone in the room hears a ``recording`` frame; 409 when it is already
+    recording or this server does not record calls.
+    """
+    if context.sfu is None:
+        raise NotFound(NO_SFU)
+    started = await recording.start(session, context.sfu.pool, context.hub, room, user.id)
+    return _recording_out(started)
+
+
+@router.delete("/rooms/{room_id}/call/recording", response_model=RecordingOut)
+async def stop_recording(
+    user: CurrentUser, room: VisibleRoom, session: Session, context: Context
+) -> RecordingOut:
+    """Stop recording (owner or moderator): the answer names the library video it becomes."""
+    if context.sfu is None:
+        raise NotFound(NO_SFU)
+    stopped, _ = await recording.stop(
+        session, context.sfu.pool, context.video_jobs, context.hub, room, user.id
+    )
+    return _recording_out(stopped)

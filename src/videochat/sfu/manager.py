@@ -9,7 +9,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from videochat.config import SfuSettings
-from videochat.sfu import service
+from videochat.realtime.hub import Hub
+from videochat.sfu import recording, service
 from videochat.sfu.instances import JanusPool
 
 log = structlog.get_logger(__name__)
@@ -19,10 +20,16 @@ class SfuManager:
     """Started by ``runtime.open_context`` when ``VIDEOCHAT_SFU__JANUS_URL`` is set."""
 
     def __init__(
-        self, settings: SfuSettings, sessionmaker: async_sessionmaker[AsyncSession]
+        self,
+        settings: SfuSettings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        video_jobs: recording.VideoJobs,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.hub = hub
+        self.video_jobs = video_jobs
         self.pool = JanusPool(settings)
         self._task: asyncio.Task[None] | None = None
 
@@ -38,7 +45,12 @@ class SfuManager:
         await self.pool.close()
 
     async def sweep(self) -> dict[str, int]:
-        return await service.sweep(self.sessionmaker, self.pool)
+        swept = await service.sweep(self.sessionmaker, self.pool)
+        # Recordings past their time limit, before their VideoRoom could be swept.
+        swept["recordings_stopped"] = await recording.stop_overdue(
+            self.sessionmaker, self.pool, self.video_jobs, self.hub
+        )
+        return swept
 
     async def _sweep_forever(self) -> None:
         while True:

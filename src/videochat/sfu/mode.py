@@ -5,7 +5,8 @@ room (0: always), and stays there until the room empties: people who are already
 the call switch once, not back and forth around the threshold. The room's ``sfu_rooms``
 row is the switch, so every videochat instance sees the same mode: it is stored when
 the call goes on the SFU and removed (grants withdrawn, VideoRoom destroyed) when the
-last person leaves. Every participant list (``presence``) carries the mode, so clients
+last person leaves; a recording still running then ends with the call (its video is
+queued). Every participant list (``presence``) carries the mode, so clients
 learn it with the list they build the call from.
 """
 
@@ -17,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from videochat.db.models import SfuRoom
 from videochat.db.unit_of_work import unit_of_work
-from videochat.sfu import service
+from videochat.realtime.hub import Hub
+from videochat.sfu import recording, service
 from videochat.sfu.instances import JanusPool
 
 MESH = "mesh"
@@ -38,9 +40,20 @@ async def on_sfu(session: AsyncSession, pool: JanusPool, room_id: str, present: 
     return wants_sfu(pool, present)
 
 
-async def decide(session: AsyncSession, pool: JanusPool, room_id: str, present: int) -> str:
-    """The call's mode for ``present`` people; stores the switch, or ends an empty call."""
+async def decide(
+    session: AsyncSession,
+    pool: JanusPool,
+    room_id: str,
+    present: int,
+    ending: recording.VideoJobs | None = None,
+    hub: Hub | None = None,
+) -> str:
+    """The call's mode for ``present`` people; stores the switch, or ends an empty call
+    (and, given ``ending`` and ``hub``, the recording it may still have)."""
     if present == 0:
+        running = await recording.active(session, room_id)
+        if running is not None and ending is not None and hub is not None:
+            await recording.finish(session, pool, ending, hub, running, by=None)
         if await session.get(SfuRoom, room_id) is not None:
             await service.close_room(session, pool, room_id)
         return MESH
@@ -53,13 +66,23 @@ async def decide(session: AsyncSession, pool: JanusPool, room_id: str, present: 
 class CallModes:
     """The hub's ``call_mode`` hook: the fields a room's presence list gets."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], pool: JanusPool) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        pool: JanusPool,
+        video_jobs: recording.VideoJobs,
+        hub: Hub,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.pool = pool
+        self.video_jobs = video_jobs
+        self.hub = hub
 
     async def __call__(self, room_id: str, participants: list[dict[str, Any]]) -> dict[str, Any]:
         async with unit_of_work(self.sessionmaker) as session:
-            mode = await decide(session, self.pool, room_id, len(participants))
+            mode = await decide(
+                session, self.pool, room_id, len(participants), self.video_jobs, self.hub
+            )
         if mode == SFU:
             # Janus forwards each picture once: the call may hold its publishers.
             return {"call_mode": SFU, "max_call_size": self.pool.settings.max_publishers}

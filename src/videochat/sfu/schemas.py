@@ -14,3 +14,13 @@ class SfuGrantOut(BaseModel):
     publisher_id: int  # the "id" to join the VideoRoom with
     expires_at: datetime  # ask again before then: the same token, a later expiry
     ttl_seconds: int
+
+
+class RecordingOut(BaseModel):
+    room_id: str
+    active: bool  # being recorded now
+    started_by: str | None
+    started_at: datetime
+    stopped_at: datetime | None = None
+    # Once stopped: the library video it becomes (``processing``, then ``ready``).
+    video_id: str | None = None

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from videochat.config import SfuSettings
-from videochat.db.models import SfuGrant, SfuRoom
+from videochat.db.models import CallRecording, SfuGrant, SfuRoom
 from videochat.db.unit_of_work import after_commit, unit_of_work
 from videochat.exceptions import Conflict, VideochatError
 from videochat.kit.clock import utcnow
@@ -35,7 +35,7 @@ from videochat.rooms import policy
 from videochat.rooms.repository import RoomView
 from videochat.sfu.instances import JanusPool
 from videochat.sfu.janus import JanusError
-from videochat.sfu.videoroom import ID_BITS
+from videochat.sfu.videoroom import ID_BITS, VideoRoom
 
 log = structlog.get_logger(__name__)
 
@@ -91,11 +91,7 @@ async def _issue(
 ) -> Grant:
     row = await pool.assignment(session, room.id)
     instance = pool.instance(row.janus_url)
-    videoroom = pool.videoroom(row)
-    admin_key = settings.room_admin_key.get_secret_value() if settings.room_admin_key else ""
-    await videoroom.ensure(
-        admin_key=admin_key, description=room.name, publishers=settings.max_publishers
-    )
+    videoroom = await prepare_videoroom(session, pool, room, row)
     expires_at = utcnow() + timedelta(seconds=settings.grant_ttl_seconds)
     grant = await session.get(SfuGrant, (room.id, user_id), populate_existing=True)
     if grant is not None and grant.janus_url == row.janus_url and grant.expires_at > utcnow():
@@ -129,6 +125,38 @@ async def _issue(
         expires_at=expires_at,
         ttl_seconds=settings.grant_ttl_seconds,
     )
+
+
+def janus_folder(settings: SfuSettings, recording: CallRecording) -> str:
+    """A recording's folder as Janus writes it."""
+    return f"{settings.janus_recording_root}/{recording.folder}"
+
+
+async def prepare_videoroom(
+    session: AsyncSession, pool: JanusPool, room: RoomView, row: SfuRoom
+) -> VideoRoom:
+    """The room's VideoRoom, created on its Janus unless it exists.
+
+    Made anew while a recording of the call runs (say, after a Janus restart), it
+    records into the recording's folder from the start.
+    """
+    settings = pool.settings
+    recording = await session.scalar(
+        select(CallRecording).where(
+            CallRecording.room_id == room.id,
+            CallRecording.stopped_at.is_(None),
+            CallRecording.janus_url == row.janus_url,
+        )
+    )
+    videoroom = pool.videoroom(row)
+    admin_key = settings.room_admin_key.get_secret_value() if settings.room_admin_key else ""
+    await videoroom.ensure(
+        admin_key=admin_key,
+        description=room.name,
+        publishers=settings.max_publishers,
+        record_dir=janus_folder(settings, recording) if recording is not None else None,
+    )
+    return videoroom
 
 
 async def withdraw(session: AsyncSession, pool: JanusPool, room_id: str, user_id: str) -> None:

@@ -40,8 +40,25 @@ class VideoRoom:
         answer = await self.admin.videoroom({"request": "exists", "room": self.room})
         return bool(answer.get("exists"))
 
-    async def ensure(self, *, admin_key: str, description: str, publishers: int) -> bool:
-        """Create the VideoRoom unless it exists; whether this call created it."""
+    @staticmethod
+    def _recording_fields(record_dir: str | None) -> dict[str, Any]:
+        if record_dir is None:
+            return {"record": False}
+        return {"record": True, "rec_dir": record_dir}
+
+    async def ensure(
+        self,
+        *,
+        admin_key: str,
+        description: str,
+        publishers: int,
+        record_dir: str | None = None,
+    ) -> bool:
+        """Create the VideoRoom unless it exists; whether this call created it.
+
+        ``record_dir``: a recording of the call is running, and a VideoRoom made anew
+        (after a Janus restart, say) records into its folder from the start.
+        """
         if await self.exists():
             return False
         try:
@@ -54,8 +71,10 @@ class VideoRoom:
                     permanent=False,
                     allowed=[],
                     publishers=publishers,
-                    # Recording is turned on per call later (issue 17); off until then.
-                    record=False,
+                    # Recording is started and stopped by videochat only (the room's
+                    # secret), never by a participant's own "configure".
+                    lock_record=True,
+                    **self._recording_fields(record_dir),
                 )
             )
         except JanusError as exc:
@@ -117,3 +136,25 @@ class VideoRoom:
                 break
             changed += 1
         return changed
+
+    async def start_recording(self, record_dir: str) -> None:
+        """Record every publisher (those in it now and those who join) into ``record_dir``.
+
+        The folder first (a publisher's recorder is opened in the room's folder at the
+        moment recording starts for it), then recording on; Janus makes the folder.
+        """
+        await self.admin.videoroom(
+            self._request("edit", new_rec_dir=record_dir, new_lock_record=True)
+        )
+        await self.admin.videoroom(self._request("enable_recording", record=True))
+
+    async def stop_recording(self) -> bool:
+        """Close every publisher's recorders (their files are complete once this returns);
+        False when the VideoRoom is gone (Janus closed them when it went)."""
+        try:
+            await self.admin.videoroom(self._request("enable_recording", record=False))
+        except JanusError as exc:
+            if exc.code != NO_SUCH_ROOM:
+                raise
+            return False
+        return True

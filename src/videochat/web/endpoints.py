@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from videochat import __version__
+from videochat.context import SettingsDep
 
 STATIC_DIR = Path(__file__).parent / "static"
 router = APIRouter(tags=["web"])
 
 
 @router.get("/", response_model=None)
-async def root(request: Request) -> dict[str, Any] | Response:
+async def root(request: Request, settings: SettingsDep) -> dict[str, Any] | Response:
     """API index; a browser is sent to the web client."""
     accept = request.headers.get("accept", "")
     if "text/html" in accept:
@@ -23,7 +24,8 @@ async def root(request: Request) -> dict[str, Any] | Response:
     return {
         "message": "videochat: self-hosted video chat",
         "version": __version__,
-        "docs": "/docs",
+        # Production serves no API docs unless asked to: point nowhere then.
+        "docs": "/docs" if settings.api_docs else None,
         "health": "/health",
         "chat": "/chat",
         "metrics": "/metrics",

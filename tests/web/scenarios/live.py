@@ -166,6 +166,17 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     result["final_playlist"] = {"status": status, "text": body.decode()}
     result["go_live_shown_again"] = lena.get_by_test_id("go-live").is_visible()
 
+    # The viewer's player gives way to a clear "Stream ended", with the recording.
+    ended = vic.get_by_test_id("live-ended")
+    ended.wait_for(state="visible", timeout=15_000)
+    result["viewer_ended"] = {
+        "text": ended.text_content(),
+        "players_left": vic.get_by_test_id("live-video").count(),
+        "recording_link": vic.get_by_test_id("live-recording").get_attribute("href"),
+    }
+    _screenshot(vic, "viewer-ended", shots)
+
+    lena.get_by_test_id("tab-videos").click()
     video_item = lena.locator(f'[data-testid="video-item"][data-video-id="{stream_id}"]')
     harness.wait_for(
         "the broadcast in the library",

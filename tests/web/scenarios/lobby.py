@@ -37,6 +37,9 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     harness.wait_for("bob in alice's lobby list", lambda: person.count() == 1)
     listed_name = person.locator(".lobby-name").text_content()
     person.get_by_role("button", name="Admit").click()
+    # Admitted: the pre-join screen, then the room.
+    harness.wait_for("bob's pre-join screen", lambda: bob.get_by_test_id("prejoin").is_visible())
+    harness.join_call(bob)
     harness.wait_for("bob in the room", lambda: bob.locator('[data-view="room"]').is_visible())
     harness.wait_for(
         "bob's socket",

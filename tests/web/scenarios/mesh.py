@@ -42,6 +42,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     ids["bob"] = harness.join_as_guest(bob, "bob")
     bob.locator(f'[data-testid="room-link"][data-room-id="{room_id}"]').click()
     bob.wait_for_url(f"**/chat/rooms/{room_id}")
+    harness.join_call(bob)
     pages["bob"] = bob
 
     started = time.monotonic()

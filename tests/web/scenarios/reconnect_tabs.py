@@ -186,6 +186,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     alice.evaluate(MARK_PEERS_JS, "before-tab")
     second = harness.new_tab(bob, errors)
     second.goto(f"/chat/rooms/{room_id}")
+    harness.join_call(second)  # a new tab: its own pre-join screen
     started = time.monotonic()
     harness.wait_for_media(second, [ids["alice"], ids["carol"]], timeout=30)
     alice_to_second = _frames_after_rebuild(alice, [ids["bob"]], "before-tab")

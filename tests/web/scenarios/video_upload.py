@@ -25,6 +25,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     page.goto("/chat")
     harness.join_as_guest(page, "vera")
     harness.create_room(page, "Video room")
+    page.get_by_test_id("tab-videos").click()  # the library is the room's second view
     panel = page.get_by_test_id("videos-panel")
     panel.wait_for(state="visible")
 

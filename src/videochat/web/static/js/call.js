@@ -11,6 +11,7 @@
 // presence list names another socket for someone, their peer connection is rebuilt.
 
 import { api } from './api.js';
+import { deviceOf, devicePrefs, saveDevicePrefs } from './devices.js';
 import {
   canShareScreen,
   describeMediaError,
@@ -21,6 +22,7 @@ import {
 } from './media.js';
 import { CONNECT_TIMEOUT_MS, Peer } from './peer.js';
 import { SfuCall } from './sfu.js';
+import { SpeakerDetector } from './speaker.js';
 
 const DEFAULT_MAX_CALL_SIZE = 6;
 // In a mesh our picture is encoded once per person: share an upload budget between
@@ -73,6 +75,7 @@ export class Call {
   #mode = 'mesh';
   #sfuMaxSize = null;
   #sfu = null;
+  #speakers = null;
 
   /**
    * @param {object} options
@@ -98,10 +101,16 @@ export class Call {
     this.#registry = registry;
   }
 
-  /** Get ICE servers and devices; everything that needs them waits for this. */
-  start() {
+  /**
+   * Get ICE servers and devices; everything that needs them waits for this. `media`
+   * holds the tracks the pre-join screen opened; without it (a reload of a tab that
+   * was in the call) the remembered devices are opened here.
+   * @param {{audio: MediaStreamTrack|null, video: MediaStreamTrack|null,
+   *   message: string|null}|null} [media]
+   */
+  start(media = null) {
     // Never rejects: everything queued behind it must still run (without media).
-    this.ready = this.#start().catch((error) => {
+    this.ready = this.#start(media).catch((error) => {
       console.error('videochat: the call could not start', error);
       this.#notice('media', `The call could not start: ${error.message}`, 'error');
     });
@@ -197,7 +206,7 @@ export class Call {
       this.state.audio = this.#mic.enabled;
     } else {
       try {
-        this.#mic = await openMicrophone();
+        this.#mic = await openMicrophone(devicePrefs().microphoneId);
       } catch (error) {
         this.#notice('mic', `Could not turn the microphone on: ${describeMediaError(error)}.`);
         return;
@@ -224,7 +233,7 @@ export class Call {
       if (this.muted) return;
       let track;
       try {
-        track = await openCamera();
+        track = await openCamera(devicePrefs().cameraId);
       } catch (error) {
         this.#notice('camera', `Could not turn the camera on: ${describeMediaError(error)}.`);
         return;
@@ -273,20 +282,68 @@ export class Call {
     this.#changed();
   }
 
+  /** The devices in use now (for the device menu): ids, or null for a kind that is off. */
+  get devices() {
+    return { cameraId: deviceOf(this.#camera), microphoneId: deviceOf(this.#mic) };
+  }
+
+  /**
+   * Use another camera or microphone (remembered for next time). A kind that is on
+   * switches now: the new track replaces the old one on every connection
+   * (RTCRtpSender.replaceTrack, no renegotiation); a kind that is off uses it when
+   * turned on.
+   */
+  async useDevice(kind, deviceId) {
+    saveDevicePrefs(kind === 'video' ? { cameraId: deviceId } : { microphoneId: deviceId });
+    const old = kind === 'video' ? this.#camera : this.#mic;
+    if (!old || deviceOf(old) === deviceId || this.muted) return;
+    let track;
+    try {
+      track = await (kind === 'video' ? openCamera(deviceId) : openMicrophone(deviceId));
+    } catch (error) {
+      const what = kind === 'video' ? 'camera' : 'microphone';
+      const key = kind === 'video' ? 'camera' : 'mic';
+      this.#notice(key, `Could not switch the ${what}: ${describeMediaError(error)}.`);
+      return;
+    }
+    const current = kind === 'video' ? this.#camera : this.#mic;
+    if (this.#ended || current !== old) {
+      track.stop(); // left, or turned off meanwhile
+      return;
+    }
+    track.enabled = old.enabled; // a muted microphone stays muted
+    this.#stream.removeTrack(old);
+    this.#stream.addTrack(track);
+    if (kind === 'video') {
+      this.#camera = track;
+      if (!this.#screen) this.#forEachPeer((peer) => peer.setTrack('video', track, this.#stream));
+    } else {
+      this.#mic = track;
+      this.#forEachPeer((peer) => peer.setTrack('audio', track, this.#stream));
+    }
+    old.stop();
+    this.#changed();
+  }
+
   leave() {
     this.#ended = true;
     this.#sfu?.close();
     this.#sfu = null;
+    this.#speakers?.stop();
+    this.#speakers = null;
     for (const userId of [...this.#peers.keys()]) this.#dropPeer(userId);
     for (const track of [this.#mic, this.#camera, this.#screen]) track?.stop();
     this.#mic = this.#camera = this.#screen = null;
     this.#grid.clear();
   }
 
-  async #start() {
+  async #start(given) {
     const asking = 'Waiting for permission to use the camera and microphone…';
-    const waiting = setTimeout(() => this.#notice('media', asking, 'info'), 1000);
-    const [media] = await Promise.all([openUserMedia(), this.#loadIceConfig()]);
+    const waiting = given ? null : setTimeout(() => this.#notice('media', asking, 'info'), 1000);
+    const [media] = await Promise.all([
+      given ?? openUserMedia(devicePrefs()),
+      this.#loadIceConfig(),
+    ]);
     clearTimeout(waiting);
     if (this.#ended) {
       media.audio?.stop();
@@ -298,6 +355,15 @@ export class Call {
     this.#camera = media.video;
     for (const track of [this.#mic, this.#camera]) if (track) this.#stream.addTrack(track);
     this.state = { audio: Boolean(this.#mic), video: Boolean(this.#camera), screen: false };
+    this.#speakers = new SpeakerDetector({
+      selfId: this.#selfId,
+      // On the SFU: its subscriptions (one per person) and our publication.
+      peers: () =>
+        this.#sfu?.connections() ?? [...this.#peers].map(([userId, peer]) => [userId, peer.pc]),
+      selfAudible: () => this.inCall && this.state.audio && !this.muted,
+      onSpeaker: (userId) => this.#grid.setSpeaker(userId),
+    });
+    this.#speakers.start();
     this.#changed();
   }
 

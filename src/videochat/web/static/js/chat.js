@@ -13,6 +13,7 @@ const TYPING_RESEND_MS = 3_000; // while typing, say so again this often
 const TYPING_IDLE_MS = 4_000; // stopped typing after this long without a key
 const TYPING_SHOWN_MS = 6_000; // someone else's "typing" fades if not repeated
 const NEAR_EDGE_PX = 60;
+const MUTED_TEXT = 'You are muted in this room';
 // Consecutive messages of one author this close together share one name and time.
 const GROUP_WITHIN_MS = 5 * 60_000;
 
@@ -39,13 +40,16 @@ export class ChatPanel {
   #typingSentAt = 0;
   #typingIdle = null;
   #typists = new Map(); // user id → {name, timer}
+  // The last text sent, until the server answers: a refusal (muted) gives it back.
+  // (Sent even when we believe we are muted: the server's answer is the truth.)
+  #lastSent = null;
   #abort = new AbortController();
 
   /**
    * @param {object} options
    * @param {string} options.roomId
    * @param {{id: string, username: string}} options.self
-   * @param {object} options.elements list, form, input, typing, announcer, older
+   * @param {object} options.elements list, form, input, typing, announcer, older, refusal
    * @param {(frame: object) => boolean} options.send false when not connected
    * @param {boolean} [options.canModerate] may delete other people's messages
    */
@@ -121,6 +125,7 @@ export class ChatPanel {
 
   /** A `message` frame, live or replayed. */
   receive(frame) {
+    if (frame.user_id === this.#self.id && frame.content === this.#lastSent) this.#lastSent = null;
     const stick = this.#pinned || this.#nearBottom();
     const added = this.#upsert(frame);
     if (!added) return;
@@ -169,6 +174,33 @@ export class ChatPanel {
 
   announce(text) {
     this.#announce(text);
+  }
+
+  /** Muted by a moderator (or not any more): say so by the composer. */
+  setMuted(muted) {
+    this.#showRefusal(muted ? MUTED_TEXT : null);
+    if (!muted) this.#lastSent = null;
+  }
+
+  /**
+   * The server refused what we sent because we are muted: keep the text (it did not
+   * vanish, it was not sent) and say why by the composer.
+   */
+  refusedAsMuted() {
+    const { input } = this.#el;
+    if (this.#lastSent && !input.value.trim()) {
+      input.value = this.#lastSent;
+      input.rows = Math.min(5, input.value.split('\n').length);
+    }
+    this.#lastSent = null;
+    this.#showRefusal(`${MUTED_TEXT}: your message was not sent.`);
+  }
+
+  #showRefusal(text) {
+    const note = this.#el.refusal;
+    if (!note) return;
+    note.textContent = text ?? '';
+    note.hidden = !text;
   }
 
   destroy() {
@@ -372,6 +404,7 @@ export class ChatPanel {
       toast('Not connected: your message was not sent. Reconnecting…', { kind: 'warn' });
       return;
     }
+    this.#lastSent = content;
     input.value = '';
     input.rows = 1;
     this.#stopTyping();

@@ -1,6 +1,8 @@
 // Live streaming in a room: "Go live" publishes the camera or the screen to the
-// server over WHIP (RFC 9725); everyone else sees a LIVE badge and can watch the
-// stream's HLS in a <video> element (native HLS, as Safari and Chromium play it).
+// server over WHIP (RFC 9725), or hands out the WHIP URL and stream key for OBS;
+// everyone else sees a LIVE badge and can watch the stream's HLS in a <video>
+// element (native HLS, as Safari and Chromium play it), which says "Stream ended"
+// when it ends (the `live_ended` frame, or a player that stopped on an ended stream).
 //
 // Mounted by room.js: mountLive({roomId, self, stage}) -> {onFrame, destroy}.
 
@@ -19,6 +21,38 @@ const MIN_LIVE_SEGMENTS = 3;
 // A player error while the stream is still live: reload the playlist, a few times.
 const RETRY_MS = 1000;
 const MAX_RETRIES = 5;
+// A watched stream whose picture has not moved this long: ask whether it ended.
+const STALL_CHECK_MS = 4000;
+const ENDED_TEXT = {
+  deleted: 'The broadcaster ended the stream.',
+  stopped: 'The stream was stopped.',
+  disconnected: 'The broadcaster’s connection dropped.',
+  timeout: 'The broadcaster stopped sending.',
+  banned: 'The broadcaster was removed from the room.',
+  kicked: 'The broadcaster was removed from the room.',
+  muted: 'A moderator muted the broadcaster.',
+};
+
+const absolute = (url) => new URL(url, window.location.href).href;
+const libraryVideoPath = (roomId, videoId) =>
+  `/chat/rooms/${encodeURIComponent(roomId)}/videos/${encodeURIComponent(videoId)}`;
+
+/** Copy text, or leave it selected in its field for Ctrl+C when the clipboard says no. */
+async function copyText(text, field, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    const label = button.textContent;
+    button.textContent = 'Copied';
+    button.dataset.copied = 'true';
+    setTimeout(() => {
+      button.textContent = label;
+    }, 1500);
+  } catch {
+    field.type = 'text';
+    field.select();
+    toast('Press Ctrl+C to copy.', { kind: 'warn' });
+  }
+}
 
 function segmentCount(text) {
   return text.split('\n').filter((line) => line.trim() && !line.startsWith('#')).length;
@@ -101,8 +135,13 @@ class LivePanel {
   #preview;
   #publisher = null;
   #media = null;
-  #publishing = null; // the stream we publish
+  #publishing = null; // the stream we publish from this page
+  #starting = null; // its id, from its creation on (before the WHIP answer)
   #watching = null; // the stream id being played
+  #watchTimer = null;
+  #encoder; // the OBS settings of our streams that an encoder publishes
+  #encoderStreams = new Map(); // stream id -> stream (ours, ready or live, not from this page)
+  #revealed = new Set(); // stream ids whose key is shown
   #abort = new AbortController();
 
   constructor({ roomId, self, stage }) {
@@ -133,7 +172,8 @@ class LivePanel {
     this.#preview.hidden = true;
     this.#list = element('ul', { className: 'live-list', testid: 'live-list' });
     this.#player = element('div', { className: 'live-player' });
-    this.#root.append(head, this.#form, this.#preview, this.#list, this.#player);
+    this.#encoder = element('div', { className: 'live-encoders' });
+    this.#root.append(head, this.#form, this.#encoder, this.#preview, this.#list, this.#player);
     stage.append(this.#root);
 
     const on = { signal: this.#abort.signal };
@@ -158,6 +198,7 @@ class LivePanel {
     source.append(
       element('option', { value: 'camera', text: 'Camera and microphone' }),
       element('option', { value: 'screen', text: 'Screen' }),
+      element('option', { value: 'encoder', text: 'OBS or another WHIP encoder' }),
     );
     const start = element('button', {
       className: 'button primary',
@@ -172,14 +213,158 @@ class LivePanel {
       source,
       start,
     );
+    source.addEventListener('change', () => {
+      start.textContent = source.value === 'encoder' ? 'Get the stream key' : 'Start';
+    }, { signal: this.#abort.signal });
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       start.disabled = true;
-      this.startPublishing(title.value.trim() || 'Live', source.value).finally(() => {
+      const name = title.value.trim() || 'Live';
+      const begun = source.value === 'encoder'
+        ? this.createForEncoder(name)
+        : this.startPublishing(name, source.value);
+      begun.finally(() => {
         start.disabled = false;
       });
     }, { signal: this.#abort.signal });
     return form;
+  }
+
+  /** A stream for OBS (or any WHIP encoder): show where to send it and with which key. */
+  async createForEncoder(title) {
+    try {
+      const stream = await request('POST', `/rooms/${encodeURIComponent(this.#roomId)}/live-stream`, {
+        body: { title },
+      });
+      this.#encoderStreams.set(stream.id, stream);
+      this.#form.hidden = true;
+      this.#renderEncoders();
+      this.#encoder.querySelector('[data-testid="live-copy-url"]')?.focus();
+      this.refresh();
+    } catch (error) {
+      toast(`Could not create the stream: ${error.message}`, { kind: 'error' });
+    }
+  }
+
+  #renderEncoders() {
+    const panels = [...this.#encoderStreams.values()].map((stream) => this.#encoderPanel(stream));
+    this.#encoder.replaceChildren(...panels);
+  }
+
+  /** The OBS settings of one stream: WHIP URL, stream key (hidden until revealed). */
+  #encoderPanel(stream) {
+    const on = { signal: this.#abort.signal };
+    const panel = element('section', {
+      className: 'live-obs',
+      testid: 'live-obs',
+      'aria-label': `Stream settings for “${stream.title}”`,
+    });
+    panel.dataset.streamId = stream.id;
+    const live = stream.status === 'live';
+    const state = element('p', {
+      className: 'live-obs-state',
+      testid: 'live-obs-state',
+      role: 'status',
+      text: live ? `Live from your encoder: “${stream.title}”` : 'Waiting for OBS to connect…',
+    });
+    state.dataset.state = stream.status;
+
+    const urlId = `live-whip-${stream.id}`;
+    const url = element('input', {
+      id: urlId,
+      readonly: '',
+      value: absolute(stream.whip_url),
+      testid: 'live-whip-url',
+      spellcheck: 'false',
+    });
+    const copyUrl = element('button', {
+      className: 'button small',
+      type: 'button',
+      text: 'Copy',
+      testid: 'live-copy-url',
+      'aria-label': 'Copy the WHIP server URL',
+    });
+    copyUrl.addEventListener('click', () => copyText(url.value, url, copyUrl), on);
+    const urlRow = element('div', { className: 'live-field' });
+    urlRow.append(url, copyUrl);
+
+    const keyId = `live-key-${stream.id}`;
+    const revealed = this.#revealed.has(stream.id);
+    const key = element('input', {
+      id: keyId,
+      readonly: '',
+      type: revealed ? 'text' : 'password',
+      value: stream.stream_key ?? '',
+      testid: 'live-stream-key',
+      autocomplete: 'off',
+      spellcheck: 'false',
+    });
+    const reveal = element('button', {
+      className: 'button small',
+      type: 'button',
+      text: revealed ? 'Hide' : 'Reveal',
+      testid: 'live-reveal-key',
+      'aria-pressed': String(revealed),
+      'aria-label': revealed ? 'Hide the stream key' : 'Reveal the stream key',
+    });
+    reveal.addEventListener('click', () => {
+      const show = key.type === 'password';
+      key.type = show ? 'text' : 'password';
+      reveal.textContent = show ? 'Hide' : 'Reveal';
+      reveal.setAttribute('aria-pressed', String(show));
+      reveal.setAttribute('aria-label', show ? 'Hide the stream key' : 'Reveal the stream key');
+      if (show) this.#revealed.add(stream.id);
+      else this.#revealed.delete(stream.id);
+    }, on);
+    const copyKey = element('button', {
+      className: 'button small',
+      type: 'button',
+      text: 'Copy',
+      testid: 'live-copy-key',
+      'aria-label': 'Copy the stream key',
+    });
+    copyKey.addEventListener('click', () => copyText(key.value, key, copyKey), on);
+    const keyRow = element('div', { className: 'live-field' });
+    keyRow.append(key, reveal, copyKey);
+
+    const end = element('button', {
+      className: 'button small danger',
+      type: 'button',
+      text: live ? 'End live stream' : 'Cancel this stream',
+      testid: 'live-obs-end',
+    });
+    end.addEventListener('click', () => this.#endEncoderStream(stream.id, end), on);
+
+    panel.append(
+      element('h3', { text: `Stream from OBS: “${stream.title}”` }),
+      state,
+      element('label', { for: urlId, text: 'Server (WHIP URL)' }),
+      urlRow,
+      element('label', { for: keyId, text: 'Stream key (Bearer Token)' }),
+      keyRow,
+      element('p', {
+        className: 'live-obs-hint',
+        testid: 'live-obs-hint',
+        text: 'In OBS: Settings > Stream > Service: WHIP. Paste the server URL and the ' +
+          'stream key as the Bearer Token, then Start Streaming. Keep the key secret: ' +
+          'whoever has it can stream here.',
+      }),
+      end,
+    );
+    return panel;
+  }
+
+  async #endEncoderStream(streamId, button) {
+    button.disabled = true;
+    try {
+      await request('POST', `/live-streams/${encodeURIComponent(streamId)}/stop`);
+      this.#encoderStreams.delete(streamId);
+      this.#renderEncoders();
+    } catch (error) {
+      toast(`Could not end the stream: ${error.message}`, { kind: 'error' });
+      button.disabled = false;
+    }
+    this.refresh();
   }
 
   async startPublishing(title, source) {
@@ -190,6 +375,7 @@ class LivePanel {
       const stream = await request('POST', `/rooms/${encodeURIComponent(this.#roomId)}/live-stream`, {
         body: { title },
       });
+      this.#starting = stream.id;
       const servers = await api.iceServers().catch(() => null);
       this.#publisher = new WhipPublisher();
       const pc = await this.#publisher.start(
@@ -215,6 +401,11 @@ class LivePanel {
       this.refresh();
     } catch (error) {
       toast(`Could not go live: ${error.message}`, { kind: 'error' });
+      const created = this.#starting;
+      if (created && !this.#publishing) {
+        // Created but never published: end it, so no unused stream (and key) lingers.
+        await request('POST', `/live-streams/${encodeURIComponent(created)}/stop`).catch(() => {});
+      }
       await this.stopPublishing();
     }
   }
@@ -223,6 +414,7 @@ class LivePanel {
     const publisher = this.#publisher;
     this.#publisher = null;
     this.#publishing = null;
+    this.#starting = null;
     for (const track of this.#media?.getTracks() ?? []) track.stop();
     this.#media = null;
     this.#preview.srcObject = null;
@@ -246,8 +438,22 @@ class LivePanel {
     } catch {
       return; // a transient failure: the next frame or action refreshes again
     }
+    if (this.#abort.signal.aborted) return;
     const live = streams.filter((stream) => stream.status === 'live');
     this.#list.replaceChildren(...live.map((stream) => this.#item(stream)));
+    // Our streams that an encoder publishes (or will): their settings, also after a reload.
+    const encoders = streams.filter(
+      (stream) =>
+        stream.stream_key &&
+        stream.status !== 'ended' &&
+        stream.id !== this.#starting &&
+        stream.id !== this.#publishing?.id &&
+        stream.owner_id === this.#self.id,
+    );
+    const before = JSON.stringify([...this.#encoderStreams.values()].map((s) => [s.id, s.status]));
+    this.#encoderStreams = new Map(encoders.map((stream) => [stream.id, stream]));
+    const after = JSON.stringify(encoders.map((stream) => [stream.id, stream.status]));
+    if (before !== after) this.#renderEncoders();
   }
 
   #item(stream) {
@@ -305,18 +511,104 @@ class LivePanel {
     }, { signal: this.#abort.signal });
     video.src = stream.pull_url;
     video.dataset.streamId = stream.id;
+    // The player stops at the end of a closed playlist: the stream ended (a socket
+    // that missed the frame must not leave a frozen picture).
+    video.addEventListener('ended', () => this.#checkEnded(stream), { signal: this.#abort.signal });
     this.#player.replaceChildren(video);
     video.play().catch(() => {});
+    this.#watchStalls(stream, video);
+    this.refresh();
+  }
+
+  /** While watching: a picture that stopped moving is checked against the stream's state. */
+  #watchStalls(stream, video) {
+    clearInterval(this.#watchTimer);
+    let last = -1;
+    let still = 0;
+    this.#watchTimer = setInterval(() => {
+      if (this.#watching !== stream.id) {
+        clearInterval(this.#watchTimer);
+        return;
+      }
+      still = video.currentTime === last ? still + 1 : 0;
+      last = video.currentTime;
+      // A viewer's own pause is no stall; a live player waiting for segments is.
+      if (still >= 1 && !video.paused) this.#checkEnded(stream);
+    }, STALL_CHECK_MS);
+  }
+
+  async #checkEnded(stream) {
+    let now;
+    try {
+      now = await request('GET', `/live-streams/${encodeURIComponent(stream.id)}`);
+    } catch (error) {
+      if (error.status === 404) this.#showEnded({ ...stream, ended_reason: null, video_id: null });
+      return; // offline: the next check (or the live_ended frame) tells
+    }
+    if (now.status === 'ended') this.#showEnded(now);
+  }
+
+  /** The stream we watch has ended: say so instead of a frozen last picture. */
+  #showEnded({ id, title, ended_reason: reason, video_id: videoId }) {
+    if (this.#watching !== id) return;
+    this.#watching = null;
+    clearInterval(this.#watchTimer);
+    const video = this.#player.querySelector('video');
+    if (video) {
+      video.pause();
+      video.removeAttribute('src');
+      video.load();
+    }
+    const box = element('div', { className: 'live-ended', testid: 'live-ended', role: 'status' });
+    box.dataset.streamId = id;
+    box.append(element('strong', { text: 'Stream ended' }));
+    const why = ENDED_TEXT[reason] ?? '';
+    box.append(element('p', { text: `“${title ?? 'The stream'}” is over. ${why}`.trim() }));
+    const row = element('div', { className: 'row' });
+    if (videoId) {
+      row.append(element('a', {
+        className: 'button small primary',
+        href: libraryVideoPath(this.#roomId, videoId),
+        'data-route': '',
+        text: 'Watch the recording',
+        testid: 'live-recording',
+      }));
+    }
+    const close = element('button', {
+      className: 'button small',
+      type: 'button',
+      text: 'Close',
+      testid: 'live-ended-close',
+    });
+    close.addEventListener('click', () => this.#player.replaceChildren(), {
+      signal: this.#abort.signal,
+    });
+    row.append(close);
+    box.append(row);
+    this.#player.replaceChildren(box);
     this.refresh();
   }
 
   onFrame(frame) {
+    if (frame.type === 'live_ended') {
+      this.#showEnded({
+        id: frame.stream_id,
+        title: frame.title,
+        ended_reason: frame.reason,
+        video_id: frame.video_id,
+      });
+      this.#encoderStreams.delete(frame.stream_id);
+      this.#renderEncoders();
+      // Ended from elsewhere (a moderator, the server) while this page published it.
+      if (this.#publishing?.id === frame.stream_id) this.stopPublishing();
+    }
     if (frame.type === 'live_started' || frame.type === 'live_ended') this.refresh();
   }
 
   destroy() {
     this.#abort.abort();
     this.#watching = null;
+    clearInterval(this.#watchTimer);
     this.stopPublishing();
     this.#root.remove();
   }

@@ -1,7 +1,9 @@
 // Entry point: routing between the sign-in view, the lobby and a room.
-// Addresses: /chat (the lobby) and /chat/rooms/{room_id}[?invite=code] (a room).
+// Addresses: /chat (the lobby), /chat/rooms/{room_id}[?invite=code] (a room's call),
+// /chat/rooms/{room_id}/videos[/{video_id}] (its video library, a video playing).
 
 import { api, authEvents } from './api.js';
+import { forgetJoined, rememberJoined } from './devices.js';
 import { Lobby } from './lobby.js';
 import { setupLogin, showLogin } from './login.js';
 import { RoomSession, roomPath } from './room.js';
@@ -32,12 +34,16 @@ let routing = Promise.resolve();
 const lobby = new Lobby((roomId) => navigate(roomPath(roomId)));
 
 function parseRoute() {
-  const match = location.pathname.match(/^\/chat\/rooms\/([^/]+)\/?$/);
+  const match = location.pathname.match(/^\/chat\/rooms\/([^/]+)(?:\/(videos)(?:\/([^/]+))?)?\/?$/);
   if (match) {
     return {
       name: 'room',
       roomId: decodeURIComponent(match[1]),
       invite: new URLSearchParams(location.search).get('invite'),
+      view: {
+        tab: match[2] ? 'videos' : 'call',
+        videoId: match[3] ? decodeURIComponent(match[3]) : null,
+      },
     };
   }
   return { name: 'lobby' };
@@ -54,9 +60,14 @@ function route() {
   return routing;
 }
 
-function leaveRoom() {
+/**
+ * Hang up and tear the room down. `forget`: the person went elsewhere (not a reload),
+ * so coming back to the room shows the pre-join screen again.
+ */
+function leaveRoom({ forget = true } = {}) {
   room?.leave();
   room = null;
+  if (forget) forgetJoined();
 }
 
 async function applyRoute() {
@@ -69,14 +80,19 @@ async function applyRoute() {
     return;
   }
   if (target.name === 'room') {
-    if (room?.roomId === target.roomId) return;
-    leaveRoom();
+    if (room?.roomId === target.roomId) {
+      room.showTab(target.view); // the call or the library: the room stays entered
+      return;
+    }
+    // Another room (or this one again after Back): its own pre-join, unless Rejoin said so.
+    if (room) leaveRoom();
     room = new RoomSession({
       roomId: target.roomId,
       invite: target.invite,
       self: session.user,
       registry,
       onExit: (name) => showLeft(target.roomId, name),
+      view: target.view,
     });
     await room.enter();
     return;
@@ -92,7 +108,12 @@ function showLeft(roomId, name) {
     .then(() => {
       leaveRoom();
       history.pushState(null, '', '/chat');
-      showRoomScreen('left', { name, rejoin: () => navigate(roomPath(roomId)) });
+      // Rejoin goes straight back into the call, with the same camera and microphone.
+      const rejoin = () => {
+        rememberJoined(roomId);
+        navigate(roomPath(roomId));
+      };
+      showRoomScreen('left', { name, rejoin });
     })
     .catch((error) => console.error('videochat: leave', error));
 }
@@ -147,7 +168,7 @@ function boot() {
   });
   window.addEventListener('popstate', () => route());
   // Closing or reloading the tab: hang up now, so the others drop our tile at once.
-  window.addEventListener('pagehide', () => leaveRoom());
+  window.addEventListener('pagehide', () => leaveRoom({ forget: false }));
   window.addEventListener('pageshow', (event) => {
     if (event.persisted) route(); // back from the bfcache: join again
   });

@@ -40,67 +40,105 @@ async function capture(constraints) {
   };
 }
 
+/** Constraints for one kind, on the chosen device when there is one. */
+function constraintsFor(kind, deviceId) {
+  const base = kind === 'video' ? CAMERA : MICROPHONE;
+  return deviceId ? { ...base, deviceId: { exact: deviceId } } : base;
+}
+
 /**
- * Microphone and camera, or whatever part of them this device allows.
- * @returns {Promise<{audio: MediaStreamTrack|null, video: MediaStreamTrack|null,
- *   message: string|null}>}
+ * One capture of the wanted kinds. A remembered device that is gone (unplugged, or
+ * the ids changed) is not a reason to fail: try again with the default one.
  */
-export async function openUserMedia() {
+async function captureDevices({ audio, video }) {
+  const constraints = {};
+  if (audio) constraints.audio = constraintsFor('audio', audio.deviceId);
+  if (video) constraints.video = constraintsFor('video', video.deviceId);
+  try {
+    return await capture(constraints);
+  } catch (error) {
+    const pinned = Boolean(audio?.deviceId || video?.deviceId);
+    if (!pinned || !['OverconstrainedError', 'NotFoundError'].includes(error?.name)) throw error;
+    const fallback = {};
+    if (audio) fallback.audio = MICROPHONE;
+    if (video) fallback.video = CAMERA;
+    return capture(fallback);
+  }
+}
+
+/**
+ * Microphone and camera (those asked for, on the chosen devices), or whatever part of
+ * them this device allows. `problem` says what is missing and why (for the pre-join
+ * screen); `message` says the same to someone already in the call.
+ * @param {{microphone?: boolean, camera?: boolean, microphoneId?: string|null,
+ *   cameraId?: string|null}} [wanted]
+ * @returns {Promise<{audio: MediaStreamTrack|null, video: MediaStreamTrack|null,
+ *   problem: string|null, message: string|null}>}
+ */
+export async function openUserMedia({
+  microphone = true,
+  camera = true,
+  microphoneId = null,
+  cameraId = null,
+} = {}) {
+  const none = { audio: null, video: null, problem: null, message: null };
+  if (!microphone && !camera) return none; // nothing wanted: nothing asked for
   const unsupported = unsupportedReason();
   if (unsupported) {
     const message = `${unsupported} You can still see, hear and chat.`;
-    return { audio: null, video: null, message };
+    return { ...none, problem: unsupported, message };
   }
+  const audio = microphone ? { deviceId: microphoneId } : null;
+  const video = camera ? { deviceId: cameraId } : null;
   let firstError;
   try {
-    return { ...(await capture({ audio: MICROPHONE, video: CAMERA })), message: null };
+    return { ...(await captureDevices({ audio, video })), problem: null, message: null };
   } catch (error) {
     firstError = error;
   }
-  try {
-    const { audio } = await capture({ audio: MICROPHONE });
-    return {
-      audio,
-      video: null,
-      message:
-        `Camera unavailable (${describeMediaError(firstError)}): ` +
-        'you joined with your microphone only.',
-    };
-  } catch {
-    // no microphone either; try the camera alone below
+  const why = describeMediaError(firstError);
+  if (audio && video) {
+    try {
+      const { audio: track } = await captureDevices({ audio });
+      const problem = `Camera unavailable (${why})`;
+      return {
+        audio: track,
+        video: null,
+        problem,
+        message: `${problem}: you joined with your microphone only.`,
+      };
+    } catch {
+      // no microphone either; try the camera alone below
+    }
+    try {
+      const { video: track } = await captureDevices({ video });
+      const problem = `Microphone unavailable (${why})`;
+      return {
+        audio: null,
+        video: track,
+        problem,
+        message: `${problem}: you joined with your camera only.`,
+      };
+    } catch {
+      // nothing at all
+    }
   }
-  try {
-    const { video } = await capture({ video: CAMERA });
-    return {
-      audio: null,
-      video,
-      message:
-        `Microphone unavailable (${describeMediaError(firstError)}): ` +
-        'you joined with your camera only.',
-    };
-  } catch {
-    // nothing at all
-  }
-  return {
-    audio: null,
-    video: null,
-    message:
-      `No camera or microphone (${describeMediaError(firstError)}): ` +
-      'you can still see, hear and chat.',
-  };
+  const what = audio && video ? 'No camera or microphone' : audio ? 'No microphone' : 'No camera';
+  const problem = `${what} (${why})`;
+  return { ...none, problem, message: `${problem}: you can still see, hear and chat.` };
 }
 
-export async function openCamera() {
+export async function openCamera(deviceId = null) {
   const unsupported = unsupportedReason();
   if (unsupported) throw new Error(unsupported);
-  const { video } = await capture({ video: CAMERA });
+  const { video } = await captureDevices({ video: { deviceId } });
   return video;
 }
 
-export async function openMicrophone() {
+export async function openMicrophone(deviceId = null) {
   const unsupported = unsupportedReason();
   if (unsupported) throw new Error(unsupported);
-  const { audio } = await capture({ audio: MICROPHONE });
+  const { audio } = await captureDevices({ audio: { deviceId } });
   return audio;
 }
 

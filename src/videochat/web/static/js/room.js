@@ -1,12 +1,21 @@
 // One visit to a room: the socket, the chat, the people list and the call, wired
-// together. Entering a room joins its call; leaving tears everything down so the
-// others see us go at once.
+// together. Entering a room shows the pre-join screen first (a tab that already
+// joined goes straight back in on a reload); Join starts the call, the chat and the
+// socket; leaving tears everything down so the others see us go at once.
 
 import { ApiError, api } from './api.js';
 import { Call } from './call.js';
 import { ChatPanel } from './chat.js';
+import {
+  devicePrefs,
+  fillDeviceSelect,
+  joinedHere,
+  listDevices,
+  rememberJoined,
+} from './devices.js';
 import { LobbyPanel, waitForAdmission } from './knock.js';
 import { ParticipantList } from './participants.js';
+import { PreJoin, showJoining } from './prejoin.js';
 import { showRoomScreen } from './screens.js';
 import { RoomSocket } from './socket.js';
 import { VideoGrid } from './tiles.js';
@@ -24,6 +33,9 @@ const CONNECTION_TEXT = {
 };
 
 export const roomPath = (roomId) => `/chat/rooms/${encodeURIComponent(roomId)}`;
+const libraryPath = (roomId, videoId) =>
+  `${roomPath(roomId)}/videos${videoId ? `/${encodeURIComponent(videoId)}` : ''}`;
+const RANK = { owner: 3, moderator: 2, member: 1 };
 
 /** What an `error` frame means to a person; null for ones not worth showing. */
 function describeServerError(frame) {
@@ -40,6 +52,10 @@ function describeServerError(frame) {
 }
 
 const isStatus = (error, status) => error instanceof ApiError && error.status === status;
+
+// Phones get one panel at a time (the call, the chat or the people) above a fixed bar.
+const PHONE = '(max-width: 820px)';
+const COPIED_SHOWN_MS = 3000;
 
 export class RoomSession {
   #self;
@@ -59,6 +75,13 @@ export class RoomSession {
   #left = false;
   #lobby = null;
   #name = '';
+  #prejoin = null;
+  #panel = null; // on phones: null (the call), 'chat' or 'people'
+  #unread = 0;
+  #copiedTimer = null;
+  #roles = new Map(); // user id -> role, from GET /members
+  #ownerId = null;
+  #view = { tab: 'call', videoId: null };
 
   /**
    * @param {object} options
@@ -67,35 +90,91 @@ export class RoomSession {
    * @param {{id: string, username: string}} options.self
    * @param {{peers: Map, timings: object}} options.registry window.videochat
    * @param {(name: string) => void} options.onExit the person pressed Leave
+   * @param {{tab: string, videoId: string|null}} [options.view] the call, or the library
    */
-  constructor({ roomId, invite, self, registry, onExit }) {
+  constructor({ roomId, invite, self, registry, onExit, view }) {
     this.roomId = roomId;
     this.#invite = invite;
     this.#self = self;
     this.#registry = registry;
     this.#onExit = onExit;
+    if (view) this.#view = view;
+  }
+
+  /**
+   * Show the call or the video library in the main area (both have addresses:
+   * /chat/rooms/{id} and /chat/rooms/{id}/videos[/{video_id}]). The call goes on
+   * either way: its tiles are only hidden.
+   */
+  showTab({ tab, videoId = null }) {
+    this.#view = { tab, videoId };
+    const library = tab === 'videos';
+    byId('video-grid').hidden = library;
+    byId('library').hidden = !library;
+    for (const [id, on] of [['tab-call', !library], ['tab-videos', library]]) {
+      const link = byId(id);
+      if (on) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
+    if (library) this.#videos?.open(videoId);
+    else this.#videos?.open(null);
+  }
+
+  /** Whether we may rename and delete videos of this uploader (the server decides too). */
+  #mayManageVideo(uploaderId) {
+    const me = this.#self.id;
+    if (uploaderId === me) return true;
+    const mine = this.#ownerId === me ? 'owner' : this.#roles.get(me);
+    if (mine === 'owner') return true;
+    if (mine !== 'moderator') return false;
+    const theirs = uploaderId === this.#ownerId ? 'owner' : this.#roles.get(uploaderId);
+    return !theirs || RANK[theirs] < RANK[mine];
   }
 
   async enter() {
-    this.#registry.enteredAt = performance.now();
-    this.#registry.timings = {};
+    // A reload of the tab that pressed Join goes straight back into the call.
+    const rejoining = joinedHere(this.roomId);
     byId('room-title').textContent = 'Joining…';
     byId('invite').hidden = true;
+    byId('copy-link').hidden = true;
     byId('room-private-badge').hidden = true;
     byId('chat-send').disabled = true;
-    showView('room');
+    byId('tab-call').href = roomPath(this.roomId);
+    byId('tab-videos').href = libraryPath(this.roomId);
+    this.#showPanel(null);
+    if (rejoining) {
+      showView('room');
+      this.showTab(this.#view);
+    } else {
+      showJoining();
+    }
 
     const room = await this.#loadRoom();
     if (!room || this.#left) return;
     this.#name = room.name;
-    byId('room-title').textContent = room.name;
+    this.#ownerId = room.owner_id ?? null;
     document.title = `${room.name} · videochat`;
+    let media = null;
+    if (!rejoining) {
+      this.#prejoin = new PreJoin({ roomName: room.name, self: this.#self });
+      media = await this.#prejoin.run();
+      this.#prejoin = null;
+      if (!media || this.#left) return;
+      rememberJoined(this.roomId);
+      showView('room');
+      this.showTab(this.#view);
+    }
+    this.#registry.enteredAt = performance.now();
+    this.#registry.timings = {};
+    byId('room-title').textContent = room.name;
     byId('room-private-badge').hidden = !room.is_private;
     if (room.invite_code) {
       const link = new URL(roomPath(room.id), location.origin);
       link.searchParams.set('invite', room.invite_code);
       byId('invite-link').value = link.href;
       byId('invite').hidden = false;
+    } else if (!room.is_private) {
+      byId('copy-link').hidden = false; // a public room's address is its link
     }
 
     this.#grid = new VideoGrid(byId('video-grid'), {
@@ -129,15 +208,22 @@ export class RoomSession {
     this.#bindControls();
     this.#renderControls();
     // The camera and microphone take longest (a permission prompt, maybe): start now.
-    this.#call.start().then(() => {
+    this.#call.start(media).then(() => {
       this.#callReady = true;
       this.#callChanged();
     });
 
     this.#mountLive();
     import('./videos.js').then(({ mountVideos }) => {
-      if (!this.#left) this.#videos = mountVideos({ roomId: this.roomId, stage: byId('videos-slot') });
-    }).catch((error) => console.warn('videochat: the videos panel is not available', error));
+      if (this.#left) return;
+      this.#videos = mountVideos({
+        roomId: this.roomId,
+        self: this.#self,
+        root: byId('library'),
+        mayManage: (uploaderId) => this.#mayManageVideo(uploaderId),
+      });
+      this.showTab(this.#view);
+    }).catch((error) => console.warn('videochat: the video library is not available', error));
 
     const canModerate = await this.#canModerate(room);
     if (this.#left) return;
@@ -155,6 +241,7 @@ export class RoomSession {
         typing: byId('typing-indicator'),
         announcer: byId('chat-announcer'),
         older: byId('load-older'),
+        refusal: byId('chat-refusal'),
       },
       send: (frame) => this.#socket?.send(frame) ?? false,
     });
@@ -187,6 +274,13 @@ export class RoomSession {
     if (this.#left) return;
     this.#left = true;
     this.#abort.abort();
+    this.#prejoin?.cancel();
+    this.#prejoin = null;
+    clearTimeout(this.#copiedTimer);
+    byId('copy-status').textContent = '';
+    byId('copy-link').hidden = true;
+    this.#showPanel(null);
+    this.#showDevices(false);
     this.#lobby?.disable();
     this.#lobby = null;
     this.#live?.destroy();
@@ -201,6 +295,9 @@ export class RoomSession {
     this.#registry.peers.clear();
     byId('unmute-all').hidden = true;
     byId('invite').hidden = true;
+    byId('video-grid').hidden = false;
+    byId('library').hidden = true;
+    byId('chat-refusal').hidden = true;
     byId('connection-status').textContent = '';
     byId('chat-input').value = '';
     document.title = 'videochat';
@@ -212,7 +309,7 @@ export class RoomSession {
       if (this.#invite) {
         await api.joinRoom(this.roomId, this.#invite);
         // The invite did its work; the address bar shows the plain room address.
-        history.replaceState(history.state, '', roomPath(this.roomId));
+        history.replaceState(history.state, '', location.pathname);
       }
       room = await api.room(this.roomId);
     } catch (error) {
@@ -263,7 +360,7 @@ export class RoomSession {
     if (outcome === 'not-found') showRoomScreen('not-found');
     if (outcome === 'banned') showRoomScreen('banned');
     if (outcome !== true) return null;
-    showView('room');
+    showJoining();
     try {
       return await api.room(this.roomId);
     } catch (again) {
@@ -307,6 +404,8 @@ export class RoomSession {
       return; // the list keeps what it had; the server decides anyway
     }
     if (this.#left) return;
+    this.#roles = new Map(members.map((member) => [member.user_id, member.role]));
+    this.#videos?.rerender();
     this.#participants.setMembers(members, (userId, action) => this.#moderate(userId, action));
   }
 
@@ -364,9 +463,12 @@ export class RoomSession {
       case 'welcome':
         // Which of our tabs this socket is: the call follows our latest one.
         this.#call.setConnection(frame.connection_id ?? null);
+        // Muted before we came in: say so by the composer before anything is typed.
+        this.#chat.setMuted(Boolean(frame.muted));
         break;
       case 'message':
         this.#chat.receive(frame);
+        this.#countUnread(frame);
         break;
       case 'message_edited':
         this.#chat.applyEdit(frame);
@@ -415,12 +517,15 @@ export class RoomSession {
         this.#live?.onFrame(frame);
         break;
       case 'video_status':
+      case 'video_deleted':
         this.#videos?.onFrame(frame);
         break;
       case 'error': {
-        // Refused because a moderator muted us (perhaps before we came in).
+        // Refused because a moderator muted us (perhaps before we came in): the chat
+        // says so by the composer and gives the unsent text back.
         if (frame.code === 'muted') {
           this.#setMuted(true);
+          this.#chat.refusedAsMuted();
           break;
         }
         const text = describeServerError(frame);
@@ -460,6 +565,7 @@ export class RoomSession {
 
   #setMuted(muted) {
     this.#call.setMuted(muted);
+    this.#chat?.setMuted(muted);
     this.#notices.set(
       'moderation',
       muted
@@ -481,6 +587,37 @@ export class RoomSession {
     byId('toggle-camera').addEventListener('click', () => this.#call.toggleCamera(), on);
     byId('share-screen').addEventListener('click', () => this.#call.toggleScreen(), on);
     byId('leave-call').addEventListener('click', () => this.#onExit(this.#name), on);
+    byId('show-chat').addEventListener('click', () => this.#togglePanel('chat'), on);
+    byId('show-people').addEventListener('click', () => this.#togglePanel('people'), on);
+    byId('toggle-devices').addEventListener(
+      'click',
+      () => this.#showDevices(byId('device-panel').hidden),
+      on,
+    );
+    byId('device-panel').addEventListener(
+      'keydown',
+      (event) => {
+        if (event.key !== 'Escape') return;
+        this.#showDevices(false);
+        byId('toggle-devices').focus();
+      },
+      on,
+    );
+    byId('call-camera-select').addEventListener(
+      'change',
+      (event) => this.#call.useDevice('video', event.target.value),
+      on,
+    );
+    byId('call-mic-select').addEventListener(
+      'change',
+      (event) => this.#call.useDevice('audio', event.target.value),
+      on,
+    );
+    byId('copy-link').addEventListener(
+      'click',
+      () => this.#copy(new URL(roomPath(this.roomId), location.origin).href, null),
+      on,
+    );
     byId('unmute-all').addEventListener(
       'click',
       () => {
@@ -491,17 +628,89 @@ export class RoomSession {
     );
     byId('copy-invite').addEventListener(
       'click',
-      async () => {
-        const field = byId('invite-link');
-        try {
-          await navigator.clipboard.writeText(field.value);
-          toast('Invite link copied.');
-        } catch {
-          field.select(); // no clipboard access: leave it selected for Ctrl+C
-        }
-      },
+      () => this.#copy(byId('invite-link').value, byId('invite-link')),
       on,
     );
+  }
+
+  /** Copy a link and say so; without clipboard access, select `field` for Ctrl+C. */
+  async #copy(text, field) {
+    const status = byId('copy-status');
+    try {
+      await navigator.clipboard.writeText(text);
+      status.textContent = 'Link copied';
+    } catch {
+      if (field) {
+        field.select();
+        status.textContent = 'Press Ctrl+C to copy the selected link';
+      } else {
+        status.textContent = `Copy this link: ${text}`;
+      }
+    }
+    clearTimeout(this.#copiedTimer);
+    this.#copiedTimer = setTimeout(() => {
+      status.textContent = '';
+    }, COPIED_SHOWN_MS);
+  }
+
+  /** Phones: show the chat or the people instead of the call (again: back to the call). */
+  #togglePanel(panel) {
+    this.#showPanel(this.#panel === panel ? null : panel);
+  }
+
+  #showPanel(panel) {
+    this.#panel = panel;
+    const view = document.querySelector('[data-view="room"]');
+    if (panel) view.dataset.panel = panel;
+    else delete view.dataset.panel;
+    byId('show-chat').setAttribute('aria-pressed', String(panel === 'chat'));
+    byId('show-people').setAttribute('aria-pressed', String(panel === 'people'));
+    if (panel === 'chat') {
+      this.#unread = 0;
+      byId('chat-unread').hidden = true;
+    }
+  }
+
+  /** Phones with the chat hidden: count what arrives on the Chat button. */
+  #countUnread(frame) {
+    if (this.#panel === 'chat' || frame.user_id === this.#self.id) return;
+    if (!window.matchMedia(PHONE).matches) return;
+    this.#unread += 1;
+    const badge = byId('chat-unread');
+    badge.textContent = this.#unread > 99 ? '99+' : String(this.#unread);
+    badge.hidden = false;
+  }
+
+  /** The camera and microphone menu of the call. */
+  async #showDevices(open) {
+    const panel = byId('device-panel');
+    const show = (shown) => {
+      panel.hidden = !shown;
+      byId('toggle-devices').setAttribute('aria-expanded', String(shown));
+    };
+    if (!open || !this.#call) {
+      show(false);
+      return;
+    }
+    // Filled first, so the menu never shows empty lists.
+    const { cameras, microphones } = await listDevices();
+    if (this.#left) return;
+    const prefs = devicePrefs();
+    const inUse = this.#call.devices;
+    fillDeviceSelect(
+      byId('call-camera-select'),
+      cameras,
+      inUse.cameraId ?? prefs.cameraId,
+      'No camera found',
+    );
+    fillDeviceSelect(
+      byId('call-mic-select'),
+      microphones,
+      inUse.microphoneId ?? prefs.microphoneId,
+      'No microphone found',
+    );
+    show(true);
+    byId('call-camera-select').focus();
   }
 
   #callChanged() {
@@ -521,6 +730,9 @@ export class RoomSession {
     const muted = this.#call.muted;
     mic.disabled = camera.disabled = !ready || muted;
     screen.disabled = !ready || muted || !this.#call.canShareScreen;
+    // While we share, the button stops it, and says so.
+    screen.querySelector('.long').textContent = state.screen ? 'Stop sharing' : 'Share screen';
+    screen.querySelector('.short').textContent = state.screen ? 'Stop' : 'Share';
     screen.title = this.#call.canShareScreen ? '' : 'This browser cannot share a screen';
   }
 

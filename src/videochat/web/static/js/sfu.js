@@ -270,6 +270,15 @@ export class SfuCall {
     }
   }
 
+  /** [user id, connection] of every subscription, and ours (for audio levels). */
+  connections() {
+    const out = [...this.#subscriptions]
+      .filter(([, subscription]) => subscription.pc)
+      .map(([userId, subscription]) => [userId, subscription.pc]);
+    if (this.#publisher) out.push([this.#selfId, this.#publisher.pc]);
+    return out;
+  }
+
   /** Janus forwards one quality per subscriber: no per-person budget to share. */
   capVideoBitrate() {}
 

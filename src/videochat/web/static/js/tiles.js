@@ -1,5 +1,7 @@
 // The video grid: our own tile and one tile per other person in the call. A tile
-// whose camera is off shows an avatar instead of the (frozen or black) video.
+// whose camera is off shows an avatar instead of the (frozen or black) video. The
+// person speaking gets a highlighted tile; while someone shares a screen the grid
+// turns into a spotlight: the share large, everyone else in a strip.
 
 import { fromTemplate, hueFor, initialOf } from './ui.js';
 
@@ -15,6 +17,7 @@ export class VideoGrid {
   #grid;
   #local = null;
   #remote = new Map(); // user id → tile element
+  #speaker = null; // user id of the highlighted tile
   #onFirstFrame;
   #onAutoplayBlocked;
 
@@ -89,6 +92,16 @@ export class VideoGrid {
     tile.querySelector('.tile-status').textContent = STATUS_TEXT[status] ?? '';
   }
 
+  /** Highlight the tile of the person speaking (null: nobody). */
+  setSpeaker(userId) {
+    this.#speaker = userId;
+    for (const tile of this.#tiles()) {
+      const speaking = tile.dataset.userId === userId;
+      tile.classList.toggle('speaking', speaking);
+      tile.dataset.speaking = String(speaking);
+    }
+  }
+
   removeRemote(userId) {
     const tile = this.#remote.get(userId);
     if (!tile) return;
@@ -125,9 +138,15 @@ export class VideoGrid {
     this.#layout();
   }
 
+  #tiles() {
+    return [...(this.#local ? [this.#local] : []), ...this.#remote.values()];
+  }
+
   #makeTile(userId, label, name) {
     const tile = fromTemplate('tpl-tile');
     tile.dataset.userId = userId;
+    tile.dataset.speaking = String(userId === this.#speaker);
+    tile.classList.toggle('speaking', userId === this.#speaker);
     tile.querySelector('.tile-name').textContent = label;
     const avatar = tile.querySelector('.avatar');
     avatar.textContent = initialOf(name);
@@ -140,7 +159,11 @@ export class VideoGrid {
     const showsVideo = Boolean(state.video || state.screen);
     tile.dataset.video = showsVideo ? 'on' : 'off';
     tile.dataset.audio = state.audio ? 'on' : 'off';
-    tile.dataset.screen = state.screen ? 'on' : 'off';
+    const sharing = state.screen ? 'on' : 'off';
+    if (tile.dataset.screen !== sharing) {
+      tile.dataset.screen = sharing;
+      this.#layout();
+    }
   }
 
   #play(video) {
@@ -165,5 +188,15 @@ export class VideoGrid {
   #layout() {
     // The CSS picks columns from the number of tiles.
     this.#grid.dataset.count = String(this.#remote.size + (this.#local ? 1 : 0));
+    // A share by someone else comes first: our own is on our screen already.
+    const sharing = [...this.#remote.values(), ...(this.#local ? [this.#local] : [])].find(
+      (tile) => tile.dataset.screen === 'on',
+    );
+    for (const tile of this.#tiles()) {
+      const spotlit = tile === sharing;
+      tile.classList.toggle('spotlight', spotlit);
+      tile.dataset.spotlight = String(spotlit);
+    }
+    this.#grid.dataset.layout = sharing ? 'spotlight' : 'grid';
   }
 }

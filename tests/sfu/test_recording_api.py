@@ -1,0 +1,176 @@
+"""Starting and stopping a call's recording: who may, what Janus and the room are told.
+
+Media through Janus (publishers, the composed video) is in ``test_recording_media``;
+here the VideoRoom has nobody publishing, so a stopped recording's video fails
+("nothing was recorded") and its raw folder is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.sfu.conftest import sfu_settings
+from tests.sfu.janus_server import Janus
+from tests.support import (
+    LiveServer,
+    auth,
+    connect_ws,
+    create_guest,
+    receive_until,
+    run_server,
+    ws_path,
+)
+from videochat.config import Settings
+from videochat.media.compose import NOTHING_RECORDED
+from videochat.sfu.janus import JanusAdmin
+from videochat.sfu.videoroom import janus_room_id
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def recording_server(
+    janus: Janus, make_settings: Callable[..., Settings], tmp_path: Path
+) -> AsyncIterator[LiveServer]:
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    settings = make_settings(sfu=sfu_settings(janus, recording_dir=str(recordings)))
+    async with run_server(settings) as live:
+        yield live
+
+
+async def _room_with(
+    client: httpx.AsyncClient, *names: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    people = [await create_guest(client, name) for name in names]
+    created = await client.post(
+        "/rooms", json={"name": "Recorded"}, headers=auth(people[0]["access_token"])
+    )
+    assert created.status_code == 200, created.text
+    room = created.json()
+    for person in people[1:]:
+        joined = await client.post(
+            f"/rooms/{room['id']}/join", json={}, headers=auth(person["access_token"])
+        )
+        assert joined.status_code == 200, joined.text
+    return room, people
+
+
+def _recording(room: dict[str, Any]) -> str:
+    return f"/rooms/{room['id']}/call/recording"
+
+
+async def _videoroom(janus: Janus, room_id: str, live: LiveServer) -> dict[str, Any]:
+    """The VideoRoom's settings as Janus lists them (its record flag and folder)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        admin = JanusAdmin(http, janus.admin_url, janus.admin_secret)
+        # Private rooms are listed to the admin key's holder only.
+        listing = {"request": "list", "admin_key": janus.room_admin_key}
+        rooms = (await admin.videoroom(listing))["list"]
+    wanted = janus_room_id(room_id)
+    return next(item for item in rooms if item["room"] == wanted)
+
+
+async def test_an_owner_starts_and_stops_recording_and_the_room_hears_it(
+    recording_server: LiveServer, janus: Janus, tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=recording_server.url, timeout=15) as client:
+        room, (alice, bob) = await _room_with(client, "alice", "bob")
+        path = ws_path(room["id"], bob["id"], bob["access_token"])
+        async with connect_ws(recording_server, path) as socket:
+            welcome = await receive_until(socket, "welcome")
+            assert welcome["recording"] is None
+            started = await client.post(_recording(room), headers=auth(alice["access_token"]))
+            assert started.status_code == 200, started.text
+            body = started.json()
+            assert body["active"] is True and body["started_by"] == alice["id"]
+            frame = await receive_until(socket, "recording")
+            assert frame["active"] is True and frame["by"] == alice["id"]
+            assert frame["started_at"]
+            # Janus records the room, into the recording's own folder.
+            listed = await _videoroom(janus, room["id"], recording_server)
+            assert listed["record"] is True, listed
+            assert listed["rec_dir"].startswith(str(tmp_path / "recordings")), listed
+            assert listed["lock_record"] is True
+            # Someone connecting now learns it from the welcome.
+            async with connect_ws(recording_server, path) as later:
+                again = await receive_until(later, "welcome")
+                assert again["recording"]["active"] is True
+                assert again["recording"]["by"] == alice["id"]
+            twice = await client.post(_recording(room), headers=auth(alice["access_token"]))
+            assert twice.status_code == 409 and "already" in twice.json()["detail"]
+
+            stopped = await client.delete(_recording(room), headers=auth(alice["access_token"]))
+            assert stopped.status_code == 200, stopped.text
+            video_id = stopped.json()["video_id"]
+            assert video_id and stopped.json()["active"] is False
+            frame = await receive_until(socket, "recording")
+            assert frame == {**frame, "active": False, "by": alice["id"], "video_id": video_id}
+            assert (await _videoroom(janus, room["id"], recording_server))["record"] is False
+            again_stopped = await client.delete(
+                _recording(room), headers=auth(alice["access_token"])
+            )
+            assert again_stopped.status_code == 409
+            assert "not being recorded" in again_stopped.json()["detail"]
+
+            # Nobody published: the video fails with a reason, and its folder is gone.
+            deadline = time.monotonic() + 20
+            while True:
+                video = (
+                    await client.get(f"/videos/{video_id}", headers=auth(bob["access_token"]))
+                ).json()
+                if video["status"] in ("ready", "failed"):
+                    break
+                assert time.monotonic() < deadline, video
+                await asyncio.sleep(0.1)
+            assert video["status"] == "failed" and video["error"] == NOTHING_RECORDED
+            assert video["uploader_id"] == alice["id"]
+            assert list((tmp_path / "recordings").iterdir()) == []
+
+
+async def test_only_owners_and_moderators_may_record(recording_server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=recording_server.url, timeout=15) as client:
+        room, (alice, bob) = await _room_with(client, "alice", "bob")
+        stranger = await create_guest(client, "stranger")
+        for person in (bob, stranger):
+            refused = await client.post(_recording(room), headers=auth(person["access_token"]))
+            assert refused.status_code == 403, refused.text
+            assert "moderators" in refused.json()["detail"]
+        assert (await client.post(_recording(room))).status_code == 401
+        promoted = await client.post(
+            f"/rooms/{room['id']}/members/{bob['id']}/role",
+            json={"role": "moderator"},
+            headers=auth(alice["access_token"]),
+        )
+        assert promoted.status_code == 200, promoted.text
+        started = await client.post(_recording(room), headers=auth(bob["access_token"]))
+        assert started.status_code == 200, started.text
+        # A plain member cannot stop it either.
+        carol = await create_guest(client, "carol")
+        await client.post(f"/rooms/{room['id']}/join", json={}, headers=auth(carol["access_token"]))
+        refused = await client.delete(_recording(room), headers=auth(carol["access_token"]))
+        assert refused.status_code == 403
+        stopped = await client.delete(_recording(room), headers=auth(alice["access_token"]))
+        assert stopped.status_code == 200, stopped.text
+
+
+async def test_without_an_sfu_or_a_recording_dir_there_is_no_recording(
+    client: httpx.AsyncClient, janus: Janus, make_settings: Callable[..., Settings]
+) -> None:
+    room, (alice,) = await _room_with(client, "alice")
+    response = await client.post(_recording(room), headers=auth(alice["access_token"]))
+    assert response.status_code == 404
+    assert "SFU" in response.json()["detail"]
+    settings = make_settings(sfu=sfu_settings(janus))  # no recording_dir
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as other:
+        room, (alice,) = await _room_with(other, "alice")
+        response = await other.post(_recording(room), headers=auth(alice["access_token"]))
+        assert response.status_code == 409
+        assert "RECORDING_DIR" in response.json()["detail"]
