@@ -13,6 +13,9 @@ broker) and Debian's Chromium with fake camera and microphone, WebRTC over 127.0
    the joiner's first frame on the host's page (both pages' clocks are the same
    machine's: ``performance.timeOrigin + performance.now()``). The joiner then closes
    the page and the host waits until it has hung up before the next run.
+   With Janus installed, the same joins again with the call on the SFU (a Janus
+   started here, ``VIDEOCHAT_SFU__THRESHOLD=0``, a fresh Chromium): the joiner
+   subscribes to the host's publication through Janus (``--sfu-runs``, 0 to skip).
 2. **Server during a 3-person call**: CPU (utime+stime from /proc, the server's process
    tree) and RSS, sampled every second: idle with nobody connected, while three
    people join and connect, and for ``--seconds`` of the call once all are connected.
@@ -208,6 +211,39 @@ def _three_person_call(browser: Any, server: Any, seconds: float) -> dict[str, A
     }
 
 
+def _sfu_join_runs(playwright: Any, tmp: Path, runs: int) -> dict[str, Any]:
+    """``_join_runs`` with every call on a Janus started here."""
+    from tests.sfu.janus_server import Janus
+    from tests.web import harness
+    from tests.web.janus_media import MEDIA_ADDRESS, media_interface
+
+    # The interface comes first: a Chromium that sees it appear aborts its requests.
+    with media_interface():
+        janus = Janus(tmp / "janus", ice_address=MEDIA_ADDRESS)
+        janus.start()
+        server = harness.ServerProcess(
+            tmp / "sfu-server",
+            {
+                "VIDEOCHAT_SFU__JANUS_URL": janus.api_url,
+                "VIDEOCHAT_SFU__ADMIN_URL": janus.admin_url,
+                "VIDEOCHAT_SFU__ADMIN_SECRET": janus.admin_secret,
+                "VIDEOCHAT_SFU__ROOM_ADMIN_KEY": janus.room_admin_key,
+                "VIDEOCHAT_SFU__THRESHOLD": "0",
+            },
+        )
+        server.workdir.mkdir(parents=True, exist_ok=True)
+        server.start()
+        try:
+            browser = harness.launch_chromium(playwright)
+            try:
+                return _join_runs(browser, server, runs)
+            finally:
+                browser.close()
+        finally:
+            server.stop()
+            janus.stop()
+
+
 def _markdown(result: dict[str, Any]) -> str:
     join, call = result["join_to_first_frame"], result["server_during_call"]
     lines = [
@@ -224,6 +260,14 @@ def _markdown(result: dict[str, Any]) -> str:
     ):
         part = join[key]
         lines.append(f"| {label} | {part['median_ms']} | {part['min_ms']} | {part['max_ms']} |")
+    sfu = result.get("join_to_first_frame_sfu")
+    if sfu:
+        for key, label in (
+            ("joiner_sees_host", "the host's picture, through Janus (SFU)"),
+            ("host_sees_joiner", "the joiner's picture, through Janus (SFU)"),
+        ):
+            part = sfu[key]
+            lines.append(f"| {label} | {part['median_ms']} | {part['min_ms']} | {part['max_ms']} |")
     idle, joining, in_call = call["idle_no_sockets"], call["joining"], call["in_call"]
     lines += [
         "",
@@ -246,11 +290,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--sfu-runs", type=int, default=10, help="joins on the SFU (0: none)")
     args = parser.parse_args()
     if os.environ.get(INSIDE) != "1":
         return _reexec_in_namespace(sys.argv[1:])
 
     from playwright.sync_api import sync_playwright
+    from tests.sfu import janus_server
     from tests.web import harness
 
     with tempfile.TemporaryDirectory(prefix="videochat-bench-calls-") as tmp:
@@ -265,6 +311,9 @@ def main() -> int:
                     call = _three_person_call(browser, server, args.seconds)
                 finally:
                     browser.close()
+                sfu = None
+                if args.sfu_runs > 0 and janus_server.available():
+                    sfu = _sfu_join_runs(playwright, Path(tmp), args.sfu_runs)
         finally:
             server.stop()
     load = os.getloadavg()
@@ -274,6 +323,7 @@ def main() -> int:
         f"{platform.python_version()}, load average {load[0]:.1f} at the end",
         "total_seconds": round(time.monotonic() - started, 1),
         "join_to_first_frame": joins,
+        "join_to_first_frame_sfu": sfu,
         "server_during_call": call,
     }
     text = _markdown(result)

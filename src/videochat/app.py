@@ -33,7 +33,11 @@ from videochat.rooms.lobby.endpoints import router as lobby_router
 from videochat.rooms.moderation.endpoints import router as moderation_router
 from videochat.runtime import open_context
 from videochat.security.body import BodyLimitMiddleware
-from videochat.security.headers import SecurityHeadersMiddleware, hsts_header
+from videochat.security.headers import (
+    SecurityHeadersMiddleware,
+    content_security_policy,
+    hsts_header,
+)
 from videochat.security.hosts import HostCheckMiddleware
 from videochat.security.ratelimit import Limiter, RateLimitMiddleware
 from videochat.sfu.endpoints import router as sfu_router
@@ -83,7 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.add_middleware(RateLimitMiddleware, settings=settings, strategy=limiter.strategy)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=hsts_header(settings))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts=hsts_header(settings),
+        csp=content_security_policy(settings),
+    )
     if settings.cors_origins:
         # Outside the limits: a 429 or 413 a browser cannot read is a bare network error
         # to a front end on another origin, and preflights are not requests to count.

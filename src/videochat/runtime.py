@@ -47,6 +47,7 @@ from videochat.rooms import repository as rooms_repository
 from videochat.security.ratelimit import Limiter
 from videochat.sfu import consequences as sfu_consequences
 from videochat.sfu.manager import SfuManager
+from videochat.sfu.mode import CallModes
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +146,8 @@ async def open_context(
         )
         if sfu is not None:
             await _start(stack, sfu)
+            # Every participant list says whether the room's call is mesh or SFU.
+            hub.call_mode = CallModes(sessionmaker, sfu.pool, video_jobs, hub)
         context = AppContext(
             settings=settings,
             engine=engine,

@@ -9,6 +9,7 @@ loopback, as in the tests' network namespace. Never the system's /etc/janus or s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -70,7 +71,8 @@ class Janus:
     api_port: int = field(default_factory=free_tcp_port)
     admin_port: int = field(default_factory=free_tcp_port)
     # The address Janus gathers ICE candidates on. Janus skips loopback interfaces, so a
-    # test exchanging media gives it a dummy interface in its namespace (media_netns).
+    # test exchanging media gives it a veth pair in its namespace (test_recording_media,
+    # tests/web/janus_media.py).
     ice_address: str = "127.0.0.1"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -81,6 +83,31 @@ class Janus:
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}/admin"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def udp_ports(self) -> set[int]:
+        """The UDP ports this Janus has open (its ICE/RTP sockets), read from /proc."""
+        if self.pid is None:
+            return set()
+        inodes = set()
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[9] in inodes:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
 
     @property
     def log_path(self) -> Path:

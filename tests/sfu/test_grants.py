@@ -194,6 +194,7 @@ async def test_an_unreachable_janus_is_a_503_not_a_500(
             "admin_url": "http://127.0.0.1:9/admin",
             "admin_secret": "x",
             "room_admin_key": "y",
+            "threshold": 0,
             "timeout_seconds": 0.5,
             "retries": 1,
         }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import ValidationError
 
-from videochat.config import SfuSettings
+from videochat.config import Settings, SfuSettings
+from videochat.security.headers import CONTENT_SECURITY_POLICY, content_security_policy
 
 
 def test_urls_are_lists_in_the_same_order() -> None:
@@ -40,3 +43,19 @@ def test_incomplete_settings_are_refused(values: dict[str, object]) -> None:
     }
     with pytest.raises(ValidationError):
         SfuSettings(**{**base, **values})
+
+
+def test_the_csp_lets_browsers_reach_a_janus_on_another_origin(
+    make_settings: Callable[..., Settings],
+) -> None:
+    sfu = {"admin_url": "http://j1:7088/admin,http://j2:7088/admin", "admin_secret": "s"}
+    sfu |= {"room_admin_key": "k", "janus_url": "http://j1:8088/janus,http://j2:8088/janus"}
+    elsewhere = make_settings(
+        sfu={**sfu, "public_url": "https://sfu.example.org:8089/janus,/janus/2"}
+    )
+    policy = content_security_policy(elsewhere)
+    assert "connect-src 'self' ws: wss: https://sfu.example.org:8089;" in policy
+    # Behind the app's own proxy (a path), or no SFU at all: 'self' covers it.
+    same_origin = make_settings(sfu={**sfu, "public_url": "/janus/1,/janus/2"})
+    assert content_security_policy(same_origin) == CONTENT_SECURITY_POLICY
+    assert content_security_policy(make_settings()) == CONTENT_SECURITY_POLICY

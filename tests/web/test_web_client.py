@@ -108,6 +108,9 @@ SCENARIOS: dict[str, tuple[str, float]] = {
         "accessibility",
         180,
     ),
+    # Last: it adds (and removes) a network interface for Janus, with its own Chromium.
+    "test_six_people_in_one_call_on_the_sfu": ("sfu_call", 240),
+    "test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays": ("sfu_switch", 150),
 }
 
 
@@ -919,3 +922,67 @@ def test_every_view_passes_axe_and_every_control_is_reached_by_keyboard(
         assert keyboard["clickable_divs"] == [], (name, keyboard)
     minor = {name: [v["id"] for v in seen["violations"]] for name, seen in views.items()}
     print(f"  axe, moderate and minor: {minor}")
+
+
+def test_six_people_in_one_call_on_the_sfu(scenario_results: dict[str, Any]) -> None:
+    result = result_of(
+        scenario_results,
+        "sfu_call",
+        # The banned person's grant request is refused on purpose (403).
+        expected_console=("status of 403 (Forbidden)",),
+    )
+    if "skipped" in result:
+        pytest.skip(result["skipped"])
+    ids = result["ids"]
+    assert result["people"] == 6
+    for name, videos in result["videos"].items():
+        others = {ids[other] for other in ids if other != name}
+        assert set(videos) == others, f"{name} sees the wrong videos"
+        assert all(videos[o]["width"] > 0 and not videos[o]["paused"] for o in others), name
+    # One publication and five subscriptions per page, each connected with frames,
+    # each ending at one of Janus's own sockets and never at another page.
+    janus_ports = set(result["janus_ports"])
+    for name, pairs in result["pairs"].items():
+        others = {ids[other] for other in ids if other != name}
+        assert set(pairs) == others | {"publisher"}, name
+        for peer, report in pairs.items():
+            where = f"{name} -> {peer}"
+            assert report["state"] == "connected", where
+            assert report["remotePort"] in janus_ports, where
+            assert report["remotePort"] not in result["page_ports"], where
+            assert report["framesEncoded" if peer == "publisher" else "framesDecoded"] > 0, where
+    # The kicked person's tile left every other page at once; the banned one got nothing.
+    assert result["kick_seconds"] < 10
+    refused = result["refused"]
+    assert refused["peers"] == 0 and not refused["published"], refused
+    assert any("banned" in note for note in refused["notes"]), refused
+    print(f"  SFU first frames: {result['first_frames']}, CPU: {result['cpu']}")
+
+
+def test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "sfu_switch")
+    if "skipped" in result:
+        pytest.skip(result["skipped"])
+    ids = result["ids"]
+    # Two people: a mesh, each connection ending at the other page, nobody publishing.
+    assert result["published_in_mesh"] == []
+    alice_to_bob = result["mesh_pairs"]["alice"][ids["bob"]]
+    bob_to_alice = result["mesh_pairs"]["bob"][ids["alice"]]
+    assert alice_to_bob["remotePort"] == bob_to_alice["localPort"]
+    assert bob_to_alice["remotePort"] == alice_to_bob["localPort"]
+    # Three: everyone publishes once and gets the others from Janus (the scenario
+    # checked each pair ends at a Janus socket and the videos play).
+    for name, pairs in result["on_sfu"].items():
+        others = {ids[o] for o in ids if o != name}
+        assert set(pairs) == others | {"publisher"}, name
+    # Back to two: still on the SFU.
+    for name, pairs in result["after_leaving"].items():
+        assert "publisher" in pairs and ids["carol"] not in pairs, name
+    # Camera off and on, screen share and back work through the publication.
+    toggles = result["toggles"]
+    assert toggles["frames_after"] > toggles["frames_before"], toggles
+    assert abs(toggles["screen"][0] / toggles["screen"][1] - 4 / 3) > 0.05, toggles
+    assert abs(toggles["camera"][0] / toggles["camera"][1] - 4 / 3) < 0.05, toggles
+    print(f"  mesh to SFU in {result['switch_seconds']}s")

@@ -24,7 +24,7 @@ from videochat.realtime import close_codes, frames, lifecycle
 from videochat.realtime.budget import FrameBudget
 from videochat.realtime.connection import Connection
 from videochat.realtime.handshake import Admit, Admitted, Refused, Replay, Screened, screen
-from videochat.realtime.hub import dumps
+from videochat.realtime.hub import Hub, dumps
 from videochat.realtime.routing import FrameContext, FrameRouter, UnknownFrame
 from videochat.security.ratelimit import client_ip
 
@@ -66,6 +66,15 @@ def _malformed(ctx: FrameContext, detail: str, *, code: str = "bad_frame") -> No
     had no answer for those, so its clients, which read frames by position, get none."""
     if not ctx.connection.v1:
         ctx.reply(frames.error_frame(code, detail))
+
+
+async def _announce_leave(hub: Hub, connection: Connection) -> None:
+    room_id, user_id = connection.room_id, connection.user_id
+    # One tab of several closing (or a reconnect's old socket) is not leaving.
+    if not await hub.is_present(room_id, user_id):
+        left = frames.user_left_frame(user_id=user_id, username=connection.username)
+        await hub.publish(room_id, left)
+    await hub.publish_presence(room_id)
 
 
 class Gateway:
@@ -170,16 +179,14 @@ class Gateway:
             task.uncancel()
 
     async def _leave(self, context: AppContext, connection: Connection) -> None:
-        hub, room_id, user_id = context.hub, connection.room_id, connection.user_id
+        hub = context.hub
         await hub.unregister(connection)
         await connection.stop_writer()
         lifecycle.closed(connection)
         with contextlib.suppress(Exception):
-            # One tab of several closing (or a reconnect's old socket) is not leaving.
-            if not await hub.is_present(room_id, user_id):
-                left = frames.user_left_frame(user_id=user_id, username=connection.username)
-                await hub.publish(room_id, left)
-            await hub.publish_presence(room_id)
+            # Shielded: a server-side close (a kick) cancels this handler once the close
+            # frame is out, which may be while it is here; the room must still be told.
+            await asyncio.shield(_announce_leave(hub, connection))
         structlog.contextvars.unbind_contextvars("room_id", "user_id")
 
     async def _receive_loop(self, ctx: FrameContext) -> None:

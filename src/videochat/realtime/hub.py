@@ -42,6 +42,9 @@ CatchUp = Callable[[str, int, int], Awaitable[list[tuple[int, str]]]]
 CATCH_UP_LIMIT = 1000
 # Catch-up retries while the database is away too (both restarting at once).
 CATCH_UP_RETRY_SECONDS = 1.0
+# ``call_mode(room_id, participants)``: fields the room's presence list gets about its
+# call (the SFU's ``call_mode``); set by the app when an SFU is configured.
+CallMode = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any]]]
 
 
 # The frames the prototype sent: all a protocol v1 socket (no ``?v=2``) ever gets from
@@ -133,6 +136,7 @@ class Hub:
         self._presence_windows: dict[str, _PresenceWindow] = {}
         # Set by the app once it has a database (runtime.open_context).
         self.catch_up = catch_up
+        self.call_mode: CallMode | None = None
         # True from a lost broker connection until its catch-up ran.
         self._cut_off = False
         self._catch_up_wanted = False
@@ -328,9 +332,13 @@ class Hub:
 
     async def _send_presence(self, room_id: str) -> None:
         participants = await self.participants(room_id)
-        await self.publish(
-            room_id, {"type": "presence", "room_id": room_id, "participants": participants}
-        )
+        frame = {"type": "presence", "room_id": room_id, "participants": participants}
+        if self.call_mode is not None:
+            try:
+                frame.update(await self.call_mode(room_id, participants))
+            except Exception:  # the database or Janus is away: clients keep their mode
+                log.warning("hub.call_mode_failed", room_id=room_id, exc_info=True)
+        await self.publish(room_id, frame)
 
     async def publish_many(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Broadcast ``(room_id, frame)`` pairs to their rooms, in this order."""

@@ -7,13 +7,15 @@ from fastapi import APIRouter
 from videochat.accounts.auth import CurrentUser
 from videochat.context import Context, Session
 from videochat.db.models import CallRecording
-from videochat.exceptions import NotFound
+from videochat.exceptions import Conflict, NotFound
+from videochat.rooms import policy
 from videochat.rooms.auth import VisibleRoom
-from videochat.sfu import recording, service
+from videochat.sfu import mode, recording, service
 from videochat.sfu.schemas import RecordingOut, SfuGrantOut
 
 router = APIRouter(tags=["calls"])
 NO_SFU = "this server has no SFU (VIDEOCHAT_SFU__JANUS_URL is unset): calls are peer-to-peer"
+ON_MESH = "this room's call is peer-to-peer (mesh) while it has few people; no grant is needed"
 
 
 @router.post("/rooms/{room_id}/call/sfu-grant", response_model=SfuGrantOut)
@@ -23,10 +25,15 @@ async def sfu_grant(
     """A short-lived Janus token admitting the caller to the room's VideoRoom.
 
     Asking again before it expires renews it. Refused to banned people, and in a
-    private room to non-members; a kick or ban withdraws it at once.
+    private room to non-members; a kick or ban withdraws it at once. Refused (409)
+    while the room's call is a mesh (the presence list's ``call_mode``).
     """
     if context.sfu is None:
         raise NotFound(NO_SFU)
+    policy.require_may(room, user.id, policy.Act.WATCH)  # a ban says so before the mode
+    present = len(await context.hub.participants(room.id))
+    if not await mode.on_sfu(session, context.sfu.pool, room.id, present):
+        raise Conflict(ON_MESH)
     grant = await service.issue_grant(session, context.sfu.pool, room, user.id)
     return SfuGrantOut(
         janus_url=grant.janus_url,

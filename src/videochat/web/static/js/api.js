@@ -169,6 +169,8 @@ export const api = {
     if (before) query.set('before', String(before));
     return request('GET', `${room(id)}/messages?${query}`);
   },
+  /** Admission to the room's call on the SFU: a Janus URL, room, token and publisher id. */
+  sfuGrant: (id) => request('POST', `${room(id)}/call/sfu-grant`),
   /** STUN/TURN servers for calls; null when this server has none to offer (404). */
   iceServers: async () => {
     try {

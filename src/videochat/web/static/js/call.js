@@ -21,6 +21,7 @@ import {
   openUserMedia,
 } from './media.js';
 import { CONNECT_TIMEOUT_MS, Peer } from './peer.js';
+import { SfuCall } from './sfu.js';
 import { SpeakerDetector } from './speaker.js';
 
 const DEFAULT_MAX_CALL_SIZE = 6;
@@ -41,6 +42,7 @@ export class Call {
   state = { audio: false, video: false, screen: false };
   ready = null;
 
+  #roomId;
   #selfId;
   #selfName;
   #grid;
@@ -68,10 +70,16 @@ export class Call {
   #tryingSince = new Map();
   #queue = Promise.resolve();
   #ended = false;
+  // Above a size the server puts the call on its SFU (presence's `call_mode`): then
+  // sfu.js carries our media instead of a peer connection per person.
+  #mode = 'mesh';
+  #sfuMaxSize = null;
+  #sfu = null;
   #speakers = null;
 
   /**
    * @param {object} options
+   * @param {string} options.roomId
    * @param {{id: string, username: string}} options.self
    * @param {import('./tiles.js').VideoGrid} options.grid
    * @param {(to: string, toConnection: string|null, data: object) => boolean} options.signal
@@ -81,7 +89,8 @@ export class Call {
    * @param {{peers: Map<string, RTCPeerConnection>, timings: object}} options.registry
    *   what tests and debugging read (window.videochat)
    */
-  constructor({ self, grid, signal, notices, onChange, onMembers, registry }) {
+  constructor({ roomId, self, grid, signal, notices, onChange, onMembers, registry }) {
+    this.#roomId = roomId;
     this.#selfId = self.id;
     this.#selfName = self.username;
     this.#grid = grid;
@@ -149,9 +158,16 @@ export class Call {
     });
   }
 
-  /** A presence list arrived: work out the mesh and connect or hang up to match it. */
-  setPresence(participants) {
-    this.#enqueue(() => this.#applyPresence(participants));
+  /**
+   * A presence list arrived: work out the mesh and connect or hang up to match it.
+   * `call.mode` is "mesh" or "sfu" (undefined: unchanged), `call.maxSize` the SFU's limit.
+   */
+  setPresence(participants, call = {}) {
+    this.#enqueue(() => {
+      if (call.mode === 'mesh' || call.mode === 'sfu') this.#mode = call.mode;
+      if (Number.isInteger(call.maxSize) && call.maxSize >= 2) this.#sfuMaxSize = call.maxSize;
+      this.#applyPresence(participants);
+    });
   }
 
   onSignal(from, fromConnection, data) {
@@ -311,6 +327,8 @@ export class Call {
 
   leave() {
     this.#ended = true;
+    this.#sfu?.close();
+    this.#sfu = null;
     this.#speakers?.stop();
     this.#speakers = null;
     for (const userId of [...this.#peers.keys()]) this.#dropPeer(userId);
@@ -339,7 +357,9 @@ export class Call {
     this.state = { audio: Boolean(this.#mic), video: Boolean(this.#camera), screen: false };
     this.#speakers = new SpeakerDetector({
       selfId: this.#selfId,
-      peers: () => [...this.#peers].map(([userId, peer]) => [userId, peer.pc]),
+      // On the SFU: its subscriptions (one per person) and our publication.
+      peers: () =>
+        this.#sfu?.connections() ?? [...this.#peers].map(([userId, peer]) => [userId, peer.pc]),
       selfAudible: () => this.inCall && this.state.audio && !this.muted,
       onSpeaker: (userId) => this.#grid.setSpeaker(userId),
     });
@@ -395,7 +415,8 @@ export class Call {
       this.#names.set(person.user_id, person.username);
       if (person.connection_id) this.#sockets.set(person.user_id, person.connection_id);
     }
-    const members = participants.slice(0, this.maxSize);
+    const limit = this.#mode === 'sfu' ? (this.#sfuMaxSize ?? this.maxSize) : this.maxSize;
+    const members = participants.slice(0, limit);
     const memberIds = new Set(members.map((person) => person.user_id));
     const present = participants.some((person) => person.user_id === this.#selfId);
     const ourSocket = this.#sockets.get(this.#selfId);
@@ -419,7 +440,7 @@ export class Call {
     } else if (present && !this.inCall) {
       this.#notice(
         'full',
-        `This call is full: at most ${this.maxSize} people can be on video together. ` +
+        `This call is full: at most ${limit} people can be on video together. ` +
           'You can still chat, and you will join the call when someone leaves.',
       );
     } else {
@@ -428,6 +449,7 @@ export class Call {
     if (wasInCall !== this.inCall) this.#changed();
 
     const wanted = new Set(this.inCall ? [...memberIds].filter((id) => id !== this.#selfId) : []);
+    this.#syncSfu(wanted);
     for (const [userId, peer] of [...this.#peers]) {
       if (!wanted.has(userId)) {
         this.#trace(userId, 'left the call');
@@ -441,10 +463,39 @@ export class Call {
     this.#grid.retain(wanted);
     for (const person of members) {
       if (!wanted.has(person.user_id)) continue;
-      this.#ensurePeer(person.user_id);
+      if (this.#sfu) this.#grid.ensureRemote(person.user_id, person.username);
+      else this.#ensurePeer(person.user_id);
       this.#grid.setRemoteState(person.user_id, person);
     }
     this.#capBitrates();
+  }
+
+  /** On the SFU while we are in the call: one publication there, no peers of our own. */
+  #syncSfu(wanted) {
+    const onSfu = this.#mode === 'sfu' && this.inCall;
+    if (onSfu && !this.#sfu) {
+      this.#trace('*', 'the call is on the SFU now');
+      for (const userId of [...this.#peers.keys()]) this.#dropPeer(userId, { keepTile: true });
+      this.#sfu = new SfuCall({
+        roomId: this.#roomId,
+        selfId: this.#selfId,
+        grid: this.#grid,
+        config: this.#config,
+        tracks: () => [
+          { kind: 'audio', track: this.#mic },
+          { kind: 'video', track: this.#screen ?? this.#camera },
+        ],
+        stream: this.#stream,
+        registry: this.#registry,
+        trace: (userId, event) => this.#trace(userId, event),
+        notice: (key, text, kind) => this.#notice(key, text, kind),
+      });
+      this.#sfu.start();
+    } else if (!onSfu && this.#sfu) {
+      this.#sfu.close();
+      this.#sfu = null;
+    }
+    this.#sfu?.setMembers(wanted);
   }
 
   #capBitrates() {
@@ -454,7 +505,7 @@ export class Call {
   }
 
   #applySignal(from, fromConnection, data) {
-    if (!this.inCall || !data || typeof data !== 'object') {
+    if (!this.inCall || this.#sfu || !data || typeof data !== 'object') {
       this.#trace(from, 'ignored a signal: not in the call');
       return;
     }
@@ -631,6 +682,7 @@ export class Call {
 
   #forEachPeer(action) {
     for (const peer of this.#peers.values()) action(peer);
+    if (this.#sfu) action(this.#sfu);
   }
 
   #changed() {

@@ -195,6 +195,7 @@ export class RoomSession {
       this.#self.id,
     );
     this.#call = new Call({
+      roomId: this.roomId,
       self: this.#self,
       grid: this.#grid,
       signal: (to, toConnection, data) =>
@@ -486,7 +487,11 @@ export class RoomSession {
         this.#participants.render(frame.participants ?? []);
         // Someone new: their role (and the actions on them) comes from GET /members.
         if (this.#participants.hasUnknown()) this.#refreshMembers();
-        this.#call.setPresence(frame.participants ?? []);
+        // `call_mode` (and the SFU's `max_call_size`): absent on a server without an SFU.
+        this.#call.setPresence(frame.participants ?? [], {
+          mode: frame.call_mode,
+          maxSize: frame.max_call_size,
+        });
         break;
       case 'media_state':
         this.#participants.updateMedia(frame.user_id, frame);
