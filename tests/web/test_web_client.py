@@ -111,6 +111,10 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     # Last: it adds (and removes) a network interface for Janus, with its own Chromium.
     "test_six_people_in_one_call_on_the_sfu": ("sfu_call", 240),
     "test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays": ("sfu_switch", 150),
+    "test_everyone_sees_a_recording_the_owner_starts_and_stops_in_the_call": (
+        "sfu_recording",
+        150,
+    ),
 }
 
 
@@ -986,3 +990,30 @@ def test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays(
     assert abs(toggles["screen"][0] / toggles["screen"][1] - 4 / 3) > 0.05, toggles
     assert abs(toggles["camera"][0] / toggles["camera"][1] - 4 / 3) < 0.05, toggles
     print(f"  mesh to SFU in {result['switch_seconds']}s")
+
+
+def test_everyone_sees_a_recording_the_owner_starts_and_stops_in_the_call(
+    scenario_results: dict[str, Any],
+) -> None:
+    result = result_of(scenario_results, "sfu_recording")
+    if "skipped" in result:
+        pytest.skip(result["skipped"])
+    before = result["before"]
+    # On the SFU, only the owner gets a Record button; nobody sees the sign yet.
+    assert before["alice"]["button"] and before["alice"]["pressed"] == "false", before
+    assert before["alice"]["label"] == "Record"
+    assert not before["bob"]["button"], before
+    assert not any(state["indicator"] for state in before.values()), before
+    for name, state in result["recording"].items():
+        assert state["indicatorText"] == "Recording", (name, state)
+        assert state["indicatorRole"] == "status"
+        assert state["announced"] == "Recording started", (name, state)
+    assert not result["recording"]["bob"]["button"]
+    for name, state in result["stopped"].items():
+        assert state["announced"] == "Recording stopped", (name, state)
+        assert any("Videos tab" in text for text in state["toasts"]), (name, state)
+    assert result["stopped"]["alice"]["pressed"] == "false"
+    assert result["stopped"]["alice"]["label"] == "Record"
+    # The recording is in the library (its transcode may still run).
+    assert len(result["videos"]) == 1, result["videos"]
+    assert result["videos"][0]["status"] in ("processing", "ready"), result["videos"]

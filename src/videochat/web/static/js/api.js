@@ -171,6 +171,9 @@ export const api = {
   },
   /** Admission to the room's call on the SFU: a Janus URL, room, token and publisher id. */
   sfuGrant: (id) => request('POST', `${room(id)}/call/sfu-grant`),
+  /** Start or stop recording the call on the SFU (owner or moderator). */
+  startRecording: (id) => request('POST', `${room(id)}/call/recording`),
+  stopRecording: (id) => request('DELETE', `${room(id)}/call/recording`),
   /** STUN/TURN servers for calls; null when this server has none to offer (404). */
   iceServers: async () => {
     try {

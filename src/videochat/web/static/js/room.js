@@ -16,6 +16,7 @@ import {
 import { LobbyPanel, waitForAdmission } from './knock.js';
 import { ParticipantList } from './participants.js';
 import { PreJoin, showJoining } from './prejoin.js';
+import { RecordingControl } from './recording.js';
 import { showRoomScreen } from './screens.js';
 import { RoomSocket } from './socket.js';
 import { VideoGrid } from './tiles.js';
@@ -71,6 +72,7 @@ export class RoomSession {
   #notices = new Notices(byId('call-notices'));
   #live = null;
   #videos = null;
+  #recording = null;
   #abort = new AbortController();
   #left = false;
   #lobby = null;
@@ -206,6 +208,12 @@ export class RoomSession {
       onMembers: (members) => this.#participants.setCallMembers(members),
       registry: this.#registry,
     });
+    this.#recording = new RecordingControl({
+      roomId: this.roomId,
+      indicator: byId('recording-indicator'),
+      button: byId('record-toggle'),
+      announcer: byId('recording-announcer'),
+    });
     this.#bindControls();
     this.#renderControls();
     // The camera and microphone take longest (a permission prompt, maybe): start now.
@@ -228,6 +236,7 @@ export class RoomSession {
 
     const canModerate = await this.#canModerate(room);
     if (this.#left) return;
+    this.#recording.setAllowed(canModerate);
     this.#refreshMembers();
     this.#lobby = new LobbyPanel(this.roomId);
     if (canModerate && room.is_private) this.#lobby.enable();
@@ -288,6 +297,8 @@ export class RoomSession {
     this.#live = null;
     this.#videos?.destroy();
     this.#videos = null;
+    this.#recording?.destroy();
+    this.#recording = null;
     this.#socket?.close();
     this.#call?.leave();
     this.#chat?.destroy();
@@ -407,6 +418,8 @@ export class RoomSession {
     if (this.#left) return;
     this.#roles = new Map(members.map((member) => [member.user_id, member.role]));
     this.#videos?.rerender();
+    const mine = this.#ownerId === this.#self.id ? 'owner' : this.#roles.get(this.#self.id);
+    this.#recording?.setAllowed(mine === 'owner' || mine === 'moderator');
     this.#participants.setMembers(members, (userId, action) => this.#moderate(userId, action));
   }
 
@@ -466,6 +479,11 @@ export class RoomSession {
         this.#call.setConnection(frame.connection_id ?? null);
         // Muted before we came in: say so by the composer before anything is typed.
         this.#chat.setMuted(Boolean(frame.muted));
+        // Recording before we came in (or while we were away): show it, or that it ended.
+        this.#recording.apply(frame.recording ?? null);
+        break;
+      case 'recording':
+        this.#recording.apply(frame);
         break;
       case 'message':
         this.#chat.receive(frame);
@@ -492,6 +510,7 @@ export class RoomSession {
           mode: frame.call_mode,
           maxSize: frame.max_call_size,
         });
+        this.#recording.setCallMode(frame.call_mode);
         break;
       case 'media_state':
         this.#participants.updateMedia(frame.user_id, frame);
