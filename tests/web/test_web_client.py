@@ -1009,6 +1009,7 @@ def test_everyone_sees_a_recording_the_owner_starts_and_stops_in_the_call(
         assert state["indicatorRole"] == "status"
         assert state["announced"] == "Recording started", (name, state)
     assert not result["recording"]["bob"]["button"]
+    assert set(result["recording"]) == {"alice", "bob", "carol"}  # carol: from welcome
     for name, state in result["stopped"].items():
         assert state["announced"] == "Recording stopped", (name, state)
         assert any("Videos tab" in text for text in state["toasts"]), (name, state)

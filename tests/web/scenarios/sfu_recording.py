@@ -3,7 +3,8 @@
 A real Janus (``janus_media``) with every call on it (``THRESHOLD=0``) and recording on
 (Janus writes into a temporary folder that the server reads). Two pages in one call:
 the owner presses Record and both pages show the "Recording" sign (the member has no
-Record button); the owner presses Stop and the sign goes on both pages, a toast points
+Record button), and so does a third person who joins meanwhile (from the socket's
+``welcome``); the owner presses Stop and the sign goes from every page, a toast points
 to the Videos tab, and the room's library gets the recording (processing or ready: the
 transcode itself is ``tests/sfu``'s business).
 """
@@ -82,7 +83,7 @@ def _record(browser: Browser, server: harness.ServerProcess, errors: list[str]) 
     bob = harness.new_page(browser, server.url, errors, width=1000, height=700)
     bob.goto(f"/chat/rooms/{room_id}")
     ids["bob"] = harness.join_as_guest(bob, "bob")
-    pages = {"alice": alice, "bob": bob}
+    pages: dict[str, Page] = {"alice": alice, "bob": bob}
     for name, other in (("alice", "bob"), ("bob", "alice")):
         harness.wait_for(
             f"{name} on the SFU", lambda p=pages[name], o=ids[other]: _on_sfu(p, o), timeout=60
@@ -104,6 +105,16 @@ def _record(browser: Browser, server: harness.ServerProcess, errors: list[str]) 
         "alice's button to say Stop recording",
         lambda: _state(alice)["pressed"] == "true",
         timeout=10,
+    )
+    # Someone who comes in while it records learns it from the socket's welcome.
+    carol = harness.new_page(browser, server.url, errors, width=1000, height=700)
+    carol.goto(f"/chat/rooms/{room_id}")
+    ids["carol"] = harness.join_as_guest(carol, "carol")
+    pages["carol"] = carol
+    recording["carol"] = harness.wait_for(
+        "the recording sign on carol's page",
+        lambda: (s := _state(carol))["indicator"] and s,
+        timeout=20,
     )
     # Some media into the recording: the owner's camera encodes that many more frames.
     sent = _encoded(alice)
