@@ -126,6 +126,16 @@ def upload_fields(meta: dict[str, str]) -> TusUploadMetadata:
         raise TusError(400, f"Upload-Metadata is not valid: {problems}") from exc
 
 
+def _created(origin: str, video: Video) -> Response:
+    """201 for a creation: where the upload lives, and which video it fills."""
+    headers = {
+        "Location": service.tus_url(origin, video),
+        "Tus-Resumable": TUS_VERSION,
+        "X-Video-Id": video.id,
+    }
+    return Response(status_code=201, headers=headers)
+
+
 def _headers(video: Video, offset: int) -> dict[str, str]:
     headers = {
         "Tus-Resumable": TUS_VERSION,
@@ -207,14 +217,7 @@ async def tus_create(
         exc.headers = {**(exc.headers or {}), "Tus-Resumable": TUS_VERSION}
         raise
     service.announce_status(session, context.hub, video, settings)
-    return Response(
-        status_code=201,
-        headers={
-            "Location": service.tus_url(origin, video),
-            "Tus-Resumable": TUS_VERSION,
-            "X-Video-Id": video.id,
-        },
-    )
+    return _created(origin, video)
 
 
 @router.post(BASE + "/{upload_id}", status_code=201, include_in_schema=False)
@@ -259,14 +262,7 @@ async def tus_create_on_slot(
     elif length is not None and length != video.upload_length:
         detail = f"This upload's length is {video.upload_length} bytes, not {length}"
         raise TusError(409, detail)
-    return Response(
-        status_code=201,
-        headers={
-            "Location": service.tus_url(origin, video),
-            "Tus-Resumable": TUS_VERSION,
-            "X-Video-Id": video.id,
-        },
-    )
+    return _created(origin, video)
 
 
 @router.head(BASE + "/{upload_id}", include_in_schema=False)
