@@ -974,8 +974,11 @@ def test_a_call_past_the_threshold_moves_onto_the_sfu_and_stays(
     assert result["published_in_mesh"] == []
     alice_to_bob = result["mesh_pairs"]["alice"][ids["bob"]]
     bob_to_alice = result["mesh_pairs"]["bob"][ids["alice"]]
-    assert alice_to_bob["remotePort"] == bob_to_alice["localPort"]
-    assert bob_to_alice["remotePort"] == alice_to_bob["localPort"]
+    # Each side's selected pair may be on another interface than the other side's (the
+    # namespace has loopback and a veth), so no port equality: neither ends at Janus.
+    janus_ports = set(result["janus_ports_in_mesh"])
+    for pair in (alice_to_bob, bob_to_alice):
+        assert pair["remotePort"] not in janus_ports, (pair, janus_ports)
     # Three: everyone publishes once and gets the others from Janus (the scenario
     # checked each pair ends at a Janus socket and the videos play).
     for name, pairs in result["on_sfu"].items():

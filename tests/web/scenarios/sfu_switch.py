@@ -57,6 +57,7 @@ def _switch(browser: Browser, server: harness.ServerProcess, errors: list[str]) 
     for name, other in (("alice", "bob"), ("bob", "alice")):
         mesh[name] = harness.wait_for_media(pages[name], [ids[other]], timeout=30)[ids[other]]
     mesh_pairs = {name: page.evaluate(janus_media.PAIRS_JS) for name, page in pages.items()}
+    janus_ports_in_mesh = sorted(JANUS.udp_ports())
     published_in_mesh = [
         name for name, page in pages.items() if page.evaluate("Boolean(window.videochat.sfu)")
     ]
@@ -97,6 +98,7 @@ def _switch(browser: Browser, server: harness.ServerProcess, errors: list[str]) 
         "ids": ids,
         "mesh": mesh,
         "mesh_pairs": mesh_pairs,
+        "janus_ports_in_mesh": janus_ports_in_mesh,
         "published_in_mesh": published_in_mesh,
         "on_sfu": on_sfu,
         "after_leaving": after,
