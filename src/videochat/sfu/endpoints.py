@@ -35,14 +35,7 @@ async def sfu_grant(
     if not await mode.on_sfu(session, context.sfu.pool, room.id, present):
         raise Conflict(ON_MESH)
     grant = await service.issue_grant(session, context.sfu.pool, room, user.id)
-    return SfuGrantOut(
-        janus_url=grant.janus_url,
-        room=grant.room,
-        token=grant.token,
-        publisher_id=grant.publisher_id,
-        expires_at=grant.expires_at,
-        ttl_seconds=grant.ttl_seconds,
-    )
+    return SfuGrantOut.model_validate(grant, from_attributes=True)
 
 
 def _recording_out(row: CallRecording) -> RecordingOut:
