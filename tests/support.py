@@ -132,6 +132,26 @@ async def create_room(
     return body
 
 
+async def room_with_people(
+    client: httpx.AsyncClient, *names: str, **room: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A room (``room``: its fields) made by the first guest named, joined by the others
+    in order (a private room with its invite code); returns the room and the people."""
+    people = [await create_guest(client, name) for name in names]
+    created = await client.post(
+        "/rooms", json={"name": "Room", **room}, headers=auth(people[0]["access_token"])
+    )
+    assert created.status_code == 200, created.text
+    body: dict[str, Any] = created.json()
+    for person in people[1:]:
+        join = {"invite_code": body["invite_code"]} if body["is_private"] else {}
+        joined = await client.post(
+            f"/rooms/{body['id']}/join", json=join, headers=auth(person["access_token"])
+        )
+        assert joined.status_code == 200, joined.text
+    return body, people
+
+
 def connect_ws(server: LiveServer, path: str) -> Any:
     """A client socket; unbounded receive queue so an unread backlog never stalls close()."""
     return websockets.connect(server.ws_url + path, max_queue=None, open_timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -18,28 +19,13 @@ from tests.support import (
     connect_ws,
     create_guest,
     receive_until,
+    room_with_people,
     ws_path,
 )
 from videochat.db.models import RoomInvite
 from videochat.kit.clock import utcnow
 
-
-async def _room_with(
-    client: httpx.AsyncClient, *names: str, **room: Any
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    people = [await create_guest(client, name) for name in names]
-    created = await client.post(
-        "/rooms", json={"name": "Moderated", **room}, headers=auth(people[0]["access_token"])
-    )
-    assert created.status_code == 200, created.text
-    body = created.json()
-    for person in people[1:]:
-        join = {"invite_code": body["invite_code"]} if body["is_private"] else {}
-        response = await client.post(
-            f"/rooms/{body['id']}/join", json=join, headers=auth(person["access_token"])
-        )
-        assert response.status_code == 200, response.text
-    return body, people
+_room_with = partial(room_with_people, name="Moderated")
 
 
 async def _act(

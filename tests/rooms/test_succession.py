@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 import httpx
@@ -16,29 +17,12 @@ from tests.support import (
     connect_ws,
     create_guest,
     receive_until,
+    room_with_people,
     ws_path,
 )
 
-
-async def _room_with(
-    client: httpx.AsyncClient, *names: str, private: bool = True
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A room made by the first guest, joined by the others in order."""
-    people = [await create_guest(client, name) for name in names]
-    created = await client.post(
-        "/rooms",
-        json={"name": "Guest room", "is_private": private},
-        headers=auth(people[0]["access_token"]),
-    )
-    assert created.status_code == 200, created.text
-    room = created.json()
-    for person in people[1:]:
-        join = {"invite_code": room["invite_code"]} if private else {}
-        response = await client.post(
-            f"/rooms/{room['id']}/join", json=join, headers=auth(person["access_token"])
-        )
-        assert response.status_code == 200, response.text
-    return room, people
+# A private room unless told otherwise.
+_room_with = partial(room_with_people, name="Guest room", is_private=True)
 
 
 async def _sign_out(client: httpx.AsyncClient, person: dict[str, Any]) -> httpx.Response:
@@ -108,7 +92,7 @@ async def test_a_muted_heir_is_unmuted(client: httpx.AsyncClient) -> None:
 async def test_a_room_with_nobody_else_keeps_no_owner_and_history_keeps_the_name(
     client: httpx.AsyncClient, server: LiveServer
 ) -> None:
-    room, (owner,) = await _room_with(client, "loner", private=False)
+    room, (owner,) = await _room_with(client, "loner", is_private=False)
     async with connect_ws(server, ws_path(room["id"], owner["id"], owner["access_token"])) as ws:
         await receive_until(ws, "presence")
         await ws.send(json.dumps({"type": "message", "content": "bye"}))

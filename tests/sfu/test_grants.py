@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from sqlalchemy import update
 
 from tests.sfu.conftest import sfu_settings
 from tests.sfu.janus_server import Janus
-from tests.support import LiveServer, auth, create_guest, run_server
+from tests.support import LiveServer, auth, create_guest, room_with_people, run_server
 from videochat.config import Settings
 from videochat.db.models import SfuGrant, SfuRoom
 from videochat.db.unit_of_work import unit_of_work
@@ -24,22 +25,7 @@ from videochat.sfu.janus import UNAUTHORIZED, JanusAdmin, JanusError, JanusSessi
 pytestmark = pytest.mark.slow
 
 
-async def _room(
-    client: httpx.AsyncClient, *names: str, **room: Any
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    people = [await create_guest(client, name) for name in names]
-    created = await client.post(
-        "/rooms", json={"name": "Big call", **room}, headers=auth(people[0]["access_token"])
-    )
-    assert created.status_code == 200, created.text
-    body = created.json()
-    for person in people[1:]:
-        join = {"invite_code": body["invite_code"]} if body["is_private"] else {}
-        joined = await client.post(
-            f"/rooms/{body['id']}/join", json=join, headers=auth(person["access_token"])
-        )
-        assert joined.status_code == 200, joined.text
-    return body, people
+_room = partial(room_with_people, name="Big call")
 
 
 async def _grant(

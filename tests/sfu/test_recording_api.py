@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.support import (
     connect_ws,
     create_guest,
     receive_until,
+    room_with_people,
     run_server,
     ws_path,
 )
@@ -46,21 +48,7 @@ async def recording_server(
         yield live
 
 
-async def _room_with(
-    client: httpx.AsyncClient, *names: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    people = [await create_guest(client, name) for name in names]
-    created = await client.post(
-        "/rooms", json={"name": "Recorded"}, headers=auth(people[0]["access_token"])
-    )
-    assert created.status_code == 200, created.text
-    room = created.json()
-    for person in people[1:]:
-        joined = await client.post(
-            f"/rooms/{room['id']}/join", json={}, headers=auth(person["access_token"])
-        )
-        assert joined.status_code == 200, joined.text
-    return room, people
+_room_with = partial(room_with_people, name="Recorded")
 
 
 def _recording(room: dict[str, Any]) -> str:
