@@ -158,13 +158,14 @@ class WhipPublisher:
             fields["remote_certificate"] = transport.get_property("remote-certificate")
         say("connection", **fields)
         if state == "connected":
-            GLib.timeout_add(3000, self._ask_stats)
+            # Every 2 s until it stops: the scenario waits for one before it stops us.
+            GLib.timeout_add(2000, self._ask_stats)
         if state == "failed":
             GLib.idle_add(self._stop)
 
     def _ask_stats(self) -> bool:
         self.webrtc.emit("get-stats", None, Gst.Promise.new_with_change_func(self._on_stats, None))
-        return False
+        return True  # again in 2 s
 
     def _on_stats(self, promise: Gst.Promise, _: Any) -> None:
         """The ICE candidates in use and the RTP sent so far, from webrtcbin's getStats()."""

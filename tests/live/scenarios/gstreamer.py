@@ -112,6 +112,13 @@ async def scenario(url: str, workdir: Path) -> dict[str, Any]:
                     await http.get(f"/live-streams/{stream['id']}", headers=_auth(token))
                 ).json()["status"]
                 result["ffprobe"] = await _ffprobe(pull)
+
+                async def stats() -> bool:
+                    return any(e["event"] == "stats" for e in events)
+
+                # Its getStats() answer, before it is stopped (a busy machine can hold
+                # the answer back past the lines above).
+                await _until("the publisher's stats", stats, timeout=30)
         finally:
             if process.returncode is None:
                 process.terminate()  # the publisher DELETEs its WHIP session, then exits
