@@ -169,8 +169,9 @@ async def test_sockets_registering_at_once_share_one_subscription() -> None:
             self.v1 = False  # speaks protocol v2: gets every frame
             received[self.id] = []
 
-        def offer(self, text: str, *, message_id: int = 0, droppable: bool = False) -> None:
+        def offer(self, text: str, *, message_id: int = 0, droppable: bool = False) -> bool:
             received[self.id].append(text)
+            return True
 
     sinks: list[Any] = [Sink(i) for i in range(10)]
     await asyncio.gather(*(hub.register(sink) for sink in sinks))

@@ -20,7 +20,7 @@ from videochat.chat.frames import message_deleted_frame, message_edited_frame, r
 from videochat.chat.reactions import clean_emoji
 from videochat.chat.service import clean_content
 from videochat.chat.spam import SpamGuard
-from videochat.chat.writer import MessageWriter
+from videochat.chat.writer import MessageWriter, NewMessage
 from videochat.db.models import Message
 from videochat.db.unit_of_work import after_commit
 from videochat.realtime.hub import Hub
@@ -44,7 +44,7 @@ async def post_message(
     content: object,
     max_chars: int,
     spam: SpamGuard | None = None,
-) -> Message:
+) -> NewMessage:
     """Store a new message and broadcast it (committed first, in the room's id order)."""
     refuse_if_muted(sender.muted, Act.CHAT)
     text = clean_content(content, max_chars=max_chars)

@@ -10,7 +10,8 @@ the flows in ``chat/flows.py``, which every producer goes through.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from videochat.db.models import Message
 from videochat.exceptions import BadRequest
@@ -83,8 +84,30 @@ class TypingFrame:
         return cls(bool(raw.get("typing", True)))
 
 
+class MessageFields(Protocol):
+    """What a message frame shows: a stored row (``Message``) or the writer's
+    ``NewMessage``, which skips the ORM's bookkeeping for a message just inserted."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def room_id(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def edited_at(self) -> datetime | None: ...
+    @property
+    def deleted_at(self) -> datetime | None: ...
+
+
 def message_frame(
-    message: Message, reactions: list[dict[str, Any]] | None = None
+    message: MessageFields, reactions: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """A chat message, the same shape live and in a reconnect replay."""
     return {

@@ -100,6 +100,13 @@ REDIS_OUTAGES = Counter(
 JOBS_RUNNING_DOC = "Video jobs running now (this process's runner, or every SAQ worker)"
 
 
+def frames_sent(count: int) -> None:
+    """Count frames written to sockets: a broadcast counts its sends once (the counter
+    takes a lock per call, which was a few per cent of a busy server's CPU per socket)."""
+    if count and ENABLED:
+        WS_FRAMES_OUT.inc(count)
+
+
 def count_cache_lookup(namespace: str, hit: bool) -> None:
     """kit.cache's lookup hook: a hit or a miss of one namespace."""
     (CACHE_HITS if hit else CACHE_MISSES).labels(namespace=namespace).inc()

@@ -79,37 +79,41 @@ class Connection:
 
     def offer(
         self, frame: PreparedFrame | str, *, message_id: int = 0, droppable: bool = False
-    ) -> None:
+    ) -> bool:
         """Send a frame without waiting: now if the socket has room, else through the backlog.
 
+        True when it was written now: the caller counts those (a broadcast counts its
+        sends once, not per socket); the backlog's writer counts the rest.
         A broadcast offers one PreparedFrame to every socket: it is compressed once.
         A ``droppable`` frame (another member's signalling) is dropped once the backlog
         is half full, so only the server's own traffic can make a slow consumer.
         """
         if self.closed:
-            return
+            return False
         if message_id:
             if message_id in self._seen:
-                return  # already given (a catch-up and a live frame of the same message)
+                return False  # already given (a catch-up and a live frame of the same message)
             self._remember(message_id)
         if isinstance(frame, str):
             frame = PreparedFrame(frame)
         if self._live and self._writer is None and not self._backlog:
             if message_id and message_id <= self.replayed_up_to:
-                return  # already delivered by the replay
-            if self._write_now(frame):
-                return
+                return False  # already delivered by the replay
+            written = self._write_now(frame)
+            if written is not None:
+                return written
         if self._backlog is None:
             self._backlog = deque()
         if droppable and len(self._backlog) >= self.queue_size // 2:
-            return
+            return False
         if len(self._backlog) >= self.queue_size:
             metrics.WS_SLOW_CONSUMERS.inc()
             self.close(SLOW_CONSUMER, "slow consumer: too many frames queued")
-            return
+            return False
         self._backlog.append((message_id, frame))
         if self._live and self._writer is None:
             self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
+        return False
 
     def _remember(self, message_id: int) -> None:
         self._seen[message_id] = None
@@ -136,18 +140,17 @@ class Connection:
         """Frames in the backlog: the socket is full, or its replay is not over."""
         return len(self._backlog) if self._backlog else 0
 
-    def _write_now(self, frame: PreparedFrame) -> bool:
-        """True when the frame was written (or the socket turned out to be gone)."""
+    def _write_now(self, frame: PreparedFrame) -> bool | None:
+        """True when the frame was written, False when the socket turned out to be gone,
+        None when it must wait (the backlog)."""
         if self._send_nowait is None:
-            return False
+            return None
         try:
             if not self._send_nowait(frame):
-                return False
+                return None
         except Exception:  # the socket went away: its handler cleans up
             self.closed = True
-            return True
-        if metrics.ENABLED:
-            metrics.WS_FRAMES_OUT.inc()
+            return False
         return True
 
     def start_writer(self) -> None:
@@ -159,8 +162,7 @@ class Connection:
     async def send_now(self, text: str) -> None:
         """Send directly, bypassing the backlog (the replay, before start_writer)."""
         await self.websocket.send(send_message(PreparedFrame(text)))
-        if metrics.ENABLED:
-            metrics.WS_FRAMES_OUT.inc()
+        metrics.frames_sent(1)
 
     def close(self, code: int, reason: str) -> None:
         """Close the socket soon, from any context; frames still queued are dropped."""
@@ -209,8 +211,7 @@ class Connection:
                     continue  # already delivered by the replay
                 # Waits while the transport is full (uvicorn's flow control).
                 await self.websocket.send(send_message(frame))
-                if metrics.ENABLED:
-                    metrics.WS_FRAMES_OUT.inc()
+                metrics.frames_sent(1)
         except Exception:
             self.closed = True
         finally:

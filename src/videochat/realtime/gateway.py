@@ -161,7 +161,7 @@ class Gateway:
                     max_call_size=context.settings.calls.max_call_size,
                     recording=admitted.recording,
                 )
-                connection.offer(dumps(welcome))
+                metrics.frames_sent(connection.offer(dumps(welcome)))
             joined = frames.user_joined_frame(
                 user_id=connection.user_id, username=connection.username
             )

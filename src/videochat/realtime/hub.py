@@ -364,6 +364,7 @@ class Hub:
             self._last_id[room_id] = message_id
         room = self._rooms.get(room_id)
         targeted = skip is not None or to_user is not None or only is not None or v2_only
+        sent = 0
         for connection in list(room.values()) if room else ():
             if targeted:
                 if connection.id == skip or (to_user is not None and connection.user_id != to_user):
@@ -372,7 +373,8 @@ class Hub:
                     continue
                 if v2_only and connection.v1:
                     continue  # a frame the prototype never sent: only for protocol v2
-            connection.offer(frame, message_id=message_id, droppable=droppable)
+            sent += connection.offer(frame, message_id=message_id, droppable=droppable)
+        metrics.frames_sent(sent)  # once per broadcast, not a lock per socket
         control = header.get("control")
         if control:
             self._apply_control(room_id, control)
@@ -429,7 +431,7 @@ class Hub:
             return
         after = min(c.catch_up_after or 0 for c in waiting)
         missed = await self.catch_up(room_id, after, CATCH_UP_LIMIT)
-        caught_up = 0
+        caught_up = sent = 0
         for connection in waiting:
             start = max(connection.catch_up_after or 0, connection.replayed_up_to)
             connection.catch_up_after = None
@@ -439,8 +441,10 @@ class Hub:
                 continue
             for message_id, text in missed:  # oldest first: the room's order
                 if message_id > start:
-                    connection.offer(text, message_id=message_id)  # skips what it got
+                    # (skips what it got)
+                    sent += connection.offer(text, message_id=message_id)
             caught_up += 1
+        metrics.frames_sent(sent)
         if missed:
             self._last_id[room_id] = max(self._last_id.get(room_id, 0), missed[-1][0])
         log.info("hub.caught_up", room_id=room_id, sockets=caught_up, messages=len(missed))

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from videochat.context import AppContext
 from videochat.exceptions import BadRequest
+from videochat.observability import metrics
 from videochat.realtime.connection import Connection
 from videochat.realtime.hub import dumps
 
@@ -46,7 +47,7 @@ class FrameContext:
 
     def reply(self, frame: dict[str, Any]) -> None:
         """Send a frame to this socket only."""
-        self.connection.offer(dumps(frame))
+        metrics.frames_sent(self.connection.offer(dumps(frame)))
 
 
 @dataclass(frozen=True, slots=True)
