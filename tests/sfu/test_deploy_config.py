@@ -60,3 +60,130 @@ def test_janus_starts_with_the_deploy_config_and_refuses_requests_without_a_toke
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+RENDER = DEPLOY / "render-config.sh"
+ENV_EXAMPLE = DEPLOY.parent / "env.example"
+
+
+def _example_value(name: str) -> str:
+    """The value deploy/env.example gives a variable (a placeholder for the secrets)."""
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{name} is not in env.example")
+
+
+def _render_env(folder: Path, **overrides: str | None) -> dict[str, str]:
+    """What compose gives the janus service, with this machine's loopback for the admin API."""
+    values: dict[str, str | None] = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "VIDEOCHAT_SFU__ADMIN_SECRET": "rendered-admin-secret-0123456789",
+        "VIDEOCHAT_SFU__ROOM_ADMIN_KEY": "rendered-room-key-0123456789",
+        "VIDEOCHAT_PUBLIC_URL": "https://chat.test.invalid/",
+        "JANUS_PUBLIC_IP": "198.51.100.7",
+        "JANUS_RTP_PORTS": "20000-20099",
+        "JANUS_ADMIN_IP": "127.0.0.1",
+        "JANUS_ADMIN_ACL": "127.",
+        "JANUS_TEMPLATE_DIR": str(DEPLOY),
+        "JANUS_CONFIG_DIR": str(folder),
+        **overrides,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _render(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # POSIX sh as in the image (Debian's dash), never bash.
+    shell = "/bin/dash" if Path("/bin/dash").exists() else "/bin/sh"
+    return subprocess.run(
+        [shell, str(RENDER)], env=env, capture_output=True, text=True, check=False, timeout=30
+    )
+
+
+def _admin(url: str, body: dict[str, object], secret: str) -> dict[str, object]:
+    answer: dict[str, object] = httpx.post(
+        url, json={**body, "transaction": "t", "admin_secret": secret}, timeout=5
+    ).json()
+    return answer
+
+
+def test_the_rendered_config_starts_janus_with_this_deploys_secrets(tmp_path: Path) -> None:
+    janus_server.require()
+    folder = tmp_path / "conf"
+    env = _render_env(folder)
+    rendered = _render(env)
+    assert rendered.returncode == 0, rendered.stderr
+    core = (folder / "janus.jcfg").read_text()
+    assert 'nat_1_1_mapping = "198.51.100.7"' in core and "keep_private_host = true" in core
+    assert 'rtp_port_range = "20000-20099"' in core
+    http = (folder / "janus.transport.http.jcfg").read_text()
+    # The origin only: browsers send no path in Origin.
+    assert 'allow_origin = "https://chat.test.invalid"' in http
+    # As the test above: free ports on loopback instead of compose's fixed ones.
+    api_port, admin_port = free_tcp_port(), free_tcp_port()
+    http = http.replace("port = 8088", f'port = {api_port}\n    ip = "127.0.0.1"')
+    (folder / "janus.transport.http.jcfg").write_text(
+        http.replace("admin_port = 7088", f"admin_port = {admin_port}")
+    )
+    log = tmp_path / "janus.log"
+    process = subprocess.Popen(
+        [str(JANUS), "-F", str(folder), "-L", str(log), "-N", "-o"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    secret = env["VIDEOCHAT_SFU__ADMIN_SECRET"]
+    admin = f"http://127.0.0.1:{admin_port}/admin"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            try:
+                status = _admin(admin, {"janus": "get_status"}, secret)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.1)
+        assert status["janus"] == "success", status
+        placeholder = _admin(admin, {"janus": "get_status"}, "change-me-admin-secret")
+        assert placeholder["janus"] == "error", placeholder
+        # The VideoRoom takes the rendered admin_key for a room, not the template's.
+        room = {"janus": "message_plugin", "plugin": "janus.plugin.videoroom"}
+        keys = (("change-me-room-admin-key", False), (env["VIDEOCHAT_SFU__ROOM_ADMIN_KEY"], True))
+        for key, expected in keys:
+            request = {"request": "create", "room": 4242, "admin_key": key}
+            answer = _admin(admin, {**room, "request": request}, secret)
+            response = answer.get("response")
+            assert isinstance(response, dict), answer
+            assert (response.get("videoroom") == "created") is expected, answer
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VIDEOCHAT_SFU__ADMIN_SECRET", None),
+        ("VIDEOCHAT_SFU__ADMIN_SECRET", ""),
+        ("VIDEOCHAT_SFU__ADMIN_SECRET", "example"),
+        ("VIDEOCHAT_SFU__ADMIN_SECRET", "change-me-admin-secret"),
+        ("VIDEOCHAT_SFU__ROOM_ADMIN_KEY", None),
+        ("VIDEOCHAT_SFU__ROOM_ADMIN_KEY", "example"),
+        ("VIDEOCHAT_SFU__ADMIN_SECRET", 'a-long-secret-with-a-"-quote'),
+        ("JANUS_PUBLIC_IP", None),
+        ("JANUS_PUBLIC_IP", "example"),
+        ("JANUS_RTP_PORTS", "20000"),
+    ],
+)
+def test_the_render_refuses_a_missing_or_placeholder_value(
+    tmp_path: Path, name: str, value: str | None
+) -> None:
+    """Janus never starts with the example's secrets, or without them."""
+    if value == "example":
+        value = _example_value(name)
+    folder = tmp_path / "conf"
+    result = _render(_render_env(folder, **{name: value}))
+    assert result.returncode != 0, result.stderr
+    assert name in result.stderr
+    # Refused before anything was written: no half-configured Janus to start.
+    assert not folder.exists() or not list(folder.iterdir())
