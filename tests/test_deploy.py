@@ -240,19 +240,17 @@ def _nginx_or_skip() -> str:
     return nginx
 
 
-def test_nginx_accepts_the_config(tmp_path: Path) -> None:
-    """`nginx -t` on the shipped site, included as the nginx image's conf.d does it."""
-    nginx = _nginx_or_skip()
+def nginx_test_config(tmp_path: Path, site: str) -> Path:
+    """An nginx.conf that includes ``site`` as the nginx image's conf.d does, under tmp_path.
+
+    The site's certificate paths become a throwaway self-signed pair.
+    """
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
          "/CN=test", "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
         check=True,
         capture_output=True,
     )  # fmt: skip
-    site = (DEPLOY / "nginx/videochat.conf").read_text()
-    # Outside compose there is no "app" host; the certificates are the throwaway ones.
-    site = site.replace("server app:8000", "server 127.0.0.1:8000")
-    assert "server 172.28.0.10:8088" in site  # an address: nginx -t resolves no name here
     site = site.replace("/etc/nginx/tls/fullchain.pem", str(tmp_path / "cert.pem"))
     site = site.replace("/etc/nginx/tls/privkey.pem", str(tmp_path / "key.pem"))
     (tmp_path / "site.conf").write_text(site)
@@ -266,6 +264,17 @@ def test_nginx_accepts_the_config(tmp_path: Path) -> None:
         f"http {{\n{includes}access_log {tmp_path}/logs/access.log;\n"
         f"include {tmp_path}/site.conf;\n}}\n"
     )
+    return tmp_path / "nginx.conf"
+
+
+def test_nginx_accepts_the_config(tmp_path: Path) -> None:
+    """`nginx -t` on the shipped site, included as the nginx image's conf.d does it."""
+    nginx = _nginx_or_skip()
+    site = (DEPLOY / "nginx/videochat.conf").read_text()
+    # Outside compose there is no "app" host.
+    site = site.replace("server app:8000", "server 127.0.0.1:8000")
+    assert "server 172.28.0.10:8088" in site  # an address: nginx -t resolves no name here
+    nginx_test_config(tmp_path, site)
     result = subprocess.run(
         [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
         capture_output=True,
@@ -511,7 +520,9 @@ def test_janus_image_is_debians_package_run_by_the_entrypoint() -> None:
 
 def test_shell_scripts_are_posix() -> None:
     shells = [shell for shell in ("/bin/dash", "/bin/sh") if Path(shell).exists()]
-    for path in DEPLOY.rglob("*.sh"):
+    scripts = sorted(DEPLOY.rglob("*.sh"))
+    assert DEPLOY / "janus" / "render-config.sh" in scripts
+    for path in scripts:
         assert path.read_text().startswith("#!/bin/sh\n"), path
         for shell in shells:
             result = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True)

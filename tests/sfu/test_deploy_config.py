@@ -1,4 +1,8 @@
-"""deploy/janus is a configuration Janus 1.1 (Debian 12) starts with, and it wants tokens."""
+"""deploy/janus is a configuration Janus 1.1 (Debian 12) starts with, and it wants tokens.
+
+Also compose's way of using it: render-config.sh fills in the secrets (and refuses
+placeholders), and deploy's nginx site puts the Janus API, only it, under /janus/1.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import test_deploy
 from tests.sfu import janus_server
-from tests.sfu.janus_server import JANUS, free_tcp_port
+from tests.sfu.janus_server import JANUS, Janus, free_tcp_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "janus"
 pytestmark = pytest.mark.slow
@@ -158,6 +163,11 @@ def test_the_rendered_config_starts_janus_with_this_deploys_secrets(tmp_path: Pa
     finally:
         process.terminate()
         process.wait(timeout=10)
+    # Janus took the media settings (they show only in its log).
+    started = log.read_text(errors="replace")
+    assert "RTP port range: 20000 -- 20099" in started, started[-3000:]
+    assert "Using nat_1_1_mapping for public IP: 198.51.100.7" in started
+    assert "Going to keep the private host too" in started
 
 
 @pytest.mark.parametrize(
@@ -187,3 +197,65 @@ def test_the_render_refuses_a_missing_or_placeholder_value(
     assert name in result.stderr
     # Refused before anything was written: no half-configured Janus to start.
     assert not folder.exists() or not list(folder.iterdir())
+
+
+def test_nginx_serves_the_janus_api_under_janus_1_and_nothing_else_of_janus(
+    tmp_path: Path, janus: Janus
+) -> None:
+    """Debian's nginx running deploy's site in front of a real Janus (loopback, free ports).
+
+    A session is created with a POST to /janus/1 itself (no redirect), requests under
+    /janus/1/ reach Janus's /janus, and Janus's admin requests are refused on that path.
+    """
+    nginx = test_deploy._nginx_or_skip()
+    https_port, http_port = free_tcp_port(), free_tcp_port()
+    site = (DEPLOY.parent / "nginx" / "videochat.conf").read_text()
+    for old, new in (
+        ("server app:8000", "server 127.0.0.1:9"),  # no app here: nothing listens on 9
+        ("server 172.28.0.10:8088", f"server 127.0.0.1:{janus.api_port}"),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen [::]:443 ssl http2;", ""),
+        ("listen [::]:80;", ""),
+    ):
+        assert old in site, old
+        site = site.replace(old, new)
+    config = test_deploy.nginx_test_config(tmp_path, site)
+    process = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(config), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "nginx.err").open("w"),
+    )
+    token = "deploy-nginx-token"
+    admin = {"transaction": "t", "admin_secret": janus.admin_secret}
+    added = httpx.post(janus.admin_url, json={"janus": "add_token", "token": token, **admin})
+    assert added.json()["janus"] == "success", added.text
+    base = f"https://127.0.0.1:{https_port}/janus/1"
+    try:
+        with httpx.Client(verify=False, timeout=10, headers={"Host": "chat.example.org"}) as http:
+            deadline = time.monotonic() + 20
+            while True:
+                assert process.poll() is None, (tmp_path / "nginx.err").read_text()
+                try:
+                    info = http.get(f"{base}/info")
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, (tmp_path / "nginx.err").read_text()
+                    time.sleep(0.1)
+            assert info.status_code == 200 and "janus.plugin.videoroom" in info.json()["plugins"]
+            created = http.post(base, json={"janus": "create", "transaction": "c", "token": token})
+            assert created.status_code == 200, created.text
+            session = created.json()["data"]["id"]
+            alive = http.post(
+                f"{base}/{session}", json={"janus": "keepalive", "transaction": "k", "token": token}
+            )
+            assert alive.json()["janus"] == "ack", alive.text
+            # The Janus API path does not take admin requests (those live on another port).
+            refused = http.post(base, json={"janus": "add_token", "token": "mine", **admin})
+            assert refused.json()["janus"] == "error", refused.text
+            # Without a token Janus refuses, through nginx as directly.
+            anonymous = http.post(base, json={"janus": "create", "transaction": "x"})
+            assert anonymous.json()["error"]["code"] == 403, anonymous.text
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
