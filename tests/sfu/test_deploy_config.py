@@ -6,7 +6,9 @@ placeholders), and deploy's nginx site puts the Janus API, only it, under /janus
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -259,3 +261,30 @@ def test_nginx_serves_the_janus_api_under_janus_1_and_nothing_else_of_janus(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_entrypoint_hands_the_recordings_to_the_app_user_and_drops_root(
+    tmp_path: Path,
+) -> None:
+    """As the container starts it (root): the recordings folder becomes uid 10001's, the
+    app image's user, and the command runs as that user."""
+    if os.geteuid() != 0:
+        pytest.skip("the entrypoint drops privileges only when started as root")
+    # Outside pytest's tmp_path: its parents are root's alone, the command is not root.
+    with tempfile.TemporaryDirectory() as reachable:
+        Path(reachable).chmod(0o755)
+        recordings = Path(reachable) / "recordings"
+        env = _render_env(tmp_path / "conf", JANUS_RECORDING_DIR=str(recordings))
+        shell = "/bin/dash" if Path("/bin/dash").exists() else "/bin/sh"
+        result = subprocess.run(
+            [shell, str(RENDER), "sh", "-c", 'id -u; id -g; touch "$0/written"', str(recordings)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["10001", "10001"]
+        assert (recordings.stat().st_uid, recordings.stat().st_gid) == (10001, 10001)
+        assert (recordings / "written").stat().st_uid == 10001
