@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,12 @@ def _known_metric_names() -> set[str]:
 
 
 def test_every_deploy_file_is_checked() -> None:
-    checked = {".yml", ".yaml", ".json", ".conf", ".example", ".jcfg"}
+    checked = {".yml", ".yaml", ".json", ".conf", ".example", ".jcfg", ".sh"}
     files = [path for path in DEPLOY.rglob("*") if path.is_file()]
     assert files
-    assert not [path for path in files if path.suffix not in checked], "add a check for it"
+    # Dockerfiles: test_janus_image_*; shell scripts: test_shell_scripts_are_posix.
+    unchecked = [p for p in files if p.suffix not in checked and p.name != "Dockerfile"]
+    assert not unchecked, "add a check for it"
 
 
 @pytest.mark.parametrize(
@@ -209,7 +213,12 @@ def test_nginx_config_is_well_formed_and_proxies_websockets() -> None:
         assert required in statements, required
     assert any(s.startswith("ssl_certificate ") for s in statements)
     assert any(s.startswith("client_max_body_size ") for s in statements)
-    assert all(s.endswith("http://videochat") for s in statements if s.startswith("proxy_pass "))
+    # The app, or a Janus instance's Janus API (test_nginx_proxies_the_janus_api_only).
+    assert all(
+        s.endswith("http://videochat") or re.fullmatch(r"proxy_pass http://janus_\d+/janus/?", s)
+        for s in statements
+        if s.startswith("proxy_pass ")
+    )
 
 
 def _nginx_or_skip() -> str:
@@ -231,18 +240,17 @@ def _nginx_or_skip() -> str:
     return nginx
 
 
-def test_nginx_accepts_the_config(tmp_path: Path) -> None:
-    """`nginx -t` on the shipped site, included as the nginx image's conf.d does it."""
-    nginx = _nginx_or_skip()
+def nginx_test_config(tmp_path: Path, site: str) -> Path:
+    """An nginx.conf that includes ``site`` as the nginx image's conf.d does, under tmp_path.
+
+    The site's certificate paths become a throwaway self-signed pair.
+    """
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
          "/CN=test", "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
         check=True,
         capture_output=True,
     )  # fmt: skip
-    site = (DEPLOY / "nginx/videochat.conf").read_text()
-    # Outside compose there is no "app" host; the certificates are the throwaway ones.
-    site = site.replace("server app:8000", "server 127.0.0.1:8000")
     site = site.replace("/etc/nginx/tls/fullchain.pem", str(tmp_path / "cert.pem"))
     site = site.replace("/etc/nginx/tls/privkey.pem", str(tmp_path / "key.pem"))
     (tmp_path / "site.conf").write_text(site)
@@ -256,6 +264,17 @@ def test_nginx_accepts_the_config(tmp_path: Path) -> None:
         f"http {{\n{includes}access_log {tmp_path}/logs/access.log;\n"
         f"include {tmp_path}/site.conf;\n}}\n"
     )
+    return tmp_path / "nginx.conf"
+
+
+def test_nginx_accepts_the_config(tmp_path: Path) -> None:
+    """`nginx -t` on the shipped site, included as the nginx image's conf.d does it."""
+    nginx = _nginx_or_skip()
+    site = (DEPLOY / "nginx/videochat.conf").read_text()
+    # Outside compose there is no "app" host.
+    site = site.replace("server app:8000", "server 127.0.0.1:8000")
+    assert "server 172.28.0.10:8088" in site  # an address: nginx -t resolves no name here
+    nginx_test_config(tmp_path, site)
     result = subprocess.run(
         [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
         capture_output=True,
@@ -394,3 +413,238 @@ def test_janus_needs_tokens_and_keeps_its_admin_api_private() -> None:
     # nginx proxies the Janus API to browsers, never the admin API.
     nginx = (DEPLOY / "nginx" / "videochat.conf").read_text()
     assert "7088" not in nginx and "/admin" not in nginx
+
+
+# Janus (calls on an SFU) in compose: profile "sfu", a fixed address on the backend network.
+JANUS_ADDRESS = "172.28.0.10"
+
+
+def _env_example() -> dict[str, str]:
+    """env.example's assignments, the commented-out ones too (what turns the SFU on)."""
+    values = {}
+    for line in (DEPLOY / "env.example").read_text().splitlines():
+        match = re.match(r"^#? ?([A-Z][A-Z0-9_]*)=(\S+)$", line)
+        if match:
+            values[match[1]] = match[2]
+    return values
+
+
+def test_compose_runs_janus_on_the_sfu_profile() -> None:
+    compose = _compose()
+    janus = compose["services"]["janus"]
+    # Opt-in: it needs a public IP and UDP ports the rest of the stack does not.
+    assert janus["profiles"] == ["sfu"]
+    assert janus["build"] == {"context": "janus", "dockerfile": "Dockerfile"}
+    assert (DEPLOY / "janus" / "render-config.sh").is_file()
+    address = janus["networks"]["backend"]["ipv4_address"]
+    assert address == JANUS_ADDRESS
+    subnet = compose["networks"]["backend"]["ipam"]["config"][0]["subnet"]
+    assert address.rsplit(".", 1)[0] == subnet.split("/")[0].rsplit(".", 1)[0]
+    environment = janus["environment"]
+    assert environment["JANUS_ADMIN_IP"] == address
+    assert subnet.startswith(environment["JANUS_ADMIN_ACL"])
+    # The templates, mounted where render-config.sh reads them by default.
+    assert "./janus:/usr/share/janus-videochat:ro" in janus["volumes"]
+    render = (DEPLOY / "janus" / "render-config.sh").read_text()
+    assert "JANUS_TEMPLATE_DIR:-/usr/share/janus-videochat" in render
+    # Every variable it takes from .env is in env.example.
+    example = _env_example()
+    referenced = {
+        name
+        for value in [*environment.values(), *janus["ports"]]
+        for name in re.findall(r"\$\{([A-Z0-9_]+)", str(value))
+    }
+    assert {"VIDEOCHAT_SFU__ADMIN_SECRET", "VIDEOCHAT_SFU__ROOM_ADMIN_KEY"} <= referenced
+    assert {"JANUS_PUBLIC_IP", "JANUS_RTP_PORTS", "VIDEOCHAT_PUBLIC_URL"} <= referenced
+    assert not sorted(referenced - set(example)), "add them to env.example"
+    # The media range: published as UDP, the same numbers inside and out.
+    (published,) = janus["ports"]
+    range_ = "${JANUS_RTP_PORTS:-" + example["JANUS_RTP_PORTS"] + "}"
+    assert published == f"{range_}:{range_}/udp"
+    low, high = map(int, example["JANUS_RTP_PORTS"].split("-"))
+    assert 1024 < low < high <= 65535
+    # render-config.sh falls back to the same range.
+    render = (DEPLOY / "janus" / "render-config.sh").read_text()
+    assert "JANUS_RTP_PORTS:-" + example["JANUS_RTP_PORTS"] + "}" in render
+
+
+def _mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, target) of a service's short-syntax volumes."""
+    return [(volume.split(":")[0], volume.split(":")[1]) for volume in service["volumes"]]
+
+
+def test_the_app_reaches_janus_and_shares_its_recordings() -> None:
+    compose = _compose()
+    services_ = compose["services"]
+    example = _env_example()
+    # Commented out in env.example (the SFU is opt-in), naming compose's Janus.
+    assert example["COMPOSE_PROFILES"] == "sfu"
+    assert example["VIDEOCHAT_SFU__JANUS_URL"] == f"http://{JANUS_ADDRESS}:8088/janus"
+    assert example["VIDEOCHAT_SFU__ADMIN_URL"] == f"http://{JANUS_ADDRESS}:7088/admin"
+    assert example["VIDEOCHAT_SFU__PUBLIC_URL"] == "/janus/1"
+    text = (DEPLOY / "env.example").read_text()
+    assert "\n# VIDEOCHAT_SFU__JANUS_URL=" in text and "\n# COMPOSE_PROFILES=sfu" in text
+    janus_volumes = {target: source for source, target in _mounts(services_["janus"])}
+    janus_dir = services_["janus"]["environment"]["JANUS_RECORDING_DIR"]
+    assert janus_volumes[janus_dir] == "recordings"
+    for name in ("app", "worker"):
+        service = services_[name]
+        environment = service["environment"]
+        mounts = {target: source for source, target in _mounts(service)}
+        assert mounts[environment["VIDEOCHAT_SFU__RECORDING_DIR"]] == "recordings", name
+        assert environment["VIDEOCHAT_SFU__JANUS_RECORDING_DIR"] == janus_dir, name
+        # The secrets come from .env (env_file), like every other setting.
+        assert service["env_file"] == ".env"
+    assert "recordings" in compose["volumes"]
+
+
+def test_janus_image_is_debians_package_run_by_the_entrypoint() -> None:
+    text = (DEPLOY / "janus" / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("#")]
+    assert lines[0] == "FROM debian:12-slim"
+    assert "apt-get install -y --no-install-recommends janus janus-tools" in text
+    for line in lines:
+        if line.startswith("COPY "):
+            *sources, _ = line.split()[1:]
+            assert all((DEPLOY / "janus" / source).is_file() for source in sources), line
+    entrypoint = json.loads(next(line for line in lines if line.startswith("ENTRYPOINT "))[11:])
+    assert entrypoint[-1] == "/usr/local/bin/render-config.sh"
+    command = json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
+    assert command[:3] == ["janus", "-F", "/etc/janus-videochat"]
+    # Janus runs as the app image's uid (the recordings volume is shared).
+    uid = re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text())
+    assert uid and f"--uid {uid[1]} --gid {uid[1]}" in text
+    assert f"JANUS_RUN_AS:-{uid[1]}:{uid[1]}" in (DEPLOY / "janus" / "render-config.sh").read_text()
+
+
+def test_shell_scripts_are_posix() -> None:
+    shells = [shell for shell in ("/bin/dash", "/bin/sh") if Path(shell).exists()]
+    scripts = sorted(DEPLOY.rglob("*.sh"))
+    assert DEPLOY / "janus" / "render-config.sh" in scripts
+    for path in scripts:
+        assert path.read_text().startswith("#!/bin/sh\n"), path
+        for shell in shells:
+            result = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True)
+            assert result.returncode == 0, f"{shell} {path}: {result.stderr}"
+
+
+def test_nginx_proxies_the_janus_api_only() -> None:
+    statements = _nginx_statements((DEPLOY / "nginx/videochat.conf").read_text())
+    blocks: dict[str, list[str]] = {}
+    current = None
+    for depth, statement in statements:
+        if statement.endswith(" {"):
+            current = statement[:-2] if depth <= 1 else current
+        elif current and depth >= 1:
+            blocks.setdefault(current, []).append(statement)
+    assert blocks["upstream janus_1"][0] == f"server {JANUS_ADDRESS}:8088"
+    # /janus/1 itself (sessions are created there) and everything under it.
+    for location, target in (
+        ("location = /janus/1", "http://janus_1/janus"),
+        ("location /janus/1/", "http://janus_1/janus/"),
+    ):
+        settings = blocks[location]
+        assert f"proxy_pass {target}" in settings, location
+        # Janus holds the client's long poll (GET /janus/<session>) for up to 30 s.
+        (timeout,) = [s for s in settings if s.startswith("proxy_read_timeout ")]
+        assert int(timeout.split()[1].removesuffix("s")) > 30
+        # JSON requests: not the 2 GiB upload limit of the server block.
+        assert any(s.startswith("client_max_body_size ") and s.endswith("k") for s in settings)
+    assert "proxy_buffering off" in blocks["location /janus/1/"]
+    janus_passes = [s for _, s in statements if s.startswith("proxy_pass http://janus")]
+    assert janus_passes and all(s.split("/", 3)[3].startswith("janus") for s in janus_passes)
+    # Never the admin API, by path or by port.
+    assert not [s for _, s in statements if "/admin" in s or ":7088" in s]
+
+
+def test_coturn_relays_to_janus_and_nowhere_else_private() -> None:
+    conf = _coturn_settings()
+    # allowed-peer-ip punches exactly Janus's address through the private-range denials.
+    assert conf["allowed-peer-ip"] == [JANUS_ADDRESS]
+    assert _compose()["services"]["janus"]["networks"]["backend"]["ipv4_address"] == JANUS_ADDRESS
+    # No TCP relays: one to that address would reach Janus's HTTP and admin APIs.
+    assert "no-tcp-relay" in conf
+
+
+def test_coturn_with_the_deploy_config_admits_janus_as_the_only_private_peer(
+    tmp_path: Path,
+) -> None:
+    """The real coturn, deploy's rules: a permission for Janus's address, 403 for its neighbour.
+
+    Only permissions are asked for (a ChannelBind names the peer): nothing is ever sent
+    to those addresses. coturn listens and relays on loopback, without TLS.
+    """
+    from tests.web import coturn
+
+    if not coturn.available():
+        message = "coturn is missing (apt-get install coturn; make test does)"
+        if IN_CI:
+            pytest.fail(f"{message} (CI must have it)", pytrace=False)
+        pytest.skip(message)
+    port = coturn.free_udp_port()
+    secret = "deploy-test-secret"
+    local = (
+        "cert=", "pkey=", "tls-listening-port=", "listening-port=", "log-file=",
+        "static-auth-secret=",
+    )  # fmt: skip
+    lines = [
+        line
+        for line in (DEPLOY / "coturn/turnserver.conf").read_text().splitlines()
+        if not line.startswith(local)
+    ]
+    lines += [
+        f"listening-port={port}", "listening-ip=127.0.0.1", "relay-ip=127.0.0.1",
+        f"static-auth-secret={secret}", "no-tls", "no-dtls", "no-stdout-log",
+        f"log-file={tmp_path / 'turnserver.log'}", f"pidfile={tmp_path / 'turnserver.pid'}",
+        f"userdb={tmp_path / 'turndb'}",
+    ]  # fmt: skip
+    (tmp_path / "turnserver.conf").write_text("\n".join(lines) + "\n")
+
+    class DeployCoturn(coturn.Coturn):
+        def command(self) -> list[str]:
+            return [str(coturn.TURNSERVER), "-c", str(tmp_path / "turnserver.conf")]
+
+    server = DeployCoturn(tmp_path, secret, port)
+    server.start()
+    try:
+        username = f"{int(time.time()) + 600}:deploy-test"
+        codes = asyncio.run(
+            _channel_bind_codes(
+                ("127.0.0.1", port),
+                username,
+                coturn.rest_credentials(secret, username),
+                [JANUS_ADDRESS, "172.28.0.11", "10.0.0.5"],
+            )
+        )
+    finally:
+        server.stop()
+    assert codes == {JANUS_ADDRESS: None, "172.28.0.11": 403, "10.0.0.5": 403}, server.log()
+
+
+async def _channel_bind_codes(
+    server: tuple[str, int], username: str, password: str, peers: list[str]
+) -> dict[str, int | None]:
+    """Each peer's ChannelBind answer from coturn: None when granted, else the error code."""
+    from aioice import stun, turn
+
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: turn.TurnClientUdpProtocol(
+            server, username=username, password=password, lifetime=600, channel_refresh_time=500
+        ),
+        remote_addr=server,
+    )
+    codes: dict[str, int | None] = {}
+    try:
+        await asyncio.wait_for(protocol.connect(), timeout=10)
+        for channel, peer in enumerate(peers, start=0x4000):
+            try:
+                await asyncio.wait_for(protocol.channel_bind(channel, (peer, 20000)), timeout=10)
+                codes[peer] = None
+            except stun.TransactionFailed as failure:
+                codes[peer] = failure.response.attributes["ERROR-CODE"][0]
+        await protocol.delete()
+    finally:
+        transport.close()
+    return codes
