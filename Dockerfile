@@ -18,7 +18,12 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 
 FROM python:3.11-slim-bookworm
-# PyAV and aiortc wheels bundle FFmpeg, libvpx, libopus and libsrtp: no system packages.
+# PyAV and aiortc wheels bundle FFmpeg, libvpx, libopus and libsrtp. The one system
+# package: janus-pp-rec (Debian 12's janus-tools), which turns a call's Janus
+# recordings into media files for the job that composes them (docs/DEPLOY.md).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends janus-tools \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /app videochat \
     && mkdir -p /data \
     && chown videochat:videochat /data

@@ -398,6 +398,12 @@ def test_dockerfile_builds_from_the_lock_and_runs_unprivileged() -> None:
                 assert (ROOT / source).exists(), source
 
 
+def test_the_runtime_image_has_janus_pp_rec_for_recorded_calls() -> None:
+    # The worker composes a call's recording with janus-pp-rec (media/recordings.py).
+    runtime_stage = (ROOT / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
+    assert "apt-get install -y --no-install-recommends janus-tools" in runtime_stage
+
+
 def test_janus_needs_tokens_and_keeps_its_admin_api_private() -> None:
     core = (DEPLOY / "janus" / "janus.jcfg").read_text()
     http = (DEPLOY / "janus" / "janus.transport.http.jcfg").read_text()
