@@ -480,7 +480,7 @@ export class Call {
         roomId: this.#roomId,
         selfId: this.#selfId,
         grid: this.#grid,
-        config: this.#config,
+        config: () => this.#freshConfig(),
         tracks: () => [
           { kind: 'audio', track: this.#mic },
           { kind: 'video', track: this.#screen ?? this.#camera },

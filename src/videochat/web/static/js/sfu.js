@@ -208,7 +208,8 @@ export class SfuCall {
    * @param {string} options.roomId
    * @param {string} options.selfId
    * @param {import('./tiles.js').VideoGrid} options.grid
-   * @param {RTCConfiguration} options.config ICE servers (Janus may sit behind TURN)
+   * @param {() => Promise<RTCConfiguration>} options.config ICE servers (Janus may sit
+   *   behind TURN), asked for each new connection: TURN credentials expire in long calls
    * @param {() => {kind: 'audio'|'video', track: MediaStreamTrack|null}[]} options.tracks
    * @param {MediaStream} options.stream
    * @param {{peers: Map, timings: object}} options.registry window.videochat
@@ -337,7 +338,9 @@ export class SfuCall {
 
   async #publish(handle) {
     const janus = this.#janus;
-    const pc = new RTCPeerConnection(this.#config);
+    const config = await this.#config();
+    if (this.#closed || this.#janus !== janus) return;
+    const pc = new RTCPeerConnection(config);
     const senders = {};
     for (const { kind, track } of this.#tracks()) {
       const init = { direction: 'sendonly', streams: [this.#stream] };
@@ -433,8 +436,9 @@ export class SfuCall {
       ...(this.#privateId ? { private_id: this.#privateId } : {}),
       token: this.#grant.token,
     });
+    const config = await this.#config();
     if (this.#subscriptions.get(userId) !== subscription) return;
-    const pc = new RTCPeerConnection(this.#config);
+    const pc = new RTCPeerConnection(config);
     subscription.pc = pc;
     this.#registry.peers.set(userId, pc);
     this.#trickle(pc, subscription.handle);
