@@ -20,8 +20,10 @@ What a batch costs was the ceiling of a busy SQLite server (a profile at 1,000
 messages/s: half the samples in the store path, batches of one or two): a pool checkout,
 a hop to aiosqlite's thread for each of begin, INSERT, fetch and commit, and the
 connection's reset on return. So:
-- on a SQLite file, the batch is one function run in a writer thread of its own
-  (``db.sqlite_thread``) on a connection that stays open: one hop per batch;
+- on a SQLite file, the batch is one function run on a connection that stays open:
+  on the event loop when the write lock is free (a batch's insert and commit cost less
+  than the hop to a thread and back), else in a writer thread of its own
+  (``db.sqlite_thread``), which waits for the lock;
 - on PostgreSQL the writer holds one connection while messages keep coming (no
   checkout, pre-ping and reset per batch), and gives it back to the pool after
   ``HOLD_IDLE_SECONDS`` without a batch, or after any error;
@@ -220,7 +222,7 @@ class MessageWriter:
             for p in batch
         ]
         if self._sqlite is not None:
-            ids = await self._sqlite.run(partial(self._insert_sqlite, rows))
+            ids = await self._sqlite.run_inline_first(partial(self._insert_sqlite, rows))
             messages = _messages(ids, rows)
             await self._broadcast(messages)
         else:

@@ -5,7 +5,9 @@ hop to aiosqlite's thread for each of begin, statement, fetch and commit, then t
 connection's reset on return: several hundred microseconds of a core for a batch of
 one or two chat messages. Here the caller hands a whole unit of work (a plain
 function of the connection) to the thread in one hop, and the connection stays open
-for the life of the process.
+for the life of the process. ``run_inline_first`` goes further: the work runs on the
+event loop, on a second connection that never waits for the lock, whenever the lock
+is free.
 
 The connection gets the engine's pragmas (``db.engine.sqlite_pragmas``: WAL,
 busy_timeout, foreign keys) and runs in autocommit mode, so the function begins and
@@ -24,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from videochat.db.engine import sqlite_pragmas
 
@@ -42,16 +44,63 @@ def sqlite_file(url: URL) -> str | None:
     return database
 
 
+# The inline connection never checkpoints on its own (a checkpoint syncs the file):
+# the thread runs a passive checkpoint after this many inline commits instead.
+CHECKPOINT_EVERY = 200
+
+
 class SqliteThread:
     def __init__(self, path: str, *, name: str) -> None:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._connection: sqlite3.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
+        self._inline_commits = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(connection)`` in the thread; sqlite3 errors as SQLAlchemy's."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, work)
+
+    async def run_inline_first(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` on the event loop's own connection when the write lock is
+        free, else in the thread (``work`` must roll back whatever it began when it fails).
+
+        A hop to the thread and back (a futex wake, a context switch each way, a wake-up
+        of the loop) cost more CPU than a small batch's insert and commit, which only
+        write to the WAL in the page cache (synchronous=NORMAL: no fsync at commit).
+        Nothing here can block the loop for long: the connection never waits for the
+        lock (busy_timeout 0: another writer holds it, so the batch goes to the thread,
+        which waits) and never checkpoints (the thread does, every CHECKPOINT_EVERY
+        commits, and the work waits behind it meanwhile).
+        """
+        if self._checkpoint is not None and not self._checkpoint.done():
+            # Behind the checkpoint: a write beside it would leave the WAL unfinished, and
+            # a WAL is only started afresh once a checkpoint has copied all of it.
+            return await self.run(work)
+        connection = self._inline or self._open_inline()
+        try:
+            result = work(connection)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise _as_sqlalchemy(exc) from exc
+            return await self.run(work)
+        except sqlite3.Error as exc:
+            raise _as_sqlalchemy(exc) from exc
+        self._inline_commits += 1
+        if self._inline_commits % CHECKPOINT_EVERY == 0:
+            loop = asyncio.get_running_loop()
+            self._checkpoint = loop.run_in_executor(self._executor, self._call, _checkpoint)
+        return result
+
+    def _open_inline(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        sqlite_pragmas(connection, None)
+        connection.execute("PRAGMA busy_timeout=0")
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        self._inline = connection
+        return connection
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -61,9 +110,7 @@ class SqliteThread:
                 self._connection = connection
             return work(self._connection)
         except sqlite3.Error as exc:
-            raise DBAPIError.instance(
-                None, None, exc, sqlite3.Error, hide_parameters=True, dialect=None
-            ) from exc
+            raise _as_sqlalchemy(exc) from exc
 
     async def close(self) -> None:
         """Close the connection and end the thread."""
@@ -72,9 +119,20 @@ class SqliteThread:
         self._executor.shutdown(wait=False)
 
     def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        for connection in (self._connection, self._inline):
+            if connection is not None:
+                connection.close()
+        self._connection = self._inline = None
+
+
+def _as_sqlalchemy(exc: sqlite3.Error) -> StatementError:
+    """sqlite3's error as SQLAlchemy's (OperationalError, IntegrityError...)."""
+    return DBAPIError.instance(None, None, exc, sqlite3.Error, hide_parameters=True, dialect=None)
+
+
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    # PASSIVE: copies what it can without waiting for readers or writers.
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def rollback_quietly(connection: sqlite3.Connection) -> None:
