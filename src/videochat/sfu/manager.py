@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from videochat.config import SfuSettings
 from videochat.realtime.hub import Hub
-from videochat.sfu import recording, service
+from videochat.sfu import feeds, recording, service
 from videochat.sfu.instances import JanusPool
 
 log = structlog.get_logger(__name__)
@@ -46,6 +46,8 @@ class SfuManager:
 
     async def sweep(self) -> dict[str, int]:
         swept = await service.sweep(self.sessionmaker, self.pool)
+        # Publishers that are not their grant holder's registered handle are kicked.
+        swept["feed_checks_failed"] = await feeds.sweep(self.sessionmaker, self.pool)
         # Recordings past their time limit, before their VideoRoom could be swept.
         swept["recordings_stopped"] = await recording.stop_overdue(
             self.sessionmaker, self.pool, self.video_jobs, self.hub
