@@ -110,7 +110,7 @@ async def test_a_grant_lets_a_janus_session_join_the_room_as_publisher(
 async def test_janus_refuses_without_a_grant_and_a_grant_opens_only_its_room(
     sfu_client: httpx.AsyncClient, janus: Janus
 ) -> None:
-    first, (alice, bob) = await _room(sfu_client, "alice", "bob")
+    first, (_, bob) = await _room(sfu_client, "alice", "bob")
     second, (carol,) = await _room(sfu_client, "carol")
     async with httpx.AsyncClient(timeout=10) as http:
         for token in (None, "vc1-0-made-up"):

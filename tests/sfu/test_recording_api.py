@@ -30,6 +30,9 @@ from tests.support import (
     ws_path,
 )
 from videochat.config import Settings
+from videochat.db.models import Video, VideoStatus
+from videochat.db.unit_of_work import unit_of_work
+from videochat.kit.clock import utcnow
 from videochat.media.compose import NOTHING_RECORDED
 from videochat.sfu.janus import JanusAdmin
 from videochat.sfu.videoroom import janus_room_id
@@ -162,3 +165,43 @@ async def test_without_an_sfu_or_a_recording_dir_there_is_no_recording(
         response = await other.post(_recording(room), headers=auth(alice["access_token"]))
         assert response.status_code == 409
         assert "RECORDING_DIR" in response.json()["detail"]
+
+
+async def test_a_recording_is_refused_while_the_starters_storage_quota_is_used_up(
+    janus: Janus, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    settings = make_settings(
+        sfu=sfu_settings(janus, recording_dir=str(recordings)),
+        media={"max_stored_bytes_per_user": 5_000},
+    )
+    async with (
+        run_server(settings) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=15) as client,
+    ):
+        room, (alice, bob) = await _room_with(client, "alice", "bob")
+        # Alice's library already holds her quota's worth; Bob's holds nothing.
+        async with unit_of_work(live.context.sessionmaker) as session:
+            session.add(
+                Video(
+                    room_id=room["id"],
+                    uploader_id=alice["id"],
+                    title="big",
+                    status=VideoStatus.READY,
+                    size_bytes=5_000,
+                    upload_id="used-up",
+                    upload_expires_at=utcnow(),
+                )
+            )
+        refused = await client.post(_recording(room), headers=auth(alice["access_token"]))
+        assert refused.status_code == 409, refused.text
+        assert "quota" in refused.json()["detail"]
+        promoted = await client.post(
+            f"/rooms/{room['id']}/members/{bob['id']}/role",
+            json={"role": "moderator"},
+            headers=auth(alice["access_token"]),
+        )
+        assert promoted.status_code == 200, promoted.text
+        started = await client.post(_recording(room), headers=auth(bob["access_token"]))
+        assert started.status_code == 200, started.text

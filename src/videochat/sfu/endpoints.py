@@ -97,11 +97,14 @@ async def start_recording(
     """Record the room's call on the SFU into its library (owner or moderator).
 
     Everyone in the room hears a ``recording`` frame; 409 when it is already
-    recording or this server does not record calls.
+    recording, this server does not record calls, or the caller's storage quota (the
+    video will be theirs) is used up.
     """
     if context.sfu is None:
         raise NotFound(NO_SFU)
-    started = await recording.start(session, context.sfu.pool, context.hub, room, user.id)
+    started = await recording.start(
+        session, context.sfu.pool, context.hub, room, user.id, app_settings=context.settings
+    )
     return _recording_out(started)
 
 

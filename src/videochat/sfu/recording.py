@@ -4,9 +4,11 @@ Starting turns on Janus's recording in the room's VideoRoom, into a folder of it
 under ``VIDEOCHAT_SFU__RECORDING_DIR``: Janus writes one ``.mjr`` file per stream of
 each publisher, for those in the call and those who join while it records. Stopping
 turns it off (Janus closes the files) and makes a library video, owned by whoever
-started the recording, whose job (``media.recordings``) turns the files into one
-video and removes them. One recording runs per room at a time; many rooms may record
-at once. A recording longer than ``recording_max_seconds`` is stopped by the sweep.
+started the recording and counted in their storage quota (its composed size, once
+ready; starting is refused while their quota is used up), whose job
+(``media.recordings``) turns the files into one video and removes them. One
+recording runs per room at a time; many rooms may record at once. A recording
+longer than ``recording_max_seconds`` is stopped by the sweep.
 
 As with grants, Janus is told before the request commits (its answer decides the
 request's); the room hears a ``recording`` frame once it is committed, and people
@@ -24,12 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from videochat.config import SfuSettings
+from videochat.config import Settings, SfuSettings
 from videochat.db.models import CallRecording, SfuRoom, Video, VideoStatus
 from videochat.db.unit_of_work import after_commit, unit_of_work
 from videochat.exceptions import Conflict, VideochatError
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_id, new_secret
+from videochat.media import service as media
 from videochat.realtime.frames import recording_frame
 from videochat.realtime.hub import Hub
 from videochat.rooms import policy
@@ -55,6 +58,14 @@ ALREADY_RECORDING = "this call is already being recorded"
 NOT_RECORDING = "this call is not being recorded"
 
 
+def quota_used_up(settings: Settings) -> str:
+    quota = settings.media.max_stored_bytes_per_user
+    return (
+        f"Your storage quota of {quota} bytes is used up, and a recording is stored as "
+        "your video: delete videos before recording"
+    )
+
+
 class VideoJobs(Protocol):
     """Where the stopped recording's video goes (``AppContext.video_jobs``)."""
 
@@ -78,13 +89,22 @@ def _require_may_record(settings: SfuSettings, room: RoomView, user_id: str) -> 
 
 
 async def start(
-    session: AsyncSession, pool: JanusPool, hub: Hub, room: RoomView, user_id: str
+    session: AsyncSession,
+    pool: JanusPool,
+    hub: Hub,
+    room: RoomView,
+    user_id: str,
+    *,
+    app_settings: Settings,
 ) -> CallRecording:
-    """Record the room's call from now on (owner or moderator; one recording at a time)."""
+    """Record the room's call from now on (owner or moderator; one recording at a time;
+    the video it becomes is the starter's, so their storage quota must have room left)."""
     settings = pool.settings
     _require_may_record(settings, room, user_id)
     if await active(session, room.id) is not None:
         raise Conflict(ALREADY_RECORDING)
+    if await media.storage_left(session, app_settings, user_id) <= 0:
+        raise Conflict(quota_used_up(app_settings))
     row = await pool.assignment(session, room.id)
     recording_id = new_id()
     recording = CallRecording(

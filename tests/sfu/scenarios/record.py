@@ -183,6 +183,7 @@ async def main() -> dict[str, Any]:
                     "error": video.get("error"),
                     "uploader_is_owner": video["uploader_id"] == call["people"][0]["id"],
                     "api_duration": video.get("duration_seconds"),
+                    "size_bytes": video.get("size_bytes"),
                     **inspected,
                 }
             return {

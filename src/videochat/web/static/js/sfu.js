@@ -9,8 +9,11 @@
 // names without another script to serve, and the same requests are what the Python
 // tests send (sfu/janus.py's JanusSession).
 //
-// Whose publication is whose: each person publishes with their user id as `display`,
-// and we show a publication only for someone the presence list has in the call.
+// Whose publication is whose: the server says, never the publication itself (Janus lets
+// anyone admitted send any id and display). We bind our grant to the handle we publish
+// from before joining; the server answers whose each feed is only while it is held by
+// its grant holder's own handle (sfu/feeds.py), and we show a publication only for
+// someone the server names and the presence list has in the call.
 
 import { api } from './api.js';
 
@@ -196,7 +199,10 @@ export class SfuCall {
   #janus = null;
   #publisher = null; // {handle, pc, senders: {audio, video}}
   #privateId = null;
-  #feeds = new Map(); // Janus feed id → user id (their `display`)
+  #feeds = new Map(); // Janus feed id → user id, as the server says
+  #announced = new Set(); // feed ids Janus announced and has not said are gone
+  #resolving = null; // the pending sfu-feeds request
+  #resolveAgain = false;
   #subscriptions = new Map(); // user id → {feed, handle, pc, stream}
   #members = new Set();
   #renewal = null;
@@ -298,6 +304,7 @@ export class SfuCall {
     this.#janus?.destroy();
     this.#janus = null;
     this.#feeds.clear();
+    this.#announced.clear();
   }
 
   async #join() {
@@ -309,6 +316,8 @@ export class SfuCall {
     this.#janus = janus;
     await janus.create();
     const handle = await janus.attach((event) => this.#onPublisherEvent(event));
+    // Only this handle may hold our publisher id: others' clients trust that, not `display`.
+    await api.sfuHandle(this.#roomId, janus.id, handle);
     let joined;
     for (let attempt = 0; ; attempt += 1) {
       try {
@@ -377,12 +386,44 @@ export class SfuCall {
   }
 
   #addFeeds(publishers = []) {
+    let unknown = false;
     for (const publisher of publishers) {
-      if (typeof publisher.display !== 'string' || publisher.display === this.#selfId) continue;
-      this.#feeds.set(publisher.id, publisher.display);
-      // A later publication of the same person (a reload) replaces the earlier one.
-      const current = this.#subscriptions.get(publisher.display);
-      if (current && current.feed !== publisher.id) this.#unsubscribe(publisher.display);
+      if (!Number.isSafeInteger(publisher.id) || publisher.id === this.#grant?.publisher_id) continue;
+      this.#announced.add(publisher.id);
+      // Asked anew even for a feed id we knew: its earlier holder may have left.
+      this.#feeds.delete(publisher.id);
+      unknown = true;
+    }
+    if (unknown) this.#resolveFeeds();
+  }
+
+  /** Ask the server whose the announced feeds are (one request at a time). */
+  async #resolveFeeds() {
+    if (this.#resolving) {
+      this.#resolveAgain = true;
+      return;
+    }
+    const janus = this.#janus;
+    this.#resolving = api.sfuFeeds(this.#roomId);
+    try {
+      const { feeds } = await this.#resolving;
+      if (this.#closed || this.#janus !== janus) return;
+      for (const { feed, user_id: userId } of feeds) {
+        if (!this.#announced.has(feed) || userId === this.#selfId) continue;
+        this.#feeds.set(feed, userId);
+        // A later publication of the same person (a reload) replaces the earlier one.
+        const current = this.#subscriptions.get(userId);
+        if (current && current.feed !== feed) this.#unsubscribe(userId);
+      }
+    } catch (error) {
+      this.#trace('*', `sfu: whose feeds (${error.message})`);
+    } finally {
+      this.#resolving = null;
+    }
+    if (this.#resolveAgain) {
+      this.#resolveAgain = false;
+      this.#resolveFeeds();
+      return;
     }
     this.#subscribeAll();
   }
@@ -390,6 +431,7 @@ export class SfuCall {
   #removeFeed(feed) {
     const userId = this.#feeds.get(feed);
     this.#feeds.delete(feed);
+    this.#announced.delete(feed);
     if (userId && this.#subscriptions.get(userId)?.feed === feed) {
       this.#unsubscribe(userId);
       this.#grid.setStatus(userId, 'connecting');
