@@ -223,6 +223,7 @@ async def test_expired_grants_are_withdrawn_and_empty_videorooms_destroyed(
             "destroyed": 1,
             "recordings_stopped": 0,
             "feed_checks_failed": 0,
+            "orphan_folders": 0,
         }
         assert (await admin.videoroom(exists))["exists"] is False
         assert grant["token"] not in await admin.tokens()

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from videochat.config import SfuSettings
 from videochat.realtime.hub import Hub
-from videochat.sfu import feeds, recording, service
+from videochat.sfu import cleanup, feeds, recording, service
 from videochat.sfu.instances import JanusPool
 
 log = structlog.get_logger(__name__)
@@ -51,6 +51,10 @@ class SfuManager:
         # Recordings past their time limit, before their VideoRoom could be swept.
         swept["recordings_stopped"] = await recording.stop_overdue(
             self.sessionmaker, self.pool, self.video_jobs, self.hub
+        )
+        # Raw folders of recordings whose room was deleted without ``cleanup.room_deleted``.
+        swept["orphan_folders"] = await cleanup.sweep_orphan_folders(
+            self.sessionmaker, self.settings.recording_dir
         )
         return swept
 

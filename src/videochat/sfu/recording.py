@@ -162,7 +162,7 @@ async def finish(
     by: str | None,
 ) -> Video:
     """Janus closes the files; the recording is stopped and its library video queued."""
-    videoroom = await _recording_videoroom(session, pool, recording)
+    videoroom = await recording_videoroom(session, pool, recording)
     if videoroom is not None:
         try:
             await videoroom.stop_recording()
@@ -199,7 +199,7 @@ async def finish(
     return video
 
 
-async def _recording_videoroom(
+async def recording_videoroom(
     session: AsyncSession, pool: JanusPool, recording: CallRecording
 ) -> VideoRoom | None:
     """The VideoRoom that records; None when it is gone (its row goes when it is
