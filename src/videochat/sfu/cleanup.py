@@ -7,7 +7,7 @@ recording, if it was), the tokens, and the recordings' raw ``.mjr`` folders, whi
 a video job removes, and no job runs for a deleted video. So whatever deletes a room
 calls ``room_deleted`` in the same unit of work, before the delete: Janus stops
 recording at once, and once committed the VideoRoom is destroyed, the tokens withdrawn,
-and the raw folders and composed sources of the room's recordings removed.
+and the raw folders of the room's recordings removed.
 
 A room deleted some other way (SQL by hand) leaves folders no recording row names:
 ``sweep_orphan_folders`` removes those once they are old enough that no request can be
@@ -32,8 +32,6 @@ from videochat.context import AppContext
 from videochat.db.models import CallRecording
 from videochat.db.unit_of_work import after_commit
 from videochat.exceptions import VideochatError
-from videochat.media.recordings import discard
-from videochat.media.storage import MediaStorage
 from videochat.sfu import service
 from videochat.sfu.instances import JanusPool
 from videochat.sfu.janus import JanusError
@@ -59,14 +57,14 @@ async def room_deleted(session: AsyncSession, context: AppContext, room_id: str)
             await _stop_at_janus(session, sfu.pool, recording)
     # Grants withdrawn and the VideoRoom destroyed once committed.
     await service.close_room(session, sfu.pool, room_id)
+    # The raw folders are the only input of their videos' jobs (the videos go with the
+    # room, and a job whose video is gone removes what it made itself).
     folders = [
         sfu.settings.recording_dir / recording.folder
         for recording in recordings
         if sfu.settings.recording_dir is not None
     ]
-    videos = [recording.video_id for recording in recordings if recording.video_id]
-    storage = MediaStorage(context.settings.data_dir)
-    after_commit(session, partial(_remove_files, folders, storage, videos))
+    after_commit(session, partial(_remove_folders, folders))
 
 
 async def _stop_at_janus(session: AsyncSession, pool: JanusPool, rec: CallRecording) -> None:
@@ -80,13 +78,10 @@ async def _stop_at_janus(session: AsyncSession, pool: JanusPool, rec: CallRecord
         log.warning("sfu.recording_stop_failed", recording_id=rec.id, error=str(exc))
 
 
-async def _remove_files(folders: list[Path], storage: MediaStorage, videos: list[str]) -> None:
+async def _remove_folders(folders: list[Path]) -> None:
     def remove() -> None:
         for folder in folders:
-            discard(folder)
-        for video_id in videos:  # a composed source waiting for its transcode
-            storage.discard_upload(video_id)
-            storage.discard_output(video_id)
+            shutil.rmtree(folder, ignore_errors=True)
 
     await asyncio.to_thread(remove)
 

@@ -103,7 +103,12 @@ async def start_recording(
     if context.sfu is None:
         raise NotFound(NO_SFU)
     started = await recording.start(
-        session, context.sfu.pool, context.hub, room, user.id, app_settings=context.settings
+        session,
+        context.sfu.pool,
+        context.hub,
+        room,
+        user.id,
+        storage_left=context.sfu.storage_left,
     )
     return _recording_out(started)
 

@@ -25,8 +25,10 @@ class SfuManager:
         sessionmaker: async_sessionmaker[AsyncSession],
         hub: Hub,
         video_jobs: recording.VideoJobs,
+        storage_left: recording.StorageLeft,
     ) -> None:
         self.settings = settings
+        self.storage_left = storage_left
         self.sessionmaker = sessionmaker
         self.hub = hub
         self.video_jobs = video_jobs

@@ -17,6 +17,7 @@ who connect later find it in their ``welcome``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from typing import Protocol
@@ -26,13 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from videochat.config import Settings, SfuSettings
+from videochat.config import SfuSettings
 from videochat.db.models import CallRecording, SfuRoom, Video, VideoStatus
 from videochat.db.unit_of_work import after_commit, unit_of_work
 from videochat.exceptions import Conflict, VideochatError
 from videochat.kit.clock import utcnow
 from videochat.kit.ids import new_id, new_secret
-from videochat.media import service as media
 from videochat.realtime.frames import recording_frame
 from videochat.realtime.hub import Hub
 from videochat.rooms import policy
@@ -58,12 +58,13 @@ ALREADY_RECORDING = "this call is already being recorded"
 NOT_RECORDING = "this call is not being recorded"
 
 
-def quota_used_up(settings: Settings) -> str:
-    quota = settings.media.max_stored_bytes_per_user
-    return (
-        f"Your storage quota of {quota} bytes is used up, and a recording is stored as "
-        "your video: delete videos before recording"
-    )
+QUOTA_USED_UP = (
+    "Your storage quota is used up, and a recording is stored as your video: delete "
+    "videos of yours before recording"
+)
+# What is left of a user's storage quota (``media.service.storage_left``, wired by
+# ``runtime``: the media layer sits above this one).
+StorageLeft = Callable[[AsyncSession, str], Awaitable[int]]
 
 
 class VideoJobs(Protocol):
@@ -95,7 +96,7 @@ async def start(
     room: RoomView,
     user_id: str,
     *,
-    app_settings: Settings,
+    storage_left: StorageLeft,
 ) -> CallRecording:
     """Record the room's call from now on (owner or moderator; one recording at a time;
     the video it becomes is the starter's, so their storage quota must have room left)."""
@@ -103,8 +104,8 @@ async def start(
     _require_may_record(settings, room, user_id)
     if await active(session, room.id) is not None:
         raise Conflict(ALREADY_RECORDING)
-    if await media.storage_left(session, app_settings, user_id) <= 0:
-        raise Conflict(quota_used_up(app_settings))
+    if await storage_left(session, user_id) <= 0:
+        raise Conflict(QUOTA_USED_UP)
     row = await pool.assignment(session, room.id)
     recording_id = new_id()
     recording = CallRecording(
