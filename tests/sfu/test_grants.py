@@ -367,14 +367,21 @@ async def test_who_may_ask_for_a_grant_and_the_feeds(
     )
     assert banned.status_code == 200, banned.text
     feeds = f"/rooms/{room['id']}/call/sfu-feeds"
+    bind = f"/rooms/{room['id']}/call/sfu-handle"
+    made_up = {"session_id": 1, "handle_id": 1}
     for person, status in ((alice, 200), (bob, 200), (visitor, 403), (carol, 403)):
         granted = await _grant(sfu_client, room, person)
         assert granted.status_code == status, (person["username"], granted.text)
         listed = await sfu_client.get(feeds, headers=auth(person["access_token"]))
         assert listed.status_code == status, (person["username"], listed.text)
+        bound = await sfu_client.post(bind, json=made_up, headers=auth(person["access_token"]))
+        # Members get as far as Janus (no such handle: not theirs); the others not.
+        assert bound.status_code == 403, (person["username"], bound.text)
         if status != 200:
             assert granted.json()["detail"] and listed.json()["detail"]
+            assert "member" in bound.json()["detail"] or "banned" in bound.json()["detail"]
     assert (await sfu_client.get(feeds)).status_code == 401
+    assert (await sfu_client.post(bind, json=made_up)).status_code == 401
 
 
 async def test_someone_waiting_in_a_private_rooms_lobby_gets_no_grant(

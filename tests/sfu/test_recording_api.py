@@ -153,6 +153,18 @@ async def test_only_owners_and_moderators_may_record(recording_server: LiveServe
         assert refused.status_code == 403
         stopped = await client.delete(_recording(room), headers=auth(alice["access_token"]))
         assert stopped.status_code == 200, stopped.text
+        # A private room is 404 to outsiders (its existence does not leak); a banned
+        # moderator is no longer one.
+        hidden, (dave, erin) = await _room_with(client, "dave", "erin", is_private=True)
+        refused = await client.post(_recording(hidden), headers=auth(stranger["access_token"]))
+        assert refused.status_code == 404, refused.text
+        headers = auth(dave["access_token"])
+        path = f"/rooms/{hidden['id']}/members/{erin['id']}"
+        promoted = await client.post(f"{path}/role", json={"role": "moderator"}, headers=headers)
+        assert promoted.status_code == 200, promoted.text
+        assert (await client.post(f"{path}/ban", headers=headers)).status_code == 200
+        refused = await client.post(_recording(hidden), headers=auth(erin["access_token"]))
+        assert refused.status_code in (403, 404), refused.text
 
 
 async def test_without_an_sfu_or_a_recording_dir_there_is_no_recording(
