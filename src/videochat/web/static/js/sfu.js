@@ -22,6 +22,8 @@ const VIDEOROOM = 'janus.plugin.videoroom';
 const KEEPALIVE_MS = 25_000;
 const RETRY_MS = 2_000;
 const MAX_START_ATTEMPTS = 5;
+// Asking the server again whose an announced feed is, when it named nobody.
+const MAX_RESOLVE_RETRIES = 3;
 // Janus's VideoRoom: the publisher id is taken (our previous page still holds it).
 const ID_TAKEN = 436;
 // Janus: no such session (it timed out) / the token was withdrawn.
@@ -203,6 +205,7 @@ export class SfuCall {
   #announced = new Set(); // feed ids Janus announced and has not said are gone
   #resolving = null; // the pending sfu-feeds request
   #resolveAgain = false;
+  #resolveRetries = 0;
   #subscriptions = new Map(); // user id → {feed, handle, pc, stream}
   #members = new Set();
   #renewal = null;
@@ -305,6 +308,7 @@ export class SfuCall {
     this.#janus = null;
     this.#feeds.clear();
     this.#announced.clear();
+    this.#resolveRetries = 0;
   }
 
   async #join() {
@@ -407,8 +411,9 @@ export class SfuCall {
     this.#resolving = api.sfuFeeds(this.#roomId);
     try {
       const { feeds } = await this.#resolving;
-      if (this.#closed || this.#janus !== janus) return;
-      for (const { feed, user_id: userId } of feeds) {
+      // An answer about an earlier Janus session (we joined again meanwhile) is dropped.
+      const fresh = !this.#closed && this.#janus === janus;
+      for (const { feed, user_id: userId } of fresh ? feeds : []) {
         if (!this.#announced.has(feed) || userId === this.#selfId) continue;
         this.#feeds.set(feed, userId);
         // A later publication of the same person (a reload) replaces the earlier one.
@@ -420,12 +425,25 @@ export class SfuCall {
     } finally {
       this.#resolving = null;
     }
+    if (this.#closed) return;
     if (this.#resolveAgain) {
       this.#resolveAgain = false;
       this.#resolveFeeds();
       return;
     }
+    if (this.#janus !== janus) return;
     this.#subscribeAll();
+    // A feed the server did not name (its request failed, or the publisher is not yet
+    // visible to it): asked again a few times; an impostor's is kicked meanwhile.
+    const unnamed = [...this.#announced].some((feed) => !this.#feeds.has(feed));
+    if (unnamed && this.#resolveRetries < MAX_RESOLVE_RETRIES) {
+      this.#resolveRetries += 1;
+      setTimeout(() => {
+        if (!this.#closed && this.#janus === janus) this.#resolveFeeds();
+      }, RETRY_MS);
+    } else if (!unnamed) {
+      this.#resolveRetries = 0;
+    }
   }
 
   #removeFeed(feed) {
