@@ -34,6 +34,7 @@ from videochat.kit.cache import create_cache
 from videochat.live import consequences as live_consequences
 from videochat.live.ingest import LiveManager
 from videochat.media import consequences as media_consequences
+from videochat.media import service as media_service
 from videochat.media.tasks import InProcessJobRunner, JobQueue
 from videochat.media.worker import RedisJobQueue, VideoWorker
 from videochat.observability import metrics
@@ -140,7 +141,16 @@ async def open_context(
         # Stopped first: ending a stream archives it and tells the room (jobs, broker).
         await _start(stack, live)
         sfu = (
-            SfuManager(settings.sfu, sessionmaker, hub, video_jobs)
+            SfuManager(
+                settings.sfu,
+                sessionmaker,
+                hub,
+                video_jobs,
+                # A recording's video counts in its starter's storage quota.
+                storage_left=lambda session, user_id: media_service.storage_left(
+                    session, settings, user_id
+                ),
+            )
             if settings.sfu.enabled
             else None
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 
@@ -55,11 +56,29 @@ class ShadeTrack(MediaStreamTrack):
         return frame
 
 
+async def bind_handle(
+    client: httpx.AsyncClient, room_id: str, access_token: str, session_id: int, handle_id: int
+) -> None:
+    """What the browser does before it joins: bind its grant to the publisher handle."""
+    bound = await client.post(
+        f"/rooms/{room_id}/call/sfu-handle",
+        json={"session_id": session_id, "handle_id": handle_id},
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
+    assert bound.status_code == 204, bound.text
+
+
 class JanusPublisher:
     """One person publishing camera and microphone to the room's VideoRoom."""
 
-    def __init__(self, http: httpx.AsyncClient, grant: dict[str, Any], shade: int) -> None:
-        self.http, self.grant = http, grant
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        grant: dict[str, Any],
+        shade: int,
+        register: Callable[[int, int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.http, self.grant, self.register = http, grant, register
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTransceiver(ShadeTrack(shade), direction="sendonly")
         self.pc.addTransceiver(ToneTrack(), direction="sendonly")
@@ -76,6 +95,9 @@ class JanusPublisher:
     async def publish(self, timeout: float = 20.0) -> None:
         await self.session.create()
         handle = await self.session.attach()
+        if self.register is not None:  # as the browser: the handle bound to the grant first
+            assert self.session.id is not None
+            await self.register(self.session.id, handle)
         self._poll = asyncio.create_task(self._events())
         await self.pc.setLocalDescription(await self.pc.createOffer())
         body = {

@@ -8,6 +8,7 @@ here the VideoRoom has nobody publishing, so a stopped recording's video fails
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete, select
 
 from tests.sfu.conftest import sfu_settings
 from tests.sfu.janus_server import Janus
@@ -30,7 +32,11 @@ from tests.support import (
     ws_path,
 )
 from videochat.config import Settings
+from videochat.db.models import CallRecording, Room, Video, VideoStatus
+from videochat.db.unit_of_work import unit_of_work
+from videochat.kit.clock import utcnow
 from videochat.media.compose import NOTHING_RECORDED
+from videochat.sfu import cleanup
 from videochat.sfu.janus import JanusAdmin
 from videochat.sfu.videoroom import janus_room_id
 
@@ -147,6 +153,18 @@ async def test_only_owners_and_moderators_may_record(recording_server: LiveServe
         assert refused.status_code == 403
         stopped = await client.delete(_recording(room), headers=auth(alice["access_token"]))
         assert stopped.status_code == 200, stopped.text
+        # A private room is 404 to outsiders (its existence does not leak); a banned
+        # moderator is no longer one.
+        hidden, (dave, erin) = await _room_with(client, "dave", "erin", is_private=True)
+        refused = await client.post(_recording(hidden), headers=auth(stranger["access_token"]))
+        assert refused.status_code == 404, refused.text
+        headers = auth(dave["access_token"])
+        path = f"/rooms/{hidden['id']}/members/{erin['id']}"
+        promoted = await client.post(f"{path}/role", json={"role": "moderator"}, headers=headers)
+        assert promoted.status_code == 200, promoted.text
+        assert (await client.post(f"{path}/ban", headers=headers)).status_code == 200
+        refused = await client.post(_recording(hidden), headers=auth(erin["access_token"]))
+        assert refused.status_code in (403, 404), refused.text
 
 
 async def test_without_an_sfu_or_a_recording_dir_there_is_no_recording(
@@ -162,3 +180,109 @@ async def test_without_an_sfu_or_a_recording_dir_there_is_no_recording(
         response = await other.post(_recording(room), headers=auth(alice["access_token"]))
         assert response.status_code == 409
         assert "RECORDING_DIR" in response.json()["detail"]
+
+
+async def test_a_recording_is_refused_while_the_starters_storage_quota_is_used_up(
+    janus: Janus, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    settings = make_settings(
+        sfu=sfu_settings(janus, recording_dir=str(recordings)),
+        media={"max_stored_bytes_per_user": 5_000},
+    )
+    async with (
+        run_server(settings) as live,
+        httpx.AsyncClient(base_url=live.url, timeout=15) as client,
+    ):
+        room, (alice, bob) = await _room_with(client, "alice", "bob")
+        # Alice's library already holds her quota's worth; Bob's holds nothing.
+        async with unit_of_work(live.context.sessionmaker) as session:
+            session.add(
+                Video(
+                    room_id=room["id"],
+                    uploader_id=alice["id"],
+                    title="big",
+                    status=VideoStatus.READY,
+                    size_bytes=5_000,
+                    upload_id="used-up",
+                    upload_expires_at=utcnow(),
+                )
+            )
+        refused = await client.post(_recording(room), headers=auth(alice["access_token"]))
+        assert refused.status_code == 409, refused.text
+        assert "quota" in refused.json()["detail"]
+        promoted = await client.post(
+            f"/rooms/{room['id']}/members/{bob['id']}/role",
+            json={"role": "moderator"},
+            headers=auth(alice["access_token"]),
+        )
+        assert promoted.status_code == 200, promoted.text
+        started = await client.post(_recording(room), headers=auth(bob["access_token"]))
+        assert started.status_code == 200, started.text
+
+
+async def _recording_folder(live: LiveServer, room_id: str) -> Path:
+    settings = live.context.settings.sfu
+    assert settings.recording_dir is not None
+    async with live.context.sessionmaker() as session:
+        folder = await session.scalar(
+            select(CallRecording.folder).where(CallRecording.room_id == room_id)
+        )
+    assert folder is not None
+    return settings.recording_dir / folder
+
+
+async def test_deleting_a_room_while_it_records_ends_the_call_and_removes_the_raw_files(
+    recording_server: LiveServer, janus: Janus
+) -> None:
+    context = recording_server.context
+    assert context.sfu is not None
+    async with httpx.AsyncClient(base_url=recording_server.url, timeout=15) as client:
+        room, (alice, bob) = await _room_with(client, "alice", "bob")
+        grant = (
+            await client.post(
+                f"/rooms/{room['id']}/call/sfu-grant", headers=auth(bob["access_token"])
+            )
+        ).json()
+        started = await client.post(_recording(room), headers=auth(alice["access_token"]))
+        assert started.status_code == 200, started.text
+        # What Janus writes for a publisher (none publishes here: no media in this test).
+        folder = await _recording_folder(recording_server, room["id"])
+        folder.mkdir(exist_ok=True)
+        (folder / "videoroom-1-user-2-3-video-0.mjr").write_bytes(b"MJR00002")
+        assert (await _videoroom(janus, room["id"], recording_server))["record"] is True
+        async with unit_of_work(context.sessionmaker) as session:
+            await cleanup.room_deleted(session, context, room["id"])
+            await session.delete(await session.get(Room, room["id"]))
+        assert not folder.exists()
+        async with httpx.AsyncClient(timeout=10) as http:
+            admin = JanusAdmin(http, janus.admin_url, janus.admin_secret)
+            exists = {"request": "exists", "room": janus_room_id(room["id"])}
+            assert (await admin.videoroom(exists))["exists"] is False
+            assert grant["token"] not in await admin.tokens()
+
+
+async def test_the_sweep_removes_raw_folders_whose_room_was_deleted_behind_its_back(
+    recording_server: LiveServer,
+) -> None:
+    context = recording_server.context
+    assert context.sfu is not None
+    async with httpx.AsyncClient(base_url=recording_server.url, timeout=15) as client:
+        gone, (alice,) = await _room_with(client, "alice")
+        kept, (bob,) = await _room_with(client, "bob")
+        for room, person in ((gone, alice), (kept, bob)):
+            started = await client.post(_recording(room), headers=auth(person["access_token"]))
+            assert started.status_code == 200, started.text
+        folders = {}
+        for room in (gone, kept):
+            folders[room["id"]] = await _recording_folder(recording_server, room["id"])
+            folders[room["id"]].mkdir(exist_ok=True)
+            long_ago = time.time() - 3600
+            os.utime(folders[room["id"]], (long_ago, long_ago))
+        async with unit_of_work(context.sessionmaker) as session:  # no cleanup.room_deleted
+            await session.execute(delete(Room).where(Room.id == gone["id"]))
+        swept = await context.sfu.sweep()
+        assert swept["orphan_folders"] == 1
+        assert not folders[gone["id"]].exists()
+        assert folders[kept["id"]].exists()  # its recording still runs

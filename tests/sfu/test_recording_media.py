@@ -46,6 +46,8 @@ def test_a_recorded_call_becomes_a_ready_library_video_of_its_length(
     call = recorded["rooms"][room]
     assert call["status"] == "ready", call
     assert call["uploader_is_owner"]
+    # Counted in its owner's storage quota, as an upload is (its composed source's bytes).
+    assert call["size_bytes"] and call["size_bytes"] > 10_000, call
     # Read back from the HLS rendition by PyAV, against the time between the API's answers.
     assert abs(call["duration"] - call["window"]) <= DURATION_TOLERANCE, call
     assert call["api_duration"] == pytest.approx(call["duration"], abs=0.2)

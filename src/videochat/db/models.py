@@ -355,6 +355,10 @@ class SfuGrant(Base):
     # The publisher id the person joins the VideoRoom with (kick and mute address it).
     publisher_id: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # The Janus session and handle the person publishes from (``sfu.feeds``): only that
+    # handle may hold ``publisher_id`` in the VideoRoom; None until it is registered.
+    janus_session: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    janus_handle: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class CallRecording(Base):

@@ -107,6 +107,13 @@ def _quota_detail(settings: Settings, left: int) -> str:
     )
 
 
+async def storage_left(session: AsyncSession, settings: Settings, user_id: str) -> int:
+    """What is left of the user's storage quota (negative: over it); call recordings
+    count as the videos of whoever started them."""
+    used = await repository.stored_bytes(session, user_id, now=utcnow())
+    return settings.media.max_stored_bytes_per_user - used
+
+
 async def check_quota(
     session: AsyncSession,
     settings: Settings,
@@ -131,9 +138,7 @@ async def check_quota(
             f"You have {open_slots} unfinished uploads, the most allowed: finish or cancel "
             "one first (an unused slot expires by itself)"
         )
-    left = media.max_stored_bytes_per_user - await repository.stored_bytes(
-        session, uploader_id, now=now
-    )
+    left = await storage_left(session, settings, uploader_id)
     if left <= 0 or (declared is not None and declared > left):
         raise PayloadTooLarge(_quota_detail(settings, left))
 

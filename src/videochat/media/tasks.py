@@ -153,8 +153,17 @@ class VideoProcessor:
                 return Outcome.RETRY
             await self._finish_failed(video_id, PROCESSING_FAILED)
             return Outcome.DONE
-        await self._finish_ready(video_id, result)
+        # A call recording counts in its owner's quota by the source composed for it (as
+        # an upload by its bytes): read before the source is removed.
+        size = await asyncio.to_thread(self._source_size, video_id) if recording else None
+        await self._finish_ready(video_id, result, size_bytes=size)
         return Outcome.DONE
+
+    def _source_size(self, video_id: str) -> int | None:
+        try:
+            return self.storage.source_path(video_id).stat().st_size
+        except FileNotFoundError:
+            return None
 
     def _transcode(
         self, video_id: str, cancel: threading.Event, recording: Path | None = None
@@ -229,7 +238,10 @@ class VideoProcessor:
                 await session.refresh(video)
             return video
 
-    async def _finish_ready(self, video_id: str, result: TranscodeResult) -> None:
+    async def _finish_ready(
+        self, video_id: str, result: TranscodeResult, *, size_bytes: int | None = None
+    ) -> None:
+        sized = {"size_bytes": size_bytes} if size_bytes is not None else {}
         video = await self._set(
             video_id,
             VideoStatus.READY,
@@ -237,6 +249,7 @@ class VideoProcessor:
             duration_seconds=result.duration_seconds,
             width=result.width,
             height=result.height,
+            **sized,
         )
         # After the commit: until "ready" is recorded the source may be needed for a retry.
         await asyncio.to_thread(self.storage.discard_upload, video_id)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from videochat.accounts.auth import CurrentUser
 from videochat.context import Context, Session
 from videochat.db.models import CallRecording
 from videochat.exceptions import Conflict, NotFound
-from videochat.rooms import policy
 from videochat.rooms.auth import VisibleRoom
-from videochat.sfu import mode, recording, service
-from videochat.sfu.schemas import RecordingOut, SfuGrantOut
+from videochat.sfu import feeds, mode, recording, service
+from videochat.sfu.schemas import (
+    RecordingOut,
+    SfuFeedOut,
+    SfuFeedsOut,
+    SfuGrantOut,
+    SfuHandleIn,
+)
 
 router = APIRouter(tags=["calls"])
 NO_SFU = "this server has no SFU (VIDEOCHAT_SFU__JANUS_URL is unset): calls are peer-to-peer"
@@ -24,18 +29,54 @@ async def sfu_grant(
 ) -> SfuGrantOut:
     """A short-lived Janus token admitting the caller to the room's VideoRoom.
 
-    Asking again before it expires renews it. Refused to banned people, and in a
-    private room to non-members; a kick or ban withdraws it at once. Refused (409)
+    Asking again before it expires renews it. Members only (a public room's visitor
+    joins it by opening its socket), never banned people; a kick or ban withdraws it
+    at once. Refused (409)
     while the room's call is a mesh (the presence list's ``call_mode``).
     """
     if context.sfu is None:
         raise NotFound(NO_SFU)
-    policy.require_may(room, user.id, policy.Act.WATCH)  # a ban says so before the mode
+    service.require_member(room, user.id)  # a ban says so before the mode
     present = len(await context.hub.participants(room.id))
     if not await mode.on_sfu(session, context.sfu.pool, room.id, present):
         raise Conflict(ON_MESH)
     grant = await service.issue_grant(session, context.sfu.pool, room, user.id)
     return SfuGrantOut.model_validate(grant, from_attributes=True)
+
+
+@router.post("/rooms/{room_id}/call/sfu-handle", status_code=204, response_class=Response)
+async def sfu_handle(
+    body: SfuHandleIn, user: CurrentUser, room: VisibleRoom, session: Session, context: Context
+) -> Response:
+    """Bind the caller's grant to the Janus handle they publish from (before joining).
+
+    403 unless Janus says the handle was attached with the caller's grant's token (and,
+    if it has joined already, holds the grant's publisher id in this call's VideoRoom).
+    """
+    if context.sfu is None:
+        raise NotFound(NO_SFU)
+    service.require_member(room, user.id)
+    await feeds.register(
+        session,
+        context.sfu.pool,
+        room.id,
+        user.id,
+        janus_session=body.session_id,
+        janus_handle=body.handle_id,
+    )
+    return Response(status_code=204)
+
+
+@router.get("/rooms/{room_id}/call/sfu-feeds", response_model=SfuFeedsOut)
+async def sfu_feeds(
+    user: CurrentUser, room: VisibleRoom, session: Session, context: Context
+) -> SfuFeedsOut:
+    """Whose each feed in the call's VideoRoom is; other publishers are kicked (members)."""
+    if context.sfu is None:
+        raise NotFound(NO_SFU)
+    service.require_member(room, user.id)
+    found = await feeds.verify(session, context.sfu.pool, room.id)
+    return SfuFeedsOut(feeds=[SfuFeedOut(feed=f.feed, user_id=f.user_id) for f in found])
 
 
 def _recording_out(row: CallRecording) -> RecordingOut:
@@ -56,11 +97,19 @@ async def start_recording(
     """Record the room's call on the SFU into its library (owner or moderator).
 
     Everyone in the room hears a ``recording`` frame; 409 when it is already
-    recording or this server does not record calls.
+    recording, this server does not record calls, or the caller's storage quota (the
+    video will be theirs) is used up.
     """
     if context.sfu is None:
         raise NotFound(NO_SFU)
-    started = await recording.start(session, context.sfu.pool, context.hub, room, user.id)
+    started = await recording.start(
+        session,
+        context.sfu.pool,
+        context.hub,
+        room,
+        user.id,
+        storage_left=context.sfu.storage_left,
+    )
     return _recording_out(started)
 
 

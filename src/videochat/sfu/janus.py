@@ -27,6 +27,9 @@ UNAUTHORIZED = 403
 NO_SUCH_ROOM = 426
 NO_SUCH_FEED = 428
 ROOM_EXISTS = 427
+# Janus core: the session or handle an admin request names does not exist (any more).
+NO_SUCH_SESSION = 458
+NO_SUCH_HANDLE = 459
 
 
 class JanusError(Exception):
@@ -106,6 +109,18 @@ class JanusAdmin:
         except JanusError as exc:
             if isinstance(exc, JanusUnavailable) or "not found" not in exc.reason.lower():
                 raise
+
+    async def handle_info(self, session_id: int, handle_id: int) -> dict[str, Any] | None:
+        """What Janus knows of a handle: the token it was attached with (``token``) and
+        the plugin's view (``plugin_specific``); None when it does not exist."""
+        try:
+            answer = await self.request("handle_info", session_id=session_id, handle_id=handle_id)
+        except JanusError as exc:
+            if exc.code in (NO_SUCH_SESSION, NO_SUCH_HANDLE):
+                return None
+            raise
+        info: dict[str, Any] = answer.get("info") or {}
+        return info
 
     async def tokens(self) -> list[str]:
         answer = await self.request("list_tokens")

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from videochat.config import SfuSettings
 from videochat.realtime.hub import Hub
-from videochat.sfu import recording, service
+from videochat.sfu import cleanup, feeds, recording, service
 from videochat.sfu.instances import JanusPool
 
 log = structlog.get_logger(__name__)
@@ -25,8 +25,10 @@ class SfuManager:
         sessionmaker: async_sessionmaker[AsyncSession],
         hub: Hub,
         video_jobs: recording.VideoJobs,
+        storage_left: recording.StorageLeft,
     ) -> None:
         self.settings = settings
+        self.storage_left = storage_left
         self.sessionmaker = sessionmaker
         self.hub = hub
         self.video_jobs = video_jobs
@@ -46,9 +48,15 @@ class SfuManager:
 
     async def sweep(self) -> dict[str, int]:
         swept = await service.sweep(self.sessionmaker, self.pool)
+        # Publishers that are not their grant holder's registered handle are kicked.
+        swept["feed_checks_failed"] = await feeds.sweep(self.sessionmaker, self.pool)
         # Recordings past their time limit, before their VideoRoom could be swept.
         swept["recordings_stopped"] = await recording.stop_overdue(
             self.sessionmaker, self.pool, self.video_jobs, self.hub
+        )
+        # Raw folders of recordings whose room was deleted without ``cleanup.room_deleted``.
+        swept["orphan_folders"] = await cleanup.sweep_orphan_folders(
+            self.sessionmaker, self.settings.recording_dir
         )
         return swept
 

@@ -4,9 +4,11 @@ Starting turns on Janus's recording in the room's VideoRoom, into a folder of it
 under ``VIDEOCHAT_SFU__RECORDING_DIR``: Janus writes one ``.mjr`` file per stream of
 each publisher, for those in the call and those who join while it records. Stopping
 turns it off (Janus closes the files) and makes a library video, owned by whoever
-started the recording, whose job (``media.recordings``) turns the files into one
-video and removes them. One recording runs per room at a time; many rooms may record
-at once. A recording longer than ``recording_max_seconds`` is stopped by the sweep.
+started the recording and counted in their storage quota (its composed size, once
+ready; starting is refused while their quota is used up), whose job
+(``media.recordings``) turns the files into one video and removes them. One
+recording runs per room at a time; many rooms may record at once. A recording
+longer than ``recording_max_seconds`` is stopped by the sweep.
 
 As with grants, Janus is told before the request commits (its answer decides the
 request's); the room hears a ``recording`` frame once it is committed, and people
@@ -15,6 +17,7 @@ who connect later find it in their ``welcome``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from typing import Protocol
@@ -55,6 +58,15 @@ ALREADY_RECORDING = "this call is already being recorded"
 NOT_RECORDING = "this call is not being recorded"
 
 
+QUOTA_USED_UP = (
+    "Your storage quota is used up, and a recording is stored as your video: delete "
+    "videos of yours before recording"
+)
+# What is left of a user's storage quota (``media.service.storage_left``, wired by
+# ``runtime``: the media layer sits above this one).
+StorageLeft = Callable[[AsyncSession, str], Awaitable[int]]
+
+
 class VideoJobs(Protocol):
     """Where the stopped recording's video goes (``AppContext.video_jobs``)."""
 
@@ -78,13 +90,22 @@ def _require_may_record(settings: SfuSettings, room: RoomView, user_id: str) -> 
 
 
 async def start(
-    session: AsyncSession, pool: JanusPool, hub: Hub, room: RoomView, user_id: str
+    session: AsyncSession,
+    pool: JanusPool,
+    hub: Hub,
+    room: RoomView,
+    user_id: str,
+    *,
+    storage_left: StorageLeft,
 ) -> CallRecording:
-    """Record the room's call from now on (owner or moderator; one recording at a time)."""
+    """Record the room's call from now on (owner or moderator; one recording at a time;
+    the video it becomes is the starter's, so their storage quota must have room left)."""
     settings = pool.settings
     _require_may_record(settings, room, user_id)
     if await active(session, room.id) is not None:
         raise Conflict(ALREADY_RECORDING)
+    if await storage_left(session, user_id) <= 0:
+        raise Conflict(QUOTA_USED_UP)
     row = await pool.assignment(session, room.id)
     recording_id = new_id()
     recording = CallRecording(
@@ -142,7 +163,7 @@ async def finish(
     by: str | None,
 ) -> Video:
     """Janus closes the files; the recording is stopped and its library video queued."""
-    videoroom = await _recording_videoroom(session, pool, recording)
+    videoroom = await recording_videoroom(session, pool, recording)
     if videoroom is not None:
         try:
             await videoroom.stop_recording()
@@ -179,7 +200,7 @@ async def finish(
     return video
 
 
-async def _recording_videoroom(
+async def recording_videoroom(
     session: AsyncSession, pool: JanusPool, recording: CallRecording
 ) -> VideoRoom | None:
     """The VideoRoom that records; None when it is gone (its row goes when it is

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class SfuGrantOut(BaseModel):
@@ -14,6 +14,22 @@ class SfuGrantOut(BaseModel):
     publisher_id: int  # the "id" to join the VideoRoom with
     expires_at: datetime  # ask again before then: the same token, a later expiry
     ttl_seconds: int
+
+
+class SfuHandleIn(BaseModel):
+    # The Janus session and VideoRoom handle (attached with the grant's token) that
+    # will join as the grant's publisher: only it may hold that publisher id.
+    session_id: int = Field(ge=1)
+    handle_id: int = Field(ge=1)
+
+
+class SfuFeedOut(BaseModel):
+    feed: int  # a publisher id in the VideoRoom
+    user_id: str  # whose it is (checked at Janus: their handle, their token)
+
+
+class SfuFeedsOut(BaseModel):
+    feeds: list[SfuFeedOut]
 
 
 class RecordingOut(BaseModel):

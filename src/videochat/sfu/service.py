@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from videochat.config import SfuSettings
 from videochat.db.models import CallRecording, SfuGrant, SfuRoom
 from videochat.db.unit_of_work import after_commit, unit_of_work
-from videochat.exceptions import Conflict, VideochatError
+from videochat.exceptions import Conflict, Forbidden, VideochatError
 from videochat.kit.clock import utcnow
 from videochat.rooms import policy
 from videochat.rooms.repository import RoomView
@@ -73,11 +73,18 @@ def token_issued_at(token: str) -> int | None:
     return int(issued) if issued.isdigit() else None
 
 
+def require_member(room: RoomView, user_id: str | None) -> None:
+    """The call's people are the room's members (not banned; muted ones too: they watch)."""
+    policy.require_may(room, user_id, policy.Act.WATCH)
+    if user_id is not None and room.member(user_id) is None:
+        raise Forbidden(policy.NOT_A_MEMBER)
+
+
 async def issue_grant(
     session: AsyncSession, pool: JanusPool, room: RoomView, user_id: str
 ) -> Grant:
-    """Admit the user to the room's VideoRoom for ``grant_ttl_seconds`` (rules: policy)."""
-    policy.require_may(room, user_id, policy.Act.WATCH)
+    """Admit a member to the room's VideoRoom for ``grant_ttl_seconds`` (``require_member``)."""
+    require_member(room, user_id)
     settings = pool.settings
     try:
         return await _issue(session, pool, settings, room, user_id)

@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import av
 import httpx
 
 from tests.sfu.conftest import sfu_settings
-from tests.sfu.janus_publisher import JanusPublisher
+from tests.sfu.janus_publisher import JanusPublisher, bind_handle
 from tests.sfu.janus_server import Janus
 from tests.support import auth, create_guest, run_server
 from tests.web.harness import RESULT_MARK
@@ -61,7 +62,10 @@ async def _publishers(
             f"/rooms/{call['room']['id']}/call/sfu-grant", headers=auth(person["access_token"])
         )
         assert grant.status_code == 200, grant.text
-        publishers.append(JanusPublisher(http, grant.json(), SHADES[n % len(SHADES)]))
+        register = partial(bind_handle, client, call["room"]["id"], person["access_token"])
+        publishers.append(
+            JanusPublisher(http, grant.json(), SHADES[n % len(SHADES)], register=register)
+        )
     await asyncio.gather(*(publisher.publish() for publisher in publishers))
     return publishers
 
@@ -179,6 +183,7 @@ async def main() -> dict[str, Any]:
                     "error": video.get("error"),
                     "uploader_is_owner": video["uploader_id"] == call["people"][0]["id"],
                     "api_duration": video.get("duration_seconds"),
+                    "size_bytes": video.get("size_bytes"),
                     **inspected,
                 }
             return {

@@ -171,6 +171,13 @@ export const api = {
   },
   /** Admission to the room's call on the SFU: a Janus URL, room, token and publisher id. */
   sfuGrant: (id) => request('POST', `${room(id)}/call/sfu-grant`),
+  /** Bind our grant to the Janus handle we publish from (before joining with it). */
+  sfuHandle: (id, sessionId, handleId) =>
+    request('POST', `${room(id)}/call/sfu-handle`, {
+      body: { session_id: sessionId, handle_id: handleId },
+    }),
+  /** Whose each feed in the call's VideoRoom is, as the server checked it at Janus. */
+  sfuFeeds: (id) => request('GET', `${room(id)}/call/sfu-feeds`),
   /** Start or stop recording the call on the SFU (owner or moderator). */
   startRecording: (id) => request('POST', `${room(id)}/call/recording`),
   stopRecording: (id) => request('DELETE', `${room(id)}/call/recording`),

@@ -9,8 +9,11 @@
 // names without another script to serve, and the same requests are what the Python
 // tests send (sfu/janus.py's JanusSession).
 //
-// Whose publication is whose: each person publishes with their user id as `display`,
-// and we show a publication only for someone the presence list has in the call.
+// Whose publication is whose: the server says, never the publication itself (Janus lets
+// anyone admitted send any id and display). We bind our grant to the handle we publish
+// from before joining; the server answers whose each feed is only while it is held by
+// its grant holder's own handle (sfu/feeds.py), and we show a publication only for
+// someone the server names and the presence list has in the call.
 
 import { api } from './api.js';
 
@@ -19,6 +22,8 @@ const VIDEOROOM = 'janus.plugin.videoroom';
 const KEEPALIVE_MS = 25_000;
 const RETRY_MS = 2_000;
 const MAX_START_ATTEMPTS = 5;
+// Asking the server again whose an announced feed is, when it named nobody.
+const MAX_RESOLVE_RETRIES = 3;
 // Janus's VideoRoom: the publisher id is taken (our previous page still holds it).
 const ID_TAKEN = 436;
 // Janus: no such session (it timed out) / the token was withdrawn.
@@ -196,7 +201,11 @@ export class SfuCall {
   #janus = null;
   #publisher = null; // {handle, pc, senders: {audio, video}}
   #privateId = null;
-  #feeds = new Map(); // Janus feed id → user id (their `display`)
+  #feeds = new Map(); // Janus feed id → user id, as the server says
+  #announced = new Set(); // feed ids Janus announced and has not said are gone
+  #resolving = null; // the pending sfu-feeds request
+  #resolveAgain = false;
+  #resolveRetries = 0;
   #subscriptions = new Map(); // user id → {feed, handle, pc, stream}
   #members = new Set();
   #renewal = null;
@@ -299,6 +308,8 @@ export class SfuCall {
     this.#janus?.destroy();
     this.#janus = null;
     this.#feeds.clear();
+    this.#announced.clear();
+    this.#resolveRetries = 0;
   }
 
   async #join() {
@@ -310,6 +321,8 @@ export class SfuCall {
     this.#janus = janus;
     await janus.create();
     const handle = await janus.attach((event) => this.#onPublisherEvent(event));
+    // Only this handle may hold our publisher id: others' clients trust that, not `display`.
+    await api.sfuHandle(this.#roomId, janus.id, handle);
     let joined;
     for (let attempt = 0; ; attempt += 1) {
       try {
@@ -380,19 +393,66 @@ export class SfuCall {
   }
 
   #addFeeds(publishers = []) {
+    let unknown = false;
     for (const publisher of publishers) {
-      if (typeof publisher.display !== 'string' || publisher.display === this.#selfId) continue;
-      this.#feeds.set(publisher.id, publisher.display);
-      // A later publication of the same person (a reload) replaces the earlier one.
-      const current = this.#subscriptions.get(publisher.display);
-      if (current && current.feed !== publisher.id) this.#unsubscribe(publisher.display);
+      if (!Number.isSafeInteger(publisher.id) || publisher.id === this.#grant?.publisher_id) continue;
+      this.#announced.add(publisher.id);
+      // Asked anew even for a feed id we knew: its earlier holder may have left.
+      this.#feeds.delete(publisher.id);
+      unknown = true;
     }
+    if (unknown) this.#resolveFeeds();
+  }
+
+  /** Ask the server whose the announced feeds are (one request at a time). */
+  async #resolveFeeds() {
+    if (this.#resolving) {
+      this.#resolveAgain = true;
+      return;
+    }
+    const janus = this.#janus;
+    this.#resolving = api.sfuFeeds(this.#roomId);
+    try {
+      const { feeds } = await this.#resolving;
+      // An answer about an earlier Janus session (we joined again meanwhile) is dropped.
+      const fresh = !this.#closed && this.#janus === janus;
+      for (const { feed, user_id: userId } of fresh ? feeds : []) {
+        if (!this.#announced.has(feed) || userId === this.#selfId) continue;
+        this.#feeds.set(feed, userId);
+        // A later publication of the same person (a reload) replaces the earlier one.
+        const current = this.#subscriptions.get(userId);
+        if (current && current.feed !== feed) this.#unsubscribe(userId);
+      }
+    } catch (error) {
+      this.#trace('*', `sfu: whose feeds (${error.message})`);
+    } finally {
+      this.#resolving = null;
+    }
+    if (this.#closed) return;
+    if (this.#resolveAgain) {
+      this.#resolveAgain = false;
+      this.#resolveFeeds();
+      return;
+    }
+    if (this.#janus !== janus) return;
     this.#subscribeAll();
+    // A feed the server did not name (its request failed, or the publisher is not yet
+    // visible to it): asked again a few times; an impostor's is kicked meanwhile.
+    const unnamed = [...this.#announced].some((feed) => !this.#feeds.has(feed));
+    if (unnamed && this.#resolveRetries < MAX_RESOLVE_RETRIES) {
+      this.#resolveRetries += 1;
+      setTimeout(() => {
+        if (!this.#closed && this.#janus === janus) this.#resolveFeeds();
+      }, RETRY_MS);
+    } else if (!unnamed) {
+      this.#resolveRetries = 0;
+    }
   }
 
   #removeFeed(feed) {
     const userId = this.#feeds.get(feed);
     this.#feeds.delete(feed);
+    this.#announced.delete(feed);
     if (userId && this.#subscriptions.get(userId)?.feed === feed) {
       this.#unsubscribe(userId);
       this.#grid.setStatus(userId, 'connecting');
