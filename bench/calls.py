@@ -1,7 +1,7 @@
 """Call benchmark: join-to-first-frame, and per-person uplink and CPU by call size.
 
-    uv run python -m bench.calls                          # the defaults, ~6 min
-    uv run python -m bench.calls --sizes 3,6 --seconds 30 --runs 5 --sfu-runs 5
+    uv run python -m bench.calls                # 10 joins a mode; calls of 3, 6, 8; ~11 min
+    uv run python -m bench.calls --modes sfu --sizes 3,6 --seconds 30 --sfu-runs 5
 
 Runs in the browser tests' loopback-only network namespace (it re-executes itself
 under ``unshare --net``), with their harness: the real server (SQLite, in-process
@@ -14,9 +14,9 @@ Janus skips loopback for ICE, so a veth pair inside the namespace carries the me
 1. **Join to first frame**, ``--runs`` (``--sfu-runs``) times: a host waits in a room;
    a new person opens the room's link, signs in as a guest and, on the pre-join screen
    (camera preview already running), clicks Join. Measured from that click to the
-   first decoded video frame of the host on the joiner's page,
-   and to the joiner's first frame on the host's page (both pages' clocks are the same
-   machine's: ``performance.timeOrigin + performance.now()``). The joiner then closes
+   first decoded video frame of the host on the joiner's page, and to the joiner's
+   first frame on the host's page (both pages' clocks are the same machine's:
+   ``performance.timeOrigin + performance.now()``). The joiner then closes
    the page and the host waits until it has hung up before the next run.
 2. **Calls of each size** in ``--sizes``: that many pages (one context each, one
    Chromium) join one room's call; once every page sees the others' videos playing
@@ -24,7 +24,9 @@ Janus skips loopback for ICE, so a veth pair inside the namespace carries the me
    ``--seconds`` of the call are measured: each page's uplink (``bytesSent`` of every
    ``outbound-rtp`` of all its connections: N-1 in the mesh, one publication on the
    SFU; RTP payload, headers not counted), and the CPU (utime+stime from /proc) of the
-   server's process tree, Janus, and all of Chromium's processes.
+   server's process tree, Janus, and all of Chromium's processes. A size whose call
+   does not come up in time is reported with what each page had; larger sizes of that
+   mode are skipped.
 
 The mesh phase first reads the idle server (nobody connected) for 10 s.
 
@@ -151,6 +153,10 @@ class CpuMeter:
             used = procstat.cpu_between(self.cpu[name], procstat.own_cpu_seconds(pids))
             out[f"{name}_percent_of_one_core"] = round(100 * used / elapsed, 1)
         out["cores_busy"] = procstat.CoreTimes.read().busy_since(self.cores)
+        # Everyone else's work on the machine (this bench's own Python and Playwright
+        # driver included): the cores' busy time less the trees measured here.
+        ours = sum(out[f"{name}_percent_of_one_core"] for name in self.roots)
+        out["rest_percent_of_one_core"] = round(100 * sum(out["cores_busy"]) - ours, 1)
         return out
 
 
@@ -394,10 +400,18 @@ SAW_JS = """
   for (const pc of window.videochat.peers.values()) {
     states[pc.connectionState] = (states[pc.connectionState] ?? 0) + 1;
   }
+  // The call log's last lines about each person whose connection is not up.
+  const stuck = {};
+  for (const [userId, pc] of window.videochat.peers) {
+    if (pc.connectionState === 'connected') continue;
+    const mark = ` ${userId.slice(0, 8)} `;
+    stuck[userId] = window.videochat.trace.filter((line) => line.includes(mark)).slice(-8);
+  }
   return {
     tiles: videos.length,
     with_picture: videos.filter((v) => v.videoWidth > 0).length,
     connections: states,
+    stuck,
   };
 }
 """
@@ -518,6 +532,7 @@ def _calls_table(result: dict[str, Any]) -> list[str]:
             ordered = sorted(video["sizes"].items(), key=lambda kv: -_area(kv[0]))
             sizes = ", ".join(f"{k} x{v}" for k, v in ordered)
             busy = " / ".join(f"{100 * b:.0f} %" for b in call["cpu"]["cores_busy"])
+            busy += f" (rest of the machine: {call['cpu']['rest_percent_of_one_core']} %)"
             janus = f"{cpu['janus']} %" if "janus" in cpu else "—"
             lines.append(
                 f"| {mode} | {call['people']} | {up['mean']} | {up['max']} "
@@ -559,12 +574,20 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _modes(text: str) -> set[str]:
+    """``mesh,sfu`` → {"mesh", "sfu"}."""
+    modes = {part.strip() for part in text.split(",") if part.strip()}
+    if not modes or not modes <= {"mesh", "sfu"}:
+        raise argparse.ArgumentTypeError(f"modes are mesh and sfu: {text!r}")
+    return modes
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="mesh joins (0: none)")
     parser.add_argument("--sfu-runs", type=int, default=10, help="joins on the SFU (0: none)")
     parser.add_argument("--sizes", type=_sizes, default=[3, 6, 8], help="call sizes, e.g. 3,6,8")
-    parser.add_argument("--modes", default="mesh,sfu", help="mesh, sfu or both")
+    parser.add_argument("--modes", type=_modes, default={"mesh", "sfu"}, help="mesh,sfu")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured per call")
     parser.add_argument("--warmup", type=float, default=8.0, help="before measuring a call")
     return parser.parse_args(argv)
@@ -578,7 +601,6 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
     from tests.sfu import janus_server
 
-    modes = {m.strip() for m in args.modes.split(",")}
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     mesh = sfu = None
@@ -586,10 +608,12 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="videochat-bench-calls-") as tmp,
         sync_playwright() as playwright,
     ):
-        if "mesh" in modes:
+        if "mesh" in args.modes:
             mesh = _mesh_phase(playwright, Path(tmp), args)
-        if "sfu" in modes and janus_server.available():
+        if "sfu" in args.modes and janus_server.available():
             sfu = _sfu_phase(playwright, Path(tmp), args)
+        elif "sfu" in args.modes:
+            print("no Janus (apt-get install janus): no SFU phase", file=sys.stderr)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
