@@ -1,6 +1,6 @@
 """Call benchmark: join-to-first-frame, and per-person uplink and CPU by call size.
 
-    uv run python -m bench.calls                # 10 joins a mode; calls of 3, 6, 8; ~11 min
+    uv run python -m bench.calls                # 10 joins a mode; calls of 3, 6, 8; ~10 min
     uv run python -m bench.calls --modes sfu --sizes 3,6 --seconds 30 --sfu-runs 5
 
 Runs in the browser tests' loopback-only network namespace (it re-executes itself
