@@ -121,21 +121,6 @@ def _reexec_in_namespace(argv: list[str]) -> int:
     return subprocess.run(command, cwd=REPO, env=env, check=False).returncode
 
 
-def chromium_pids() -> list[int]:
-    """Chromium's main processes (children of this one, through Playwright's driver)."""
-    found = []
-    for pid in procstat.tree(os.getpid()):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if command.endswith((b"/chromium", b"/chrome")):
-            found.append(pid)
-    # Their renderers, GPU and network processes are their descendants: the topmost only.
-    nested = {child for pid in found for child in procstat.tree(pid) if child != pid}
-    return [pid for pid in found if pid not in nested]
-
-
 class CpuMeter:
     """CPU seconds of named process trees (and of the whole machine) between two reads."""
 
@@ -273,7 +258,7 @@ def _call(
     from tests.web import harness, janus_media
 
     errors: list[str] = []
-    roots = {"server": [server.pid], "chromium": chromium_pids()}
+    roots = {"server": [server.pid], "chromium": procstat.chromium_roots(os.getpid())}
     if janus_pid is not None:
         roots["janus"] = [janus_pid]
     joining = CpuMeter(roots)

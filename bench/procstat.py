@@ -84,6 +84,24 @@ def tree_rss(pids: list[int]) -> int:
     return sum(rss_bytes(p) for root in pids for p in tree(root))
 
 
+def chromium_roots(root: int) -> list[int]:
+    """Chromium's main processes among ``root``'s descendants (Playwright's browsers).
+
+    Their renderer, GPU and network processes are their own descendants, so ``tree_cpu``
+    of these counts all of Chromium once.
+    """
+    found = []
+    for pid in tree(root):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if command.endswith((b"/chromium", b"/chrome")):
+            found.append(pid)
+    nested = {child for pid in found for child in tree(pid) if child != pid}
+    return [pid for pid in found if pid not in nested]
+
+
 def pids_named(name: str) -> list[int]:
     """Processes whose command name is exactly ``name`` (e.g. redis-server)."""
     found = []
