@@ -47,7 +47,7 @@ bench: ## fan-out benchmark, ~15 min (BENCH_ARGS=--quick: 3-5 min); results in b
 	$(UV) sync --frozen
 	$(UV) run python -m bench.fanout $(BENCH_ARGS)
 
-bench-calls: test-deps ## join-to-first-frame and server cost of a 3-person call, ~1 min
+bench-calls: test-deps ## join-to-first-frame; per-person uplink and CPU of mesh and SFU calls of 3, 6, 8 people, ~10 min
 	$(UV) run python -m bench.calls $(BENCH_ARGS)
 
 bench-cache: ## GET /rooms/{id} with the read cache on and off, ~3 min (BENCH_ARGS=--quick: ~1 min)

@@ -28,6 +28,25 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / TICKS
 
 
+def own_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each process of these trees, without reaped children's time.
+
+    Differences of two readings (``cpu_between``) count only the processes' own work:
+    a child reaped in between (a browser's closed renderer) adds nothing to them.
+    """
+    found = {}
+    for pid in {p for root in pids for p in tree(root)}:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            found[pid] = sum(int(value) for value in fields[11:13]) / TICKS
+    return found
+
+
+def cpu_between(earlier: dict[int, float], later: dict[int, float]) -> float:
+    """CPU seconds between two ``own_cpu_seconds`` readings (new processes: all of theirs)."""
+    return sum(seconds - earlier.get(pid, 0.0) for pid, seconds in later.items())
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of one process."""
     try:
@@ -63,6 +82,24 @@ def tree_cpu(pids: list[int]) -> float:
 def tree_rss(pids: list[int]) -> int:
     """Resident bytes of several process trees together."""
     return sum(rss_bytes(p) for root in pids for p in tree(root))
+
+
+def chromium_roots(root: int) -> list[int]:
+    """Chromium's main processes among ``root``'s descendants (Playwright's browsers).
+
+    Their renderer, GPU and network processes are their own descendants, so ``tree_cpu``
+    of these counts all of Chromium once.
+    """
+    found = []
+    for pid in tree(root):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if command.endswith((b"/chromium", b"/chrome")):
+            found.append(pid)
+    nested = {child for pid in found for child in tree(pid) if child != pid}
+    return [pid for pid in found if pid not in nested]
 
 
 def pids_named(name: str) -> list[int]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page
@@ -218,14 +217,4 @@ def _browser_pids() -> list[int]:
     """Chromium's main processes (children of this one, through Playwright's driver)."""
     from bench import procstat
 
-    found = []
-    for pid in procstat.tree(os.getpid()):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if command.endswith((b"/chromium", b"/chrome")):
-            found.append(pid)
-    # Their renderers are their descendants: keep the topmost ones only.
-    nested = {child for pid in found for child in procstat.tree(pid) if child != pid}
-    return [pid for pid in found if pid not in nested]
+    return procstat.chromium_roots(os.getpid())
