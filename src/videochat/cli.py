@@ -99,16 +99,14 @@ _METRIC_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
 def _settle_the_heap() -> None:
     """Fewer, cheaper garbage collections for a long-running server.
 
-    What is loaded by now (the app's modules, SQLAlchemy's and pydantic's schemas)
-    lives as long as the process: ``gc.freeze`` keeps the collector from walking it
-    again at every full collection. And young collections every 700 allocations were
-    about 5% of a busy server's CPU (chat at 10,000 deliveries/s, ``perf``): every
-    frame and message allocates a few containers, almost none of them in a cycle.
+    What is loaded by now (settings, pydantic, the libraries the CLI imported) lives
+    as long as the process: ``gc.freeze`` keeps the collector from walking it again at
+    every full collection. And young collections every 700 allocations were about 5%
+    of a busy server's CPU (chat at 10,000 deliveries/s, ``perf``): every frame and
+    message allocates a few containers, almost none of them in a cycle.
     (In-process only: ``--workers`` processes start with Python's defaults.)
     """
     import gc
-
-    import videochat.app  # noqa: F401  (its imports are what gets frozen)
 
     gc.collect()
     gc.freeze()
