@@ -65,6 +65,40 @@ async def test_unsubscribe_stops_delivery(broker: Broker) -> None:
     assert dropped == []
 
 
+async def test_rooms_left_and_joined_at_once_keep_their_subscriptions(broker: Broker) -> None:
+    # Every socket of a room leaves (the last one's unsubscribe) while the room's next
+    # socket joins (a fresh subscribe), in many rooms at once: as a whole room of
+    # clients reconnecting does. Each topic must still be heard afterwards. (The fan-out
+    # benchmark's second round of sockets once found a room deaf on one instance: its
+    # Redis subscription gone while its sockets were registered. This does not
+    # reproduce that; it checks the broker's bookkeeping under the same interleaving.)
+    topics = [f"t-{uuid.uuid4()}" for _ in range(100)]
+    leaving = [(lambda _: None) for _ in topics]
+    joined: dict[str, list[str]] = {topic: [] for topic in topics}
+    for topic, handler in zip(topics, leaving, strict=True):
+        await broker.subscribe(topic, handler)
+    await asyncio.gather(
+        *(
+            step
+            for topic, handler in zip(topics, leaving, strict=True)
+            for step in (
+                broker.unsubscribe(topic, handler),
+                broker.subscribe(topic, joined[topic].append),
+            )
+        ),
+        *(
+            broker.unsubscribe(topic, handler)
+            for topic, handler in zip(topics, leaving, strict=True)
+        ),
+    )
+    for topic in topics:
+        await broker.publish(topic, "hello")
+    async with asyncio.timeout(5):
+        while any(not received for received in joined.values()):
+            await asyncio.sleep(0.01)
+    assert all(received == ["hello"] for received in joined.values())
+
+
 async def test_a_failing_handler_does_not_stop_redis_delivery() -> None:
     services.redis_available()
     broker = RedisBroker(services.REDIS_URL)

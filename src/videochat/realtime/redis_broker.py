@@ -37,6 +37,13 @@ class RedisBroker(Broker):
         self._subscriber = connect(url, decode_responses=True, socket_timeout=None, retries=0)
         self._pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
+        # The topics Redis was last told to send us, and the lock that puts one
+        # (un)subscribe command at a time on the wire: each decides from the handlers
+        # as they are when it runs, so interleaved joins and leaves of a room end with
+        # Redis agreeing with the handlers (a leave's UNSUBSCRIBE landing after a
+        # join's SUBSCRIBE left a room deaf on this instance).
+        self._at_redis: set[str] = set()
+        self._commands = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         # True between a lost connection and its re-subscription: frames published
@@ -90,14 +97,8 @@ class RedisBroker(Broker):
             raise SubscriptionLost("published, but this instance is not subscribed right now")
 
     async def subscribe(self, topic: str, handler: Handler) -> None:
-        first = not self._handlers.get(topic)
         self._handlers[topic].append(handler)
-        if first and not self._lost:
-            try:
-                await self._pubsub.subscribe(topic)
-            except Exception:
-                # Kept in _handlers: the reconnection subscribes it with the others.
-                self._connection_lost()
+        await self._sync(topic)
         self._wake.set()
 
     async def unsubscribe(self, topic: str, handler: Handler) -> None:
@@ -106,11 +107,24 @@ class RedisBroker(Broker):
             handlers.remove(handler)
             if not handlers:
                 del self._handlers[topic]
-                if not self._lost:
-                    try:
-                        await self._pubsub.unsubscribe(topic)
-                    except Exception:
-                        self._connection_lost()
+            await self._sync(topic)
+
+    async def _sync(self, topic: str) -> None:
+        """Tell Redis whether we want the topic, if that changed (one command at a time)."""
+        async with self._commands:
+            wanted = bool(self._handlers.get(topic))
+            if self._lost or wanted == (topic in self._at_redis):
+                return  # (after a loss the reconnection subscribes what is wanted then)
+            try:
+                if wanted:
+                    await self._pubsub.subscribe(topic)
+                    self._at_redis.add(topic)
+                else:
+                    self._at_redis.discard(topic)
+                    await self._pubsub.unsubscribe(topic)
+            except Exception:
+                # Kept in _handlers: the reconnection subscribes it with the others.
+                self._connection_lost()
 
     def _connection_lost(self) -> None:
         """Frames stopped flowing: say so once, and let the reader reconnect."""
@@ -132,17 +146,18 @@ class RedisBroker(Broker):
             with contextlib.suppress(Exception):
                 await old.aclose()  # type: ignore[no-untyped-call]
             try:
-                topics: list[str] = []
-                # Topics subscribed while this ran are taken up on the next pass.
-                while missing := [t for t in self._handlers if t not in topics]:
-                    await self._pubsub.subscribe(*missing)
-                    topics += missing
-                await self._subscriber.ping()
+                async with self._commands:
+                    self._at_redis = set()
+                    # Topics subscribed while this ran are taken up on the next pass.
+                    while missing := [t for t in self._handlers if t not in self._at_redis]:
+                        await self._pubsub.subscribe(*missing)
+                        self._at_redis.update(missing)
+                    await self._subscriber.ping()
+                    self._lost = False
             except Exception:
                 delay = min(delay * 2, 2.0)
                 continue
-            self._lost = False
-            log.info("broker.reconnected", topics=len(topics))
+            log.info("broker.reconnected", topics=len(self._at_redis))
             metrics.redis_degraded("broker", False)
             self._tell_watchers(True)
             return
