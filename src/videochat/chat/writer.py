@@ -38,7 +38,7 @@ import contextlib
 import math
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -99,15 +99,14 @@ class NewMessage:
     deleted_at: None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
     room_id: str
     user_id: str
     username: str
     content: str
-    stored: asyncio.Future[NewMessage] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    arrived: float  # the loop's clock
+    stored: asyncio.Future[NewMessage]
 
 
 class MessageWriter:
@@ -151,7 +150,8 @@ class MessageWriter:
 
     async def post(self, *, room_id: str, user_id: str, username: str, content: str) -> NewMessage:
         """Store a message, broadcast it, and return it once both are done."""
-        pending = _Pending(room_id=room_id, user_id=user_id, username=username, content=content)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(room_id, user_id, username, content, loop.time(), loop.create_future())
         self._pending.append(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="chat-writer")
@@ -179,8 +179,13 @@ class MessageWriter:
                 and len(self._pending) < self._max_batch
                 and loop.time() - self._last_batch_end < self._window
             ):
-                # Messages keep coming: a moment's wait makes this batch several.
-                await asyncio.sleep(self._window)
+                # Messages keep coming: a moment's wait makes this batch several. But no
+                # message waits more than the window since it arrived: under heavy load
+                # the next batch filled up while this one was stored, and waits not at
+                # all (a fixed wait per batch left the loop idle between batches).
+                wait = self._pending[0].arrived + self._window - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             try:

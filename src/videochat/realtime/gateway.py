@@ -203,7 +203,9 @@ class Gateway:
             if raw is None:
                 _malformed(ctx, "frames must be JSON text")
                 continue
-            if len(raw.encode()) > settings.realtime.max_frame_bytes:
+            # (Encoded only when it might be too big: UTF-8 is at most 4 bytes a character.)
+            limit = settings.realtime.max_frame_bytes
+            if len(raw) > limit // 4 and len(raw.encode()) > limit:
                 await connection.close_and_wait(close_codes.FRAME_TOO_BIG, "frame too big")
                 return
             try:
