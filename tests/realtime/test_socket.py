@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 import pytest
 import websockets
+from sqlalchemy.engine import make_url
 
 from tests.support import (
     LiveServer,
@@ -405,3 +409,48 @@ async def test_frame_rate_limit_sends_error_frames(
                     while True:
                         await a.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4029
+
+
+@contextlib.asynccontextmanager
+async def _messages_table_held(database_url: str) -> AsyncIterator[None]:
+    """Another writer holds the messages table: the chat writer's next batch waits."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        holder = sqlite3.connect(str(url.database), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        return
+    connection = await asyncpg.connect(
+        url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        async with connection.transaction():
+            await connection.execute("LOCK TABLE messages IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await connection.close()
+
+
+async def test_a_socket_reads_on_while_its_message_is_being_stored(
+    client: httpx.AsyncClient, server: LiveServer, database_url: str
+) -> None:
+    # A sender's next frame used to wait until its message was stored and broadcast:
+    # its messages went one writer batch apart each, whatever the server's load.
+    room, (alice, bob) = await _setup(client, "alice", "bob")
+    async with _connect(server, room["id"], alice) as a, _connect(server, room["id"], bob) as b:
+        await receive_until(a, "presence")
+        async with _messages_table_held(database_url):
+            await a.send(json.dumps({"type": "message", "content": "held back"}))
+            await a.send(json.dumps({"type": "typing", "typing": True}))
+            typing = await receive_until(b, "typing")
+            assert typing["user_id"] == alice["id"]
+        # Stored once the table is free, and only then broadcast (the sender's too).
+        for socket in (a, b):
+            message = await receive_until(socket, "message", timeout=15)
+            assert message["content"] == "held back"
+    history = (await client.get(f"/rooms/{room['id']}/messages")).json()
+    assert [m["content"] for m in history] == ["held back"]

@@ -9,6 +9,7 @@ after-commit hook, so nothing is announced that could still roll back.
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from typing import Any, Protocol
 
@@ -46,11 +47,26 @@ async def post_message(
     spam: SpamGuard | None = None,
 ) -> NewMessage:
     """Store a new message and broadcast it (committed first, in the room's id order)."""
+    return await submit_message(
+        writer, sender=sender, content=content, max_chars=max_chars, spam=spam
+    )
+
+
+def submit_message(
+    writer: MessageWriter,
+    *,
+    sender: Sender,
+    content: object,
+    max_chars: int,
+    spam: SpamGuard | None = None,
+) -> asyncio.Future[NewMessage]:
+    """``post_message``'s rules now, its store and broadcast in the writer's next batch
+    (the future settles when both are done, or with why not)."""
     refuse_if_muted(sender.muted, Act.CHAT)
     text = clean_content(content, max_chars=max_chars)
     if spam is not None:
         spam.check(text)
-    return await writer.post(
+    return writer.enqueue(
         room_id=sender.room_id, user_id=sender.user_id, username=sender.username, content=text
     )
 

@@ -38,12 +38,15 @@ def _spam_guard(ctx: FrameContext) -> SpamGuard | None:
 
 @router.frame("message", untyped_key="content")
 async def post_message(ctx: FrameContext, frame: PostFrame) -> None:
-    await flows.post_message(
-        ctx.context.chat_writer,
-        sender=ctx.connection,
-        content=frame.content,
-        max_chars=ctx.context.settings.realtime.max_message_chars,
-        spam=_spam_guard(ctx),
+    # The socket reads on while the message is stored (its copy is the sender's ack).
+    await ctx.defer(
+        flows.submit_message(
+            ctx.context.chat_writer,
+            sender=ctx.connection,
+            content=frame.content,
+            max_chars=ctx.context.settings.realtime.max_message_chars,
+            spam=_spam_guard(ctx),
+        )
     )
 
 

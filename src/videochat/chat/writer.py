@@ -150,6 +150,15 @@ class MessageWriter:
 
     async def post(self, *, room_id: str, user_id: str, username: str, content: str) -> NewMessage:
         """Store a message, broadcast it, and return it once both are done."""
+        return await self.enqueue(
+            room_id=room_id, user_id=user_id, username=username, content=content
+        )
+
+    def enqueue(
+        self, *, room_id: str, user_id: str, username: str, content: str
+    ) -> asyncio.Future[NewMessage]:
+        """Hand a message to the next batch; the future settles once it is stored and
+        broadcast. Messages are stored in the order they were handed in."""
         loop = asyncio.get_running_loop()
         pending = _Pending(room_id, user_id, username, content, loop.time(), loop.create_future())
         self._pending.append(pending)
@@ -157,7 +166,7 @@ class MessageWriter:
             self._flusher = asyncio.create_task(self._flush(), name="chat-writer")
         # A sender that goes away cancels only its own future (no shield needed, and none
         # paid for per message): the flusher stores the batch and skips futures done.
-        return await pending.stored
+        return pending.stored
 
     async def stop(self) -> None:
         """Let the batch in progress and those waiting finish (shutdown)."""

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -59,6 +60,33 @@ def _close_on_expiry(connection: Connection, admitted: Admitted) -> asyncio.Time
     return asyncio.get_running_loop().call_later(
         delay, connection.close, close_codes.TOKEN_EXPIRED, "token expired"
     )
+
+
+def _answer(ctx: FrameContext, exc: BaseException) -> bool:
+    """Answer a frame that failed with an error frame; False for an unexpected failure."""
+    if isinstance(exc, UnknownFrame):
+        _malformed(ctx, exc.detail, code=exc.frame_code)
+    elif isinstance(exc, VideochatError):
+        code = exc.frame_code or _CODE_BY_STATUS.get(exc.status_code, "invalid")
+        ctx.reply(frames.error_frame(code, exc.detail))
+    elif isinstance(exc, RecursionError):  # parsed, but too deep to handle
+        _malformed(ctx, "frame nested too deeply")
+    elif is_database_outage(exc):
+        # The database is restarting: this frame was not stored (so never acknowledged);
+        # the socket stays open and the client may send it again.
+        ctx.reply(frames.error_frame("unavailable", DATABASE_UNAVAILABLE))
+    else:
+        return False
+    return True
+
+
+def _answer_late(ctx: FrameContext, exc: BaseException) -> None:
+    """A deferred outcome failed (a message the writer could not store): answered as the
+    handler's failure would have been; an unexpected one ends the socket, as it does
+    when the handler raises it."""
+    if not _answer(ctx, exc):
+        log.error("ws.deferred_failed", error=repr(exc)[:300])
+        ctx.connection.close(close_codes.INTERNAL_ERROR, "internal error")
 
 
 def _malformed(ctx: FrameContext, detail: str, *, code: str = "bad_frame") -> None:
@@ -168,6 +196,7 @@ class Gateway:
             await hub.publish(room_id, joined)
             await hub.publish_presence(room_id)
             ctx = FrameContext(connection, context)
+            ctx.on_late_error = partial(_answer_late, ctx)
             await self._receive_loop(ctx)
         except WebSocketDisconnect as exc:
             connection.close_code = connection.close_code or exc.code
@@ -229,17 +258,6 @@ class Gateway:
                 if route is None:
                     raise UnknownFrame(self._frames.kind_of(frame))
                 await route.handler(ctx, route.parse(frame))
-            except UnknownFrame as exc:
-                _malformed(ctx, exc.detail, code=exc.frame_code)
-            except VideochatError as exc:
-                code = exc.frame_code
-                code = code or _CODE_BY_STATUS.get(exc.status_code, "invalid")
-                ctx.reply(frames.error_frame(code, exc.detail))
-            except RecursionError:  # parsed, but too deep to handle (re-encode, validate)
-                _malformed(ctx, "frame nested too deeply")
             except Exception as exc:
-                if not is_database_outage(exc):
+                if not _answer(ctx, exc):
                     raise
-                # The database is restarting: this frame was not stored (so never
-                # acknowledged); the socket stays open and the client may send it again.
-                ctx.reply(frames.error_frame("unavailable", DATABASE_UNAVAILABLE))

@@ -10,8 +10,10 @@ input (``frame_code`` on the error names the error frame's code, see the gateway
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import typing
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,6 +38,11 @@ class UnknownFrame(BadRequest):
         super().__init__(f"unknown frame type {kind!r}")
 
 
+# Frames of one socket whose outcome may still be coming (chat messages being stored)
+# while the socket reads on; past this many it waits for the oldest.
+IN_FLIGHT_LIMIT = 16
+
+
 @dataclass(slots=True)
 class FrameContext:
     """What a frame handler works with; one per socket, built by the gateway."""
@@ -44,10 +51,35 @@ class FrameContext:
     context: AppContext
     # What the domains' handlers remember about this socket (the chat's recent messages).
     memo: dict[str, Any] = field(default_factory=dict)
+    # Answers a deferred outcome's failure as the gateway answers a handler's (set by it).
+    on_late_error: Callable[[BaseException], None] | None = None
+    _in_flight: deque[asyncio.Future[Any]] = field(default_factory=deque)
 
     def reply(self, frame: dict[str, Any]) -> None:
         """Send a frame to this socket only."""
         metrics.frames_sent(self.connection.offer(dumps(frame)))
+
+    async def defer(self, outcome: asyncio.Future[Any]) -> None:
+        """Let the socket read its next frame while ``outcome`` settles.
+
+        A chat message is stored and broadcast by the writer's next batch; awaiting that
+        before reading on made a socket's messages one batch apart each (a sender's
+        rate was bounded by the batch cycle, with the server's core idle). Order is
+        kept: the writer stores messages in the order they were handed to it. A
+        failure is answered when it comes, as the handler's own would have been.
+        """
+        outcome.add_done_callback(self._settled)
+        self._in_flight.append(outcome)
+        while len(self._in_flight) > IN_FLIGHT_LIMIT:
+            await asyncio.wait([self._in_flight[0]])
+
+    def _settled(self, outcome: asyncio.Future[Any]) -> None:
+        self._in_flight.remove(outcome)
+        if outcome.cancelled():
+            return
+        error = outcome.exception()
+        if error is not None and self.on_late_error is not None:
+            self.on_late_error(error)
 
 
 @dataclass(frozen=True, slots=True)
