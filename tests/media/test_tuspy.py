@@ -70,7 +70,7 @@ async def test_tuspy_creates_and_uploads_in_chunks_past_the_per_ip_limit(
     limited: LiveServer, clip_path: Path, clip: bytes
 ) -> None:
     assert len(clip) > CHUNK * PER_IP * 2
-    async with httpx.AsyncClient(base_url=limited.url) as client:
+    async with httpx.AsyncClient(base_url=limited.url, timeout=15) as client:
         token, room_id = await _owner(client)
     tus = TusClient(f"{limited.url}/uploads/tus", headers=auth(token))
     uploader = tus.uploader(
@@ -91,7 +91,7 @@ async def test_tuspy_uploads_to_a_slots_tus_url(
     limited: LiveServer, clip_path: Path, clip: bytes
 ) -> None:
     size = len(clip)
-    async with httpx.AsyncClient(base_url=limited.url) as client:
+    async with httpx.AsyncClient(base_url=limited.url, timeout=15) as client:
         token, room_id = await _owner(client)
         response = await client.post(
             f"/rooms/{room_id}/video-upload",
@@ -115,7 +115,7 @@ async def test_tuspy_finishes_a_slot_made_without_a_size_given_its_tus_url_as_en
 ) -> None:
     """The documented minimal flow: a slot with a title only; tuspy POSTs its creation
     (Upload-Length) to the slot's tus_url, which answers with that same URL."""
-    async with httpx.AsyncClient(base_url=limited.url) as client:
+    async with httpx.AsyncClient(base_url=limited.url, timeout=15) as client:
         token, room_id = await _owner(client)
         response = await client.post(
             f"/rooms/{room_id}/video-upload", json={"title": "Minimal"}, headers=auth(token)
