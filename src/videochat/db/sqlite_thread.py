@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,13 @@ def sqlite_file(url: URL) -> str | None:
 
 
 # The inline connection never checkpoints on its own (a checkpoint syncs the file):
-# the thread runs a passive checkpoint after this many inline commits instead.
+# the thread runs a passive checkpoint after this many inline commits instead, beside
+# the writes. A WAL starts afresh only after a checkpoint that no write ran beside, so
+# under steady load it grows: past this size the writes wait behind the checkpoint
+# (writes queued behind every checkpoint made the p99 spike: 40 ms at 32,000
+# deliveries/s against 10 ms without checkpoints).
 CHECKPOINT_EVERY = 200
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 class SqliteThread:
@@ -57,6 +63,7 @@ class SqliteThread:
         self._inline: sqlite3.Connection | None = None
         self._inline_commits = 0
         self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpoint_blocks = False  # writes wait behind the running checkpoint
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(connection)`` in the thread; sqlite3 errors as SQLAlchemy's."""
@@ -73,11 +80,13 @@ class SqliteThread:
         Nothing here can block the loop for long: the connection never waits for the
         lock (busy_timeout 0: another writer holds it, so the batch goes to the thread,
         which waits) and never checkpoints (the thread does, every CHECKPOINT_EVERY
-        commits, and the work waits behind it meanwhile).
+        commits; the work waits behind it only when the WAL has grown past
+        WAL_LIMIT_BYTES).
         """
-        if self._checkpoint is not None and not self._checkpoint.done():
-            # Behind the checkpoint: a write beside it would leave the WAL unfinished, and
-            # a WAL is only started afresh once a checkpoint has copied all of it.
+        checkpointing = self._checkpoint is not None and not self._checkpoint.done()
+        if checkpointing and self._checkpoint_blocks:
+            # Behind the checkpoint: with no write beside it, it copies the whole WAL,
+            # which then starts afresh.
             return await self.run(work)
         connection = self._inline or self._open_inline()
         try:
@@ -89,10 +98,17 @@ class SqliteThread:
         except sqlite3.Error as exc:
             raise _as_sqlalchemy(exc) from exc
         self._inline_commits += 1
-        if self._inline_commits % CHECKPOINT_EVERY == 0:
+        if self._inline_commits % CHECKPOINT_EVERY == 0 and not checkpointing:
+            self._checkpoint_blocks = self._wal_bytes() > WAL_LIMIT_BYTES
             loop = asyncio.get_running_loop()
             self._checkpoint = loop.run_in_executor(self._executor, self._call, _checkpoint)
         return result
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self._path}-wal").st_size
+        except OSError:
+            return 0
 
     def _open_inline(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
