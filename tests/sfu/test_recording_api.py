@@ -57,6 +57,24 @@ async def recording_server(
 _room_with = partial(room_with_people, name="Recorded")
 
 
+async def _moderator_starts_recording(
+    client: httpx.AsyncClient,
+    room: dict[str, Any],
+    *,
+    owner: dict[str, Any],
+    moderator: dict[str, Any],
+) -> None:
+    """The owner makes ``moderator`` one, who then starts recording (200)."""
+    promoted = await client.post(
+        f"/rooms/{room['id']}/members/{moderator['id']}/role",
+        json={"role": "moderator"},
+        headers=auth(owner["access_token"]),
+    )
+    assert promoted.status_code == 200, promoted.text
+    started = await client.post(_recording(room), headers=auth(moderator["access_token"]))
+    assert started.status_code == 200, started.text
+
+
 def _recording(room: dict[str, Any]) -> str:
     return f"/rooms/{room['id']}/call/recording"
 
@@ -138,14 +156,7 @@ async def test_only_owners_and_moderators_may_record(recording_server: LiveServe
             assert refused.status_code == 403, refused.text
             assert "moderators" in refused.json()["detail"]
         assert (await client.post(_recording(room))).status_code == 401
-        promoted = await client.post(
-            f"/rooms/{room['id']}/members/{bob['id']}/role",
-            json={"role": "moderator"},
-            headers=auth(alice["access_token"]),
-        )
-        assert promoted.status_code == 200, promoted.text
-        started = await client.post(_recording(room), headers=auth(bob["access_token"]))
-        assert started.status_code == 200, started.text
+        await _moderator_starts_recording(client, room, owner=alice, moderator=bob)
         # A plain member cannot stop it either.
         carol = await create_guest(client, "carol")
         await client.post(f"/rooms/{room['id']}/join", json={}, headers=auth(carol["access_token"]))
@@ -212,14 +223,7 @@ async def test_a_recording_is_refused_while_the_starters_storage_quota_is_used_u
         refused = await client.post(_recording(room), headers=auth(alice["access_token"]))
         assert refused.status_code == 409, refused.text
         assert "quota" in refused.json()["detail"]
-        promoted = await client.post(
-            f"/rooms/{room['id']}/members/{bob['id']}/role",
-            json={"role": "moderator"},
-            headers=auth(alice["access_token"]),
-        )
-        assert promoted.status_code == 200, promoted.text
-        started = await client.post(_recording(room), headers=auth(bob["access_token"]))
-        assert started.status_code == 200, started.text
+        await _moderator_starts_recording(client, room, owner=alice, moderator=bob)
 
 
 async def _recording_folder(live: LiveServer, room_id: str) -> Path:

@@ -411,6 +411,7 @@ export class SfuCall {
       return;
     }
     const janus = this.#janus;
+    let failed = false;
     this.#resolving = api.sfuFeeds(this.#roomId);
     try {
       const { feeds } = await this.#resolving;
@@ -424,6 +425,7 @@ export class SfuCall {
         if (current && current.feed !== feed) this.#unsubscribe(userId);
       }
     } catch (error) {
+      failed = true;
       this.#trace('*', `sfu: whose feeds (${error.message})`);
     } finally {
       this.#resolving = null;
@@ -436,11 +438,13 @@ export class SfuCall {
     }
     if (this.#janus !== janus) return;
     this.#subscribeAll();
-    // A feed the server did not name (its request failed, or the publisher is not yet
-    // visible to it): asked again a few times; an impostor's is kicked meanwhile.
+    // A feed the server did not name (the publisher is not yet visible to it): asked
+    // again a few times; an impostor's is kicked meanwhile. A request that failed (the
+    // server or Janus busy or away: a 503) is asked again for as long as it fails, or a
+    // loaded moment would leave the call without pictures.
     const unnamed = [...this.#announced].some((feed) => !this.#feeds.has(feed));
-    if (unnamed && this.#resolveRetries < MAX_RESOLVE_RETRIES) {
-      this.#resolveRetries += 1;
+    if (failed || (unnamed && this.#resolveRetries < MAX_RESOLVE_RETRIES)) {
+      if (!failed) this.#resolveRetries += 1;
       setTimeout(() => {
         if (!this.#closed && this.#janus === janus) this.#resolveFeeds();
       }, RETRY_MS);
