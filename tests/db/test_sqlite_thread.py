@@ -90,16 +90,30 @@ async def test_commits_on_the_loop_are_checkpointed_by_the_thread(
 ) -> None:
     # The loop's connection never checkpoints (a checkpoint syncs the file): without the
     # thread's checkpoints the WAL would grow by every commit (400 here: about 3 MB).
-    # Checkpoints run beside the writes until the WAL passes its limit; then the writes
-    # wait behind one, so that it copies the whole WAL and the WAL starts afresh.
     monkeypatch.setattr(sqlite_thread, "CHECKPOINT_EVERY", 20)
-    monkeypatch.setattr(sqlite_thread, "WAL_LIMIT_BYTES", 300_000)
     threads: list[int] = []
     for n in range(400):
         await writer.run_inline_first(_insert("x" * 2000 + str(n), threads))
-        await asyncio.sleep(0)  # let a checkpoint that finished hand back its result
-    # Most on the loop; those that came while a checkpoint blocked waited behind it.
-    assert threads.count(threading.get_ident()) > 300
+        # A quiet moment after each checkpoint began: it copies the whole WAL.
+        running = writer._checkpoint
+        if running is not None and not running.done():
+            await asyncio.wait([running])
+    assert threads == [threading.get_ident()] * 400  # none waited: the WAL was small
     wal = database.with_name(database.name + "-wal")
     assert wal.stat().st_size < 1_000_000, wal.stat().st_size
     assert len(_bodies(database)) == 400
+
+
+async def test_writes_wait_behind_a_checkpoint_once_the_wal_is_past_its_limit(
+    writer: SqliteThread, database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Beside a running checkpoint the WAL cannot start afresh; past the limit the writes
+    # wait in the thread behind it instead.
+    monkeypatch.setattr(sqlite_thread, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(sqlite_thread, "WAL_LIMIT_BYTES", 0)
+    threads: list[int] = []
+    for n in range(40):
+        await writer.run_inline_first(_insert(str(n), threads))
+    assert threads[:20] == [threading.get_ident()] * 20
+    assert threads[20] != threading.get_ident()  # the checkpoint began after the 20th
+    assert len(_bodies(database)) == 40

@@ -98,7 +98,8 @@ class SqliteThread:
         except sqlite3.Error as exc:
             raise _as_sqlalchemy(exc) from exc
         self._inline_commits += 1
-        if self._inline_commits % CHECKPOINT_EVERY == 0 and not checkpointing:
+        if self._inline_commits >= CHECKPOINT_EVERY and not checkpointing:
+            self._inline_commits = 0
             self._checkpoint_blocks = self._wal_bytes() > WAL_LIMIT_BYTES
             loop = asyncio.get_running_loop()
             self._checkpoint = loop.run_in_executor(self._executor, self._call, _checkpoint)
