@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from videochat.accounts.auth import CurrentUser
-from videochat.context import Context, Session
+from videochat.context import AppContext, Context, Session
 from videochat.db.models import CallRecording
 from videochat.exceptions import Conflict, NotFound
 from videochat.rooms.auth import VisibleRoom
 from videochat.sfu import feeds, mode, recording, service
+from videochat.sfu.manager import SfuManager
 from videochat.sfu.schemas import (
     RecordingOut,
     SfuFeedOut,
@@ -34,13 +35,12 @@ async def sfu_grant(
     at once. Refused (409)
     while the room's call is a mesh (the presence list's ``call_mode``).
     """
-    if context.sfu is None:
-        raise NotFound(NO_SFU)
+    sfu = _sfu(context)
     service.require_member(room, user.id)  # a ban says so before the mode
     present = len(await context.hub.participants(room.id))
-    if not await mode.on_sfu(session, context.sfu.pool, room.id, present):
+    if not await mode.on_sfu(session, sfu.pool, room.id, present):
         raise Conflict(ON_MESH)
-    grant = await service.issue_grant(session, context.sfu.pool, room, user.id)
+    grant = await service.issue_grant(session, sfu.pool, room, user.id)
     return SfuGrantOut.model_validate(grant, from_attributes=True)
 
 
@@ -53,12 +53,11 @@ async def sfu_handle(
     403 unless Janus says the handle was attached with the caller's grant's token (and,
     if it has joined already, holds the grant's publisher id in this call's VideoRoom).
     """
-    if context.sfu is None:
-        raise NotFound(NO_SFU)
+    sfu = _sfu(context)
     service.require_member(room, user.id)
     await feeds.register(
         session,
-        context.sfu.pool,
+        sfu.pool,
         room.id,
         user.id,
         janus_session=body.session_id,
@@ -72,11 +71,17 @@ async def sfu_feeds(
     user: CurrentUser, room: VisibleRoom, session: Session, context: Context
 ) -> SfuFeedsOut:
     """Whose each feed in the call's VideoRoom is; other publishers are kicked (members)."""
+    sfu = _sfu(context)
+    service.require_member(room, user.id)
+    found = await feeds.verify(session, sfu.pool, room.id)
+    return SfuFeedsOut(feeds=[SfuFeedOut(feed=f.feed, user_id=f.user_id) for f in found])
+
+
+def _sfu(context: AppContext) -> SfuManager:
+    """The SFU's manager; 404 (with why) on a server without one."""
     if context.sfu is None:
         raise NotFound(NO_SFU)
-    service.require_member(room, user.id)
-    found = await feeds.verify(session, context.sfu.pool, room.id)
-    return SfuFeedsOut(feeds=[SfuFeedOut(feed=f.feed, user_id=f.user_id) for f in found])
+    return context.sfu
 
 
 def _recording_out(row: CallRecording) -> RecordingOut:
@@ -100,15 +105,14 @@ async def start_recording(
     recording, this server does not record calls, or the caller's storage quota (the
     video will be theirs) is used up.
     """
-    if context.sfu is None:
-        raise NotFound(NO_SFU)
+    sfu = _sfu(context)
     started = await recording.start(
         session,
-        context.sfu.pool,
+        sfu.pool,
         context.hub,
         room,
         user.id,
-        storage_left=context.sfu.storage_left,
+        storage_left=sfu.storage_left,
     )
     return _recording_out(started)
 
@@ -118,9 +122,8 @@ async def stop_recording(
     user: CurrentUser, room: VisibleRoom, session: Session, context: Context
 ) -> RecordingOut:
     """Stop recording (owner or moderator): the answer names the library video it becomes."""
-    if context.sfu is None:
-        raise NotFound(NO_SFU)
+    sfu = _sfu(context)
     stopped, _ = await recording.stop(
-        session, context.sfu.pool, context.video_jobs, context.hub, room, user.id
+        session, sfu.pool, context.video_jobs, context.hub, room, user.id
     )
     return _recording_out(stopped)
