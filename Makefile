@@ -12,12 +12,13 @@ run: deps ## start the server on the embedded default (SQLite in ./data, no Redi
 	$(UV) run --frozen --no-sync videochat serve --host $(HOST) --port $(PORT)
 
 # Two pytest-xdist workers, a file per worker at a time (module fixtures, such as the browser
-# scenarios' one Chromium, stay whole): most tests wait on sockets and subprocesses, so two
-# workers nearly halve the wall time on two cores. WORKERS=3 is faster still (537 s against
-# 677-704 s) but left the browser scenarios short of CPU: two of three clean-clone runs had
-# one time out. WORKERS=0 runs in one process.
+# scenarios' one Chromium, stay whole), the longest files first (tests/markers.py), and the
+# browser modules one after another in one worker (tests/scheduling.py). Most tests wait on
+# sockets and subprocesses, so two workers nearly halve the wall time on two cores. Three
+# were faster, but starved the real-time tests (live media beside the calls) and one failed
+# in each of three runs. WORKERS=0 runs in one process.
 WORKERS ?= 2
-XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
+XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: test-deps ## install what the tests need, then run them all
 	$(UV) run pytest $(XDIST) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)

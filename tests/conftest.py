@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests import services
-from tests.markers import mark_by_kind
+from tests.markers import longest_first, mark_by_kind
 from tests.processes import free_port, server_env, start_server, stop_server
 from tests.support import LiveServer, run_server
 from videochat.config import Settings
@@ -31,6 +31,19 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     mark_by_kind(items)
+    longest_first(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that the browser modules go to one worker, one after
+    the other: two Chromium scenario runs at once on two cores each took twice as long
+    (and timed out). (``--dist loadgroup`` would do it with marks, but pytest-xdist 3.8
+    cannot rename a node's id on pytest 9, so its groups are silently ignored.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.scheduling import OneWorkerForTheBrowser
+
+    return OneWorkerForTheBrowser(config, log)
 
 
 async def _migrate(url: str) -> None:

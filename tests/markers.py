@@ -73,3 +73,28 @@ def mark_by_kind(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
         if module.startswith(SLOW_DIRS) or module in SLOW_MODULES or test in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+# The modules that take longest, each start to end in one worker (browser: ~150 s each).
+LONGEST_MODULES = ("web/test_web_calls.py", "web/test_web_client.py", "test_soak.py")
+
+
+def longest_first(items: list[pytest.Item]) -> None:
+    """Order modules longest first (the browser ones, the soak, then those with a slow or
+    cluster test), keeping each module's own order. pytest-xdist (``--dist loadfile
+    --no-loadscope-reorder``) hands them out in this order, so the last module to start
+    is a short one and no worker is left with a long one at the end."""
+
+    def weight(module: str) -> int:
+        if module in LONGEST_MODULES:
+            return LONGEST_MODULES.index(module)
+        kinds = module_kinds.get(module, set())
+        if "browser" in kinds:
+            return len(LONGEST_MODULES)
+        return len(LONGEST_MODULES) + (1 if kinds & {"slow", "cluster"} else 2)
+
+    module_kinds: dict[str, set[str]] = {}
+    for item in items:
+        kinds = module_kinds.setdefault(_where(item)[0], set())
+        kinds.update(mark.name for mark in item.iter_markers())
+    items.sort(key=lambda item: weight(_where(item)[0]))

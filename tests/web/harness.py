@@ -1,7 +1,7 @@
 """What every browser scenario needs: servers, Chromium, page helpers, measurements.
 
 Scenarios run in one process inside a loopback-only network namespace
-(``test_web_client.py`` starts it with ``python -m tests.web.scenarios NAME...``), so
+(``tests/web/conftest.py`` starts it with ``python -m tests.web.scenarios NAME...``), so
 the servers and the browser here only ever see 127.0.0.1. Each scenario prints one
 line, ``RESULT_MARK`` + JSON, that its pytest test reads and asserts on.
 """
@@ -46,7 +46,9 @@ RESULT_MARK = "SCENARIO-RESULT "
 # quiet hygiene for a closed network.
 CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
+    # Fewer frames from the fake camera (its default is 20 a second): every page encodes
+    # and decodes less, and the scenarios ran CPU-bound on two cores.
+    "--use-fake-device-for-media-stream=fps=8",
     "--allow-loopback-in-peer-connection",
     "--disable-background-networking",
     "--disable-component-update",
@@ -230,7 +232,7 @@ class ServerProcess:
     def wait_ready(self) -> None:
         """Until ``/health`` answers 200."""
         # Generous: on a busy 2-core machine the imports alone can take many seconds.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60 * PATIENCE
         while True:
             if self._process is None or self._process.poll() is not None:
                 raise ScenarioError(f"server exited: {self.log()}")
@@ -390,10 +392,20 @@ def enter_room(page: Page, room_id: str) -> str:
     return join_call(page)
 
 
+# How much longer than its nominal timeout a wait may take (SCENARIO_PATIENCE=1: as written).
+PATIENCE = float(os.environ.get("SCENARIO_PATIENCE", "2"))
+
+
 def wait_for(
     what: str, probe: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1
 ) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with the last value."""
+    """Poll ``probe`` until it returns something truthy; fail with the last value.
+
+    The timeout is stretched by ``PATIENCE``: a wait that succeeds returns as soon as it
+    can, so only a failure takes longer, and on a loaded 2-core machine (the test suite's
+    other workers beside a six-page call) Chromium can be several times slower.
+    """
+    timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:

@@ -1,6 +1,6 @@
 """Run browser scenarios by name: ``python -m tests.web.scenarios mesh chat_reload``.
 
-Meant to run inside a loopback-only network namespace (see ``test_web_client.py``).
+Meant to run inside a loopback-only network namespace (see ``tests/web/conftest.py``).
 """
 
 from __future__ import annotations

@@ -68,12 +68,16 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         return _call(own, server, errors)
 
 
-def _cpu_of(pids: list[int], seconds: float) -> float:
+def _cpu_of(groups: dict[str, list[int]], seconds: float) -> dict[str, float]:
+    """Percent of one core each group of process trees used, over one shared window."""
     from bench import procstat
 
-    before = procstat.tree_cpu(pids)
+    before = {name: procstat.tree_cpu(pids) for name, pids in groups.items()}
     time.sleep(seconds)
-    return round(100 * (procstat.tree_cpu(pids) - before) / seconds, 1)
+    return {
+        name: round(100 * (procstat.tree_cpu(pids) - before[name]) / seconds, 1)
+        for name, pids in groups.items()
+    }
 
 
 def _call(browser: Browser, server: harness.ServerProcess, errors: list[str]) -> dict[str, Any]:
@@ -115,13 +119,14 @@ def _call(browser: Browser, server: harness.ServerProcess, errors: list[str]) ->
     timings = {name: harness.timings(page) for name, page in pages.items()}
     janus_pid = JANUS.pid
     assert janus_pid is not None
-    browsers = _browser_pids()
-    cpu = {
-        "janus_percent_of_one_core": _cpu_of([janus_pid], 5),
-        "chromium_percent_of_one_core": _cpu_of(browsers, 5) if browsers else None,
-        "server_percent_of_one_core": _cpu_of([server.pid], 5) if server.pid else None,
-        "load_average": os.getloadavg()[0],
+    groups = {
+        "janus_percent_of_one_core": [janus_pid],
+        "chromium_percent_of_one_core": _browser_pids(),
     }
+    if server.pid:
+        groups["server_percent_of_one_core"] = [server.pid]
+    cpu: dict[str, Any] = _cpu_of(groups, 3)
+    cpu["load_average"] = os.getloadavg()[0]
 
     # The owner kicks the last person: their tile leaves every page, their feed Janus.
     kicked = NAMES[-1]
