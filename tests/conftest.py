@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadfile``, except that the browser modules go to one worker, one after
-    the other: two Chromium scenario runs at once on two cores each took twice as long
+    the other: two Chromium scenario runs at once on two cores took up to twice as long
     (and timed out). (``--dist loadgroup`` would do it with marks, but pytest-xdist 3.8
     cannot rename a node's id on pytest 9, so its groups are silently ignored.)"""
     if config.getvalue("dist") != "loadfile":

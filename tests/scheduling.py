@@ -1,8 +1,8 @@
 """How `make test` shares the suite among pytest-xdist workers.
 
 ``--dist loadfile``, except that the browser modules are one unit of work: one worker
-runs them one after another. Two Chromium scenario runs at once on two cores each took
-about 1.5 times as long, and starved calls timed out.
+runs them one after another. Two Chromium scenario runs at once on two cores took up to
+twice as long each, and starved calls timed out.
 """
 
 from __future__ import annotations
