@@ -62,6 +62,7 @@ def _print_timings(label: str, snapshot: dict[str, Any]) -> None:
 
 def test_two_then_three_people_connect_in_a_full_mesh(scenario_results: dict[str, Any]) -> None:
     result = result_of(scenario_results, "mesh")
+    assert "dropped candidates: no description of theirs yet" in result["stray_candidates"]
     ids = result["ids"]
     _assert_full_mesh(result["two"], {name: ids[name] for name in ("alice", "bob")})
     _assert_full_mesh(result["three"], ids)

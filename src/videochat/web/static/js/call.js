@@ -533,7 +533,9 @@ export class Call {
       peer = null;
     }
     peer ??= this.#ensurePeer(from);
-    peer.remoteSession ??= data.session ?? null;
+    // Only a description or a hello names their connection: stray candidates of an old
+    // one must not make its id ours (their next offer would look like a restart).
+    if (data.description || data.hello) peer.remoteSession ??= data.session ?? null;
     peer.handle(data);
   }
 

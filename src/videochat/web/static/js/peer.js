@@ -234,6 +234,13 @@ export class Peer {
       return;
     }
     if (!Array.isArray(data.candidates) && !data.candidate) return; // a hello
+    if (!this.pc.remoteDescription) {
+      // The other side sends a description before its candidates, so these belong to
+      // an offer we ignored or to a connection of theirs that is gone (a CI run saw
+      // one reach a fresh connection): nothing can use them.
+      this.#trace('dropped candidates: no description of theirs yet');
+      return;
+    }
     const candidates = Array.isArray(data.candidates) ? data.candidates : [data.candidate];
     for (const candidate of candidates) {
       try {
