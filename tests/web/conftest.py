@@ -22,22 +22,11 @@ from typing import Any
 import pytest
 
 from tests.web.harness import CHROMIUM, RESULT_MARK
+from tests.web.results import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # A namespace with nothing but loopback: no packet of these calls leaves the machine.
 NETNS = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-LOOPBACK = "127.0.0.1"
-# Grey-level variance of a remote video: black or one flat colour is ~0, the fake
-# camera's picture is in the hundreds.
-MIN_PICTURE_VARIANCE = 20.0
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a developer's machine; in CI a missing prerequisite fails the run."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI must run the browser tests)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -91,31 +80,3 @@ def scenario_results(netns: list[str], request: pytest.FixtureRequest) -> dict[s
     note = f"ran over {timeout:.0f}s" if timed_out else f"exit {process.returncode}"
     results["__output__"] = f"{note}\n{stderr[-3000:]}"
     return results
-
-
-def result_of(
-    results: dict[str, Any], name: str, *, expected_console: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """One scenario's result, or a failure with its report.
-
-    Console errors and warnings fail the test unless they contain one of
-    ``expected_console``.
-    """
-    result: dict[str, Any] | None = results.get(name)
-    if result is None:
-        pytest.fail(f"scenario {name} reported nothing: {results['__output__']}", pytrace=False)
-    if not result["ok"]:
-        report = {key: result.get(key) for key in ("error", "call_traces", "page_errors")}
-        pytest.fail(
-            f"scenario {name} failed: {json.dumps(report, indent=1)}\n"
-            f"{result.get('traceback', '')}\nserver log:\n{result.get('server_log', '')}",
-            pytrace=False,
-        )
-    unexpected = [
-        entry
-        for entry in result["page_errors"]
-        if not any(expected in entry for expected in expected_console)
-    ]
-    assert unexpected == [], "pages reported errors (or opened dialogs)"
-    print(f"\n{name}: {result['seconds']}s")
-    return result

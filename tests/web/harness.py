@@ -41,6 +41,9 @@ from tests.processes import log_tail, stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 RESULT_MARK = "SCENARIO-RESULT "
+# How much longer than its nominal timeout a wait may take (SCENARIO_PATIENCE=1: as
+# written): on a loaded 2-core machine Chromium can be several times slower.
+PATIENCE = float(os.environ.get("SCENARIO_PATIENCE", "2"))
 
 # TESTING.md: the fake devices (without both no call connects), loopback ICE, and
 # quiet hygiene for a closed network.
@@ -390,10 +393,6 @@ def enter_room(page: Page, room_id: str) -> str:
     """Open a room by its address (signed in already) and join its call."""
     page.goto(f"/chat/rooms/{room_id}")
     return join_call(page)
-
-
-# How much longer than its nominal timeout a wait may take (SCENARIO_PATIENCE=1: as written).
-PATIENCE = float(os.environ.get("SCENARIO_PATIENCE", "2"))
 
 
 def wait_for(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import LOOPBACK, MIN_PICTURE_VARIANCE, result_of
+from tests.web.results import LOOPBACK, MIN_PICTURE_VARIANCE, result_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import LOOPBACK, MIN_PICTURE_VARIANCE, result_of, unavailable
+from tests.web.results import LOOPBACK, MIN_PICTURE_VARIANCE, result_of, unavailable
 from tests.web.scenarios.tus_js_client import CHUNK, TITLE, TUS_JS
 from tests.web.views import VIEWS
 
