@@ -182,7 +182,11 @@ async def test_sockets_closed_by_the_server_are_counted_by_reason(
         # coming fills the socket's buffers, then its backlog.
         before = await closed_by(client, "slow_consumer")
         slow_before = value(await scrape(client), "videochat_websocket_slow_consumers_total")
-        async with websockets.connect(live.ws_url + path, max_queue=1, compression=None) as ws:
+        # (close_timeout: a client that reads nothing never reads the server's close frame
+        # either, and would wait websockets' default 10 s for it on the way out.)
+        async with websockets.connect(
+            live.ws_url + path, max_queue=1, compression=None, close_timeout=0.5
+        ) as ws:
             (connection,) = live.context.hub.all_connections()
             noise = json.dumps(
                 {"type": "noise", "data": base64.b64encode(os.urandom(36_000)).decode()}
