@@ -28,11 +28,14 @@ def result_of(
     """One scenario's result, or a failure with its report.
 
     Console errors and warnings fail the test unless they contain one of
-    ``expected_console``.
+    ``expected_console``. A scenario that could not run for want of a tool it needs
+    (Janus, coturn: ``make test-deps`` installs both) is ``unavailable``.
     """
     result: dict[str, Any] | None = results.get(name)
     if result is None:
         pytest.fail(f"scenario {name} reported nothing: {results['__output__']}", pytrace=False)
+    if "skipped" in result:
+        unavailable(result["skipped"])
     if not result["ok"]:
         report = {key: result.get(key) for key in ("error", "call_traces", "page_errors")}
         pytest.fail(
