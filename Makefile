@@ -34,16 +34,24 @@ FAST = not browser and not cluster and not slow and not postgres
 test-fast: ## the quick subset (under 2 minutes): no browser, cluster, slow or PostgreSQL tests
 	@scripts/ensure-uv.sh
 	$(UV) sync --frozen
+	@$(COMPILE) src tests
 	$(UV) run pytest -q $(XDIST) -m "$(FAST)" $(PYTEST_ARGS)
+
+# The project's own bytecode too (uv compiles the installed packages: pyproject's
+# [tool.uv]); where PYTHONDONTWRITEBYTECODE is set, nothing else would write it, and every
+# process would compile these files again.
+COMPILE = $(UV) run --frozen --no-sync python -m compileall -q
 
 # --inexact: add what the server needs, never remove what `make test` installed.
 deps:
 	@scripts/ensure-uv.sh
 	$(UV) sync --frozen --inexact --no-dev
+	@$(COMPILE) src
 
 test-deps:
 	@scripts/ensure-uv.sh
 	$(UV) sync --frozen
+	@$(COMPILE) src tests bench
 	@scripts/ensure-test-tools.sh
 
 migrate: deps
