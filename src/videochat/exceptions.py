@@ -79,6 +79,10 @@ _ASYNCPG_OUTAGES = {
     "AdminShutdownError",
     "CrashShutdownError",
     "TooManyConnectionsError",
+    # "connection is closed": what asyncpg raises itself on a connection the server
+    # dropped (the chat writer's statements go to asyncpg directly; through SQLAlchemy it
+    # arrives wrapped as SQLAlchemy's InterfaceError, an outage above).
+    "InterfaceError",
 }
 
 

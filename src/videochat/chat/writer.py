@@ -44,6 +44,7 @@ from functools import partial
 from typing import Any
 
 import structlog
+from asyncpg import PostgresError
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -80,6 +81,19 @@ _SQLITE_INSERT = (
     f"INSERT INTO {Message.__tablename__} ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
+# PostgreSQL: a batch of any size is one INSERT of five arrays, sent on asyncpg's own
+# connection (a prepared statement it caches): no SQLAlchemy statement to compile and no
+# result to wrap. The rows go in the arrays' order, one nextval each, so their ids
+# ascend in that order: the sorted ids are the rows' ids.
+_PG_INSERT = (
+    f"INSERT INTO {Message.__tablename__} ({', '.join(_COLUMNS)}) "
+    "SELECT room, author, name, body, at FROM unnest("
+    "$1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]"
+    ") WITH ORDINALITY AS batch(room, author, name, body, at, n) ORDER BY n RETURNING id"
+)
+# What a statement that ran and failed raises (a bad row, say), through SQLAlchemy or
+# straight from asyncpg (_PG_INSERT); a lost connection is is_database_outage's.
+_STATEMENT_ERRORS = (SQLAlchemyError, PostgresError)
 # A batch under load waits this long for more messages (bounded added latency).
 WINDOW_SECONDS = 0.004
 # The held PostgreSQL connection goes back to the pool after this long without a batch
@@ -128,12 +142,9 @@ class MessageWriter:
         self._frame_of = frame_of
         # Only needed (and only possible) when several instances share PostgreSQL.
         self._cluster = cluster and engine.dialect.name == "postgresql"
-        # PostgreSQL gets a batch as one INSERT statement when it fits in one of
-        # SQLAlchemy's "insertmanyvalues" pages: it commits or fails as a whole by itself.
-        self._autocommit = (
-            engine.dialect.name == "postgresql"
-            and max_batch <= engine.dialect.insertmanyvalues_page_size
-        )
+        # PostgreSQL gets a batch as one INSERT statement (_PG_INSERT): it commits or
+        # fails as a whole by itself, on a connection held in autocommit.
+        self._postgres = engine.dialect.name == "postgresql"
         self._max_batch = max_batch
         self._window = window
         self._pending: list[_Pending] = []
@@ -209,7 +220,7 @@ class MessageWriter:
                     log.warning("chat.batch_unavailable", size=len(batch))
                     _fail(batch, ServiceUnavailable(DATABASE_UNAVAILABLE))
                     continue
-                if not isinstance(exc, SQLAlchemyError):
+                if not isinstance(exc, _STATEMENT_ERRORS):
                     log.exception("chat.flush_failed", size=len(batch))
                     _fail(batch, exc)
                     continue
@@ -308,7 +319,7 @@ class MessageWriter:
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         """The connection for a batch: held between batches on PostgreSQL, pooled otherwise."""
-        if not self._autocommit:
+        if not self._postgres:
             # (An in-memory SQLite database has one connection, shared with everyone.)
             async with self._engine.connect() as pooled:
                 yield pooled
@@ -349,12 +360,16 @@ class MessageWriter:
         """Insert the batch in one statement (and commit); the stored messages, in batch order.
 
         A Core INSERT ... RETURNING rather than the ORM's unit of work, which cost more
-        CPU per message than everything else on the way to the sockets.
+        CPU per message than everything else on the way to the sockets; on PostgreSQL
+        not even that (_PG_INSERT).
         """
+        if self._postgres:
+            columns = [[row[column] for row in rows] for column in _COLUMNS]
+            records = await (await _driver(connection)).fetch(_PG_INSERT, *columns)
+            return _messages(sorted(record[0] for record in records), rows)
         result = await connection.execute(_INSERT, rows)
         ids = result.scalars().all()
-        if not self._autocommit:
-            await connection.commit()
+        await connection.commit()
         return _messages(ids, rows)
 
     async def _broadcast(self, messages: list[NewMessage]) -> None:
@@ -377,7 +392,7 @@ def _messages(ids: Sequence[int], rows: list[dict[str, Any]]) -> list[NewMessage
 def _fail(batch: list[_Pending], exc: BaseException) -> None:
     error = (
         ServiceUnavailable("the message could not be stored; try again")
-        if isinstance(exc, SQLAlchemyError)
+        if isinstance(exc, _STATEMENT_ERRORS)
         else exc
     )
     for pending in batch:
