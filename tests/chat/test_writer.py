@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support import eventually
 from videochat.accounts import service as accounts
 from videochat.chat import repository as chat_repository
 from videochat.chat.frames import message_frame
@@ -136,6 +137,55 @@ async def test_two_instances_writing_the_same_rooms_publish_in_id_order(
     for room_id, ids in published.ids_by_room().items():
         assert ids == sorted(ids), f"room {room_id} was broadcast out of id order"
         assert len(ids) == 200
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_batch_draws_its_ids_only_once_its_rooms_are_locked(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Another instance holds the room (its batch stored, not yet published): this
+    instance's batch waits for the lock before its INSERT draws any id, so its message
+    comes after the other one's, whatever the order the two were sent in."""
+    (room_id,), author = await _rooms_and_author(engine, settings, 1)
+    writer = MessageWriter(engine, Published(), message_frame, cluster=True)
+    async with engine.connect() as other:
+        await other.execution_options(isolation_level="AUTOCOMMIT")
+        await other.execute(
+            text("SELECT pg_advisory_lock(hashtextextended('videochat:room:' || :room, 0))"),
+            {"room": room_id},
+        )
+        try:
+            waiting = asyncio.create_task(
+                writer.post(room_id=room_id, user_id=author, username="this", content="first")
+            )
+
+            async def blocked_on_the_lock() -> bool:
+                found = await other.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND wait_event = 'advisory' AND datname = current_database()"
+                    )
+                )
+                return bool(found.scalar())
+
+            await eventually(blocked_on_the_lock, message="the batch never waited for the lock")
+            # The other instance's message, stored while it holds the room.
+            inserted = await other.execute(
+                text(
+                    "INSERT INTO messages (room_id, user_id, username, content, created_at) "
+                    "VALUES (:room, :user, 'other', 'second', now()) RETURNING id"
+                ),
+                {"room": room_id, "user": author},
+            )
+            other_id = inserted.scalar_one()
+            assert not waiting.done()
+        finally:
+            await other.execute(text("SELECT pg_advisory_unlock_all()"))
+    try:
+        mine = await asyncio.wait_for(waiting, 10)
+    finally:
+        await writer.stop()
+    assert mine.id > other_id
 
 
 async def test_batches_keep_one_connection_and_read_back_as_stored(

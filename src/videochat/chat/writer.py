@@ -64,14 +64,14 @@ Publish = Callable[[Sequence[tuple[str, dict[str, Any]]]], Awaitable[None]]
 FrameOf = Callable[["NewMessage"], dict[str, Any]]
 
 # Locks in one global order (by lock key), so two instances' batches never deadlock.
-# Sent on the driver's own connection (asyncpg, a prepared statement it caches): through
-# SQLAlchemy the lock and the unlock cost ~290 µs of CPU per batch, directly ~120 µs,
-# and a batch of two instances' is a few messages.
 _LOCK_ROOMS = (
     "SELECT pg_advisory_lock(key) FROM "
     "(SELECT DISTINCT hashtextextended('videochat:room:' || room, 0) AS key "
     "FROM unnest($1::text[]) AS room ORDER BY key) AS keys"
 )
+# Sent on the driver's own connection (asyncpg, a prepared statement it caches): through
+# SQLAlchemy the lock and the unlock cost ~290 µs of CPU per batch, directly ~120 µs,
+# and a batch of two instances' is a few messages.
 _UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
 # Ids come back in the rows' order (SQLAlchemy's "insertmanyvalues" with sorting).
 _INSERT = insert(Message).returning(Message.id, sort_by_parameter_order=True)
@@ -85,11 +85,19 @@ _SQLITE_INSERT = (
 # connection (a prepared statement it caches): no SQLAlchemy statement to compile and no
 # result to wrap. The rows go in the arrays' order, one nextval each, so their ids
 # ascend in that order: the sorted ids are the rows' ids.
-_PG_INSERT = (
+_PG_BATCH = (
     f"INSERT INTO {Message.__tablename__} ({', '.join(_COLUMNS)}) "
     "SELECT room, author, name, body, at FROM unnest("
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]"
-    ") WITH ORDINALITY AS batch(room, author, name, body, at, n) ORDER BY n RETURNING id"
+    ") WITH ORDINALITY AS batch(room, author, name, body, at, n)"
+)
+_PG_INSERT = f"{_PG_BATCH} ORDER BY n RETURNING id"
+# Several instances: the same INSERT, which first takes the batch's rooms' locks (the
+# rooms are the first array). The filter on the locks' count is evaluated before any row
+# passes, so every lock is held before the first id is drawn; one round trip, not two.
+_PG_LOCK_AND_INSERT = (
+    f"WITH locks AS MATERIALIZED ({_LOCK_ROOMS}) "
+    f"{_PG_BATCH} WHERE (SELECT count(*) FROM locks) > 0 ORDER BY n RETURNING id"
 )
 # What a statement that ran and failed raises (a bad row, say), through SQLAlchemy or
 # straight from asyncpg (_PG_INSERT); a lost connection is is_database_outage's.
@@ -257,10 +265,8 @@ class MessageWriter:
             async with self._connection() as connection:
                 if self._cluster:
                     driver = await _driver(connection)
-                    rooms = sorted({str(row["room_id"]) for row in rows})
-                    await driver.execute(_LOCK_ROOMS, rooms)
                     try:
-                        messages = await self._commit(rows, connection)
+                        messages = await self._commit(rows, connection, _PG_LOCK_AND_INSERT)
                         await self._broadcast(messages)
                     finally:
                         try:
@@ -355,7 +361,7 @@ class MessageWriter:
             await connection.close()
 
     async def _commit(
-        self, rows: list[dict[str, Any]], connection: AsyncConnection
+        self, rows: list[dict[str, Any]], connection: AsyncConnection, pg_insert: str = _PG_INSERT
     ) -> list[NewMessage]:
         """Insert the batch in one statement (and commit); the stored messages, in batch order.
 
@@ -365,7 +371,7 @@ class MessageWriter:
         """
         if self._postgres:
             columns = [[row[column] for row in rows] for column in _COLUMNS]
-            records = await (await _driver(connection)).fetch(_PG_INSERT, *columns)
+            records = await (await _driver(connection)).fetch(pg_insert, *columns)
             return _messages(sorted(record[0] for record in records), rows)
         result = await connection.execute(_INSERT, rows)
         ids = result.scalars().all()
