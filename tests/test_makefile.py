@@ -35,6 +35,9 @@ def _env(venv: Path, data_dir: Path) -> dict[str, str]:
         VIDEOCHAT_DATA_DIR=str(data_dir),
         VIDEOCHAT_ENVIRONMENT="development",
         VIDEOCHAT_LOG_LEVEL="WARNING",
+        # As on this project's CI machines: Python itself writes no bytecode, so what is
+        # not compiled at install is compiled again by every process.
+        PYTHONDONTWRITEBYTECODE="1",
     )
     return env
 
@@ -77,6 +80,9 @@ def test_make_run_creates_the_environment_and_keeps_the_test_tools(tmp_path: Pat
     # A fresh machine: no environment, no database.
     _make_run_serves(env, tmp_path / "first.log")
     assert (tmp_path / "data").is_dir()
+    # The packages came with their bytecode (uv's compile-bytecode).
+    compiled = list(venv.glob("lib/python3*/site-packages/fastapi/__pycache__/__init__.*.pyc"))
+    assert compiled, "make run installed the packages without their bytecode"
     # What `make test` does next (dev tools in), then `make run` again.
     subprocess.run([uv, "sync", "--frozen", "-q"], cwd=ROOT, env=env, check=True)
     tools = ("pytest", "playwright")
