@@ -27,6 +27,11 @@ test: test-deps ## install what the tests need, then run them all
 coverage: test-deps ## make test with a coverage report
 	$(UV) run pytest $(XDIST) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
+# The project's own bytecode too (uv compiles the installed packages: pyproject's
+# [tool.uv]); where PYTHONDONTWRITEBYTECODE is set, nothing else would write it, and every
+# process would compile these files again.
+COMPILE = $(UV) run --frozen --no-sync python -m compileall -q
+
 # The quick loop while working: no browser, no two-instance and no slow (> ~5 s) tests.
 # The quick subset: SQLite only (`make test` runs every storage test on PostgreSQL too).
 FAST = not browser and not cluster and not slow and not postgres
@@ -36,11 +41,6 @@ test-fast: ## the quick subset (under 2 minutes): no browser, cluster, slow or P
 	$(UV) sync --frozen
 	@$(COMPILE) src tests
 	$(UV) run pytest -q $(XDIST) -m "$(FAST)" $(PYTEST_ARGS)
-
-# The project's own bytecode too (uv compiles the installed packages: pyproject's
-# [tool.uv]); where PYTHONDONTWRITEBYTECODE is set, nothing else would write it, and every
-# process would compile these files again.
-COMPILE = $(UV) run --frozen --no-sync python -m compileall -q
 
 # --inexact: add what the server needs, never remove what `make test` installed.
 deps:

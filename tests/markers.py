@@ -75,8 +75,8 @@ def mark_by_kind(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-# The modules that take longest, each start to end in one worker (the browser views ~170 s,
-# the calls ~115 s, the soak ~85 s).
+# The modules that take longest, each start to end in one worker (the browser views ~160 s,
+# the calls ~90 s, the soak ~80 s).
 LONGEST_MODULES = ("web/test_web_calls.py", "web/test_web_client.py", "test_soak.py")
 
 

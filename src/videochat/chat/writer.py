@@ -263,10 +263,12 @@ class MessageWriter:
             await self._broadcast(messages)
         else:
             async with self._connection() as connection:
-                if self._cluster:
+                if not self._postgres:
+                    messages = await self._commit(rows, connection)
+                elif self._cluster:
                     driver = await _driver(connection)
                     try:
-                        messages = await self._commit(rows, connection, _PG_LOCK_AND_INSERT)
+                        messages = await _insert_pg(driver, _PG_LOCK_AND_INSERT, rows)
                         await self._broadcast(messages)
                     finally:
                         try:
@@ -277,7 +279,7 @@ class MessageWriter:
                             # its session's locks.
                             await self._drop(connection)
                 else:
-                    messages = await self._commit(rows, connection)
+                    messages = await _insert_pg(await _driver(connection), _PG_INSERT, rows)
             if not self._cluster:
                 await self._broadcast(messages)
         metrics.CHAT_MESSAGES.inc(len(messages))
@@ -361,18 +363,14 @@ class MessageWriter:
             await connection.close()
 
     async def _commit(
-        self, rows: list[dict[str, Any]], connection: AsyncConnection, pg_insert: str = _PG_INSERT
+        self, rows: list[dict[str, Any]], connection: AsyncConnection
     ) -> list[NewMessage]:
-        """Insert the batch in one statement (and commit); the stored messages, in batch order.
+        """Insert the batch in one statement and commit (an in-memory SQLite database);
+        the stored messages, in batch order.
 
         A Core INSERT ... RETURNING rather than the ORM's unit of work, which cost more
-        CPU per message than everything else on the way to the sockets; on PostgreSQL
-        not even that (_PG_INSERT).
+        CPU per message than everything else on the way to the sockets.
         """
-        if self._postgres:
-            columns = [[row[column] for row in rows] for column in _COLUMNS]
-            records = await (await _driver(connection)).fetch(pg_insert, *columns)
-            return _messages(sorted(record[0] for record in records), rows)
         result = await connection.execute(_INSERT, rows)
         ids = result.scalars().all()
         await connection.commit()
@@ -381,6 +379,14 @@ class MessageWriter:
     async def _broadcast(self, messages: list[NewMessage]) -> None:
         in_order = sorted(messages, key=lambda message: message.id)
         await self._publish([(message.room_id, self._frame_of(message)) for message in in_order])
+
+
+async def _insert_pg(driver: Any, statement: str, rows: list[dict[str, Any]]) -> list[NewMessage]:
+    """Run _PG_INSERT or _PG_LOCK_AND_INSERT on asyncpg's connection: the stored
+    messages, in batch order (autocommit: the statement commits by itself)."""
+    columns = [[row[column] for row in rows] for column in _COLUMNS]
+    records = await driver.fetch(statement, *columns)
+    return _messages(sorted(record[0] for record in records), rows)
 
 
 async def _driver(connection: AsyncConnection) -> Any:

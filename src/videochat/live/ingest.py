@@ -6,8 +6,8 @@ fails or closes, or when no media arrived for ``publisher_timeout_seconds``; end
 always closes the playlist and keeps the broadcast as a video in the room's library.
 
 aiortc (with ``dtls``, built on it) is imported when the first stream starts, not with
-the app: ~0.2 s of CPU and tens of MB in every process that never ingests (workers, CLI
-commands, most servers).
+the app: ~0.13 s of CPU in every process that never ingests (workers, CLI commands,
+most servers).
 """
 
 from __future__ import annotations
