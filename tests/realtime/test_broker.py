@@ -117,6 +117,47 @@ async def test_a_failing_handler_does_not_stop_redis_delivery() -> None:
     await broker.stop()
 
 
+async def test_a_batch_cancelled_while_it_reads_its_replies_leaves_none_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """publish_many sends a batch's commands at once and reads their replies itself: cut
+    off half-way, the unread replies must not stay on a pooled connection, where they
+    would answer the next command (PING would read a PUBLISH's count)."""
+    services.redis_available()
+    broker = RedisBroker(services.REDIS_URL)
+    await broker.start()
+    topic = f"t-{uuid.uuid4()}"
+    received: list[str] = []
+    await broker.subscribe(topic, received.append)
+    pool = broker._client.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    read = connection.read_response
+    paused = asyncio.Event()
+
+    async def second_reply_never_comes(*args: Any, **kwargs: Any) -> Any:
+        if paused.is_set():
+            await asyncio.Event().wait()
+        paused.set()
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "read_response", second_reply_never_comes)
+    await pool.release(connection)
+    try:
+        batch = asyncio.create_task(broker.publish_many([(topic, "a"), (topic, "b")]))
+        await asyncio.wait_for(paused.wait(), 5)
+        await asyncio.sleep(0.05)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        monkeypatch.undo()
+        assert await broker._client.ping() is True
+        await broker.publish_many([(topic, "c"), (topic, "d")])
+        await _wait_for(received, 4)
+        assert received == ["a", "b", "c", "d"]
+    finally:
+        await broker.stop()
+
+
 class _FakeConnection:
     """Just the fields presence reads from a socket."""
 

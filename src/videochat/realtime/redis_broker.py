@@ -84,12 +84,24 @@ class RedisBroker(Broker):
             raise SubscriptionLost("published, but this instance is not subscribed right now")
 
     async def publish_many(self, items: Sequence[tuple[str, Payload]]) -> None:
-        # One round trip for a whole batch; a pipeline keeps the order on one connection.
+        # One round trip for a whole batch, in order on one connection: the commands
+        # packed and sent at once, then their replies read. Not a pipeline object: that
+        # cost ~45 µs more CPU a batch (a micro-benchmark: 166 against 121 µs for one
+        # command, 101 against 75 for two), and batches between instances are small.
+        pool = self._client.connection_pool
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for topic, payload in items:
-                    pipe.publish(topic, str(payload))
-                await pipe.execute()
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                commands = [("PUBLISH", topic, str(payload)) for topic, payload in items]
+                await connection.send_packed_command(connection.pack_commands(commands))
+                for _ in commands:
+                    await connection.read_response()
+            except BaseException:
+                # Replies left unread would answer the next command: start afresh.
+                await connection.disconnect()
+                raise
+            finally:
+                await pool.release(connection)
         except Exception:
             self._connection_lost()
             raise
@@ -173,7 +185,10 @@ class RedisBroker(Broker):
                 await self._wake.wait()
                 continue
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                # Blocking (no timeout): a read with a timeout costs ~12 µs of CPU a
+                # message in redis-py, a blocking one ~7 (a micro-benchmark of 50,000).
+                # A loss still ends the read (the connection's error), and stop() cancels.
+                message = await self._pubsub.get_message(timeout=None)
             except asyncio.CancelledError:
                 raise
             except Exception:
