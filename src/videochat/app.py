@@ -27,7 +27,7 @@ from videochat.observability.logging import configure_logging
 from videochat.observability.middleware import RequestContextMiddleware
 from videochat.realtime.gateway import Gateway
 from videochat.realtime.routing import FrameRouter
-from videochat.rooms.admission import admit
+from videochat.rooms.admission import admit, confirm
 from videochat.rooms.endpoints import router as rooms_router
 from videochat.rooms.lobby.endpoints import router as lobby_router
 from videochat.rooms.moderation.endpoints import router as moderation_router
@@ -51,7 +51,7 @@ def _create_gateway() -> Gateway:
     frames = FrameRouter()
     frames.include_router(chat_socket.router)
     frames.include_router(calls_socket.router)
-    return Gateway(admit=admit, replay=chat_socket.replay, handlers=frames)
+    return Gateway(admit=admit, confirm=confirm, replay=chat_socket.replay, handlers=frames)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -24,6 +24,8 @@ from tests.support import (
 )
 from videochat.db.models import RoomInvite
 from videochat.kit.clock import utcnow
+from videochat.realtime.hub import Hub
+from videochat.rooms import service as rooms_service
 
 _room_with = partial(room_with_people, name="Moderated")
 
@@ -86,6 +88,63 @@ async def test_kick_closes_the_socket_and_removes_membership(
                     await m.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
     assert member["id"] not in (await client.get(f"/rooms/{room['id']}")).json()["users"]
+
+
+@pytest.mark.parametrize(
+    ("action", "moment"),
+    [("ban", "before_joining"), ("ban", "before_the_hub"), ("kick", "before_the_hub")],
+)
+async def test_a_ban_or_kick_landing_while_the_socket_opens_still_closes_it(
+    client: httpx.AsyncClient,
+    server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    moment: str,
+) -> None:
+    """The handshake checks bans before the socket joins the hub: a ban committed in
+    between found no socket to close, and the banned person stayed in the call (a
+    browser scenario caught it on a loaded machine). Here the ban lands exactly there:
+    after the ban check and before a newcomer to the public room is made a member, or
+    after admission and before the socket is in the hub."""
+    room, (owner,) = await _room_with(client, "owner")
+    newcomer = await create_guest(client, "newcomer")
+    if action == "kick":  # only a member can be kicked
+        joined = await client.post(
+            f"/rooms/{room['id']}/join", headers=auth(newcomer["access_token"])
+        )
+        assert joined.status_code == 200
+    paused, banned = asyncio.Event(), asyncio.Event()
+
+    def pause_before(original: Any) -> Any:
+        async def paused_until_the_ban(*args: Any, **kwargs: Any) -> Any:
+            paused.set()
+            await banned.wait()
+            return await original(*args, **kwargs)
+
+        return paused_until_the_ban
+
+    if moment == "before_joining":
+        join = rooms_service.ensure_member_for_socket
+        monkeypatch.setattr(rooms_service, "ensure_member_for_socket", pause_before(join))
+    else:
+        monkeypatch.setattr(Hub, "register", pause_before(Hub.register))
+    path = ws_path(room["id"], newcomer["id"], newcomer["access_token"])
+    opening = asyncio.create_task(connect_ws(server, path).__aenter__())
+    await asyncio.wait_for(paused.wait(), 5)
+    assert (await _act(client, owner, room, newcomer, action)).status_code == 200
+    banned.set()
+    socket = await asyncio.wait_for(opening, 5)
+    try:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(5):
+                while True:
+                    await socket.recv()
+    finally:
+        await socket.close()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    assert closed.value.rcvd.reason == f"{'kicked' if action == 'kick' else 'banned'} from the room"
+    # Not a member either (admission may have added them after the ban removed nobody).
+    assert newcomer["id"] not in (await client.get(f"/rooms/{room['id']}")).json()["users"]
 
 
 async def test_ban_keeps_someone_out_until_unbanned(

@@ -24,7 +24,15 @@ from videochat.observability import metrics
 from videochat.realtime import close_codes, frames, lifecycle
 from videochat.realtime.budget import FrameBudget
 from videochat.realtime.connection import Connection
-from videochat.realtime.handshake import Admit, Admitted, Refused, Replay, Screened, screen
+from videochat.realtime.handshake import (
+    Admit,
+    Admitted,
+    Confirm,
+    Refused,
+    Replay,
+    Screened,
+    screen,
+)
 from videochat.realtime.hub import Hub, dumps
 from videochat.realtime.routing import FrameContext, FrameRouter, UnknownFrame
 from videochat.security.ratelimit import client_ip
@@ -106,8 +114,10 @@ async def _announce_leave(hub: Hub, connection: Connection) -> None:
 
 
 class Gateway:
-    def __init__(self, *, admit: Admit, replay: Replay, handlers: FrameRouter) -> None:
-        self._admit, self._replay = admit, replay
+    def __init__(
+        self, *, admit: Admit, confirm: Confirm, replay: Replay, handlers: FrameRouter
+    ) -> None:
+        self._admit, self._confirm, self._replay = admit, confirm, replay
         self._frames = FrameRouter()
         self._frames.include_router(transport)
         self._frames.include_router(handlers)
@@ -179,6 +189,10 @@ class Gateway:
         # skips those the replay already covered, so nothing is lost or repeated.
         await hub.register(connection)
         try:
+            closing = await self._confirm(context, room_id, connection.user_id)
+            if closing is not None:
+                await connection.close_and_wait(*closing)
+                return
             if since is not None:
                 await self._replay(context, connection, since)
             connection.start_writer()

@@ -43,6 +43,9 @@ class Refused(Exception):
 
 # Checks who connects to which room (raises Refused) and makes them a member if needed.
 Admit = Callable[[AppContext, WebSocket, str, str], Awaitable[Admitted]]
+# Once the socket is in the hub: why it must close after all, as (close code, reason),
+# or None. Admission read the room before the socket could be found by a ban's close.
+Confirm = Callable[[AppContext, str, str], Awaitable[tuple[int, str] | None]]
 # Sends a reconnecting socket what it missed since a message id, before live frames.
 Replay = Callable[[AppContext, Connection, int], Awaitable[None]]
 

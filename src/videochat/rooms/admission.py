@@ -19,6 +19,7 @@ from videochat.realtime.handshake import Admitted, Refused
 from videochat.rooms import policy
 from videochat.rooms import repository as rooms_repository
 from videochat.rooms import service as rooms
+from videochat.rooms.moderation.service import KICKED
 from videochat.security.identity import bearer_token
 from videochat.security.tickets import read_socket_ticket, spend_socket_ticket
 from videochat.security.tokens import TokenClaims, decode_token
@@ -81,6 +82,16 @@ async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id
             expires_at=expires_at,
             recording=await _running_recording(context, session, room_id),
         )
+
+
+async def confirm(context: AppContext, room_id: str, user_id: str) -> tuple[int, str] | None:
+    """Once the socket is in the hub: closed after all if a ban or kick landed since
+    ``admit`` read the room. Its close went out before there was a socket to find (a
+    browser scenario on a loaded machine stayed in the call, banned); any later one finds
+    the socket. One read a socket, from the database: the cache may not know yet."""
+    async with context.sessionmaker() as session:
+        why = await rooms.why_not_admitted_now(session, room_id=room_id, user_id=user_id)
+    return None if why is None else (KICKED, f"{why} from the room")
 
 
 async def _running_recording(

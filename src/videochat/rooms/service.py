@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository as users_repository
-from videochat.db.models import Room, RoomKick, RoomMember, RoomRole, User
+from videochat.db.models import Room, RoomBan, RoomKick, RoomMember, RoomRole, User
 from videochat.db.unit_of_work import commit, rollback
 from videochat.exceptions import Forbidden, NotFound
 from videochat.kit.clock import utcnow
@@ -170,6 +170,27 @@ async def require_room_for_one_more(
         return  # joined meanwhile (another tab): the insert finds the duplicate
     if await repository.count_members(session, room_id) >= capacity:
         raise Forbidden(f"This room is full ({capacity} members)")
+
+
+async def why_not_admitted_now(session: AsyncSession, *, room_id: str, user_id: str) -> str | None:
+    """Whether the user is still a member of the room and not banned, read from the
+    database (not the cache): None, or why not ("banned", "kicked"). A ban also removes
+    the membership the user's socket admission may have added after it. Commits itself,
+    like ``ensure_member_for_socket``."""
+    banned = exists().where(RoomBan.room_id == room_id, RoomBan.user_id == user_id)
+    member = exists().where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
+    is_banned, is_member = (await session.execute(select(banned, member))).one()
+    if is_banned:
+        if is_member:
+            await session.execute(
+                delete(RoomMember).where(
+                    RoomMember.room_id == room_id, RoomMember.user_id == user_id
+                )
+            )
+            repository.forget_room_after_commit(session, room_id)
+            await commit(session)
+        return "banned"
+    return None if is_member else "kicked"
 
 
 async def ensure_member_for_socket(
