@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sqlalchemy import update
+from sqlalchemy import event, update
 
+from tests import services
 from tests.support import (
     LiveServer,
     auth,
@@ -20,8 +22,10 @@ from tests.support import (
     create_guest,
     receive_until,
     room_with_people,
+    run_server,
     ws_path,
 )
+from videochat.config import Settings
 from videochat.db.models import RoomInvite
 from videochat.kit.clock import utcnow
 from videochat.realtime.hub import Hub
@@ -94,18 +98,38 @@ async def test_kick_closes_the_socket_and_removes_membership(
     ("action", "moment"),
     [("ban", "before_joining"), ("ban", "before_the_hub"), ("kick", "before_the_hub")],
 )
+@pytest.mark.parametrize("broker", ["memory", "redis"])
 async def test_a_ban_or_kick_landing_while_the_socket_opens_still_closes_it(
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+    moment: str,
+    broker: str,
+) -> None:
+    """The handshake checks bans before the socket joins the hub: a ban committed in
+    between found no socket to close, and the banned person stayed in the call (a
+    browser scenario caught it on a loaded machine). Here the ban lands exactly there:
+    after the ban check and before a newcomer to the public room is made a member, or
+    after admission and before the socket is in the hub. On one instance (the in-process
+    broker) and on an instance of several (Redis), where the check always reads."""
+    redis: dict[str, Any] = {}
+    if broker == "redis":
+        services.redis_available()
+        redis = {"url": services.REDIS_URL}
+    async with (
+        run_server(make_settings(redis=redis)) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=15) as client,
+    ):
+        await _ban_or_kick_while_the_socket_opens(client, server, monkeypatch, action, moment)
+
+
+async def _ban_or_kick_while_the_socket_opens(
     client: httpx.AsyncClient,
     server: LiveServer,
     monkeypatch: pytest.MonkeyPatch,
     action: str,
     moment: str,
 ) -> None:
-    """The handshake checks bans before the socket joins the hub: a ban committed in
-    between found no socket to close, and the banned person stayed in the call (a
-    browser scenario caught it on a loaded machine). Here the ban lands exactly there:
-    after the ban check and before a newcomer to the public room is made a member, or
-    after admission and before the socket is in the hub."""
     room, (owner,) = await _room_with(client, "owner")
     newcomer = await create_guest(client, "newcomer")
     if action == "kick":  # only a member can be kicked
@@ -145,6 +169,30 @@ async def test_a_ban_or_kick_landing_while_the_socket_opens_still_closes_it(
     assert closed.value.rcvd.reason == f"{'kicked' if action == 'kick' else 'banned'} from the room"
     # Not a member either (admission may have added them after the ban removed nobody).
     assert newcomer["id"] not in (await client.get(f"/rooms/{room['id']}")).json()["users"]
+
+
+async def test_a_members_reconnect_reads_nothing_from_the_database_on_one_instance(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    """The check above costs a read only when a kick or ban may have landed: a member's
+    reconnect to a room whose view is cached runs no SQL statement at all."""
+    room, (_, member) = await _room_with(client, "owner", "member")
+    path = ws_path(room["id"], member["id"], member["access_token"])
+    async with connect_ws(server, path) as first:  # the room's view is cached from here
+        await receive_until(first, "welcome")
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = server.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with connect_ws(server, path) as again:
+            await receive_until(again, "welcome")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements == []
 
 
 async def test_ban_keeps_someone_out_until_unbanned(

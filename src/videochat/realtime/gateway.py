@@ -189,7 +189,7 @@ class Gateway:
         # skips those the replay already covered, so nothing is lost or repeated.
         await hub.register(connection)
         try:
-            closing = await self._confirm(context, room_id, connection.user_id)
+            closing = await self._confirm(context, room_id, connection.user_id, admitted)
             if closing is not None:
                 await connection.close_and_wait(*closing)
                 return

@@ -26,6 +26,10 @@ class Admitted:
     expires_at: datetime | None = None
     # The call's running recording (its ``recording`` frame), for the welcome.
     recording: dict[str, Any] | None = None
+    # Hub.removals_published before admission read the room, and whether admission made
+    # the user a member: whether a kick or ban may have landed since (Confirm).
+    removals_seen: int = 0
+    joined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ class Refused(Exception):
 Admit = Callable[[AppContext, WebSocket, str, str], Awaitable[Admitted]]
 # Once the socket is in the hub: why it must close after all, as (close code, reason),
 # or None. Admission read the room before the socket could be found by a ban's close.
-Confirm = Callable[[AppContext, str, str], Awaitable[tuple[int, str] | None]]
+Confirm = Callable[[AppContext, str, str, Admitted], Awaitable[tuple[int, str] | None]]
 # Sends a reconnecting socket what it missed since a message id, before live frames.
 Replay = Callable[[AppContext, Connection, int], Awaitable[None]]
 

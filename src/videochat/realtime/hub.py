@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from videochat.observability import metrics
-from videochat.realtime.broker import Broker
+from videochat.realtime.broker import Broker, MemoryBroker
 from videochat.realtime.close_codes import GOING_AWAY, SLOW_CONSUMER
 from videochat.realtime.connection import Connection
 from videochat.realtime.presence import MemoryPresence, Presence
@@ -139,6 +139,9 @@ class Hub:
         self.call_mode: CallMode | None = None
         # True from a lost broker connection until its catch-up ran.
         self._cut_off = False
+        # Kicks and bans published here so far (any room), counted as they are published:
+        # rooms.admission.confirm's test for "none landed while a socket was admitted".
+        self.removals_published = 0
         self._catch_up_wanted = False
         self._catching_up: asyncio.Task[None] | None = None
         # The last message id delivered per room here: where a socket that opens while
@@ -151,6 +154,12 @@ class Hub:
         # Sockets per client address (from their handshake to their end), kept as they
         # come and go: counting them by walking every connection was O(connections).
         self._per_ip: Counter[str] = Counter()
+
+    @property
+    def only_instance(self) -> bool:
+        """True when no other instance shares the rooms (the in-process broker): every
+        kick and ban then goes through this hub's ``publish``."""
+        return isinstance(self.broker, MemoryBroker)
 
     def all_connections(self) -> list[Connection]:
         """Every local socket, in every room."""
@@ -278,6 +287,8 @@ class Hub:
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
         "muted": bool}`` updates their sockets' muted flag.
         """
+        if control is not None and control.get("disconnect"):
+            self.removals_published += 1
         payload = _envelope(
             frame,
             to_user=to_user,
