@@ -96,10 +96,15 @@ async def test_kick_closes_the_socket_and_removes_membership(
 
 @pytest.mark.parametrize(
     ("action", "moment"),
-    [("ban", "before_joining"), ("ban", "before_the_hub"), ("kick", "before_the_hub")],
+    [
+        ("ban", "before_joining"),
+        ("ban", "before_the_hub"),
+        ("kick", "before_the_hub"),
+        ("mute", "before_the_hub"),
+    ],
 )
 @pytest.mark.parametrize("broker", ["memory", "redis"])
-async def test_a_ban_or_kick_landing_while_the_socket_opens_still_closes_it(
+async def test_a_ban_kick_or_mute_landing_while_the_socket_opens_still_applies(
     make_settings: Callable[..., Settings],
     monkeypatch: pytest.MonkeyPatch,
     action: str,
@@ -108,7 +113,8 @@ async def test_a_ban_or_kick_landing_while_the_socket_opens_still_closes_it(
 ) -> None:
     """The handshake checks bans before the socket joins the hub: a ban committed in
     between found no socket to close, and the banned person stayed in the call (a
-    browser scenario caught it on a loaded machine). Here the ban lands exactly there:
+    browser scenario caught it on a loaded machine); a mute found no socket to mute.
+    Here the ban lands exactly there:
     after the ban check and before a newcomer to the public room is made a member, or
     after admission and before the socket is in the hub. On one instance (the in-process
     broker) and on an instance of several (Redis), where the check always reads."""
@@ -132,7 +138,7 @@ async def _ban_or_kick_while_the_socket_opens(
 ) -> None:
     room, (owner,) = await _room_with(client, "owner")
     newcomer = await create_guest(client, "newcomer")
-    if action == "kick":  # only a member can be kicked
+    if action in ("kick", "mute"):  # only a member can be kicked or muted
         joined = await client.post(
             f"/rooms/{room['id']}/join", headers=auth(newcomer["access_token"])
         )
@@ -158,6 +164,13 @@ async def _ban_or_kick_while_the_socket_opens(
     assert (await _act(client, owner, room, newcomer, action)).status_code == 200
     banned.set()
     socket = await asyncio.wait_for(opening, 5)
+    if action == "mute":
+        async with socket:
+            await socket.send(json.dumps({"content": "let me speak"}))
+            assert (await receive_until(socket, "error"))["code"] == "muted"
+        history = (await client.get(f"/rooms/{room['id']}/messages")).json()
+        assert history == []
+        return
     try:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             async with asyncio.timeout(5):

@@ -189,10 +189,12 @@ class Gateway:
         # skips those the replay already covered, so nothing is lost or repeated.
         await hub.register(connection)
         try:
-            closing = await self._confirm(context, room_id, connection.user_id, admitted)
-            if closing is not None:
-                await connection.close_and_wait(*closing)
+            rechecked = await self._confirm(context, room_id, connection.user_id, admitted)
+            if rechecked.close is not None:
+                await connection.close_and_wait(*rechecked.close)
                 return
+            if rechecked.muted is not None:
+                connection.muted = rechecked.muted
             if since is not None:
                 await self._replay(context, connection, since)
             connection.start_writer()

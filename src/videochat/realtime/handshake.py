@@ -26,10 +26,19 @@ class Admitted:
     expires_at: datetime | None = None
     # The call's running recording (its ``recording`` frame), for the welcome.
     recording: dict[str, Any] | None = None
-    # Hub.removals_published before admission read the room, and whether admission made
-    # the user a member: whether a kick or ban may have landed since (Confirm).
-    removals_seen: int = 0
+    # Hub.moderation_published before admission read the room, and whether admission
+    # made the user a member: whether a kick, ban or mute may have landed since (Confirm).
+    moderation_seen: int = 0
     joined: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rechecked:
+    """Confirm's answer: close the socket after all (code, reason), or its muted flag as
+    it is now (None: as admitted)."""
+
+    close: tuple[int, str] | None = None
+    muted: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +56,9 @@ class Refused(Exception):
 
 # Checks who connects to which room (raises Refused) and makes them a member if needed.
 Admit = Callable[[AppContext, WebSocket, str, str], Awaitable[Admitted]]
-# Once the socket is in the hub: why it must close after all, as (close code, reason),
-# or None. Admission read the room before the socket could be found by a ban's close.
-Confirm = Callable[[AppContext, str, str, Admitted], Awaitable[tuple[int, str] | None]]
+# Once the socket is in the hub: admission again, for what landed while it ran (a kick,
+# ban or mute published before the socket was there to be closed or muted).
+Confirm = Callable[[AppContext, str, str, Admitted], Awaitable[Rechecked]]
 # Sends a reconnecting socket what it missed since a message id, before live frames.
 Replay = Callable[[AppContext, Connection, int], Awaitable[None]]
 

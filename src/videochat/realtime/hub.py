@@ -139,9 +139,9 @@ class Hub:
         self.call_mode: CallMode | None = None
         # True from a lost broker connection until its catch-up ran.
         self._cut_off = False
-        # Kicks and bans published here so far (any room), counted as they are published:
+        # Kicks, bans and mutes published here so far (any room), counted as published:
         # rooms.admission.confirm's test for "none landed while a socket was admitted".
-        self.removals_published = 0
+        self.moderation_published = 0
         self._catch_up_wanted = False
         self._catching_up: asyncio.Task[None] | None = None
         # The last message id delivered per room here: where a socket that opens while
@@ -158,7 +158,7 @@ class Hub:
     @property
     def only_instance(self) -> bool:
         """True when no other instance shares the rooms (the in-process broker): every
-        kick and ban then goes through this hub's ``publish``."""
+        kick, ban and mute then goes through this hub's ``publish``."""
         return isinstance(self.broker, MemoryBroker)
 
     def all_connections(self) -> list[Connection]:
@@ -287,8 +287,8 @@ class Hub:
         "code", "reason"}`` closes that user's sockets in the room; ``{"mute": user_id,
         "muted": bool}`` updates their sockets' muted flag.
         """
-        if control is not None and control.get("disconnect"):
-            self.removals_published += 1
+        if control is not None and (control.get("disconnect") or control.get("mute")):
+            self.moderation_published += 1
         payload = _envelope(
             frame,
             to_user=to_user,

@@ -15,7 +15,7 @@ from videochat.context import AppContext
 from videochat.db.models import CallRecording
 from videochat.exceptions import Unauthorized, VideochatError
 from videochat.realtime.frames import recording_frame
-from videochat.realtime.handshake import Admitted, Refused
+from videochat.realtime.handshake import Admitted, Rechecked, Refused
 from videochat.rooms import policy
 from videochat.rooms import repository as rooms_repository
 from videochat.rooms import service as rooms
@@ -54,7 +54,7 @@ async def _authenticate(context: AppContext, websocket: WebSocket, user_id: str)
 async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id: str) -> Admitted:
     """Check token, user and room; make the user a member of a public room."""
     settings = context.settings
-    removals_seen = context.hub.removals_published  # before the room is read (confirm)
+    moderation_seen = context.hub.moderation_published  # before the room is read (confirm)
     expires_at = None
     if settings.auth_mode is AuthMode.TOKEN:
         claims = await _authenticate(context, websocket, user_id)
@@ -83,33 +83,32 @@ async def admit(context: AppContext, websocket: WebSocket, room_id: str, user_id
             role=member.role.value,
             expires_at=expires_at,
             recording=await _running_recording(context, session, room_id),
-            removals_seen=removals_seen,
+            moderation_seen=moderation_seen,
             joined=joined,
         )
 
 
-async def confirm(
-    context: AppContext, room_id: str, user_id: str, admitted: Admitted
-) -> tuple[int, str] | None:
-    """Once the socket is in the hub: closed after all if a ban or kick landed since
-    ``admit`` read the room. Its close went out before there was a socket to find (a
-    browser scenario on a loaded machine stayed in the call, banned); any later one finds
-    the socket.
+async def confirm(context: AppContext, room_id: str, user_id: str, admitted: Admitted) -> Rechecked:
+    """Once the socket is in the hub: a kick, ban or mute that landed since ``admit``
+    read the room was published before there was a socket to close or mute (a browser
+    scenario on a loaded machine stayed in the call, banned); any later one finds it.
 
     Read from the database, as the cache may not know yet (~1.1 ms of CPU a socket on
     SQLite), unless nothing can have landed: on the only instance, a member's reconnect
-    while no kick or ban was published. A kick's or ban's cache invalidation comes
-    before its publish, so one published before admission began was seen by admission.
-    Another instance's kicks reach this hub only for rooms it is subscribed to, which a
+    while no kick, ban or mute was published. Their cache invalidation comes before
+    their publish, so one published before admission began was seen by admission.
+    Another instance's reach this hub only for rooms it is subscribed to, which a
     socket's room is only from its registration: with several instances, always read.
     """
     hub = context.hub
-    quiet = hub.removals_published == admitted.removals_seen
+    quiet = hub.moderation_published == admitted.moderation_seen
     if hub.only_instance and not admitted.joined and quiet:
-        return None
+        return Rechecked()
     async with context.sessionmaker() as session:
-        why = await rooms.why_not_admitted_now(session, room_id=room_id, user_id=user_id)
-    return None if why is None else (KICKED, f"{why} from the room")
+        out, muted = await rooms.standing_now(session, room_id=room_id, user_id=user_id)
+    if out is not None:
+        return Rechecked(close=(KICKED, f"{out} from the room"))
+    return Rechecked(muted=muted)
 
 
 async def _running_recording(

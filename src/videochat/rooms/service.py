@@ -172,14 +172,21 @@ async def require_room_for_one_more(
         raise Forbidden(f"This room is full ({capacity} members)")
 
 
-async def why_not_admitted_now(session: AsyncSession, *, room_id: str, user_id: str) -> str | None:
-    """Whether the user is still a member of the room and not banned, read from the
-    database (not the cache): None, or why not ("banned", "kicked"). A ban also removes
-    the membership the user's socket admission may have added after it. Commits itself,
-    like ``ensure_member_for_socket``."""
+async def standing_now(
+    session: AsyncSession, *, room_id: str, user_id: str
+) -> tuple[str | None, bool]:
+    """The user's standing in the room, read from the database (not the cache): why they
+    are out ("banned", "kicked", or None: still a member) and whether they are muted. A
+    ban also removes the membership the user's socket admission may have added after it.
+    Commits itself, like ``ensure_member_for_socket``."""
     banned = exists().where(RoomBan.room_id == room_id, RoomBan.user_id == user_id)
-    member = exists().where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
-    is_banned, is_member = (await session.execute(select(banned, member))).one()
+    muted = (
+        select(RoomMember.muted)
+        .where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
+        .scalar_subquery()
+    )
+    is_banned, is_muted = (await session.execute(select(banned, muted))).one()
+    is_member = is_muted is not None
     if is_banned:
         if is_member:
             await session.execute(
@@ -189,8 +196,8 @@ async def why_not_admitted_now(session: AsyncSession, *, room_id: str, user_id: 
             )
             repository.forget_room_after_commit(session, room_id)
             await commit(session)
-        return "banned"
-    return None if is_member else "kicked"
+        return "banned", False
+    return (None, bool(is_muted)) if is_member else ("kicked", False)
 
 
 async def ensure_member_for_socket(
