@@ -83,6 +83,10 @@ _ASYNCPG_OUTAGES = {
     # dropped (the chat writer's statements go to asyncpg directly; through SQLAlchemy it
     # arrives wrapped as SQLAlchemy's InterfaceError, an outage above).
     "InterfaceError",
+    # "cannot switch to state ...; another operation is in progress": a connection whose
+    # statement a restarting server cut off, reused (seen once in the chat writer during
+    # tests/test_postgres_restart.py). Raised before anything is sent: nothing stored.
+    "InternalClientError",
 }
 
 

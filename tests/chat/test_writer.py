@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -217,6 +218,39 @@ async def test_batches_keep_one_connection_and_read_back_as_stored(
     assert [(m.id, m.content, m.created_at, m.user_id) for m in history] == [
         (m.id, m.content, m.created_at, m.user_id) for m in stored
     ]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_held_connection_left_mid_statement_is_dropped_not_reported_as_a_crash(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """The writer's held connection still busy with a statement (as one cut off by a
+    restarting PostgreSQL was left: `test_postgres_restart_under_load` once saw asyncpg's
+    "another operation is in progress"): the next batch is told `unavailable` like any
+    outage, the connection is dropped, and the batch after that is stored."""
+    (room_id,), author = await _rooms_and_author(engine, settings, 1)
+    writer = MessageWriter(engine, Published(), message_frame, cluster=False)
+    try:
+        await writer.post(room_id=room_id, user_id=author, username="w", content="first")
+        held = writer._held
+        assert held is not None
+        driver = (await held.get_raw_connection()).driver_connection
+        assert driver is not None
+        busy = asyncio.create_task(driver.fetch("SELECT pg_sleep(2)"))
+        await asyncio.sleep(0.2)  # the sleep's statement is on the wire
+        with pytest.raises(ServiceUnavailable):
+            await writer.post(room_id=room_id, user_id=author, username="w", content="lost")
+        assert writer._held is None
+        busy.cancel()
+        with contextlib.suppress(BaseException):
+            await busy
+        stored = await writer.post(room_id=room_id, user_id=author, username="w", content="next")
+    finally:
+        await writer.stop()
+    async with create_sessionmaker(engine)() as session:
+        history = await chat_repository.after(session, room_id, since=0, limit=100)
+    assert [m.content for m in history] == ["first", "next"]
+    assert history[-1].id == stored.id
 
 
 async def test_under_load_a_batch_waits_its_window_for_more_messages(
