@@ -19,7 +19,7 @@ from videochat.realtime.handshake import Admitted, Rechecked, Refused
 from videochat.rooms import policy
 from videochat.rooms import repository as rooms_repository
 from videochat.rooms import service as rooms
-from videochat.rooms.moderation.service import KICKED
+from videochat.rooms.moderation.service import KICKED, removed_reason
 from videochat.security.identity import bearer_token
 from videochat.security.tickets import read_socket_ticket, spend_socket_ticket
 from videochat.security.tokens import TokenClaims, decode_token
@@ -107,7 +107,7 @@ async def confirm(context: AppContext, room_id: str, user_id: str, admitted: Adm
     async with context.sessionmaker() as session:
         out, muted = await rooms.standing_now(session, room_id=room_id, user_id=user_id)
     if out is not None:
-        return Rechecked(close=(KICKED, f"{out} from the room"))
+        return Rechecked(close=(KICKED, removed_reason(out)))
     return Rechecked(muted=muted)
 
 

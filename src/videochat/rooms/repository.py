@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -241,6 +241,13 @@ async def list_visible(
         .offset(offset)
     )
     return (await session.scalars(statement)).all()
+
+
+async def remove_member(session: AsyncSession, room_id: str, user_id: str) -> None:
+    """Delete the user's membership of the room, if any (the caller commits)."""
+    await session.execute(
+        delete(RoomMember).where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
+    )
 
 
 async def get_membership(session: AsyncSession, room_id: str, user_id: str) -> RoomMember | None:

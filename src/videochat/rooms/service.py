@@ -175,8 +175,8 @@ async def require_room_for_one_more(
 async def standing_now(
     session: AsyncSession, *, room_id: str, user_id: str
 ) -> tuple[str | None, bool]:
-    """The user's standing in the room, read from the database (not the cache): why they
-    are out ("banned", "kicked", or None: still a member) and whether they are muted. A
+    """The user's standing in the room, read from the database (not the cache): what put
+    them out ("ban", "kick", or None: still a member) and whether they are muted. A
     ban also removes the membership the user's socket admission may have added after it.
     Commits itself, like ``ensure_member_for_socket``."""
     banned = exists().where(RoomBan.room_id == room_id, RoomBan.user_id == user_id)
@@ -189,15 +189,11 @@ async def standing_now(
     is_member = is_muted is not None
     if is_banned:
         if is_member:
-            await session.execute(
-                delete(RoomMember).where(
-                    RoomMember.room_id == room_id, RoomMember.user_id == user_id
-                )
-            )
+            await repository.remove_member(session, room_id, user_id)
             repository.forget_room_after_commit(session, room_id)
             await commit(session)
-        return "banned", False
-    return (None, bool(is_muted)) if is_member else ("kicked", False)
+        return "ban", False
+    return (None, bool(is_muted)) if is_member else ("kick", False)
 
 
 async def ensure_member_for_socket(

@@ -14,7 +14,7 @@ from videochat.db.unit_of_work import after_commit
 from videochat.rooms.moderation import consequences
 from videochat.rooms.moderation import service as moderation
 from videochat.rooms.moderation.schemas import InviteCreate, InviteOut, RoleChange
-from videochat.rooms.moderation.service import KICKED, moderation_frame
+from videochat.rooms.moderation.service import KICKED, moderation_frame, removed_reason
 from videochat.rooms.schemas import JoinResult, RoomOut
 from videochat.rooms.service import to_out
 
@@ -63,7 +63,7 @@ async def _remove(
         moderation_frame(action, user_id=user_id, by=by),
         disconnect=user_id,
         code=KICKED,
-        reason=f"{'kicked' if action == 'kick' else 'banned'} from the room",
+        reason=removed_reason(action),
     )
     await consequences.apply(action, session, context, room_id, user_id)
 

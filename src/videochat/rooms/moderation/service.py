@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from videochat.accounts import repository as users_repository
@@ -18,6 +18,13 @@ from videochat.rooms.lobby.service import drop_knock
 from videochat.rooms.service import ROOM_NOT_FOUND
 
 KICKED = 4003  # close code for a socket whose user was kicked or banned
+
+
+def removed_reason(action: str) -> str:
+    """The close reason of the sockets of a user kicked (``kick``) or banned (``ban``)."""
+    return f"{'kicked' if action == 'kick' else 'banned'} from the room"
+
+
 OUTRANKED_UNDO = "a moderator cannot undo what the room's owner decided"
 
 
@@ -71,7 +78,7 @@ async def kick(session: AsyncSession, *, room_id: str, actor_id: str, target_id:
     room = await _room_for(session, room_id, actor_id)
     if policy.require_outranks(room, actor_id, target_id) is None:
         raise NotFound("That user is not a member of this room")
-    await _remove_member(session, room_id, target_id)
+    await repository.remove_member(session, room_id, target_id)
     if room.is_private:
         await session.merge(
             RoomKick(room_id=room_id, user_id=target_id, kicked_at=utcnow(), kicked_by=actor_id)
@@ -85,7 +92,7 @@ async def ban(session: AsyncSession, *, room_id: str, actor_id: str, target_id: 
     policy.require_outranks(room, actor_id, target_id)
     if await users_repository.get_user(session, target_id) is None:
         raise NotFound("User not found")
-    await _remove_member(session, room_id, target_id)
+    await repository.remove_member(session, room_id, target_id)
     await drop_knock(session, room_id, target_id)
     if not await repository.is_banned(session, room_id, target_id):
         session.add(RoomBan(room_id=room_id, user_id=target_id, banned_by=actor_id))
@@ -173,9 +180,3 @@ async def list_bans(session: AsyncSession, *, room_id: str, actor_id: str) -> li
     )
     rows = await session.scalars(select(RoomBan.user_id).where(RoomBan.room_id == room_id))
     return list(rows)
-
-
-async def _remove_member(session: AsyncSession, room_id: str, user_id: str) -> None:
-    await session.execute(
-        delete(RoomMember).where(RoomMember.room_id == room_id, RoomMember.user_id == user_id)
-    )
