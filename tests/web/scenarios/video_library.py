@@ -1,7 +1,8 @@
 """The video library as a view of its own: grid, thumbnails, large player, rename, delete.
 
 Alice (the room's owner, 1366x800) and Bob (a member, who opens the library by its
-address) share a room. Alice uploads a text file (refused: no entry is left behind), a
+address) share a room. Alice uploads a text file (refused: no entry is left behind, also
+where Bob's listing, answered before the deletion, reaches him after it), a
 real clip (Bob's grid follows it to ``ready`` with a thumbnail, and Bob plays it large
 at its own address, also after a reload) and an audio-only file (it fails in
 processing: shown failed with its reason, removable by Alice only). Alice renames the
@@ -75,6 +76,54 @@ def _status(page: Page, video_id: str, wanted: str, *, timeout: float = 30.0) ->
     return seen
 
 
+# Bob's page: a listing that holds the refused slot is kept from the page until
+# released, and a ``video_deleted`` frame is noted when the client parses it.
+HOLD_LISTINGS_JS = """() => {
+  const stale = { listed: 0, deletionSeen: false };
+  const held = new Promise((resolve) => { stale.release = resolve; });
+  const parse = JSON.parse;
+  JSON.parse = (text, ...rest) => {
+    if (typeof text === 'string' && text.includes('"video_deleted"')) stale.deletionSeen = true;
+    return parse(text, ...rest);
+  };
+  const fetch = window.fetch;
+  window.fetch = async (...args) => {
+    const response = await fetch(...args);
+    if (String(args[0]).includes('/videos?limit=') && (await response.clone().json()).length) {
+      stale.listed += 1;
+      await held;
+    }
+    return response;
+  };
+  window.staleListing = stale;
+}"""
+# Alice's page: her DELETE of the refused slot waits until released.
+HOLD_DELETES_JS = """() => {
+  const held = new Promise((resolve) => { window.releaseDeletes = resolve; });
+  const fetch = window.fetch;
+  window.fetch = async (path, init) => {
+    if (init?.method === 'DELETE' && String(path).startsWith('/videos/')) await held;
+    return fetch(path, init);
+  };
+}"""
+
+
+def _refuse_with_a_stale_listing(alice: Page, bob: Page, path: Path) -> None:
+    """Upload a file that is refused, while Bob's listing (answered with the slot still
+    there) reaches his page only after the slot's ``video_deleted`` frame: the order
+    a loaded machine produces now and then."""
+    bob.evaluate(HOLD_LISTINGS_JS)
+    alice.evaluate(HOLD_DELETES_JS)
+    _upload(alice, path, "My notes")
+    # Bob hears of the pending slot and asks for the listing, which names it.
+    harness.wait_for("Bob's listing with the slot", lambda: bob.evaluate("staleListing.listed"))
+    alice.evaluate("releaseDeletes()")
+    harness.wait_for(
+        "the deletion frame on Bob's page", lambda: bob.evaluate("staleListing.deletionSeen")
+    )
+    bob.evaluate("staleListing.release()")
+
+
 def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     alice = harness.new_page(browser, server.url, errors, **DESKTOP)
@@ -96,8 +145,9 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
 
     with tempfile.TemporaryDirectory(prefix="videochat-library-") as tmp:
         folder = Path(tmp)
-        # 1. Not a video: refused at once, and no "uploading" ghost is left behind.
-        _upload(alice, write_text(folder / "notes.txt"), "My notes")
+        # 1. Not a video: refused at once, and no "uploading" ghost is left behind, even
+        # where a listing answered before the slot's deletion arrives after it.
+        _refuse_with_a_stale_listing(alice, bob, write_text(folder / "notes.txt"))
         label = alice.get_by_test_id("video-progress-label")
         result["refused_label"] = harness.wait_for(
             "the refusal", lambda: "failed" in (label.text_content() or "") and label.text_content()

@@ -165,6 +165,7 @@ class VideoLibrary {
   #player;
   #videos = new Map(); // id -> video (as the API or the last frame described it)
   #uploading = new Map(); // id -> percent, for the uploads this page is sending
+  #deleted = new Set(); // ids removed here: no late answer or frame brings them back
   #lastUpload = null; // the id the form's progress line is about
   #editing = null; // the id whose title is being edited
   #confirming = null; // the id whose Delete asks "for everyone?"
@@ -353,8 +354,11 @@ class VideoLibrary {
     const items = Array.isArray(videos) ? videos : (videos?.items ?? []);
     // A frame may have overtaken this answer: never step a known video back.
     const rank = (video) => STATUS_ORDER.indexOf(video?.status);
+    // A listing answered before a deletion may arrive after its video_deleted frame:
+    // a deleted video never comes back (ids are never reused).
+    const listed = items.filter((video) => !this.#deleted.has(video.id));
     const fresh = new Map(
-      items.map((video) => {
+      listed.map((video) => {
         const known = this.#videos.get(video.id);
         const newer = known && rank(known) > rank(video);
         return [video.id, newer ? { ...video, status: known.status, error: known.error } : video];
@@ -370,6 +374,7 @@ class VideoLibrary {
   }
 
   #upsert(video) {
+    if (this.#deleted.has(video.id)) return;
     const known = this.#videos.get(video.id);
     if (!known) {
       // Newest first, like the listing.
@@ -383,6 +388,7 @@ class VideoLibrary {
   }
 
   #remove(videoId) {
+    this.#deleted.add(videoId);
     if (!this.#videos.delete(videoId)) return;
     this.#render();
   }
@@ -741,7 +747,7 @@ class VideoLibrary {
       this.#gone(frame.video_id, frame.by ?? null);
       return;
     }
-    if (frame.type !== 'video_status') return;
+    if (frame.type !== 'video_status' || this.#deleted.has(frame.video_id)) return;
     if (!this.#videos.has(frame.video_id)) {
       this.refresh(); // someone else's upload: fetch it whole
       return;
