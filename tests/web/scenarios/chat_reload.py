@@ -58,7 +58,11 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     alice_pressed_before = chip.get_attribute("aria-pressed")
     chip.click()
     bob_chip = harness.message(bob, MESSAGES[0][1]).get_by_test_id("message-reaction")
-    harness.wait_for("both reactions on bob's page", lambda: bob_chip.text_content() == "🎉 2")
+    # The room hears alice's reaction on both pages, in no set order between them.
+    for page, shown in (("bob's", bob_chip), ("alice's", chip)):
+        harness.wait_for(
+            f"both reactions on {page} page", lambda shown=shown: shown.text_content() == "🎉 2"
+        )
     reactions = {
         "alice_pressed_before": alice_pressed_before,
         "alice_after": (chip.text_content(), chip.get_attribute("aria-pressed")),
