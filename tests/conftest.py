@@ -67,8 +67,9 @@ def cheap_password_hashing() -> Iterator[None]:
     hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(passwords, "_hasher", hasher)
-        patch.setattr(passwords, "_DUMMY_HASH", hasher.hash("videochat-dummy-password"))
+        passwords._dummy_hash.cache_clear()  # made again, by the cheap hasher
         yield
+    passwords._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

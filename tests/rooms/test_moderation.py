@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
@@ -92,6 +93,35 @@ async def test_kick_closes_the_socket_and_removes_membership(
                     await m.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
     assert member["id"] not in (await client.get(f"/rooms/{room['id']}")).json()["users"]
+
+
+async def test_a_kicked_socket_leaves_cleanly_when_its_client_answers_the_close(
+    client: httpx.AsyncClient, server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's close of a kicked socket waits for the client's close answer, and
+    then cancelled the socket's handler, which by then had heard the answer and was
+    leaving the room: the handler ended in CancelledError, logged as an ASGI application
+    error (seen in a browser scenario's server log), and on Redis the leave's presence
+    and subscription clean-up could be cut off half-way."""
+    room, (owner, member) = await _room_with(client, "owner", "member")
+    with caplog.at_level(logging.ERROR):
+        async with (
+            connect_ws(server, ws_path(room["id"], owner["id"], owner["access_token"])) as o,
+            connect_ws(server, ws_path(room["id"], member["id"], member["access_token"])) as m,
+        ):
+            await receive_until(m, "presence")
+            assert (await _act(client, owner, room, member, "kick")).status_code == 200
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(5):
+                    while True:
+                        await m.recv()
+            # The leave's last step: the room's presence without the member.
+            while True:
+                presence = await receive_until(o, "presence")
+                if member["id"] not in {p["user_id"] for p in presence["participants"]}:
+                    break
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown name as slow as a wrong password.
-_DUMMY_HASH = _hasher.hash("videochat-dummy-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a login for an unknown name as slow as a wrong password.
+
+    Made at the first such login, not at import: a hash costs ~0.1 s of CPU, which every
+    process (the server, its workers, each CLI command) would pay at start-up.
+    """
+    return _hasher.hash("videochat-dummy-password")
 
 
 def hash_password(password: str) -> str:
@@ -18,6 +28,6 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when the password matches (constant work when there is no hash)."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False

@@ -61,7 +61,8 @@ class Connection:
     # The close code the server sent, or the client's when it left (metrics' close reason).
     close_code: int | None = None
     # The task running the socket's handler, cancelled when the server closes it so a
-    # handler blocked on receive() from a client that never reads or writes ends too.
+    # handler blocked on receive() from a client that never reads or writes ends too;
+    # None once the handler is leaving (its clean-up is never cut off).
     handler: asyncio.Task[Any] | None = None
     # Frames waiting for the socket (before the replay ends, or while it is full).
     _backlog: deque[tuple[int, PreparedFrame]] | None = field(init=False, default=None)

@@ -224,13 +224,18 @@ class Gateway:
             task.uncancel()
 
     async def _leave(self, context: AppContext, connection: Connection) -> None:
+        # Before any await: a server-side close (a kick) interrupts the handler once the
+        # client has answered its close frame, and by then the handler has heard that
+        # answer and is here. Cut off, it ended in CancelledError (an ASGI error in the
+        # log) with the presence and subscription clean-up half done.
+        connection.handler = None
         hub = context.hub
         await hub.unregister(connection)
         await connection.stop_writer()
         lifecycle.closed(connection)
         with contextlib.suppress(Exception):
-            # Shielded: a server-side close (a kick) cancels this handler once the close
-            # frame is out, which may be while it is here; the room must still be told.
+            # Shielded: a server shutting down cancels every handler; the room must
+            # still be told.
             await asyncio.shield(_announce_leave(hub, connection))
         structlog.contextvars.unbind_contextvars("room_id", "user_id")
 
