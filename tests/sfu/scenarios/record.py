@@ -100,10 +100,14 @@ def _inspect(folder: Path, tiles: int) -> dict[str, Any]:
         levels = []
         for x, y, w, h in grid(tiles) + [(640, 360, 640, 360)] * (tiles == 3):
             cx, cy = int((x + w / 2) * scale_x), int((y + h / 2) * scale_y)
+            # The publishers' stripes are 16 px (32 px once scaled into a tile): a band as
+            # wide as half the tile spans whole stripe pairs, so its mean is the shade (a
+            # 20 px square could sit inside one bright stripe: shade + 24 and more).
+            half = int(w * scale_x / 4)
             column = [
                 pixels[(cy + dy) * plane.line_size + cx + dx]
                 for dy in range(-10, 10)
-                for dx in range(-10, 10)
+                for dx in range(-half, half)
             ]
             levels.append(statistics.fmean(column))
     with av.open(str(playlist)) as container:
