@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +42,25 @@ class RecordingHub(Hub):
         self.published.append(frame)
 
 
+@pytest.fixture
+def hub() -> RecordingHub:
+    return RecordingHub()
+
+
+@pytest.fixture
+async def writer(engine: AsyncEngine, hub: RecordingHub) -> AsyncIterator[MessageWriter]:
+    writer = MessageWriter(engine, hub.publish_many, message_frame, cluster=False)
+    yield writer
+    await writer.stop()  # its held connection goes back (else the GC finds it later)
+
+
 async def test_a_muted_producer_is_refused_as_the_socket_refuses_it(
-    engine: AsyncEngine, settings: Settings
+    engine: AsyncEngine, settings: Settings, hub: RecordingHub, writer: MessageWriter
 ) -> None:
     sessionmaker = create_sessionmaker(engine)
     async with unit_of_work(sessionmaker) as session:
         author = await accounts.create_guest(session, username="bot", jwt=settings.jwt)
         room = await rooms.create(session, name="Room", is_private=False, owner=None)
-    hub = RecordingHub()
-    writer = MessageWriter(engine, hub.publish_many, message_frame, cluster=False)
     bot = Bot(room.id, author.id, "bot")
     stored = await flows.post_message(writer, sender=bot, content="hello", max_chars=100)
 
@@ -79,14 +90,12 @@ async def test_a_muted_producer_is_refused_as_the_socket_refuses_it(
 
 
 async def test_an_edit_is_announced_only_once_committed(
-    engine: AsyncEngine, settings: Settings
+    engine: AsyncEngine, settings: Settings, hub: RecordingHub, writer: MessageWriter
 ) -> None:
     sessionmaker = create_sessionmaker(engine)
     async with unit_of_work(sessionmaker) as session:
         author = await accounts.create_guest(session, username="bot", jwt=settings.jwt)
         room = await rooms.create(session, name="Room", is_private=False, owner=None)
-    hub = RecordingHub()
-    writer = MessageWriter(engine, hub.publish_many, message_frame, cluster=False)
     bot = Bot(room.id, author.id, "bot")
     stored = await flows.post_message(writer, sender=bot, content="hello", max_chars=100)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -233,9 +234,17 @@ async def test_a_deleted_slot_takes_no_bytes(
 
 
 async def test_a_video_deleted_while_transcoding_is_not_resurrected(
-    client: httpx.AsyncClient, server: LiveServer, clip: bytes, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    server: LiveServer,
+    clip: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The transcode finishes after the delete: no "ready", and its output is removed."""
+    """The transcode finishes after the delete: no "ready", and its output is removed.
+
+    The delete took the job's work folder, so publishing it failed: that is the user's
+    delete, not a processing error (it was logged as one, with a traceback, and retried).
+    """
     real = tasks.transcode_to_hls
     transcoded, release = threading.Event(), threading.Event()
 
@@ -273,6 +282,7 @@ async def test_a_video_deleted_while_transcoding_is_not_resurrected(
     assert "ready" not in statuses, frames
     assert any(f.get("type") == "video_deleted" for f in frames), frames
     assert (await client.get(f"/videos/{slot['id']}")).status_code == 404
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert (await client.get(f"/rooms/{room['id']}/videos")).json() == []
 
 

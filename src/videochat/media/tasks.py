@@ -146,8 +146,13 @@ class VideoProcessor:
             await self._finish_failed(video_id, exc.reason)
             return Outcome.DONE
         except Exception:
-            log.exception("video.processing_error", video_id=video_id, attempt=video.attempts)
             await asyncio.to_thread(self.storage.discard_output, video_id)
+            if not await self._still_processing(video_id):
+                # Deleted (or withdrawn by a ban) while it was transcoded: its files went
+                # with it, which is what broke the job. Nothing to retry, nothing wrong.
+                log.info("video.gone_while_processing", video_id=video_id)
+                return Outcome.DONE
+            log.exception("video.processing_error", video_id=video_id, attempt=video.attempts)
             if video.attempts < self.settings.job_max_attempts:
                 await self._set(video_id, VideoStatus.UPLOADED)
                 return Outcome.RETRY
@@ -227,6 +232,11 @@ class VideoProcessor:
         # Tried enough times already, each ended by a crash or a restart.
         await self._finish_failed(video_id, PROCESSING_FAILED)
         return None
+
+    async def _still_processing(self, video_id: str) -> bool:
+        async with self.sessionmaker() as session:
+            video = await repository.get(session, video_id)
+            return video is not None and video.status is VideoStatus.PROCESSING
 
     async def _set(self, video_id: str, status: VideoStatus, **values: object) -> Video | None:
         async with unit_of_work(self.sessionmaker) as session:
