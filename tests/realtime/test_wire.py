@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 
 import httpx
+import pytest
 import websockets
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -13,6 +15,8 @@ from websockets.extensions.permessage_deflate import (
 )
 
 from tests.support import LiveServer, collect, create_guest, create_room, receive_until, ws_path
+from videochat.exceptions import DATABASE_UNAVAILABLE, ServiceUnavailable
+from videochat.realtime import gateway
 from videochat.realtime.wire import MEM_LEVEL, WINDOW_BITS, PreparedFrame, variant_of
 
 
@@ -78,3 +82,32 @@ def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
     narrow_deflate = PerMessageDeflate(False, True, WINDOW_BITS, 9, terms)
     narrow = frame.encoded(variant_of(narrow_deflate), narrow_deflate)
     assert narrow is not sent
+
+
+async def test_a_handshake_answered_with_an_http_error_logs_no_error(
+    client: httpx.AsyncClient,
+    server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A socket opened while the database is away is answered 503 with a ``detail``
+    (the ASGI denial response); uvicorn's sans-I/O protocol did not count that answer as
+    the end of the handshake and logged "ASGI callable returned without completing
+    handshake" at ERROR for each one (Kludex/uvicorn#3138), so every reconnect during a
+    database restart raised an error in the log."""
+
+    async def database_away(*_: object) -> None:
+        raise ServiceUnavailable(DATABASE_UNAVAILABLE)
+
+    monkeypatch.setattr(gateway, "screen", database_away)
+    guest = await create_guest(client, "late")
+    room = await create_room(client, guest["access_token"], "Away")
+    url = server.url.replace("http", "ws", 1) + ws_path(
+        room["id"], guest["id"], guest["access_token"]
+    )
+    with caplog.at_level(logging.INFO), pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(url):
+            pass
+    assert refused.value.response.status_code == 503
+    assert json.loads(refused.value.response.body) == {"detail": DATABASE_UNAVAILABLE}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -158,6 +158,11 @@ class WireProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.accept" and self.handshake_complete:
             # The parsed handshake (two sets of headers) is not needed any more.
             del self.request, self.response
+        elif message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # An HTTP answer to the handshake (a 503 while the database is away) ends it,
+            # as a close before accept does; uvicorn does not count it and logs "returned
+            # without completing handshake" at ERROR for each one (Kludex/uvicorn#3138).
+            self.handshake_complete = True
 
 
 def uvicorn_websocket_options(settings: Settings) -> dict[str, Any]:
