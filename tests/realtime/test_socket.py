@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -27,8 +28,10 @@ from tests.support import (
     receive_until,
     ws_path,
 )
+from videochat.chat import service as chat_service
 from videochat.config import Settings
 from videochat.kit.clock import utcnow
+from videochat.rooms import service as rooms_service
 
 
 async def _setup(
@@ -454,3 +457,38 @@ async def test_a_socket_reads_on_while_its_message_is_being_stored(
             assert message["content"] == "held back"
     history = (await client.get(f"/rooms/{room['id']}/messages")).json()
     assert [m["content"] for m in history] == ["held back"]
+
+
+@pytest.mark.parametrize("step", ["second_look", "replay"])
+async def test_a_database_outage_while_a_socket_opens_asks_it_to_come_back(
+    client: httpx.AsyncClient,
+    server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    step: str,
+) -> None:
+    """Once accepted, a socket still reads the database: the second look at its standing
+    (a newcomer's) and the replay of what it missed. The database going away right then
+    ended the socket as a crash (1011, "Exception in ASGI application"); it is closed with
+    1013 (try again later) and reconnects once the database is back."""
+    room, (alice, bob) = await _setup(client, "alice", "bob")
+
+    async def database_away(*_: object, **__: object) -> None:
+        raise ConnectionRefusedError("the database is restarting")
+
+    if step == "second_look":
+        target, user, params = rooms_service, bob, {}  # bob is new to the room
+        name = "standing_now"
+    else:
+        target, user, params = chat_service, alice, {"since": 0}
+        name = "missed"
+    monkeypatch.setattr(target, name, database_away)
+    with caplog.at_level(logging.INFO):
+        async with _connect(server, room["id"], user, **params) as socket:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(5):
+                    while True:
+                        await socket.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "database unavailable")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -189,14 +189,23 @@ class Gateway:
         # skips those the replay already covered, so nothing is lost or repeated.
         await hub.register(connection)
         try:
-            rechecked = await self._confirm(context, room_id, connection.user_id, admitted)
+            try:
+                rechecked = await self._confirm(context, room_id, connection.user_id, admitted)
+                if since is not None and rechecked.close is None:
+                    await self._replay(context, connection, since)
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                # Accepted, but its second look or its replay could not be read: the
+                # client reconnects (with ?since=) once the database is back.
+                log.warning("ws.opening_unavailable", error=repr(exc)[:200])
+                await connection.close_and_wait(close_codes.TRY_AGAIN_LATER, "database unavailable")
+                return
             if rechecked.close is not None:
                 await connection.close_and_wait(*rechecked.close)
                 return
             if rechecked.muted is not None:
                 connection.muted = rechecked.muted
-            if since is not None:
-                await self._replay(context, connection, since)
             connection.start_writer()
             if not connection.v1:  # the prototype's clients expect user_joined first
                 welcome = frames.welcome_frame(
