@@ -331,6 +331,8 @@ def test_going_live_from_the_ui_is_watched_in_another_page_and_kept(
     assert result["library_title"] == "Lena's show"
     assert result["archive_played"] > 0.5
     assert result["viewer_live_items_after_stop"] == "empty"
+    # An older listing (the stream still live) arriving after the end's did not bring it back.
+    assert result["viewer_live_items_after_a_late_answer"] == 0
     # The viewer's frozen player gave way to "Stream ended" and a link to the recording.
     ended = result["viewer_ended"]
     assert "Stream ended" in ended["text"] and ended["players_left"] == 0

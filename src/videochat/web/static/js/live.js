@@ -141,6 +141,7 @@ class LivePanel {
   #watchTimer = null;
   #encoder; // the OBS settings of our streams that an encoder publishes
   #encoderStreams = new Map(); // stream id -> stream (ours, ready or live, not from this page)
+  #listings = 0; // listings asked for: only the newest one's answer is shown
   #revealed = new Set(); // stream ids whose key is shown
   #abort = new AbortController();
 
@@ -432,13 +433,16 @@ class LivePanel {
   }
 
   async refresh() {
+    const asked = ++this.#listings;
     let streams;
     try {
       streams = await request('GET', roomStreams(this.#roomId));
     } catch {
       return; // a transient failure: the next frame or action refreshes again
     }
-    if (this.#abort.signal.aborted) return;
+    // Each frame and action asks again, and answers may arrive out of order: an older
+    // one would bring back a stream that has ended since. Only the newest is shown.
+    if (this.#abort.signal.aborted || asked !== this.#listings) return;
     const live = streams.filter((stream) => stream.status === 'live');
     this.#list.replaceChildren(...live.map((stream) => this.#item(stream)));
     // Our streams that an encoder publishes (or will): their settings, also after a reload.

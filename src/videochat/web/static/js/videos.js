@@ -166,6 +166,7 @@ class VideoLibrary {
   #videos = new Map(); // id -> video (as the API or the last frame described it)
   #uploading = new Map(); // id -> percent, for the uploads this page is sending
   #deleted = new Set(); // ids removed here: no late answer or frame brings them back
+  #listings = 0; // listings asked for: only the newest one's answer is shown
   #lastUpload = null; // the id the form's progress line is about
   #editing = null; // the id whose title is being edited
   #confirming = null; // the id whose Delete asks "for everyone?"
@@ -344,13 +345,15 @@ class VideoLibrary {
   }
 
   async refresh() {
+    const asked = ++this.#listings;
     let videos;
     try {
       videos = await request('GET', `${roomPath(this.#roomId)}/videos?limit=200`);
     } catch {
       return; // a transient failure: the next frame or upload refreshes again
     }
-    if (this.#abort.signal.aborted) return;
+    // Answers may arrive out of order: only the newest listing asked for is shown.
+    if (this.#abort.signal.aborted || asked !== this.#listings) return;
     const items = Array.isArray(videos) ? videos : (videos?.items ?? []);
     // A frame may have overtaken this answer: never step a known video back.
     const rank = (video) => STATUS_ORDER.indexOf(video?.status);
