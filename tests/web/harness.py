@@ -420,6 +420,43 @@ def enter_room(page: Page, room_id: str) -> str:
     return join_call(page)
 
 
+# The page's next answer to a fetch whose URL matches a pattern is held until released:
+# how a slow answer, overtaken by a newer one or by a frame, reaches the page. ``read``
+# is set once the page has had its JSON and run what follows (a task later).
+_HOLD_NEXT_ANSWER_JS = """(pattern) => {
+  const held = { read: false };
+  const gate = new Promise((resolve) => { held.release = resolve; });
+  const matches = new RegExp(pattern);
+  const fetch = window.fetch;
+  let waiting = true;
+  window.fetch = async (...args) => {
+    const response = await fetch(...args);
+    if (!waiting || !matches.test(String(args[0]))) return response;
+    waiting = false;
+    await gate;
+    const json = response.json.bind(response);
+    response.json = async () => {
+      const body = await json();
+      setTimeout(() => { held.read = true; }, 0);
+      return body;
+    };
+    return response;
+  };
+  window.heldAnswer = held;
+}"""
+
+
+def hold_next_answer(page: Page, pattern: str) -> None:
+    """Hold the page's next fetch answer whose URL matches ``pattern`` (a JS regex)."""
+    page.evaluate(_HOLD_NEXT_ANSWER_JS, pattern)
+
+
+def release_held_answer(page: Page) -> None:
+    """Let the held answer through; return once the page has read it."""
+    page.evaluate("heldAnswer.release()")
+    wait_for("the held answer to be read", lambda: page.evaluate("heldAnswer.read"))
+
+
 def wait_for(
     what: str, probe: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1
 ) -> Any:

@@ -354,6 +354,9 @@ def test_a_knock_on_a_private_room_is_admitted_or_denied(
     assert "private" in result["before"]
     assert result["waiting"].startswith("Waiting for a moderator")
     assert result["listed_name"] == "bob"
+    # The lobby list fetched as alice's room opened (empty) reached her page after bob's
+    # knock: the knock stayed listed.
+    assert result["listed_after_a_late_answer"] == 1
     assert result["lobby_hidden_after"]
     assert "did not let you in" in result["carol_refused"]
     assert result["carol_in_room"] is False

@@ -70,30 +70,6 @@ def _screenshot(page: Page, name: str, shots: list[str]) -> None:
     shots.append(harness.save_screenshot(page, f"live-{name}"))
 
 
-# The viewer's next listing of the room's streams is held until released; ``read`` is
-# set once the page has had its JSON and run what follows (a task later).
-HOLD_FIRST_LISTING_JS = """() => {
-  const held = { read: false };
-  const gate = new Promise((resolve) => { held.release = resolve; });
-  const fetch = window.fetch;
-  let first = true;
-  window.fetch = async (...args) => {
-    const response = await fetch(...args);
-    if (!first || !/\\/live-streams$/.test(String(args[0]))) return response;
-    first = false;
-    await gate;
-    const json = response.json.bind(response);
-    response.json = async () => {
-      const body = await json();
-      setTimeout(() => { held.read = true; }, 0);
-      return body;
-    };
-    return response;
-  };
-  window.heldListing = held;
-}"""
-
-
 def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str]) -> dict[str, Any]:
     # Imported here: the module patches aioice (loopback ICE), harmless in this process.
     from tests.live.scenarios.publish import _decode
@@ -137,7 +113,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     # Watching asks for the room's streams again: that answer (the stream live) is held
     # until the stream has ended and the viewer's list has dropped it, then let through,
     # as a slow answer overtaken by the end's would arrive.
-    vic.evaluate(HOLD_FIRST_LISTING_JS)
+    harness.hold_next_answer(vic, "/live-streams$")
     vic.get_by_test_id("watch-live").first.click()
     player = vic.get_by_test_id("live-video")
     player.wait_for(state="attached", timeout=25_000)
@@ -228,8 +204,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         timeout=15.0,
     )
     # The held, older answer arrives now: the list must not bring the stream back.
-    vic.evaluate("heldListing.release()")
-    harness.wait_for("the held listing to be read", lambda: vic.evaluate("heldListing.read"))
+    harness.release_held_answer(vic)
     result["viewer_live_items_after_a_late_answer"] = vic.get_by_test_id("live-stream").count()
     result["screenshots"] = shots
     result["ids"] = {"room": room_id, "stream": stream_id}

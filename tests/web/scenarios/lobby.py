@@ -17,6 +17,9 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     alice.goto("/chat")
     harness.join_as_guest(alice, "alice")
     alice.locator("#room-private").check()
+    # Alice's lobby list, fetched as her room opens (empty), reaches her page only after
+    # bob's knock has: the knock must stay listed.
+    harness.hold_next_answer(alice, "/lobby$")
     room_id = harness.create_room(alice, "Private room")
     harness.wait_for("alice's room", lambda: alice.locator("#room-private-badge").is_visible())
 
@@ -35,6 +38,8 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     )
     person = alice.locator('[data-testid="lobby-person"]')
     harness.wait_for("bob in alice's lobby list", lambda: person.count() == 1)
+    harness.release_held_answer(alice)
+    listed_after_a_late_answer = person.count()
     listed_name = person.locator(".lobby-name").text_content()
     person.get_by_role("button", name="Admit").click()
     # Admitted: the pre-join screen, then the room.
@@ -74,6 +79,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         "before": before,
         "waiting": waiting,
         "listed_name": listed_name,
+        "listed_after_a_late_answer": listed_after_a_late_answer,
         "lobby_hidden_after": lobby_hidden_after,
         "carol_refused": refused,
         "carol_in_room": carol.locator('[data-view="room"]').is_visible(),

@@ -96,6 +96,9 @@ export class LobbyPanel {
   #roomId;
   #people = new Map();
   #enabled = false;
+  // Lobby frames heard while the list is being fetched: its answer may predate them
+  // (a knock would be lost, an admitted person listed again), so they go on top of it.
+  #heardWhileFetching = null;
 
   constructor(roomId) {
     this.#roomId = roomId;
@@ -103,17 +106,24 @@ export class LobbyPanel {
 
   async enable() {
     this.#enabled = true;
+    const heard = [];
+    this.#heardWhileFetching = heard;
+    let waiting = [];
     try {
-      const waiting = await api.lobby(this.#roomId);
-      this.#people = new Map(waiting.map((knock) => [knock.user_id, knock.username]));
+      waiting = await api.lobby(this.#roomId);
     } catch {
-      this.#people.clear();
+      // Not listed now: what the frames say is all there is.
     }
+    if (this.#heardWhileFetching !== heard) return; // disabled or enabled again since
+    this.#heardWhileFetching = null;
+    this.#people = new Map(waiting.map((knock) => [knock.user_id, knock.username]));
+    for (const frame of heard) this.#apply(frame);
     this.#render();
   }
 
   disable() {
     this.#enabled = false;
+    this.#heardWhileFetching = null;
     this.#people.clear();
     this.#render();
   }
@@ -121,13 +131,17 @@ export class LobbyPanel {
   /** A `lobby` frame from the socket. */
   onFrame(frame) {
     if (!this.#enabled) return;
+    this.#heardWhileFetching?.push(frame);
+    this.#apply(frame);
     if (frame.action === 'knock') {
-      this.#people.set(frame.user_id, frame.username);
       toast(`${displayName(frame.user_id, frame.username)} is asking to join.`);
-    } else {
-      this.#people.delete(frame.user_id);
     }
     this.#render();
+  }
+
+  #apply(frame) {
+    if (frame.action === 'knock') this.#people.set(frame.user_id, frame.username);
+    else this.#people.delete(frame.user_id);
   }
 
   async #decide(userId, admit) {
