@@ -139,7 +139,10 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     # Bob opens the library by its address (signs in first).
     bob = harness.new_page(browser, server.url, errors)
     bob.goto(f"/chat/rooms/{room_id}/videos")
-    harness.join_as_guest(bob, "bob")
+    # His library's first listing is in before anything is uploaded: the slot below is
+    # news to his page (a frame, then a listing of its own).
+    with bob.expect_response(lambda response: "/videos?limit=" in response.url):
+        harness.join_as_guest(bob, "bob")
     bob.get_by_test_id("videos-panel").wait_for(state="visible")
     result["bob_url"] = bob.url
 
