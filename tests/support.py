@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import inspect
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 import websockets
 from fastapi import FastAPI
@@ -188,3 +190,8 @@ async def collect(
             if frame.get("type") == frame_type:
                 frames.append(frame)
     return frames
+
+
+def logged_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The messages of the records logged at ERROR or above (an operator's alerts)."""
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.support import (
     connect_ws,
     create_guest,
     eventually,
+    logged_errors,
     receive_until,
     ws_path,
 )
@@ -282,7 +282,7 @@ async def test_a_video_deleted_while_transcoding_is_not_resurrected(
     assert "ready" not in statuses, frames
     assert any(f.get("type") == "video_deleted" for f in frames), frames
     assert (await client.get(f"/videos/{slot['id']}")).status_code == 404
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert logged_errors(caplog) == []
     assert (await client.get(f"/rooms/{room['id']}/videos")).json() == []
 
 

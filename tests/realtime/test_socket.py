@@ -25,6 +25,7 @@ from tests.support import (
     create_guest,
     create_room,
     eventually,
+    logged_errors,
     receive_until,
     ws_path,
 )
@@ -491,4 +492,4 @@ async def test_a_database_outage_while_a_socket_opens_asks_it_to_come_back(
                         await socket.recv()
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "database unavailable")
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert logged_errors(caplog) == []

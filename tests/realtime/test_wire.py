@@ -14,7 +14,15 @@ from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
 )
 
-from tests.support import LiveServer, collect, create_guest, create_room, receive_until, ws_path
+from tests.support import (
+    LiveServer,
+    collect,
+    create_guest,
+    create_room,
+    logged_errors,
+    receive_until,
+    ws_path,
+)
 from videochat.exceptions import DATABASE_UNAVAILABLE, ServiceUnavailable
 from videochat.realtime import gateway
 from videochat.realtime.wire import MEM_LEVEL, WINDOW_BITS, PreparedFrame, variant_of
@@ -110,4 +118,4 @@ async def test_a_handshake_answered_with_an_http_error_logs_no_error(
             pass
     assert refused.value.response.status_code == 503
     assert json.loads(refused.value.response.body) == {"detail": DATABASE_UNAVAILABLE}
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert logged_errors(caplog) == []

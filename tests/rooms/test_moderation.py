@@ -21,6 +21,7 @@ from tests.support import (
     auth,
     connect_ws,
     create_guest,
+    logged_errors,
     receive_until,
     room_with_people,
     run_server,
@@ -120,8 +121,7 @@ async def test_a_kicked_socket_leaves_cleanly_when_its_client_answers_the_close(
                 presence = await receive_until(o, "presence")
                 if member["id"] not in {p["user_id"] for p in presence["participants"]}:
                     break
-    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
-    assert errors == []
+    assert logged_errors(caplog) == []
 
 
 @pytest.mark.parametrize(
