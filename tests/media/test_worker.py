@@ -210,7 +210,7 @@ async def test_a_worker_killed_mid_job_loses_nothing(
             assert (await client.get(video["playback_url"])).status_code == 200
             names = {path.name for path in leftovers(settings.data_dir, slot["id"])}
             assert names == {slot["id"]}  # only the published HLS folder is left
-            assert "Sweeping job" in log.read_text()  # taken back from the dead worker
+            assert "video.job_swept" in log.read_text()  # taken back from the dead worker
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -264,10 +264,15 @@ async def test_queue_depth_and_running_jobs_are_reported(
 
             # A worker takes the first and stalls in it: one running, one waiting.
             worker = _start_worker(env, log, slow=True)
-            async with asyncio.timeout(60):
-                while (await job_queue())["running"] != 1 or not marker.exists():
-                    assert worker.poll() is None, log.read_text()[-3000:]
-                    await asyncio.sleep(0.1)
+            seen: dict[str, Any] = {}
+            try:
+                async with asyncio.timeout(60):
+                    while (seen := await job_queue())["running"] != 1 or not marker.exists():
+                        assert worker.poll() is None, log.read_text()[-3000:]
+                        await asyncio.sleep(0.1)
+            except TimeoutError:
+                began = marker.exists()
+                pytest.fail(f"queue {seen}, stall began: {began}\n{log.read_text()[-3000:]}")
             assert (await job_queue())["queued"] == 1
             # The worker serves its own metrics for Prometheus.
             text = ""
@@ -313,5 +318,44 @@ async def test_sweeps_run_as_often_as_the_setting_says(settings: Settings) -> No
         await eventually(lock_gone, timeout=settings.media.job_sweep_seconds + 2)
         await queue.sweep()
         assert await queue.redis.exists(queue.namespace("sweep"))
+    finally:
+        await queue.disconnect()
+
+
+async def test_a_job_a_worker_is_taking_is_not_swept_from_under_it(settings: Settings) -> None:
+    """A worker takes a job in two steps: it moves it to the active list, then marks it
+    active. SAQ's own sweep, landing between the two, took it for abandoned: it aborted
+    the job under its worker and queued it again (tobymao/saq#277; seen as a transcode
+    cancelled a second after it began, the video then encoded twice)."""
+    from saq.job import Status
+
+    from videochat.media.worker import create_queue, enqueue_video
+
+    queue = create_queue(settings)
+    await queue.connect()
+    queued, active = queue.namespace("queued"), queue.namespace("active")
+    video_id = uuid.uuid4().hex  # SAQ's abort marker is named by the key alone
+    try:
+        assert await enqueue_video(queue, settings.media, video_id)
+        # The first step of a worker's dequeue, and no second step yet.
+        job_id = await queue.redis.lmove(queued, active, "LEFT", "RIGHT")
+        assert job_id is not None
+
+        async def sweep_now() -> list[str]:
+            await queue.redis.delete(queue.namespace("sweep"))  # the period's lock
+            return await queue.sweep()
+
+        assert await sweep_now() == []
+        assert await sweep_now() == []  # a second look does not change its mind
+        job = await queue.job(video_id)
+        assert job is not None and job.status is Status.QUEUED
+        assert await queue.redis.lrange(active, 0, -1) == [job_id]
+
+        # A worker that died between the two steps: once the grace is over, the job
+        # goes back to the queue for another worker.
+        queue.claim_grace_seconds = 0
+        assert await sweep_now() == [job_id.decode()]
+        assert await queue.redis.lrange(active, 0, -1) == []
+        assert await queue.redis.lrange(queued, 0, -1) == [job_id]
     finally:
         await queue.disconnect()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +28,7 @@ import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 from saq import Job, Worker
+from saq.job import Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context, PartialTimersDict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -55,21 +57,104 @@ DEQUEUE_TIMEOUT_SECONDS = 2.0
 KEEP_FINISHED_SECONDS = 3600
 
 
-class _Queue(RedisQueue):
-    """SAQ's queue, sweeping as often as ``job_sweep_seconds`` says.
+# A job found in the active list but not yet marked active is one a worker is taking
+# (between its two steps) unless it has looked that way this long: its worker died.
+CLAIM_GRACE_SECONDS = 15.0
 
-    SAQ's sweep takes a cluster-wide Redis lock that it never releases and that expires
-    after ``lock`` seconds (60 by default): whatever the workers' sweep timer, a silent
-    job was taken back at most once a minute. The lock lives one sweep period instead.
+# Takes the sweep period's lock (if free) and reads, in one step, the active list's ids
+# and their stored jobs: a job finishing meanwhile cannot be read half-way.
+_READ_ACTIVE = """
+if redis.call('SET', KEYS[1], 1, 'EX', ARGV[1], 'NX') == false then
+    return {}
+end
+local found = {}
+for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    found[i] = {id, redis.call('GET', id)}
+end
+return found
+"""
+
+
+class _Queue(RedisQueue):
+    """SAQ's Redis queue with its own sweep (the take-back of abandoned jobs).
+
+    - It runs as often as ``job_sweep_seconds`` says. SAQ's takes a cluster-wide lock that
+      it never releases and that expires after 60 s: whatever the workers' timers, a
+      silent job was taken back at most once a minute. The lock lives one period here.
+    - It leaves alone a job a worker is taking. A worker moves the job to the active list
+      (``BLMOVE``), then reads it and marks it active: SAQ's sweep, landing in between,
+      took it for abandoned, aborted it under its worker and queued it again
+      (tobymao/saq#277; here a transcode cancelled as it began, so a test waiting for it
+      to run never saw it). Such a job is taken back only once it has been seen that way
+      for ``claim_grace_seconds`` (its worker died between the two steps).
     """
 
     def __init__(self, redis: aioredis.Redis, *, name: str, sweep_seconds: int) -> None:
         super().__init__(redis, name=name)
         self.sweep_seconds = sweep_seconds
+        self.claim_grace_seconds = CLAIM_GRACE_SECONDS
+        # job id -> when a sweep first saw it taken and not yet marked (epoch seconds)
+        self._being_taken = self.namespace("being_taken")
+        self._read_active = self.redis.register_script(_READ_ACTIVE)
 
     async def sweep(self, lock: int = 60, abort: float = ABORT_WAIT_SECONDS) -> list[str]:
-        lock = min(lock, self.sweep_seconds)
-        return await super().sweep(lock, abort=min(abort, ABORT_WAIT_SECONDS))
+        found = await self._read_active(
+            keys=[self.namespace("sweep"), self.namespace("active")],
+            args=[max(1, min(lock, self.sweep_seconds))],
+        )
+        jobs = {job_id: self.deserialize(stored) for job_id, stored in found}
+        taken = [job_id for job_id, job in jobs.items() if job and job.status is Status.QUEUED]
+        abandoned = await self._abandoned_while_taken(taken)
+        swept: list[str] = []
+        for job_id, job in jobs.items():
+            if job is None:
+                await self._forget_missing(job_id)
+            elif job_id in taken and job_id not in abandoned:
+                continue  # a worker is taking it
+            elif job.status is Status.ACTIVE and not job.stuck:
+                continue  # running, its heartbeat fresh
+            else:
+                log.info("video.job_swept", job=job.key, status=job.status.value)
+                await self._take_back(job, min(abort, ABORT_WAIT_SECONDS))
+            swept.append(job_id.decode())
+        return swept
+
+    async def _abandoned_while_taken(self, taken: list[bytes]) -> set[bytes]:
+        """Of the jobs taken and not yet marked, those seen so for the whole grace."""
+        now = time.time()
+        first_seen = await self.redis.hgetall(self._being_taken)
+        since = {job_id: float(first_seen.get(job_id, now)) for job_id in taken}
+        abandoned = {job_id for job_id, at in since.items() if now - at >= self.claim_grace_seconds}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            # Only the jobs still in that state are remembered.
+            pipe.delete(self._being_taken)
+            still: dict[Any, float] = {
+                job_id: at for job_id, at in since.items() if job_id not in abandoned
+            }
+            if still:
+                pipe.hset(self._being_taken, mapping=still)
+            await pipe.execute()
+        return abandoned
+
+    async def _forget_missing(self, job_id: bytes) -> None:
+        """An id in the active list whose job expired or was deleted."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(self._active, 0, job_id.decode())
+            pipe.zrem(self._incomplete, job_id)
+            await pipe.execute()
+        log.info("video.job_missing_swept", job_id=job_id.decode())
+
+    async def _take_back(self, job: Job, abort: float) -> None:
+        """Stop an abandoned job wherever it may still run, then queue it again."""
+        await self.abort(job, error=self.swept_error_message)
+        try:
+            await job.refresh(abort)  # a live worker confirms it stopped; a dead one never
+        except TimeoutError:
+            log.info("video.job_abort_unconfirmed", job=job.key)
+        if job.retryable:
+            await self.retry(job, error=self.swept_error_message)
+        else:
+            await self.finish(job, Status.ABORTED, error=self.swept_error_message)
 
 
 async def queue_counts(queue: RedisQueue) -> tuple[int, int]:
