@@ -424,7 +424,7 @@ def enter_room(page: Page, room_id: str) -> str:
 # how a slow answer, overtaken by a newer one or by a frame, reaches the page. ``read``
 # is set once the page has had its JSON and run what follows (a task later).
 _HOLD_NEXT_ANSWER_JS = """(pattern) => {
-  const held = { read: false };
+  const held = { caught: false, read: false };
   const gate = new Promise((resolve) => { held.release = resolve; });
   const matches = new RegExp(pattern);
   const fetch = window.fetch;
@@ -433,6 +433,7 @@ _HOLD_NEXT_ANSWER_JS = """(pattern) => {
     const response = await fetch(...args);
     if (!waiting || !matches.test(String(args[0]))) return response;
     waiting = false;
+    held.caught = true;
     await gate;
     const json = response.json.bind(response);
     response.json = async () => {
@@ -449,6 +450,12 @@ _HOLD_NEXT_ANSWER_JS = """(pattern) => {
 def hold_next_answer(page: Page, pattern: str) -> None:
     """Hold the page's next fetch answer whose URL matches ``pattern`` (a JS regex)."""
     page.evaluate(_HOLD_NEXT_ANSWER_JS, pattern)
+
+
+def answer_held(page: Page) -> bool:
+    """Whether the held answer has arrived (the server answered; the page waits)."""
+    caught: bool = page.evaluate("heldAnswer.caught")
+    return caught
 
 
 def release_held_answer(page: Page) -> None:

@@ -5,6 +5,7 @@ import { byId, fromTemplate, setFormError, showView, toast } from './ui.js';
 
 export class Lobby {
   #openRoom;
+  #listings = 0; // room lists asked for (each visit, each Refresh): the newest is shown
 
   /** @param {(roomId: string) => void} openRoom */
   constructor(openRoom) {
@@ -20,10 +21,12 @@ export class Lobby {
   }
 
   async refresh() {
+    const asked = ++this.#listings;
     const list = byId('room-list');
     list.setAttribute('aria-busy', 'true');
     try {
       const rooms = await api.rooms();
+      if (asked !== this.#listings) return; // a newer list is on its way
       list.replaceChildren(
         ...rooms.map((room) => {
           const item = fromTemplate('tpl-room');
@@ -39,7 +42,7 @@ export class Lobby {
     } catch (error) {
       toast(`Could not load the rooms: ${error.message}`, { kind: 'warn' });
     } finally {
-      list.setAttribute('aria-busy', 'false');
+      if (asked === this.#listings) list.setAttribute('aria-busy', 'false');
     }
   }
 

@@ -82,6 +82,7 @@ export class RoomSession {
   #unread = 0;
   #copiedTimer = null;
   #roles = new Map(); // user id -> role, from GET /members
+  #memberListings = 0; // GET /members asked for: only the newest one's answer is shown
   #ownerId = null;
   #view = { tab: 'call', videoId: null };
 
@@ -409,13 +410,16 @@ export class RoomSession {
 
   /** Roles and mutes for the People list (its moderation actions). */
   async #refreshMembers() {
+    const asked = ++this.#memberListings;
     let members;
     try {
       members = await api.members(this.roomId);
     } catch {
       return; // the list keeps what it had; the server decides anyway
     }
-    if (this.#left) return;
+    // Each frame and action asks again and answers may arrive out of order: an older
+    // one (from before a mute, say) must not undo what a newer one showed.
+    if (this.#left || asked !== this.#memberListings) return;
     this.#roles = new Map(members.map((member) => [member.user_id, member.role]));
     this.#videos?.rerender();
     const mine = this.#ownerId === this.#self.id ? 'owner' : this.#roles.get(this.#self.id);
