@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from videochat.db.engine import create_sessionmaker
@@ -67,4 +69,47 @@ async def test_a_failing_hook_does_not_stop_the_others(engine: AsyncEngine) -> N
         after_commit(session, announce)
 
     assert ran == ["announce"]
+    assert await _users(engine) == 1
+
+
+async def _cancelled_at(engine: AsyncEngine, moment: str) -> list[int]:
+    """Run a unit of work whose task is cancelled at ``moment``; what its hooks saw.
+
+    A socket's frame handler is cancelled this way when a moderator's kick closes the
+    socket in the middle of an edit: the edit must not be stored unannounced.
+    """
+    announced: list[int] = []
+    started = asyncio.Event()
+
+    async def work() -> None:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            session.add(User(username="di"))
+
+            async def slow() -> None:
+                started.set()
+                await asyncio.sleep(0.05)
+
+            async def announce() -> None:
+                announced.append(await _users(engine))
+
+            if moment == "in a hook":
+                after_commit(session, slow)
+            else:  # right after the database committed, before any hook ran
+                event.listen(session.sync_session, "after_commit", lambda _: task.cancel())
+            after_commit(session, announce)
+
+    task = asyncio.create_task(work())
+    if moment == "in a hook":
+        await started.wait()
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task  # the cancel still ends the task, once its commit is announced
+    return announced
+
+
+@pytest.mark.parametrize("moment", ["after the commit", "in a hook"])
+async def test_a_cancel_after_the_commit_still_runs_its_hooks(
+    engine: AsyncEngine, moment: str
+) -> None:
+    assert await _cancelled_at(engine, moment) == [1]
     assert await _users(engine) == 1

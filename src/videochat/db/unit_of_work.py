@@ -8,6 +8,7 @@ invalidations and broadcasts, which must never announce what could still roll ba
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -26,11 +27,26 @@ def after_commit(session: AsyncSession, hook: AfterCommit) -> None:
 
 
 async def commit(session: AsyncSession) -> None:
-    """Commit, then run the after-commit hooks in order.
+    """Commit, then run the after-commit hooks in order; a cancel waits for both.
 
-    A hook that fails is logged and the others still run: the write is committed, and
-    answering an error for it would invite the client to repeat it.
+    Once the commit is sent, what follows it must happen: a task cancelled meanwhile
+    (a socket's frame handler when a moderator's kick closes the socket mid-edit) would
+    otherwise leave the write stored and never announced, or its caches stale. The
+    cancel is kept and raised once the commit and its hooks are done.
     """
+    done = asyncio.ensure_future(_commit_then_hooks(session))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait({done})  # a second cancel leaves it to finish by itself
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("unit_of_work.commit_failed_while_cancelled", error=repr(done.exception()))
+        raise
+
+
+async def _commit_then_hooks(session: AsyncSession) -> None:
+    """A hook that fails is logged and the others still run: the write is committed, and
+    answering an error for it would invite the client to repeat it."""
     await session.commit()
     hooks: list[AfterCommit] = session.info.pop(_HOOKS, [])
     for hook in hooks:
