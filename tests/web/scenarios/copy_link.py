@@ -3,7 +3,8 @@
 Alice copies the link of her public room (read back from the clipboard, with the
 "Link copied" feedback), leaves ("You left <room>" with Rejoin), and Rejoin puts her
 back in the call without the pre-join screen. A reload of the tab in the call goes
-straight back in too; opening the room anew (from the room list) shows it again.
+straight back in too; opening the room anew (from the room list) shows it again. The
+room list shows its newest answer: an older one arriving late does not drop a room.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ VIEW_JS = "() => document.querySelector('main [data-view]:not([hidden])')?.datas
 def _view(page: Page) -> str | None:
     view: str | None = page.evaluate(VIEW_JS)
     return view
+
+
+def _room_names(page: Page) -> list[str]:
+    names: list[str] = page.get_by_test_id("room-link").all_text_contents()
+    return names
 
 
 def _tiles(page: Page) -> int:
@@ -59,9 +65,25 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
     harness.wait_for("the room after a reload", lambda: _tiles(alice) >= 1)
     reloaded_view = _view(alice)
 
-    # From the room list: the pre-join screen again.
+    # The room list: a Refresh answered before bob's new room, arriving after the next
+    # Refresh's answer (which has it), does not take it off the list.
     alice.goto("/chat")
-    alice.locator(f'[data-testid="room-link"][data-room-id="{room_id}"]').click()
+    link = alice.locator(f'[data-testid="room-link"][data-room-id="{room_id}"]')
+    harness.wait_for("the room list", lambda: link.count() == 1)
+    harness.hold_next_answer(alice, "/rooms$")
+    alice.locator("#refresh-rooms").click()
+    harness.wait_for("the first Refresh answered", lambda: harness.answer_held(alice))
+    bob = harness.new_page(browser, server.url, errors)
+    bob.goto("/chat")
+    harness.join_as_guest(bob, "bob")
+    harness.create_room(bob, "Second room", join=False)
+    alice.locator("#refresh-rooms").click()
+    harness.wait_for("bob's room listed", lambda: "Second room" in _room_names(alice))
+    harness.release_held_answer(alice)
+    listed = _room_names(alice)
+
+    # From the room list: the pre-join screen again.
+    link.click()
     harness.wait_for("the pre-join screen", lambda: _view(alice) == "prejoin")
     return {
         "room_id": room_id,
@@ -70,5 +92,7 @@ def scenario(browser: Browser, server: harness.ServerProcess, errors: list[str])
         "left": left,
         "rejoined_view": rejoined_view,
         "reloaded_view": reloaded_view,
+        "listed": listed,
+        "list_busy": alice.locator("#room-list").get_attribute("aria-busy"),
         "reopened_view": _view(alice),
     }
