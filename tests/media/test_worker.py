@@ -113,8 +113,7 @@ def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         VIDEOCHAT_REDIS__URL=services.REDIS_URL,
         VIDEOCHAT_MEDIA__JOB_QUEUE_NAME=settings.media.job_queue_name,
         VIDEOCHAT_LOG_LEVEL="INFO",
-        **media,
-        **extra,
+        **(media | extra),
     )
 
 
@@ -226,15 +225,22 @@ def _gauge(text: str, name: str) -> float | None:
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_queue_depth_and_running_jobs_are_reported(
-    settings: Settings, clip: bytes, tmp_path: Path
+    make_settings: Callable[..., Settings], queue_name: str, clip: bytes, tmp_path: Path
 ) -> None:
     """SAQ's waiting and running jobs in ``/health/ready``, the API's and the worker's scrape."""
+    # A heartbeat that a starved worker cannot miss: its stalled job must stay running.
+    media = {**MEDIA, "job_queue_name": queue_name, "job_heartbeat_seconds": 30}
+    settings = make_settings(redis={"url": services.REDIS_URL}, media=media)
     log = tmp_path / "worker.log"
     marker = tmp_path / "transcode-started"
     port = free_port()
     env = _worker_env(
         settings,
-        **{SLOW_MARKER_ENV: str(marker), "VIDEOCHAT_OBSERVABILITY__WORKER_METRICS_PORT": str(port)},
+        **{
+            SLOW_MARKER_ENV: str(marker),
+            "VIDEOCHAT_OBSERVABILITY__WORKER_METRICS_PORT": str(port),
+            "VIDEOCHAT_MEDIA__JOB_HEARTBEAT_SECONDS": "30",
+        },
     )
     worker: subprocess.Popen[bytes] | None = None
     async with (
