@@ -569,7 +569,8 @@ def test_a_public_room_link_is_copied_and_rejoin_goes_straight_back(
     assert result["left"] == {"title": "You left Open room", "rejoin": True, "tiles": 0}
     assert result["rejoined_view"] == "room"
     assert result["reloaded_view"] == "room"
-    assert sorted(result["listed"]) == ["Open room", "Second room"]
+    # (Other scenarios on the same server have public rooms of their own.)
+    assert {"Open room", "Second room"} <= set(result["listed"])
     assert result["list_busy"] == "false"
     assert result["reopened_view"] == "prejoin"
 
