@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -262,3 +263,71 @@ async def test_sockets_registering_at_once_share_one_subscription() -> None:
         await hub.unregister(sink)
     assert broker._handlers.get(f"videochat:room:{room}") is None
     await broker.stop()
+
+
+async def test_an_older_participant_list_never_overtakes_a_newer_one() -> None:
+    """Two instances: the list one read before the other's join, published after it.
+
+    Each instance reads the shared presence and then publishes the list; between the
+    two it may wait (the SFU's call mode, a busy loop). A list read first but published
+    last left every socket with a stale list (bob missing, so nobody called him) until
+    the next join or leave.
+    """
+    services.redis_available()
+    from videochat.realtime.hub import Hub
+
+    room = f"room-{uuid.uuid4()}"
+    lists: dict[str, list[list[str]]] = {}
+
+    class Sink(_FakeConnection):
+        v1 = False
+
+        def offer(self, frame: Any, *, message_id: int = 0, droppable: bool = False) -> bool:
+            data = json.loads(frame.text)
+            if data["type"] == "presence":
+                lists[self.id].append([p["username"] for p in data["participants"]])
+            return True
+
+    hubs: list[Hub] = []
+    try:
+        for _ in range(2):
+            presence = RedisPresence(services.REDIS_URL)
+            await presence.start()
+            broker = RedisBroker(services.REDIS_URL)
+            await broker.start()
+            hubs.append(Hub(broker, presence))
+        first, second = hubs
+        alice: Any = Sink(room, "u-alice", "alice")
+        bob: Any = Sink(room, "u-bob", "bob")
+        lists[alice.id], lists[bob.id] = [], []
+        await first.register(alice)
+        await second.register(bob)
+        # The first instance read its list before bob came in, and is held.
+        await second.presence.remove(bob)
+        read, held = asyncio.Event(), asyncio.Event()
+
+        async def slow_call_mode(room_id: str, participants: list[Any]) -> dict[str, Any]:
+            read.set()
+            await held.wait()
+            return {}
+
+        first.call_mode = slow_call_mode  # type: ignore[assignment]
+        stale = asyncio.create_task(first.publish_presence(room))
+        async with asyncio.timeout(5):
+            await read.wait()
+        await second.presence.add(bob)
+        await second.publish_presence(room)
+        async with asyncio.timeout(5):
+            while not (lists[alice.id] and lists[bob.id]):
+                await asyncio.sleep(0.01)
+        held.set()
+        await stale
+        await asyncio.sleep(0.3)  # a negative check: give the stale list time to arrive
+        assert lists[alice.id] == [["alice", "bob"]], lists
+        assert lists[bob.id] == [["alice", "bob"]], lists
+    finally:
+        for hub in hubs:
+            for connection in list(hub.all_connections()):
+                await hub.unregister(connection)
+            await hub.broker.stop()
+            await hub.presence.stop()

@@ -93,6 +93,7 @@ def _envelope(
     except_connection: str | None = None,
     control: dict[str, Any] | None = None,
     droppable: bool = False,
+    stamp: int | None = None,
 ) -> Envelope:
     kind = frame.get("type")
     # Message ids let a socket skip what its reconnect replay already sent.
@@ -109,6 +110,8 @@ def _envelope(
         header["control"] = control
     if droppable:
         header["droppable"] = True
+    if stamp is not None:
+        header["stamp"] = stamp
     return Envelope(header, dumps(frame))
 
 
@@ -147,6 +150,8 @@ class Hub:
         # The last message id delivered per room here: where a socket that opens while
         # the broker is away starts its catch-up.
         self._last_id: dict[str, int] = {}
+        # The stamp of the last participant list delivered per room here (Presence.snapshot).
+        self._presence_stamps: dict[str, int] = {}
         broker.watch(self._broker_changed)
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
@@ -256,6 +261,7 @@ class Hub:
             del self._rooms[room_id]
             handler = self._handlers.pop(room_id, None)
             self._last_id.pop(room_id, None)
+            self._presence_stamps.pop(room_id, None)
         try:
             await self.presence.remove(connection)
         except Exception:  # Redis is down: its heartbeat expiry cleans up later
@@ -276,6 +282,7 @@ class Hub:
         except_connection: str | None = None,
         control: dict[str, Any] | None = None,
         droppable: bool = False,
+        stamp: int | None = None,
     ) -> None:
         """Send a frame to everyone in the room (or one user, or one connection).
 
@@ -296,6 +303,7 @@ class Hub:
             except_connection=except_connection,
             control=control,
             droppable=droppable,
+            stamp=stamp,
         )
         try:
             await self.broker.publish(_topic(room_id), payload)
@@ -342,14 +350,14 @@ class Hub:
             self._presence_windows.pop(room_id, None)
 
     async def _send_presence(self, room_id: str) -> None:
-        participants = await self.participants(room_id)
+        stamp, participants = await self.presence.snapshot(room_id)
         frame = {"type": "presence", "room_id": room_id, "participants": participants}
         if self.call_mode is not None:
             try:
                 frame.update(await self.call_mode(room_id, participants))
             except Exception:  # the database or Janus is away: clients keep their mode
                 log.warning("hub.call_mode_failed", room_id=room_id, exc_info=True)
-        await self.publish(room_id, frame)
+        await self.publish(room_id, frame, stamp=stamp)
 
     async def publish_many(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Broadcast ``(room_id, frame)`` pairs to their rooms, in this order."""
@@ -366,6 +374,13 @@ class Hub:
     def _deliver(self, room_id: str, payload: object) -> None:
         envelope = Envelope.parse(payload)
         header = envelope.header
+        stamp = header.get("stamp")
+        if stamp is not None:
+            # A participant list read before the last one delivered here, published after
+            # it (its instance was busy between the two): stale, and it would stay so.
+            if stamp < self._presence_stamps.get(room_id, 0):
+                return
+            self._presence_stamps[room_id] = stamp
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
         droppable = header.get("droppable", False)

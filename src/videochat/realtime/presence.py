@@ -106,6 +106,15 @@ class Presence(abc.ABC):
         """Everyone connected to the room, on any instance, one entry per user."""
         return merge_participants(await self.entries(room_id))
 
+    async def snapshot(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+        """``participants`` with a stamp that orders it among every instance's reads.
+
+        A list read later has a greater stamp (None: no order known, as while Redis is
+        away): the hub delivers a room's lists in stamp order only, so a list read first
+        but published last (its instance was busy meanwhile) cannot undo a newer one.
+        """
+        return None, await self.participants(room_id)
+
     async def media_of(self, room_id: str, user_id: str) -> dict[str, bool]:
         """The user's devices, as the participant list shows them (on if any tab has it on)."""
         state = dict.fromkeys(MEDIA_KINDS, False)
@@ -131,6 +140,7 @@ class Presence(abc.ABC):
 class MemoryPresence(Presence):
     def __init__(self) -> None:
         self._rooms: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._reads = 0  # the stamp of the last snapshot
 
     async def add(self, connection: Connection) -> None:
         self._rooms[connection.room_id][connection.id] = _entry(connection)
@@ -147,6 +157,10 @@ class MemoryPresence(Presence):
 
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
         return list(self._rooms.get(room_id, {}).values())
+
+    async def snapshot(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+        self._reads += 1
+        return self._reads, merge_participants(await self.entries(room_id))
 
 
 class RedisPresence(Presence):
@@ -310,14 +324,27 @@ class RedisPresence(Presence):
         return [json.loads(v) for (r, _), v in list(self._mine.items()) if r == room_id]
 
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
+        return (await self._read(room_id))[1]
+
+    async def snapshot(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+        stamp, entries = await self._read(room_id)
+        return stamp, merge_participants(entries)
+
+    async def _read(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
         try:
             return await self._shared_entries(room_id)
         except Exception as exc:  # Redis is away: this instance's own view
             self._unreachable("read", exc)
-            return self._local_entries(room_id)
+            return None, self._local_entries(room_id)
 
-    async def _shared_entries(self, room_id: str) -> list[dict[str, Any]]:
-        raw: dict[Any, Any] = await self._client.hgetall(self._room_key(room_id))
+    async def _shared_entries(self, room_id: str) -> tuple[int, list[dict[str, Any]]]:
+        """The room's entries and Redis's clock (µs) when it read them, in one step:
+        every write to the room is before or after it in Redis's one order."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.time()
+            pipe.hgetall(self._room_key(room_id))
+            (seconds, micros), raw = await pipe.execute()
+        stamp = int(seconds) * 1_000_000 + int(micros)
         entries = {key: json.loads(value) for key, value in raw.items()}
         instances = sorted({entry["instance"] for entry in entries.values()})
         alive_flags = (
@@ -329,7 +356,7 @@ class RedisPresence(Presence):
             await self._client.hdel(self._room_key(room_id), *ghosts)
         dead = set(ghosts)
         # Entries written before connection ids were stored carry it as their key only.
-        return [
+        return stamp, [
             {"connection_id": key, **entry} for key, entry in entries.items() if key not in dead
         ]
 
