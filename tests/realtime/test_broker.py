@@ -331,3 +331,47 @@ async def test_an_older_participant_list_never_overtakes_a_newer_one() -> None:
                 await hub.unregister(connection)
             await hub.broker.stop()
             await hub.presence.stop()
+
+
+async def test_one_instance_also_delivers_participant_lists_in_read_order() -> None:
+    """In memory too: the call mode (a database read with an SFU) sits between a list's
+    read and its publish, so a later read can be published first."""
+    from videochat.realtime.hub import Hub
+
+    room = f"room-{uuid.uuid4()}"
+    lists: list[list[str]] = []
+
+    class Sink(_FakeConnection):
+        v1 = False
+
+        def offer(self, frame: Any, *, message_id: int = 0, droppable: bool = False) -> bool:
+            data = json.loads(frame.text)
+            if data["type"] == "presence":
+                lists.append([p["username"] for p in data["participants"]])
+            return True
+
+    hub = Hub(MemoryBroker(), MemoryPresence())
+    alice: Any = Sink(room, "u-alice", "alice")
+    bob: Any = Sink(room, "u-bob", "bob")
+    await hub.register(alice)
+    read, held = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def call_mode(room_id: str, participants: list[Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first list (alice alone) waits here
+            read.set()
+            await held.wait()
+        return {}
+
+    hub.call_mode = call_mode  # type: ignore[assignment]
+    stale = asyncio.create_task(hub.publish_presence(room))
+    await read.wait()
+    await hub.register(bob)
+    await hub.publish_presence(room)
+    held.set()
+    await stale
+    assert lists == [["alice", "bob"], ["alice", "bob"]]  # one list per socket, the newer
+    await hub.unregister(alice)
+    await hub.unregister(bob)
