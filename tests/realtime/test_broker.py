@@ -375,3 +375,70 @@ async def test_one_instance_also_delivers_participant_lists_in_read_order() -> N
     assert lists == [["alice", "bob"], ["alice", "bob"]]  # one list per socket, the newer
     await hub.unregister(alice)
     await hub.unregister(bob)
+
+
+async def test_an_older_device_state_never_overtakes_a_newer_one() -> None:
+    """A person's devices, merged over their tabs on two instances, in read order too."""
+    services.redis_available()
+    from videochat.realtime.hub import Hub
+
+    room = f"room-{uuid.uuid4()}"
+    states: list[dict[str, Any]] = []
+
+    class Sink(_FakeConnection):
+        v1 = False
+
+        def offer(self, frame: Any, *, message_id: int = 0, droppable: bool = False) -> bool:
+            data = json.loads(frame.text)
+            if data["type"] == "media_state":
+                states.append(data)
+            return True
+
+    hubs: list[Hub] = []
+    try:
+        for _ in range(2):
+            presence = RedisPresence(services.REDIS_URL)
+            await presence.start()
+            broker = RedisBroker(services.REDIS_URL)
+            await broker.start()
+            hubs.append(Hub(broker, presence))
+        first, second = hubs
+        tab1: Any = Sink(room, "u-alice", "alice")
+        tab2: Any = Sink(room, "u-alice", "alice")
+        bob: Any = Sink(room, "u-bob", "bob")
+        await first.register(tab1)
+        await first.register(bob)
+        await second.register(tab2)
+
+        # The first instance reads alice's devices (camera on in tab 1), then is held.
+        read, held = asyncio.Event(), asyncio.Event()
+        publish = first.publish
+
+        async def busy_publish(room_id: str, frame: dict[str, Any], **kw: Any) -> None:
+            read.set()
+            await held.wait()
+            await publish(room_id, frame, **kw)
+
+        first.publish = busy_publish  # type: ignore[method-assign]
+        tab1.media["video"] = True
+        await first.media_changed(tab1)
+        stale = asyncio.create_task(first.publish_media(room, "u-alice"))
+        await read.wait()
+        # Meanwhile tab 2 turns the microphone on: the newer state, published first.
+        tab2.media["audio"] = True
+        await second.media_changed(tab2)
+        await second.publish_media(room, "u-alice")
+        async with asyncio.timeout(5):
+            while len(states) < 3:  # bob, tab 1 and tab 2
+                await asyncio.sleep(0.01)
+        held.set()
+        await stale
+        await asyncio.sleep(0.3)  # a negative check: give the stale state time to arrive
+        assert len(states) == 3, states
+        assert all(state["audio"] and state["video"] for state in states), states
+    finally:
+        for hub in hubs:
+            for connection in list(hub.all_connections()):
+                await hub.unregister(connection)
+            await hub.broker.stop()
+            await hub.presence.stop()

@@ -82,6 +82,4 @@ async def change_media(hub: Hub, connection: Connection, state: MediaStateFrame)
         refuse_if_muted(connection.muted, Act.MEDIA_ON)
     connection.media.update(state.changes)
     await hub.media_changed(connection)
-    room_id, user_id = connection.room_id, connection.user_id
-    media = await hub.media_of(room_id, user_id)
-    await hub.publish(room_id, {"type": "media_state", "user_id": user_id, **media})
+    await hub.publish_media(connection.room_id, connection.user_id)

@@ -93,7 +93,7 @@ def _envelope(
     except_connection: str | None = None,
     control: dict[str, Any] | None = None,
     droppable: bool = False,
-    stamp: int | None = None,
+    order: tuple[str, int | None] | None = None,
 ) -> Envelope:
     kind = frame.get("type")
     # Message ids let a socket skip what its reconnect replay already sent.
@@ -110,8 +110,8 @@ def _envelope(
         header["control"] = control
     if droppable:
         header["droppable"] = True
-    if stamp is not None:
-        header["stamp"] = stamp
+    if order is not None and order[1] is not None:
+        header["order"] = order
     return Envelope(header, dumps(frame))
 
 
@@ -150,8 +150,9 @@ class Hub:
         # The last message id delivered per room here: where a socket that opens while
         # the broker is away starts its catch-up.
         self._last_id: dict[str, int] = {}
-        # The stamp of the last participant list delivered per room here (Presence.snapshot).
-        self._presence_stamps: dict[str, int] = {}
+        # Per room, the stamp of the last state of each kind delivered here (its
+        # participant list, each person's devices): see Presence.stamped_entries.
+        self._stamps: defaultdict[str, dict[str, int]] = defaultdict(dict)
         broker.watch(self._broker_changed)
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
@@ -211,9 +212,11 @@ class Hub:
         """Record a socket's new mic/camera/screen state."""
         await self.presence.update(connection)
 
-    async def media_of(self, room_id: str, user_id: str) -> dict[str, bool]:
-        """A user's devices in the room, all tabs merged (as in the participant list)."""
-        return await self.presence.media_of(room_id, user_id)
+    async def publish_media(self, room_id: str, user_id: str) -> None:
+        """Tell the room a person's devices, all their tabs merged (``media_state``)."""
+        stamp, media = await self.presence.media_snapshot(room_id, user_id)
+        frame = {"type": "media_state", "user_id": user_id, **media}
+        await self.publish(room_id, frame, order=(f"media:{user_id}", stamp))
 
     async def register(self, connection: Connection) -> None:
         """Start delivering the room's frames to this connection."""
@@ -261,7 +264,7 @@ class Hub:
             del self._rooms[room_id]
             handler = self._handlers.pop(room_id, None)
             self._last_id.pop(room_id, None)
-            self._presence_stamps.pop(room_id, None)
+            self._stamps.pop(room_id, None)
         try:
             await self.presence.remove(connection)
         except Exception:  # Redis is down: its heartbeat expiry cleans up later
@@ -282,7 +285,7 @@ class Hub:
         except_connection: str | None = None,
         control: dict[str, Any] | None = None,
         droppable: bool = False,
-        stamp: int | None = None,
+        order: tuple[str, int | None] | None = None,
     ) -> None:
         """Send a frame to everyone in the room (or one user, or one connection).
 
@@ -303,7 +306,7 @@ class Hub:
             except_connection=except_connection,
             control=control,
             droppable=droppable,
-            stamp=stamp,
+            order=order,
         )
         try:
             await self.broker.publish(_topic(room_id), payload)
@@ -357,7 +360,7 @@ class Hub:
                 frame.update(await self.call_mode(room_id, participants))
             except Exception:  # the database or Janus is away: clients keep their mode
                 log.warning("hub.call_mode_failed", room_id=room_id, exc_info=True)
-        await self.publish(room_id, frame, stamp=stamp)
+        await self.publish(room_id, frame, order=("presence", stamp))
 
     async def publish_many(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Broadcast ``(room_id, frame)`` pairs to their rooms, in this order."""
@@ -374,13 +377,16 @@ class Hub:
     def _deliver(self, room_id: str, payload: object) -> None:
         envelope = Envelope.parse(payload)
         header = envelope.header
-        stamp = header.get("stamp")
-        if stamp is not None:
-            # A participant list read before the last one delivered here, published after
-            # it (its instance was busy between the two): stale, and it would stay so.
-            if stamp < self._presence_stamps.get(room_id, 0):
+        order = header.get("order")
+        if order is not None:
+            # A state (the participant list, a person's devices) read before the last one
+            # of its kind delivered here, published after it (its instance was busy
+            # between the two): stale, and it would stay so until the next change.
+            kind, stamp = order
+            seen = self._stamps[room_id]
+            if stamp < seen.get(kind, 0):
                 return
-            self._presence_stamps[room_id] = stamp
+            seen[kind] = stamp
         to_user, skip, message_id = header["to"], header["except"], header["id"]
         only = header.get("to_connection")
         droppable = header.get("droppable", False)

@@ -48,6 +48,15 @@ def _by_time(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: (e.get("since", 0.0), e.get("connection_id", "")))
 
 
+def _media_of(entries: list[dict[str, Any]], user_id: str) -> dict[str, bool]:
+    state = dict.fromkeys(MEDIA_KINDS, False)
+    for entry in entries:
+        if entry["user_id"] == user_id:
+            for kind in MEDIA_KINDS:
+                state[kind] = state[kind] or bool(entry.get(kind))
+    return state
+
+
 def merge_participants(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per user, ordered by their earliest connection.
 
@@ -106,23 +115,28 @@ class Presence(abc.ABC):
         """Everyone connected to the room, on any instance, one entry per user."""
         return merge_participants(await self.entries(room_id))
 
-    async def snapshot(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
-        """``participants`` with a stamp that orders it among every instance's reads.
+    async def stamped_entries(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+        """``entries`` with a stamp that orders this read among every instance's reads.
 
-        A list read later has a greater stamp (None: no order known, as while Redis is
-        away): the hub delivers a room's lists in stamp order only, so a list read first
-        but published last (its instance was busy meanwhile) cannot undo a newer one.
+        A later read has a greater stamp (None: no order known, as while Redis is away):
+        the hub delivers what is read from here in stamp order only, so a state read
+        first but published last (its instance was busy meanwhile) cannot undo a newer
+        one.
         """
-        return None, await self.participants(room_id)
+        return None, await self.entries(room_id)
 
-    async def media_of(self, room_id: str, user_id: str) -> dict[str, bool]:
-        """The user's devices, as the participant list shows them (on if any tab has it on)."""
-        state = dict.fromkeys(MEDIA_KINDS, False)
-        for entry in await self.entries(room_id):
-            if entry["user_id"] == user_id:
-                for kind in MEDIA_KINDS:
-                    state[kind] = state[kind] or bool(entry.get(kind))
-        return state
+    async def snapshot(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+        """``participants``, stamped (see ``stamped_entries``)."""
+        stamp, entries = await self.stamped_entries(room_id)
+        return stamp, merge_participants(entries)
+
+    async def media_snapshot(
+        self, room_id: str, user_id: str
+    ) -> tuple[int | None, dict[str, bool]]:
+        """The user's devices as the participant list shows them (on if any tab has it
+        on), stamped (see ``stamped_entries``)."""
+        stamp, entries = await self.stamped_entries(room_id)
+        return stamp, _media_of(entries, user_id)
 
     async def is_present(self, room_id: str, user_id: str) -> bool:
         """Whether the user has a socket open in the room, on any instance."""
@@ -140,7 +154,7 @@ class Presence(abc.ABC):
 class MemoryPresence(Presence):
     def __init__(self) -> None:
         self._rooms: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self._reads = 0  # the stamp of the last snapshot
+        self._reads = 0  # the stamp of the last stamped read
 
     async def add(self, connection: Connection) -> None:
         self._rooms[connection.room_id][connection.id] = _entry(connection)
@@ -158,9 +172,9 @@ class MemoryPresence(Presence):
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
         return list(self._rooms.get(room_id, {}).values())
 
-    async def snapshot(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+    async def stamped_entries(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
         self._reads += 1
-        return self._reads, merge_participants(await self.entries(room_id))
+        return self._reads, await self.entries(room_id)
 
 
 class RedisPresence(Presence):
@@ -324,13 +338,9 @@ class RedisPresence(Presence):
         return [json.loads(v) for (r, _), v in list(self._mine.items()) if r == room_id]
 
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
-        return (await self._read(room_id))[1]
+        return (await self.stamped_entries(room_id))[1]
 
-    async def snapshot(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
-        stamp, entries = await self._read(room_id)
-        return stamp, merge_participants(entries)
-
-    async def _read(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+    async def stamped_entries(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
         try:
             return await self._shared_entries(room_id)
         except Exception as exc:  # Redis is away: this instance's own view
