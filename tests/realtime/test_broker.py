@@ -13,6 +13,7 @@ import pytest
 
 from tests import services
 from videochat.realtime.broker import Broker, MemoryBroker
+from videochat.realtime.hub import Hub
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
 from videochat.realtime.redis_broker import RedisBroker
 
@@ -227,8 +228,6 @@ async def test_a_dead_instance_leaves_no_ghosts() -> None:
 async def test_sockets_registering_at_once_share_one_subscription() -> None:
     """Many sockets of one room arriving together: every frame delivered once each."""
     services.redis_available()
-    from videochat.realtime.hub import Hub
-
     broker = RedisBroker(services.REDIS_URL)
     await broker.start()
     hub = Hub(broker, MemoryPresence())
@@ -265,7 +264,30 @@ async def test_sockets_registering_at_once_share_one_subscription() -> None:
     await broker.stop()
 
 
-async def test_an_older_participant_list_never_overtakes_a_newer_one() -> None:
+@pytest.fixture
+async def two_hubs() -> AsyncIterator[tuple[Hub, Hub]]:
+    """Two instances' hubs on the machine's Redis (broker and presence each)."""
+    services.redis_available()
+    hubs: list[Hub] = []
+    try:
+        for _ in range(2):
+            presence = RedisPresence(services.REDIS_URL)
+            await presence.start()
+            broker = RedisBroker(services.REDIS_URL)
+            await broker.start()
+            hubs.append(Hub(broker, presence))
+        yield hubs[0], hubs[1]
+    finally:
+        for hub in hubs:
+            for connection in list(hub.all_connections()):
+                await hub.unregister(connection)
+            await hub.broker.stop()
+            await hub.presence.stop()
+
+
+async def test_an_older_participant_list_never_overtakes_a_newer_one(
+    two_hubs: tuple[Hub, Hub],
+) -> None:
     """Two instances: the list one read before the other's join, published after it.
 
     Each instance reads the shared presence and then publishes the list; between the
@@ -273,9 +295,6 @@ async def test_an_older_participant_list_never_overtakes_a_newer_one() -> None:
     last left every socket with a stale list (bob missing, so nobody called him) until
     the next join or leave.
     """
-    services.redis_available()
-    from videochat.realtime.hub import Hub
-
     room = f"room-{uuid.uuid4()}"
     lists: dict[str, list[list[str]]] = {}
 
@@ -288,56 +307,40 @@ async def test_an_older_participant_list_never_overtakes_a_newer_one() -> None:
                 lists[self.id].append([p["username"] for p in data["participants"]])
             return True
 
-    hubs: list[Hub] = []
-    try:
-        for _ in range(2):
-            presence = RedisPresence(services.REDIS_URL)
-            await presence.start()
-            broker = RedisBroker(services.REDIS_URL)
-            await broker.start()
-            hubs.append(Hub(broker, presence))
-        first, second = hubs
-        alice: Any = Sink(room, "u-alice", "alice")
-        bob: Any = Sink(room, "u-bob", "bob")
-        lists[alice.id], lists[bob.id] = [], []
-        await first.register(alice)
-        await second.register(bob)
-        # The first instance read its list before bob came in, and is held.
-        await second.presence.remove(bob)
-        read, held = asyncio.Event(), asyncio.Event()
+    first, second = two_hubs
+    alice: Any = Sink(room, "u-alice", "alice")
+    bob: Any = Sink(room, "u-bob", "bob")
+    lists[alice.id], lists[bob.id] = [], []
+    await first.register(alice)
+    await second.register(bob)
+    # The first instance read its list before bob came in, and is held.
+    await second.presence.remove(bob)
+    read, held = asyncio.Event(), asyncio.Event()
 
-        async def slow_call_mode(room_id: str, participants: list[Any]) -> dict[str, Any]:
-            read.set()
-            await held.wait()
-            return {}
+    async def slow_call_mode(room_id: str, participants: list[Any]) -> dict[str, Any]:
+        read.set()
+        await held.wait()
+        return {}
 
-        first.call_mode = slow_call_mode  # type: ignore[assignment]
-        stale = asyncio.create_task(first.publish_presence(room))
-        async with asyncio.timeout(5):
-            await read.wait()
-        await second.presence.add(bob)
-        await second.publish_presence(room)
-        async with asyncio.timeout(5):
-            while not (lists[alice.id] and lists[bob.id]):
-                await asyncio.sleep(0.01)
-        held.set()
-        await stale
-        await asyncio.sleep(0.3)  # a negative check: give the stale list time to arrive
-        assert lists[alice.id] == [["alice", "bob"]], lists
-        assert lists[bob.id] == [["alice", "bob"]], lists
-    finally:
-        for hub in hubs:
-            for connection in list(hub.all_connections()):
-                await hub.unregister(connection)
-            await hub.broker.stop()
-            await hub.presence.stop()
+    first.call_mode = slow_call_mode  # type: ignore[assignment]
+    stale = asyncio.create_task(first.publish_presence(room))
+    async with asyncio.timeout(5):
+        await read.wait()
+    await second.presence.add(bob)
+    await second.publish_presence(room)
+    async with asyncio.timeout(5):
+        while not (lists[alice.id] and lists[bob.id]):
+            await asyncio.sleep(0.01)
+    held.set()
+    await stale
+    await asyncio.sleep(0.3)  # a negative check: give the stale list time to arrive
+    assert lists[alice.id] == [["alice", "bob"]], lists
+    assert lists[bob.id] == [["alice", "bob"]], lists
 
 
 async def test_one_instance_also_delivers_participant_lists_in_read_order() -> None:
     """In memory too: the call mode (a database read with an SFU) sits between a list's
     read and its publish, so a later read can be published first."""
-    from videochat.realtime.hub import Hub
-
     room = f"room-{uuid.uuid4()}"
     lists: list[list[str]] = []
 
@@ -377,11 +380,10 @@ async def test_one_instance_also_delivers_participant_lists_in_read_order() -> N
     await hub.unregister(bob)
 
 
-async def test_an_older_device_state_never_overtakes_a_newer_one() -> None:
+async def test_an_older_device_state_never_overtakes_a_newer_one(
+    two_hubs: tuple[Hub, Hub],
+) -> None:
     """A person's devices, merged over their tabs on two instances, in read order too."""
-    services.redis_available()
-    from videochat.realtime.hub import Hub
-
     room = f"room-{uuid.uuid4()}"
     states: list[dict[str, Any]] = []
 
@@ -394,51 +396,37 @@ async def test_an_older_device_state_never_overtakes_a_newer_one() -> None:
                 states.append(data)
             return True
 
-    hubs: list[Hub] = []
-    try:
-        for _ in range(2):
-            presence = RedisPresence(services.REDIS_URL)
-            await presence.start()
-            broker = RedisBroker(services.REDIS_URL)
-            await broker.start()
-            hubs.append(Hub(broker, presence))
-        first, second = hubs
-        tab1: Any = Sink(room, "u-alice", "alice")
-        tab2: Any = Sink(room, "u-alice", "alice")
-        bob: Any = Sink(room, "u-bob", "bob")
-        await first.register(tab1)
-        await first.register(bob)
-        await second.register(tab2)
+    first, second = two_hubs
+    tab1: Any = Sink(room, "u-alice", "alice")
+    tab2: Any = Sink(room, "u-alice", "alice")
+    bob: Any = Sink(room, "u-bob", "bob")
+    await first.register(tab1)
+    await first.register(bob)
+    await second.register(tab2)
 
-        # The first instance reads alice's devices (camera on in tab 1), then is held.
-        read, held = asyncio.Event(), asyncio.Event()
-        publish = first.publish
+    # The first instance reads alice's devices (camera on in tab 1), then is held.
+    read, held = asyncio.Event(), asyncio.Event()
+    publish = first.publish
 
-        async def busy_publish(room_id: str, frame: dict[str, Any], **kw: Any) -> None:
-            read.set()
-            await held.wait()
-            await publish(room_id, frame, **kw)
+    async def busy_publish(room_id: str, frame: dict[str, Any], **kw: Any) -> None:
+        read.set()
+        await held.wait()
+        await publish(room_id, frame, **kw)
 
-        first.publish = busy_publish  # type: ignore[method-assign]
-        tab1.media["video"] = True
-        await first.media_changed(tab1)
-        stale = asyncio.create_task(first.publish_media(room, "u-alice"))
-        await read.wait()
-        # Meanwhile tab 2 turns the microphone on: the newer state, published first.
-        tab2.media["audio"] = True
-        await second.media_changed(tab2)
-        await second.publish_media(room, "u-alice")
-        async with asyncio.timeout(5):
-            while len(states) < 3:  # bob, tab 1 and tab 2
-                await asyncio.sleep(0.01)
-        held.set()
-        await stale
-        await asyncio.sleep(0.3)  # a negative check: give the stale state time to arrive
-        assert len(states) == 3, states
-        assert all(state["audio"] and state["video"] for state in states), states
-    finally:
-        for hub in hubs:
-            for connection in list(hub.all_connections()):
-                await hub.unregister(connection)
-            await hub.broker.stop()
-            await hub.presence.stop()
+    first.publish = busy_publish  # type: ignore[method-assign]
+    tab1.media["video"] = True
+    await first.media_changed(tab1)
+    stale = asyncio.create_task(first.publish_media(room, "u-alice"))
+    await read.wait()
+    # Meanwhile tab 2 turns the microphone on: the newer state, published first.
+    tab2.media["audio"] = True
+    await second.media_changed(tab2)
+    await second.publish_media(room, "u-alice")
+    async with asyncio.timeout(5):
+        while len(states) < 3:  # bob, tab 1 and tab 2
+            await asyncio.sleep(0.01)
+    held.set()
+    await stale
+    await asyncio.sleep(0.3)  # a negative check: give the stale state time to arrive
+    assert len(states) == 3, states
+    assert all(state["audio"] and state["video"] for state in states), states
