@@ -430,3 +430,18 @@ async def test_an_older_device_state_never_overtakes_a_newer_one(
     await asyncio.sleep(0.3)  # a negative check: give the stale state time to arrive
     assert len(states) == 3, states
     assert all(state["audio"] and state["video"] for state in states), states
+
+
+async def test_a_room_without_sockets_here_keeps_no_ordering_state() -> None:
+    """A list delivered locally while the broker is down (publish degraded) to a room
+    with no socket here: nothing to deliver, and nothing kept for the room after."""
+
+    class DownBroker(MemoryBroker):
+        async def publish(self, topic: str, payload: Any) -> None:
+            raise ConnectionError("the broker is away")
+
+    hub = Hub(DownBroker(), MemoryPresence())
+    room = f"room-{uuid.uuid4()}"
+    await hub.publish_presence(room)
+    await hub.publish_media(room, "u-alice")
+    assert room not in hub._stamps

@@ -379,6 +379,8 @@ class Hub:
         header = envelope.header
         order = header.get("order")
         if order is not None:
+            if not self._rooms.get(room_id):
+                return  # no socket here (the publish went degraded): nothing to keep
             # A state (the participant list, a person's devices) read before the last one
             # of its kind delivered here, published after it (its instance was busy
             # between the two): stale, and it would stay so until the next change.
