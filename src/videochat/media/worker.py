@@ -103,7 +103,7 @@ class _Queue(RedisQueue):
             args=[max(1, min(lock, self.sweep_seconds))],
         )
         jobs = {job_id: self.deserialize(stored) for job_id, stored in found}
-        taken = [job_id for job_id, job in jobs.items() if job and job.status is Status.QUEUED]
+        taken = {job_id for job_id, job in jobs.items() if job and job.status is Status.QUEUED}
         abandoned = await self._abandoned_while_taken(taken)
         swept: list[str] = []
         for job_id, job in jobs.items():
@@ -119,7 +119,7 @@ class _Queue(RedisQueue):
             swept.append(job_id.decode())
         return swept
 
-    async def _abandoned_while_taken(self, taken: list[bytes]) -> set[bytes]:
+    async def _abandoned_while_taken(self, taken: set[bytes]) -> set[bytes]:
         """Of the jobs taken and not yet marked, those seen so for the whole grace."""
         now = time.time()
         first_seen = await self.redis.hgetall(self._being_taken)

@@ -338,23 +338,35 @@ class RedisPresence(Presence):
         return [json.loads(v) for (r, _), v in list(self._mine.items()) if r == room_id]
 
     async def entries(self, room_id: str) -> list[dict[str, Any]]:
-        return (await self.stamped_entries(room_id))[1]
+        return (await self._read(room_id, stamped=False))[1]
 
     async def stamped_entries(self, room_id: str) -> tuple[int | None, list[dict[str, Any]]]:
+        return await self._read(room_id, stamped=True)
+
+    async def _read(
+        self, room_id: str, *, stamped: bool
+    ) -> tuple[int | None, list[dict[str, Any]]]:
         try:
-            return await self._shared_entries(room_id)
+            return await self._shared_entries(room_id, stamped=stamped)
         except Exception as exc:  # Redis is away: this instance's own view
             self._unreachable("read", exc)
             return None, self._local_entries(room_id)
 
-    async def _shared_entries(self, room_id: str) -> tuple[int, list[dict[str, Any]]]:
-        """The room's entries and Redis's clock (µs) when it read them, in one step:
-        every write to the room is before or after it in Redis's one order."""
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.time()
-            pipe.hgetall(self._room_key(room_id))
-            (seconds, micros), raw = await pipe.execute()
-        stamp = int(seconds) * 1_000_000 + int(micros)
+    async def _shared_entries(
+        self, room_id: str, *, stamped: bool
+    ) -> tuple[int | None, list[dict[str, Any]]]:
+        """The room's entries; ``stamped``: with Redis's clock (µs) read in the same
+        transaction, so every write to the room is before or after it in Redis's order
+        (the other reads, who is present and on which socket, need no order)."""
+        stamp: int | None = None
+        if stamped:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.time()
+                pipe.hgetall(self._room_key(room_id))
+                (seconds, micros), raw = await pipe.execute()
+            stamp = int(seconds) * 1_000_000 + int(micros)
+        else:
+            raw = await self._client.hgetall(self._room_key(room_id))
         entries = {key: json.loads(value) for key, value in raw.items()}
         instances = sorted({entry["instance"] for entry in entries.values()})
         alive_flags = (

@@ -131,6 +131,24 @@ export async function request(method, path, { body, auth = true } = {}) {
 
 const room = (id) => `/rooms/${encodeURIComponent(id)}`;
 
+/**
+ * A list asked for again and again (at each frame, action or Refresh): its answers may
+ * arrive out of order, and an older one must not undo what a newer one showed.
+ * `ask()` before the request; `isNewest(ticket)` once its answer is in.
+ */
+export class NewestAnswer {
+  #asked = 0;
+
+  ask() {
+    this.#asked += 1;
+    return this.#asked;
+  }
+
+  isNewest(ticket) {
+    return ticket === this.#asked;
+  }
+}
+
 export const api = {
   createGuest: (username) => request('POST', '/users', { body: { username }, auth: false }),
   register: (username, password) =>

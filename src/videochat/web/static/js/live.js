@@ -6,7 +6,7 @@
 //
 // Mounted by room.js: mountLive({roomId, self, stage}) -> {onFrame, destroy}.
 
-import { ApiError, api, request } from './api.js';
+import { ApiError, NewestAnswer, api, request } from './api.js';
 import { element, toast } from './ui.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
@@ -141,7 +141,7 @@ class LivePanel {
   #watchTimer = null;
   #encoder; // the OBS settings of our streams that an encoder publishes
   #encoderStreams = new Map(); // stream id -> stream (ours, ready or live, not from this page)
-  #listings = 0; // listings asked for: only the newest one's answer is shown
+  #listings = new NewestAnswer();
   #revealed = new Set(); // stream ids whose key is shown
   #abort = new AbortController();
 
@@ -433,7 +433,7 @@ class LivePanel {
   }
 
   async refresh() {
-    const asked = ++this.#listings;
+    const asked = this.#listings.ask();
     let streams;
     try {
       streams = await request('GET', roomStreams(this.#roomId));
@@ -442,7 +442,7 @@ class LivePanel {
     }
     // Each frame and action asks again, and answers may arrive out of order: an older
     // one would bring back a stream that has ended since. Only the newest is shown.
-    if (this.#abort.signal.aborted || asked !== this.#listings) return;
+    if (this.#abort.signal.aborted || !this.#listings.isNewest(asked)) return;
     const live = streams.filter((stream) => stream.status === 'live');
     this.#list.replaceChildren(...live.map((stream) => this.#item(stream)));
     // Our streams that an encoder publishes (or will): their settings, also after a reload.

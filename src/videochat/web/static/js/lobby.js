@@ -1,11 +1,11 @@
 // The room list and the form that creates a room.
 
-import { api } from './api.js';
+import { NewestAnswer, api } from './api.js';
 import { byId, fromTemplate, setFormError, showView, toast } from './ui.js';
 
 export class Lobby {
   #openRoom;
-  #listings = 0; // room lists asked for (each visit, each Refresh): the newest is shown
+  #listings = new NewestAnswer(); // each visit and each Refresh asks
 
   /** @param {(roomId: string) => void} openRoom */
   constructor(openRoom) {
@@ -21,12 +21,12 @@ export class Lobby {
   }
 
   async refresh() {
-    const asked = ++this.#listings;
+    const asked = this.#listings.ask();
     const list = byId('room-list');
     list.setAttribute('aria-busy', 'true');
     try {
       const rooms = await api.rooms();
-      if (asked !== this.#listings) return; // a newer list is on its way
+      if (!this.#listings.isNewest(asked)) return; // a newer list is on its way
       list.replaceChildren(
         ...rooms.map((room) => {
           const item = fromTemplate('tpl-room');
@@ -42,7 +42,7 @@ export class Lobby {
     } catch (error) {
       toast(`Could not load the rooms: ${error.message}`, { kind: 'warn' });
     } finally {
-      if (asked === this.#listings) list.setAttribute('aria-busy', 'false');
+      if (this.#listings.isNewest(asked)) list.setAttribute('aria-busy', 'false');
     }
   }
 

@@ -3,7 +3,7 @@
 // joined goes straight back in on a reload); Join starts the call, the chat and the
 // socket; leaving tears everything down so the others see us go at once.
 
-import { ApiError, api } from './api.js';
+import { ApiError, NewestAnswer, api } from './api.js';
 import { Call } from './call.js';
 import { ChatPanel } from './chat.js';
 import {
@@ -82,7 +82,7 @@ export class RoomSession {
   #unread = 0;
   #copiedTimer = null;
   #roles = new Map(); // user id -> role, from GET /members
-  #memberListings = 0; // GET /members asked for: only the newest one's answer is shown
+  #memberListings = new NewestAnswer(); // GET /members, asked at frames and actions
   #ownerId = null;
   #view = { tab: 'call', videoId: null };
 
@@ -410,7 +410,7 @@ export class RoomSession {
 
   /** Roles and mutes for the People list (its moderation actions). */
   async #refreshMembers() {
-    const asked = ++this.#memberListings;
+    const asked = this.#memberListings.ask();
     let members;
     try {
       members = await api.members(this.roomId);
@@ -419,7 +419,7 @@ export class RoomSession {
     }
     // Each frame and action asks again and answers may arrive out of order: an older
     // one (from before a mute, say) must not undo what a newer one showed.
-    if (this.#left || asked !== this.#memberListings) return;
+    if (this.#left || !this.#memberListings.isNewest(asked)) return;
     this.#roles = new Map(members.map((member) => [member.user_id, member.role]));
     this.#videos?.rerender();
     const mine = this.#ownerId === this.#self.id ? 'owner' : this.#roles.get(this.#self.id);

@@ -8,7 +8,7 @@
 // Mounted by room.js: mountVideos({roomId, self, root, mayManage}) ->
 // {onFrame, open, destroy}.
 
-import { accessToken, request } from './api.js';
+import { NewestAnswer, accessToken, request } from './api.js';
 import { element, toast } from './ui.js';
 
 const HLS_TYPE = 'application/vnd.apple.mpegurl';
@@ -166,7 +166,7 @@ class VideoLibrary {
   #videos = new Map(); // id -> video (as the API or the last frame described it)
   #uploading = new Map(); // id -> percent, for the uploads this page is sending
   #deleted = new Set(); // ids removed here: no late answer or frame brings them back
-  #listings = 0; // listings asked for: only the newest one's answer is shown
+  #listings = new NewestAnswer();
   #lastUpload = null; // the id the form's progress line is about
   #editing = null; // the id whose title is being edited
   #confirming = null; // the id whose Delete asks "for everyone?"
@@ -345,7 +345,7 @@ class VideoLibrary {
   }
 
   async refresh() {
-    const asked = ++this.#listings;
+    const asked = this.#listings.ask();
     let videos;
     try {
       videos = await request('GET', `${roomPath(this.#roomId)}/videos?limit=200`);
@@ -353,7 +353,7 @@ class VideoLibrary {
       return; // a transient failure: the next frame or upload refreshes again
     }
     // Answers may arrive out of order: only the newest listing asked for is shown.
-    if (this.#abort.signal.aborted || asked !== this.#listings) return;
+    if (this.#abort.signal.aborted || !this.#listings.isNewest(asked)) return;
     const items = Array.isArray(videos) ? videos : (videos?.items ?? []);
     // A frame may have overtaken this answer: never step a known video back.
     const rank = (video) => STATUS_ORDER.indexOf(video?.status);
