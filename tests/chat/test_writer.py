@@ -258,18 +258,49 @@ async def test_under_load_a_batch_waits_its_window_for_more_messages(
 ) -> None:
     room_ids, author = await _rooms_and_author(engine, settings, 1)
     published = Published()
-    writer = MessageWriter(engine, published, message_frame, cluster=False, window=0.5)
+    writer = MessageWriter(engine, published, message_frame, cluster=False, window=0.3)
 
     def post(n: int) -> Any:
         return writer.post(room_id=room_ids[0], user_id=author, username="w", content=str(n))
 
     try:
-        await post(0)  # idle: stored at once, alone
-        # Right after a batch: the next one waits for the window, and these join it.
-        first = asyncio.ensure_future(post(1))
-        await asyncio.sleep(0.05)
-        await asyncio.gather(first, post(2), post(3))
+        await post(0)  # quiet: stored at once, alone
+        # A message every 10 ms (a gap far below half the window): once the writer has
+        # seen a few, each batch waits its window and ~30 messages share it.
+        sent = []
+        for n in range(1, 41):
+            sent.append(asyncio.ensure_future(post(n)))
+            await asyncio.sleep(0.01)
+        stored = await asyncio.gather(*sent)
     finally:
         await writer.stop()
 
-    assert [len(batch) for batch in published.batches] == [1, 3]
+    sizes = [len(batch) for batch in published.batches]
+    assert sizes[0] == 1
+    assert sum(sizes) == 41
+    assert len(sizes) <= 8, sizes  # one commit per message would be 41
+    assert [m.content for m in stored] == [str(n) for n in range(1, 41)]
+
+
+async def test_messages_at_a_moderate_rate_are_stored_at_once(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """One message every 0.3 s against a 0.5 s window: none waits for company it would
+    not get (the old rule held each one that came within a window of the last batch)."""
+    room_ids, author = await _rooms_and_author(engine, settings, 1)
+    published = Published()
+    writer = MessageWriter(engine, published, message_frame, cluster=False, window=0.5)
+    loop = asyncio.get_running_loop()
+    took = []
+    try:
+        for n in range(5):
+            began = loop.time()
+            await writer.post(room_id=room_ids[0], user_id=author, username="w", content=str(n))
+            took.append(loop.time() - began)
+            await asyncio.sleep(0.3)
+    finally:
+        await writer.stop()
+
+    assert [len(batch) for batch in published.batches] == [1] * 5
+    # A stored message takes milliseconds; one held for the window would take 0.5 s.
+    assert max(took) < 0.25, took

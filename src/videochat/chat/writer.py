@@ -27,8 +27,15 @@ connection's reset on return. So:
 - on PostgreSQL the writer holds one connection while messages keep coming (no
   checkout, pre-ping and reset per batch), and gives it back to the pool after
   ``HOLD_IDLE_SECONDS`` without a batch, or after any error;
-- under load (the previous batch ended less than ``window`` ago) a batch waits that
-  long for more messages to join it; an idle server stores a message at once.
+- under load (messages arrive, on average over the last few, at least twice per
+  ``window``) a batch waits up to ``window`` for more messages to join it; a quiet
+  server stores a message at once. A commit costs about as much CPU as storing and
+  broadcasting a few messages (SQLite's WAL frames and their checksums, the locks, the
+  hop to the thread or PostgreSQL's round trip and WAL flush), so at 1,000 messages/s
+  batches of ~12 instead of ~4 cut the server's CPU per delivery by a fifth
+  (docs/BENCHMARKS.md). The rate, not the time since the last batch, decides: at 50
+  messages/s (one every 20 ms) no message waits, where the old rule (wait when the last
+  batch ended less than a window ago) held a few of them for nothing.
 """
 
 from __future__ import annotations
@@ -103,7 +110,12 @@ _PG_LOCK_AND_INSERT = (
 # straight from asyncpg (_PG_INSERT); a lost connection is is_database_outage's.
 _STATEMENT_ERRORS = (SQLAlchemyError, PostgresError)
 # A batch under load waits this long for more messages (bounded added latency).
-WINDOW_SECONDS = 0.004
+WINDOW_SECONDS = 0.012
+# How fast the estimate of the gap between messages follows the latest gap (an EWMA):
+# a burst of three close messages is enough to start batching.
+GAP_WEIGHT = 0.25
+# A gap longer than this counts as this (a quiet minute must not take minutes to forget).
+GAP_CAP_SECONDS = 1.0
 # The held PostgreSQL connection goes back to the pool after this long without a batch
 # (the pool's pre-ping then checks it before the next one).
 HOLD_IDLE_SECONDS = 5.0
@@ -157,7 +169,9 @@ class MessageWriter:
         self._window = window
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._last_batch_end = -math.inf
+        # The average gap between two messages (EWMA), and when the last one arrived.
+        self._gap = window
+        self._last_arrival = -math.inf
         # A SQLite file: batches go to a writer thread with its own connection.
         path = sqlite_file(engine.url)
         self._sqlite = SqliteThread(path, name="chat-writer") if path is not None else None
@@ -182,7 +196,11 @@ class MessageWriter:
         """Hand a message to the next batch; the future settles once it is stored and
         broadcast. Messages are stored in the order they were handed in."""
         loop = asyncio.get_running_loop()
-        pending = _Pending(room_id, user_id, username, content, loop.time(), loop.create_future())
+        now = loop.time()
+        gap = min(now - self._last_arrival, GAP_CAP_SECONDS)
+        self._gap += (gap - self._gap) * GAP_WEIGHT
+        self._last_arrival = now
+        pending = _Pending(room_id, user_id, username, content, now, loop.create_future())
         self._pending.append(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="chat-writer")
@@ -205,11 +223,7 @@ class MessageWriter:
     async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            if (
-                self._window > 0
-                and len(self._pending) < self._max_batch
-                and loop.time() - self._last_batch_end < self._window
-            ):
+            if len(self._pending) < self._max_batch and 2 * self._gap <= self._window:
                 # Messages keep coming: a moment's wait makes this batch several. But no
                 # message waits more than the window since it arrived: under heavy load
                 # the next batch filled up while this one was stored, and waits not at
@@ -242,8 +256,6 @@ class MessageWriter:
                         await self._store_and_publish([pending])
                     except Exception as single_exc:
                         _fail([pending], single_exc)
-            finally:
-                self._last_batch_end = loop.time()
 
     async def _store_and_publish(self, batch: list[_Pending]) -> None:
         # Fresh rows on every attempt: a failed attempt's rows were rolled back.
