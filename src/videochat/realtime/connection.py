@@ -25,13 +25,6 @@ from videochat.observability import metrics
 from videochat.realtime.close_codes import SLOW_CONSUMER
 from videochat.realtime.wire import WIRE_EXTENSION, PreparedFrame, send_message
 
-# Message ids a socket remembers having been given, to skip them when a catch-up after a
-# broker outage offers them again; the oldest are forgotten first.
-SEEN_IDS = 4096
-# A catch-up starts this many received messages back: one published just before the
-# outage may have been lost in flight while a later one got through.
-CATCH_UP_LOOKBACK = 32
-
 
 @dataclass(eq=False)
 class Connection:
@@ -48,6 +41,11 @@ class Connection:
     )
     # Message frames up to this id were already sent by the reconnect replay.
     replayed_up_to: int = 0
+    # ... and up to this id by the catch-up after a broker outage (live copies are skipped).
+    caught_up_to: int = 0
+    # The room's count of delivered messages when this socket joined (realtime.delivered):
+    # it was given every message the room was delivered after that.
+    joined: int = 0
     # Set while the broker is away: the catch-up on its return sends what came after.
     catch_up_after: int | None = None
     closed: bool = False
@@ -70,8 +68,6 @@ class Connection:
     # False until the replay is over: frames wait in the backlog until then.
     _live: bool = field(init=False, default=False)
     _send_nowait: Callable[[PreparedFrame], bool] | None = field(init=False, default=None)
-    # The ids of the message frames given to this socket lately, oldest first.
-    _seen: dict[int, None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         wire = self.websocket.scope.get("extensions", {}).get(WIRE_EXTENSION)
@@ -89,12 +85,8 @@ class Connection:
         A ``droppable`` frame (another member's signalling) is dropped once the backlog
         is half full, so only the server's own traffic can make a slow consumer.
         """
-        if self.closed:
-            return False
-        if message_id:
-            if message_id in self._seen:
-                return False  # already given (a catch-up and a live frame of the same message)
-            self._remember(message_id)
+        if self.closed or (message_id and message_id <= self.caught_up_to):
+            return False  # (the catch-up gave it already)
         if isinstance(frame, str):
             frame = PreparedFrame(frame)
         if self._live and self._writer is None and not self._backlog:
@@ -115,26 +107,6 @@ class Connection:
         if self._live and self._writer is None:
             self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
         return False
-
-    def _remember(self, message_id: int) -> None:
-        self._seen[message_id] = None
-        if len(self._seen) > SEEN_IDS:
-            del self._seen[next(iter(self._seen))]
-
-    def catch_up_mark(self) -> int:
-        """Where a catch-up for this socket starts: a little before the last message it got."""
-        recent = list(self._seen)[-CATCH_UP_LOOKBACK:]
-        return max(self.replayed_up_to, recent[0] - 1 if recent else 0)
-
-    def can_catch_up_after(self, after: int) -> bool:
-        """Whether every message after ``after`` that this socket got is still remembered.
-
-        When it is not (more messages came during the outage than it remembers), a
-        catch-up could repeat some: the socket should reconnect with ``?since=`` instead.
-        """
-        if len(self._seen) < SEEN_IDS:
-            return True
-        return min(self._seen) <= after
 
     @property
     def waiting(self) -> int:

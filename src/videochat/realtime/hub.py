@@ -29,6 +29,7 @@ from videochat.observability import metrics
 from videochat.realtime.broker import Broker, MemoryBroker
 from videochat.realtime.close_codes import GOING_AWAY, SLOW_CONSUMER
 from videochat.realtime.connection import Connection
+from videochat.realtime.delivered import Delivered
 from videochat.realtime.presence import MemoryPresence, Presence
 from videochat.realtime.wire import PreparedFrame
 
@@ -150,6 +151,8 @@ class Hub:
         # The last message id delivered per room here: where a socket that opens while
         # the broker is away starts its catch-up.
         self._last_id: dict[str, int] = {}
+        # Per room with a socket here, the message ids delivered to it lately.
+        self._delivered: dict[str, Delivered] = {}
         # Per room, the stamp of the last state of each kind delivered here (its
         # participant list, each person's devices): see Presence.stamped_entries.
         self._stamps: defaultdict[str, dict[str, int]] = defaultdict(dict)
@@ -227,6 +230,10 @@ class Hub:
         # see the room as taken, or it would subscribe a second handler (and every frame
         # would then be delivered twice on this instance).
         room[connection.id] = connection
+        delivered = self._delivered.get(room_id)
+        if delivered is None:
+            delivered = self._delivered[room_id] = Delivered()
+        connection.joined = delivered.count
         if self._cut_off and connection.catch_up_after is None:
             # Whatever the other instances send from now on may not reach it.
             connection.catch_up_after = self._last_id.get(room_id)
@@ -265,6 +272,7 @@ class Hub:
             handler = self._handlers.pop(room_id, None)
             self._last_id.pop(room_id, None)
             self._stamps.pop(room_id, None)
+            self._delivered.pop(room_id, None)
         try:
             await self.presence.remove(connection)
         except Exception:  # Redis is down: its heartbeat expiry cleans up later
@@ -393,9 +401,13 @@ class Hub:
         only = header.get("to_connection")
         droppable = header.get("droppable", False)
         v2_only = header.get("v2", False)
+        if message_id:
+            delivered = self._delivered.get(room_id)
+            if delivered is not None and not delivered.record(message_id):
+                return  # delivered here already (the same message published twice)
+            if message_id > self._last_id.get(room_id, 0):
+                self._last_id[room_id] = message_id
         frame = PreparedFrame(envelope.text)  # compressed once for all the room's sockets
-        if message_id and message_id > self._last_id.get(room_id, 0):
-            self._last_id[room_id] = message_id
         room = self._rooms.get(room_id)
         targeted = skip is not None or to_user is not None or only is not None or v2_only
         sent = 0
@@ -426,7 +438,7 @@ class Hub:
             self._cut_off = True
             for connection in self.all_connections():
                 if connection.catch_up_after is None:
-                    connection.catch_up_after = connection.catch_up_mark()
+                    connection.catch_up_after = self._catch_up_mark(connection)
             return
         self._cut_off = False
         self._catch_up_wanted = True
@@ -465,23 +477,33 @@ class Hub:
             return
         after = min(c.catch_up_after or 0 for c in waiting)
         missed = await self.catch_up(room_id, after, CATCH_UP_LIMIT)
+        delivered = self._delivered.get(room_id) or Delivered()
         caught_up = sent = 0
         for connection in waiting:
-            start = max(connection.catch_up_after or 0, connection.replayed_up_to)
+            start = max(connection.catch_up_after or 0, _given_up_to(connection))
             connection.catch_up_after = None
-            if len(missed) >= CATCH_UP_LIMIT or not connection.can_catch_up_after(start):
+            if len(missed) >= CATCH_UP_LIMIT or not delivered.remembers_after(start):
                 # Too much to be sure of sending it all once: the client resumes itself.
                 connection.close(SLOW_CONSUMER, "missed too much; reconnect with ?since=")
                 continue
             for message_id, text in missed:  # oldest first: the room's order
-                if message_id > start:
-                    # (skips what it got)
+                if message_id > start and not delivered.given(message_id, connection.joined):
                     sent += connection.offer(text, message_id=message_id)
+            if missed:
+                # It has every message up to the last one read: a copy of one of them
+                # still on its way live is skipped, and a later catch-up starts there.
+                connection.caught_up_to = max(connection.caught_up_to, missed[-1][0])
             caught_up += 1
         metrics.frames_sent(sent)
         if missed:
             self._last_id[room_id] = max(self._last_id.get(room_id, 0), missed[-1][0])
         log.info("hub.caught_up", room_id=room_id, sockets=caught_up, messages=len(missed))
+
+    def _catch_up_mark(self, connection: Connection) -> int:
+        """Where a catch-up for this socket starts: a little before the last message it got."""
+        delivered = self._delivered.get(connection.room_id)
+        floor = _given_up_to(connection)
+        return delivered.catch_up_mark(connection.joined, floor) if delivered else floor
 
     async def close_all(self) -> None:
         """Tell every socket the server is going away (shutdown)."""
@@ -493,3 +515,8 @@ class Hub:
         for room in list(self._rooms.values()):
             for connection in list(room.values()):
                 connection.close(GOING_AWAY, "server shutting down")
+
+
+def _given_up_to(connection: Connection) -> int:
+    """Every message up to this id was given to the socket by its replay or a catch-up."""
+    return max(connection.replayed_up_to, connection.caught_up_to)
