@@ -72,6 +72,8 @@ def test_the_protocol_class_and_its_module_are_where_wire_imports_them_from() ->
         ("__init__", ["self", "config", "server_state", "app_state", "_loop"]),
         ("handle_connect", ["self", "event"]),
         ("send", ["self", "message"]),
+        ("data_received", ["self", "data"]),
+        ("handle_parser_exception", ["self"]),
     ],
 )
 def test_the_overridden_methods_keep_their_signatures(method: str, expected: list[str]) -> None:
@@ -119,6 +121,10 @@ async def test_the_protocol_builds_its_connection_and_flow_control_in_init() -> 
         "self.writable",
         "self.close_sent",
         "self.disconnected",
+        # data_received hands texts to the app as send_receive_event_to_app does.
+        'self.queue.put_nowait({"type": "websocket.receive", "text"',
+        "self.read_paused = True",
+        "self.transport.pause_reading()",
     ],
 )
 def test_the_protocol_still_uses_what_wire_reads_or_replaces(use: str) -> None:
@@ -142,9 +148,12 @@ def test_server_protocol_takes_the_keywords_wire_passes() -> None:
     for name in ("extensions", "max_size", "logger"):
         assert name in found, changed(WEBSOCKETS, f"ServerProtocol(..., {name}=)")
     connection = ServerProtocol()
-    for name in ("state", "extensions"):
+    # (current_size, reader.buffer: whether the parser is between frames, for data_received)
+    for name in ("state", "extensions", "current_size", "max_message_size", "reader"):
         assert hasattr(connection, name), changed(WEBSOCKETS, f"ServerProtocol.{name}")
     assert State.OPEN, changed(WEBSOCKETS, "websockets.protocol.State.OPEN")
+    assert connection.current_size is None, changed(WEBSOCKETS, "ServerProtocol.current_size")
+    assert connection.reader.buffer == b"", changed(WEBSOCKETS, "StreamReader.buffer")
 
 
 def test_deflate_factory_takes_the_keywords_wire_passes() -> None:
