@@ -231,7 +231,7 @@ class Deployment:
         port = free_port()
         core = self.options.server_cores[index % len(self.options.server_cores)]
         log = self._data_dir / f"server{index}.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
         if self.target.is_baseline:
             command = [sys.executable, "-m", "bench.baseline_server", "--port", str(port)]
         else:
