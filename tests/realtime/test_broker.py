@@ -244,7 +244,7 @@ async def test_sockets_registering_at_once_share_one_subscription() -> None:
             self.v1 = False  # speaks protocol v2: gets every frame
             received[self.id] = []
 
-        def offer(self, text: str, *, message_id: int = 0, droppable: bool = False) -> bool:
+        def offer(self, text: str, message_id: int = 0, droppable: bool = False) -> bool:
             received[self.id].append(text)
             return True
 
@@ -301,7 +301,7 @@ async def test_an_older_participant_list_never_overtakes_a_newer_one(
     class Sink(_FakeConnection):
         v1 = False
 
-        def offer(self, frame: Any, *, message_id: int = 0, droppable: bool = False) -> bool:
+        def offer(self, frame: Any, message_id: int = 0, droppable: bool = False) -> bool:
             data = json.loads(frame.text)
             if data["type"] == "presence":
                 lists[self.id].append([p["username"] for p in data["participants"]])
@@ -347,7 +347,7 @@ async def test_one_instance_also_delivers_participant_lists_in_read_order() -> N
     class Sink(_FakeConnection):
         v1 = False
 
-        def offer(self, frame: Any, *, message_id: int = 0, droppable: bool = False) -> bool:
+        def offer(self, frame: Any, message_id: int = 0, droppable: bool = False) -> bool:
             data = json.loads(frame.text)
             if data["type"] == "presence":
                 lists.append([p["username"] for p in data["participants"]])
@@ -390,7 +390,7 @@ async def test_an_older_device_state_never_overtakes_a_newer_one(
     class Sink(_FakeConnection):
         v1 = False
 
-        def offer(self, frame: Any, *, message_id: int = 0, droppable: bool = False) -> bool:
+        def offer(self, frame: Any, message_id: int = 0, droppable: bool = False) -> bool:
             data = json.loads(frame.text)
             if data["type"] == "media_state":
                 states.append(data)

@@ -13,6 +13,7 @@ from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
 )
+from websockets.frames import Frame, Opcode
 
 from tests.support import (
     LiveServer,
@@ -90,6 +91,14 @@ def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
     narrow_deflate = PerMessageDeflate(False, True, WINDOW_BITS, 9, terms)
     narrow = frame.encoded(variant_of(narrow_deflate), narrow_deflate)
     assert narrow is not sent
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_a_plain_prepared_frame_is_the_frame_websockets_would_send(size: int) -> None:
+    """The wire writes a plain frame's header itself: the same bytes, every length form."""
+    text = "é" * (size // 2) + "x" * (size % 2)  # (UTF-8: the length is in bytes)
+    expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+    assert PreparedFrame(text).encoded(None, None) == expected
 
 
 async def test_a_handshake_answered_with_an_http_error_logs_no_error(

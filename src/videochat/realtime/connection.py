@@ -75,7 +75,7 @@ class Connection:
             self._send_nowait = wire["send_nowait"]
 
     def offer(
-        self, frame: PreparedFrame | str, *, message_id: int = 0, droppable: bool = False
+        self, frame: PreparedFrame | str, message_id: int = 0, droppable: bool = False
     ) -> bool:
         """Send a frame without waiting: now if the socket has room, else through the backlog.
 
@@ -92,9 +92,14 @@ class Connection:
         if self._live and self._writer is None and not self._backlog:
             if message_id and message_id <= self.replayed_up_to:
                 return False  # already delivered by the replay
-            written = self._write_now(frame)
-            if written is not None:
-                return written
+            send_nowait = self._send_nowait
+            if send_nowait is not None:
+                try:
+                    if send_nowait(frame):
+                        return True
+                except Exception:  # the socket went away: its handler cleans up
+                    self.closed = True
+                    return False
         if self._backlog is None:
             self._backlog = deque()
         if droppable and len(self._backlog) >= self.queue_size // 2:
@@ -112,19 +117,6 @@ class Connection:
     def waiting(self) -> int:
         """Frames in the backlog: the socket is full, or its replay is not over."""
         return len(self._backlog) if self._backlog else 0
-
-    def _write_now(self, frame: PreparedFrame) -> bool | None:
-        """True when the frame was written, False when the socket turned out to be gone,
-        None when it must wait (the backlog)."""
-        if self._send_nowait is None:
-            return None
-        try:
-            if not self._send_nowait(frame):
-                return None
-        except Exception:  # the socket went away: its handler cleans up
-            self.closed = True
-            return False
-        return True
 
     def start_writer(self) -> None:
         """Begin sending live frames (after any replay was sent), the backlog first."""

@@ -419,7 +419,7 @@ class Hub:
                     continue
                 if v2_only and connection.v1:
                     continue  # a frame the prototype never sent: only for protocol v2
-            sent += connection.offer(frame, message_id=message_id, droppable=droppable)
+            sent += connection.offer(frame, message_id, droppable)
         metrics.frames_sent(sent)  # once per broadcast, not a lock per socket
         control = header.get("control")
         if control:

@@ -40,7 +40,6 @@ import structlog
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
-from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
@@ -99,11 +98,21 @@ class PreparedFrame:
         """The frame's bytes for a socket of this variant (its context-free deflate, or none)."""
         data = self._encoded.get(variant)
         if data is None:
-            extensions: list[Extension] = [deflate] if deflate is not None else []
-            frame = Frame(Opcode.TEXT, self.text.encode())
-            data = frame.serialize(mask=False, extensions=extensions)
-            self._encoded[variant] = data
+            data = self._encoded[variant] = self._encode(deflate)
         return data
+
+    def _encode(self, deflate: PerMessageDeflate | None) -> bytes:
+        payload = self.text.encode()
+        if deflate is None:
+            # A final, unmasked text frame's header (RFC 6455, 5.2) is two to ten bytes:
+            # written here, not by websockets' Frame (a few µs of Python per message).
+            size = len(payload)
+            if size < 126:
+                return bytes((_FINAL_TEXT, size)) + payload
+            if size < 65536:
+                return bytes((_FINAL_TEXT, 126)) + size.to_bytes(2) + payload
+            return bytes((_FINAL_TEXT, 127)) + size.to_bytes(8) + payload
+        return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[deflate])
 
 
 def variant_of(deflate: PerMessageDeflate | None) -> Variant:
@@ -130,6 +139,7 @@ class WireProtocol(WebSocketsSansIOProtocol):
         )
         # Set once the handshake settled the extensions (None: no prepared sends).
         self._wire: tuple[Variant, PerMessageDeflate | None] | None = None
+        self._paused = False  # the transport's buffer is over its high-water mark
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -196,13 +206,29 @@ class WireProtocol(WebSocketsSansIOProtocol):
         """
         if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
             raise ClientDisconnected()
-        if not self.writable.is_set() or self.initial_response is not None:
+        if self._paused or self.initial_response is not None:
             return False
-        wire = self._negotiated()
+        wire = self._wire or self._negotiated()
         if wire is None:
             return False
-        self.transport.write(frame.encoded(*wire))
+        # (PreparedFrame.encoded, inlined: this runs for every socket of a broadcast.)
+        data = frame._encoded.get(wire[0]) or frame.encoded(*wire)
+        self.transport.write(data)
         return True
+
+    # uvicorn's flow control keeps an asyncio.Event (``writable``); send_nowait reads a
+    # plain flag instead, kept beside it (a method call less per socket and frame).
+    def pause_writing(self) -> None:
+        self._paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        super().resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._paused = False  # (uvicorn sets writable too: nothing will drain any more)
+        super().connection_lost(exc)
 
     def _negotiated(self) -> tuple[Variant, PerMessageDeflate | None] | None:
         """The socket's variant and deflate, worked out once (None: websockets frames)."""
