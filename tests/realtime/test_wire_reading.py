@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import struct
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,9 +53,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         processes.stop_server(process)
 
 
-def frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True) -> bytes:
+def frame(
+    opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True, rsv1: bool = False
+) -> bytes:
     """One client frame (RFC 6455, 5.2), masked as clients must."""
-    head = bytes([(0x80 if fin else 0) | opcode])
+    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
     length = len(payload)
     mask_bit = 0x80 if masked else 0
     if length < 126:
@@ -93,7 +96,10 @@ class RawSocket:
             (length,) = struct.unpack("!H", await self.reader.readexactly(2))
         elif length == 127:
             (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        return head[0] & 0x0F, await self.reader.readexactly(length)
+        payload = await self.reader.readexactly(length)
+        if head[0] & 0x40:  # compressed by the server (deflate agreed)
+            payload = zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff")
+        return head[0] & 0x0F, payload
 
     async def pongs(self, count: int) -> list[Any]:
         """The times of the next ``count`` app pongs (other frames skipped)."""
@@ -112,8 +118,21 @@ class RawSocket:
                 return int(struct.unpack("!H", payload[:2])[0])
 
 
+def compressed(text: bytes, window_bits: int = 12) -> bytes:
+    """A message compressed from scratch, as permessage-deflate sends it (RFC 7692, 7.2.1)."""
+    compressor = zlib.compressobj(wbits=-window_bits)
+    data = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(b"\x00\x00\xff\xff")
+    return data[:-4]
+
+
+def compressed_ping(n: int) -> bytes:
+    text = json.dumps({"type": "ping", "time": n, "padding": "pad " * 40}).encode()
+    return frame(TEXT, compressed(text), rsv1=True)
+
+
 @asynccontextmanager
-async def raw_socket(server: Server) -> AsyncIterator[RawSocket]:
+async def raw_socket(server: Server, *, deflate: bool = False) -> AsyncIterator[RawSocket]:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     key = base64.b64encode(os.urandom(16)).decode()
     path = (
@@ -123,11 +142,19 @@ async def raw_socket(server: Server) -> AsyncIterator[RawSocket]:
         (
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            + (
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                if deflate
+                else ""
+            )
+            + "\r\n"
         ).encode()
     )
     answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert answer.startswith(b"HTTP/1.1 101"), answer
+    if deflate:  # each message compressed from scratch, in a window of 4 KiB at most
+        assert b"client_no_context_takeover" in answer and b"client_max_window_bits=12" in answer
     try:
         yield RawSocket(reader, writer)
     finally:
@@ -203,3 +230,31 @@ async def test_a_client_s_invalid_utf8_is_closed_without_an_error_in_the_log(
     await asyncio.sleep(0.2)  # (the server's log is written by another process)
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log and "[error" not in log, log[-3000:]
+
+
+async def test_compressed_messages_are_inflated_in_order(server: Server) -> None:
+    async with raw_socket(server, deflate=True) as socket:
+        await socket.write(compressed_ping(12) + ping(13) + compressed_ping(14))
+        assert await socket.pongs(3) == [12, 13, 14]
+        first, rest = compressed_ping(15), compressed_ping(16)
+        await socket.write(first[:9], first[9:] + rest, pause=0.05)
+        assert await socket.pongs(2) == [15, 16]
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        # 1 KiB of deflate that inflates past the frame limit (a zip bomb, in small).
+        (frame(TEXT, compressed(b"{" + b" " * 100_000 + b"}"), rsv1=True), 1009),
+        (frame(TEXT, b"\xff\xfe not deflate at all", rsv1=True), 1002),
+    ],
+    ids=["inflates-too-big", "not-deflate"],
+)
+async def test_a_bad_compressed_frame_closes_the_socket(
+    server: Server, bad: bytes, code: int
+) -> None:
+    async with raw_socket(server, deflate=True) as socket:
+        await socket.write(compressed_ping(17))
+        assert await socket.pongs(1) == [17]
+        await socket.write(bad)
+        assert await socket.close_code() == code
