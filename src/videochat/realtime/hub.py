@@ -57,9 +57,13 @@ def _topic(room_id: str) -> str:
     return f"videochat:room:{room_id}"
 
 
+# One encoder for every frame: json.dumps with options builds a JSONEncoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(frame: dict[str, Any]) -> str:
     """Compact JSON for the wire."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(frame)
 
 
 @dataclass(slots=True)

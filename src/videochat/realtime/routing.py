@@ -128,7 +128,10 @@ class FrameRouter:
         """The frame's ``type``, or for a frame without one the kind its keys say."""
         kind = frame.get("type", _UNTYPED)
         if kind is _UNTYPED:
-            return next((k for key, k in self.untyped.items() if key in frame), None)
+            for key, untyped_kind in self.untyped.items():  # (a loop: no generator per frame)
+                if key in frame:
+                    return untyped_kind
+            return None
         return kind
 
     def route_of(self, frame: dict[str, Any]) -> FrameRoute | None:
