@@ -15,7 +15,7 @@ from tests.support import eventually
 from videochat.accounts import service as accounts
 from videochat.chat import repository as chat_repository
 from videochat.chat.frames import message_frame
-from videochat.chat.writer import MessageWriter
+from videochat.chat.writer import BATCH_ENOUGH, MessageWriter
 from videochat.config import Settings
 from videochat.db.engine import create_engine, create_sessionmaker
 from videochat.exceptions import ServiceUnavailable
@@ -280,6 +280,34 @@ async def test_under_load_a_batch_waits_its_window_for_more_messages(
     assert sum(sizes) == 41
     assert len(sizes) <= 8, sizes  # one commit per message would be 41
     assert [m.content for m in stored] == [str(n) for n in range(1, 41)]
+
+
+async def test_a_waiting_batch_is_stored_once_it_has_company_enough(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A message every 10 ms against a 2 s window: a waiting batch closes at BATCH_ENOUGH
+    messages, not at the end of the window (which held every message the whole window)."""
+    room_ids, author = await _rooms_and_author(engine, settings, 1)
+    published = Published()
+    writer = MessageWriter(engine, published, message_frame, cluster=False, window=2.0)
+    sent = []
+    try:
+        for n in range(60):
+            sent.append(
+                asyncio.ensure_future(
+                    writer.post(room_id=room_ids[0], user_id=author, username="w", content=str(n))
+                )
+            )
+            await asyncio.sleep(0.01)
+        stored = await asyncio.gather(*sent)
+    finally:
+        await writer.stop()
+
+    sizes = [len(batch) for batch in published.batches]
+    assert sum(sizes) == 60 and [m.content for m in stored] == [str(n) for n in range(60)]
+    # (A batch takes what came by the time the flusher runs: one or two more at most.)
+    assert max(sizes) <= BATCH_ENOUGH + 2, sizes
+    assert sum(1 for size in sizes if size >= BATCH_ENOUGH) >= 2, sizes
 
 
 async def test_messages_at_a_moderate_rate_are_stored_at_once(
