@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from videochat.db import sqlite_thread
+from videochat.db import engine, sqlite_thread
 from videochat.db.sqlite_thread import SqliteThread, rollback_quietly
 
 
@@ -117,3 +117,30 @@ async def test_writes_wait_behind_a_checkpoint_once_the_wal_is_past_its_limit(
     assert threads[:20] == [threading.get_ident()] * 20
     assert threads[20] != threading.get_ident()  # the checkpoint began after the 20th
     assert len(_bodies(database)) == 40
+
+
+async def test_the_wal_file_is_cut_back_when_the_wal_starts_afresh(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer reads the WAL file's size as what the WAL holds: a file that kept its
+    largest size made every checkpoint after it hold the writes back."""
+    monkeypatch.setattr(engine, "JOURNAL_SIZE_LIMIT", 0)  # (read as the writer connects)
+    monkeypatch.setattr(sqlite_thread, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(sqlite_thread, "WAL_LIMIT_BYTES", 200_000)
+    writer = SqliteThread(str(database), name="test-writer")
+    wal = database.with_name(database.name + "-wal")
+    threads: list[int] = []
+    try:
+        for n in range(60):  # no quiet moment: the WAL grows past the limit
+            await writer.run_inline_first(_insert("x" * 8000 + str(n), threads))
+        assert wal.stat().st_size > 200_000
+        for n in range(60):  # quiet moments: each checkpoint copies the whole WAL
+            await writer.run_inline_first(_insert(str(n), threads))
+            running = writer._checkpoint
+            if running is not None and not running.done():
+                await asyncio.wait([running])
+        assert wal.stat().st_size < 200_000, wal.stat().st_size
+        assert not writer._checkpoint_blocks
+    finally:
+        await writer.close()
+    assert len(_bodies(database)) == 120

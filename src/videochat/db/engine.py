@@ -16,6 +16,9 @@ from sqlalchemy.pool import StaticPool
 
 from videochat.config import Settings
 
+# Bytes a SQLite WAL file keeps when the WAL starts afresh.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+
 
 def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # WAL lets readers run beside the writer; busy_timeout queues writers instead of
@@ -25,6 +28,12 @@ def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # When the WAL starts afresh, its file is cut back to this size: otherwise the file
+    # keeps its largest size for good, and the chat writer, which reads the file's size
+    # as what the WAL holds (db/sqlite_thread.py), held every write back behind every
+    # checkpoint once the file had passed its limit (a 55 ms stall twice a second at
+    # 60,000 deliveries/s).
+    cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     cursor.close()
 
 
