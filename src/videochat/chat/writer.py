@@ -30,11 +30,10 @@ connection's reset on return. So:
 - under load (messages arrive, on average over the last few, at least twice per
   ``window``) a batch waits up to ``window`` for more messages to join it, and no
   longer than it takes ``BATCH_ENOUGH`` to be there; a quiet server stores a message at
-  once. A commit costs about as much CPU as storing and
-  broadcasting a few messages (SQLite's WAL frames and their checksums, the locks, the
-  hop to the thread or PostgreSQL's round trip and WAL flush), so at 1,000 messages/s
-  batches of ~12 instead of ~4 cut the server's CPU per delivery by a fifth
-  (docs/BENCHMARKS.md). The rate, not the time since the last batch, decides: at 50
+  once. A commit costs about as much CPU as storing and broadcasting a few messages
+  (SQLite's WAL frames and their checksums, the locks, the hop to the thread, or
+  PostgreSQL's round trip and WAL flush), so at 1,000 messages/s batches of ~12 instead
+  of ~4 cut the server's CPU per delivery by a fifth (docs/BENCHMARKS.md). The rate, not the time since the last batch, decides: at 50
   messages/s (one every 20 ms) no message waits, where the old rule (wait when the last
   batch ended less than a window ago) held a few of them for nothing.
 """

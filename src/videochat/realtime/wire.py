@@ -21,8 +21,8 @@ compressed it from scratch, UTF-8 decoded) and hands the texts to the app as uvi
 does; anything else (a partial frame, a control frame, a fragmented message, a
 compressed one that needs the previous one's state, bad deflate data, an oversized
 frame, any state but open) goes to websockets' parser whole, which answers it as the
-protocol says. Its generator-based
-parser cost ~10 µs of a core per message, a few per cent of a busy server's CPU.
+protocol says. That generator-based parser cost a few per cent of a busy server's CPU
+(docs/BENCHMARKS.md: -5% per delivery on the plain wire, -7% with deflate).
 
 ``WireProtocol.send`` takes the standard ASGI ``websocket.send`` message with the frame
 under an extra key (``PREPARED_FRAME``); another ASGI server ignores that key and sends
@@ -58,12 +58,12 @@ try:
 except ImportError:  # pragma: no cover (a platform without websockets' C extension)
     from websockets.utils import apply_mask
 
+log = structlog.get_logger(__name__)
+
 # The ASGI send message's key for a PreparedFrame (its "text" stays for other servers).
 PREPARED_FRAME = "videochat.prepared_frame"
 # The scope extension holding {"send_nowait": callable(PreparedFrame) -> bool}.
 WIRE_EXTENSION = "videochat.wire"
-log = structlog.get_logger(__name__)
-
 # A frame's first byte for a final text frame with no extension bits (RFC 6455, 5.2), and
 # the second byte's mask bit (every client frame is masked).
 _FINAL_TEXT = 0x81
