@@ -33,9 +33,10 @@ connection's reset on return. So:
   once. A commit costs about as much CPU as storing and broadcasting a few messages
   (SQLite's WAL frames and their checksums, the locks, the hop to the thread, or
   PostgreSQL's round trip and WAL flush), so at 1,000 messages/s batches of ~12 instead
-  of ~4 cut the server's CPU per delivery by a fifth (docs/BENCHMARKS.md). The rate, not the time since the last batch, decides: at 50
-  messages/s (one every 20 ms) no message waits, where the old rule (wait when the last
-  batch ended less than a window ago) held a few of them for nothing.
+  of ~4 cut the server's CPU per delivery by a fifth (docs/BENCHMARKS.md). The rate,
+  not the time since the last batch, decides: at 50 messages/s (one every 20 ms) no
+  message waits, where the old rule (wait when the last batch ended less than a window
+  ago) held a few of them for nothing.
 """
 
 from __future__ import annotations
