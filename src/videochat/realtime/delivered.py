@@ -23,12 +23,14 @@ CATCH_UP_LOOKBACK = 32
 class Delivered:
     """The message ids delivered live to one room here, in delivery order."""
 
-    __slots__ = ("_ids", "count")
+    __slots__ = ("_ids", "count", "last_id")
 
     def __init__(self) -> None:
         # id -> its place in the room's deliveries (1, 2, ...).
         self._ids: dict[int, int] = {}
         self.count = 0
+        # The newest message id delivered or caught up here (0: none yet).
+        self.last_id = 0
 
     def record(self, message_id: int) -> bool:
         """Count a delivery; False when this message was delivered here already."""
@@ -36,6 +38,7 @@ class Delivered:
             return False
         self.count += 1
         self._ids[message_id] = self.count
+        self.last_id = max(self.last_id, message_id)
         if len(self._ids) > SEEN_IDS:
             del self._ids[next(iter(self._ids))]
         return True

@@ -152,10 +152,8 @@ class Hub:
         self.moderation_published = 0
         self._catch_up_wanted = False
         self._catching_up: asyncio.Task[None] | None = None
-        # The last message id delivered per room here: where a socket that opens while
-        # the broker is away starts its catch-up.
-        self._last_id: dict[str, int] = {}
-        # Per room with a socket here, the message ids delivered to it lately.
+        # Per room with a socket here, the message ids delivered to it lately (and the
+        # last: where a socket that opens while the broker is away starts its catch-up).
         self._delivered: dict[str, Delivered] = {}
         # Per room, the stamp of the last state of each kind delivered here (its
         # participant list, each person's devices): see Presence.stamped_entries.
@@ -240,7 +238,7 @@ class Hub:
         connection.joined = delivered.count
         if self._cut_off and connection.catch_up_after is None:
             # Whatever the other instances send from now on may not reach it.
-            connection.catch_up_after = self._last_id.get(room_id)
+            connection.catch_up_after = delivered.last_id or None
         metrics.WS_ACTIVE.inc()  # unregister() undoes these, whatever fails below
         if first:
             ready = self._subscribed[room_id] = asyncio.get_running_loop().create_future()
@@ -274,7 +272,6 @@ class Hub:
         if not room:
             del self._rooms[room_id]
             handler = self._handlers.pop(room_id, None)
-            self._last_id.pop(room_id, None)
             self._stamps.pop(room_id, None)
             self._delivered.pop(room_id, None)
         try:
@@ -409,8 +406,6 @@ class Hub:
             delivered = self._delivered.get(room_id)
             if delivered is not None and not delivered.record(message_id):
                 return  # delivered here already (the same message published twice)
-            if message_id > self._last_id.get(room_id, 0):
-                self._last_id[room_id] = message_id
         frame = PreparedFrame(envelope.text)  # compressed once for all the room's sockets
         room = self._rooms.get(room_id)
         targeted = skip is not None or to_user is not None or only is not None or v2_only
@@ -500,7 +495,7 @@ class Hub:
             caught_up += 1
         metrics.frames_sent(sent)
         if missed:
-            self._last_id[room_id] = max(self._last_id.get(room_id, 0), missed[-1][0])
+            delivered.last_id = max(delivered.last_id, missed[-1][0])
         log.info("hub.caught_up", room_id=room_id, sockets=caught_up, messages=len(missed))
 
     def _catch_up_mark(self, connection: Connection) -> int:
