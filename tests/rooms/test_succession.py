@@ -102,9 +102,11 @@ async def test_a_room_with_nobody_else_keeps_no_owner_and_history_keeps_the_name
     assert body["owner_id"] is None
     assert body["users"] == []
     history = (await client.get(f"/rooms/{room['id']}/messages")).json()
+    # The ended account's id stays on its messages (ids are never reused: it names no one).
     assert [(m["username"], m["content"], m["user_id"]) for m in history] == [
-        ("loner", "bye", None)
+        ("loner", "bye", owner["id"])
     ]
+    assert (await client.get(f"/users/{owner['id']}")).status_code == 404
 
 
 async def test_only_guests_end_this_way(client: httpx.AsyncClient) -> None:

@@ -40,5 +40,27 @@ def _upgrade(connection: Connection) -> None:
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Apply every pending migration on the engine's database."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+        return
+    # SQLite changes a table by building a new one and dropping the old, and with foreign
+    # keys enforced (as the app's connections are) the drop first deletes every row, with
+    # the rows' ON DELETE actions: rebuilding messages deleted every reaction. So the keys
+    # are off while migrations run (possible only outside a transaction), checked before
+    # the commit, and on again for the connection's next user.
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            if (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() != 0:
+                raise RuntimeError("foreign keys could not be turned off for the migrations")
+            await connection.commit()  # (SQLAlchemy's autobegun one: SQLite began none)
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"a migration broke foreign keys: {broken[:5]}")
+        finally:
+            await connection.rollback()  # (whatever a failure left open)
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await connection.commit()

@@ -1,0 +1,127 @@
+"""Migrations run on databases that already hold data, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from videochat.db.engine import sqlite_pragmas
+from videochat.db.migrate import alembic_config, upgrade_to_head
+
+NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def blank_engine(blank_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(blank_database_url)
+    if engine.dialect.name == "sqlite":
+        # As the app opens its connections: foreign keys enforced (and their actions run).
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+    yield engine
+    await engine.dispose()
+
+
+async def _upgrade_to(engine: AsyncEngine, revision: str) -> None:
+    def upgrade(connection: Connection) -> None:
+        from alembic import command
+
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(upgrade)
+
+
+async def _rows(engine: AsyncEngine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    async with engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(text(sql), params)]
+
+
+async def test_messages_lose_the_author_key_and_index_but_no_data(
+    blank_engine: AsyncEngine,
+) -> None:
+    """0011 drops messages.user_id's foreign key and index. On SQLite that rebuilds the
+    table, and dropping a table with foreign keys enforced deletes its rows first, with
+    their ON DELETE actions: the reactions (ON DELETE CASCADE) must come through."""
+    engine = blank_engine
+    await _upgrade_to(engine, "0010")
+    async with engine.begin() as connection:
+        for user in ("alice", "bob"):
+            await connection.execute(
+                text(
+                    "INSERT INTO users (id, username, is_guest, is_admin, joined_at) "
+                    "VALUES (:id, :id, true, false, :at)"
+                ),
+                {"id": user, "at": NOW},
+            )
+        await connection.execute(
+            text(
+                "INSERT INTO rooms (id, name, owner_id, created_at, is_private) "
+                "VALUES ('r1', 'Room', 'alice', :at, false)"
+            ),
+            {"at": NOW},
+        )
+        ids = []
+        for number, author in enumerate(("alice", "bob", "alice"), start=1):
+            inserted = await connection.execute(
+                text(
+                    "INSERT INTO messages (room_id, user_id, username, content, created_at) "
+                    "VALUES ('r1', :author, :author, :content, :at) RETURNING id"
+                ),
+                {"author": author, "content": f"hello {number}", "at": NOW},
+            )
+            ids.append(inserted.scalar_one())
+        await connection.execute(
+            text(
+                "INSERT INTO message_reactions (message_id, user_id, emoji, created_at) "
+                "VALUES (:id, 'alice', '👍', :at)"
+            ),
+            {"id": ids[1], "at": NOW},
+        )
+
+    await upgrade_to_head(engine)
+
+    messages = await _rows(engine, "SELECT id, user_id, content FROM messages ORDER BY id")
+    assert messages == [
+        (ids[0], "alice", "hello 1"),
+        (ids[1], "bob", "hello 2"),
+        (ids[2], "alice", "hello 3"),
+    ]
+    reactions = await _rows(engine, "SELECT message_id, user_id, emoji FROM message_reactions")
+    assert reactions == [(ids[1], "alice", "👍")]
+    async with engine.connect() as connection:
+        keys, indexes = await connection.run_sync(
+            lambda sync: (
+                inspect(sync).get_foreign_keys("messages"),
+                {index["name"] for index in inspect(sync).get_indexes("messages")},
+            )
+        )
+    assert [key["referred_table"] for key in keys] == ["rooms"]
+    assert indexes == {"ix_messages_room_id_id"}
+
+    async with engine.begin() as connection:
+        # An ended account takes nothing with it (and holds nothing back) any more.
+        await connection.execute(text("DELETE FROM users WHERE id = 'bob'"))
+        new_id = (
+            await connection.execute(
+                text(
+                    "INSERT INTO messages (room_id, user_id, username, content, created_at) "
+                    "VALUES ('r1', 'alice', 'alice', 'after', :at) RETURNING id"
+                ),
+                {"at": NOW},
+            )
+        ).scalar_one()
+    assert new_id > ids[2]  # ids still grow: they are the room's order
+    kept = await _rows(engine, "SELECT user_id, username FROM messages WHERE id = :id", id=ids[1])
+    assert kept == [("bob", "bob")]
+    if engine.dialect.name == "sqlite":
+        assert await _rows(engine, "PRAGMA foreign_key_check") == []
+        # The app's connections still enforce foreign keys after a migration.
+        assert await _rows(engine, "PRAGMA foreign_keys") == [(1,)]
