@@ -276,14 +276,17 @@ class MessageWriter:
                         _fail([pending], single_exc)
 
     async def _store_and_publish(self, batch: list[_Pending]) -> None:
-        # Fresh rows on every attempt: a failed attempt's rows were rolled back.
+        # Fresh rows on every attempt: a failed attempt's rows were rolled back. One time
+        # for the whole batch (one commit stores it): converted for the database once,
+        # and written into the frames once (kit.clock.isoformat keeps the last).
+        now = utcnow()
         rows = [
             {
                 "room_id": p.room_id,
                 "user_id": p.user_id,
                 "username": p.username,
                 "content": p.content,
-                "created_at": utcnow(),
+                "created_at": now,
             }
             for p in batch
         ]
@@ -326,15 +329,10 @@ class MessageWriter:
         One row per statement: the ids come from ``lastrowid`` (RETURNING's order is not
         guaranteed by SQLite), and a prepared statement run again costs a few µs.
         """
-        to_db = self._created_at_param
+        # (The batch's one time: see _store_and_publish.)
+        created_at = self._created_at_param(rows[0]["created_at"]) if rows else None
         params = [
-            (
-                row["room_id"],
-                row["user_id"],
-                row["username"],
-                row["content"],
-                to_db(row["created_at"]),
-            )
+            (row["room_id"], row["user_id"], row["username"], row["content"], created_at)
             for row in rows
         ]
         cursor = connection.cursor()
