@@ -11,7 +11,10 @@ socket, with as many sockets as the file limit allows (bounded in time); then, o
 wire (``plain``: no permessage-deflate; ``deflate``: offered as browsers do), N sockets
 in rooms of 10, one sender per room: the server's CPU per delivery at fixed rates (the
 primary figure: robust on a shared machine), the latency at a moderate rate, and a send
-rate that rises step by step until p99 passes 100 ms. Results:
+rate that rises step by step until p99 passes 100 ms. Last (``--rounds``, not with
+``--quick``) every target is up at once and measured in turn at one fixed rate, round
+after round (``bench/rounds.py``): the ratios to the baseline within a round, robust to
+the machine's speed drifting over the run. Results:
 ``bench/results/fanout-<time>.{json,md}`` (and ``latest.*``); the markdown is printed too.
 """
 
@@ -33,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procstat, profile, report
+from bench import procstat, profile, report, rounds
 from bench.deploy import REPO, ROOM_SIZE, TARGETS, Deployment, Options, Target
 from bench.driver import LoadGen, good, measure
 
@@ -366,6 +369,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 # Keep going: the other targets' numbers are still worth having.
                 log(f"  {name} failed: {exc!r}")
                 results["failed"][name] = repr(exc)
+        if args.rounds and not plan.idle_only:
+            log(f"interleaved rounds at {args.rounds_rate:,.0f}/s: {', '.join(plan.targets)}")
+            try:
+                results["rounds"] = await rounds.interleaved(
+                    plan.targets,
+                    options,
+                    args.loadgen_core,
+                    connections=plan.connections,
+                    wires=plan.wires,
+                    rounds=args.rounds,
+                    rate=args.rounds_rate,
+                    seconds=plan.step_seconds,
+                    size=plan.size,
+                    log=log,
+                )
+            except Exception as exc:
+                log(f"  rounds failed: {exc!r}")
+                results["failed"]["rounds"] = repr(exc)
     finally:
         results["seconds"] = round(time.time() - started)
         results["loadavg_end"] = os.getloadavg()
@@ -450,6 +471,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile-rate", type=float, help="with --profile: profile at this rate (deliveries/s)"
     )
     parser.add_argument("--step-seconds", type=float, help="length of a step (5; quick 2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="then every target up at once, measured in turn at --rounds-rate this many "
+        "times (3; quick 0): ratios within a round, robust to the machine's drift",
+    )
+    parser.add_argument("--rounds-rate", type=float, default=10000, help="deliveries/s (10000)")
     parser.add_argument("--start", type=float, default=2000, help="first step, deliveries/s")
     parser.add_argument("--factor", type=float, help="rate factor per step (1.4; quick 2)")
     parser.add_argument("--max-steps", type=int, default=14)
@@ -473,6 +501,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(args.targets.split(",")) - set(TARGETS)
     if unknown:
         raise SystemExit(f"unknown targets: {', '.join(sorted(unknown))}")
+    if args.rounds is None:
+        args.rounds = 0 if args.quick else 3
     results = asyncio.run(run(args))
     print(save(results, args.results))
 

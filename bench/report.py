@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from bench.driver import good
@@ -68,6 +69,8 @@ def render(results: dict[str, Any]) -> str:
         f"{' (--quick)' if results['quick'] else ''}.",
         "",
         *_cost(targets, plan.get("fixed_rates", ())),
+        "",
+        *_rounds(results.get("rounds"), {n: t["label"] for n, t in targets.items()}),
         "",
         *_throughput(targets),
         "",
@@ -390,3 +393,58 @@ def _sweeps(targets: dict[str, dict[str, Any]]) -> list[str]:
                 )
             rows.append("")
     return rows
+
+
+def median_ratio(mine: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> float | None:
+    """The median over rounds of my total CPU per delivery over theirs in the same round."""
+    by_round = {step["round"]: total_us(step) for step in theirs}
+    ratios = [
+        total_us(step) / by_round[step["round"]]
+        for step in mine
+        if by_round.get(step["round"], 0) > 0
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
+def _rounds(rounds: dict[str, Any] | None, labels: dict[str, str]) -> list[str]:
+    """The rounds' table: median CPU per delivery and the median per-round ratios."""
+    if not rounds or not rounds.get("wires"):
+        return []
+    lines = [
+        f"## Interleaved rounds at {rounds['rate']:,.0f} deliveries/s",
+        "",
+        f"Every target up at once, {rounds['rounds']} rounds of one {rounds['seconds']:g} s "
+        "step each, the order rotating each round; ratios are taken within a round (steps "
+        "seconds apart) and the median round's is shown. CPU: server + PostgreSQL + Redis, "
+        "µs per delivery (median of the rounds).",
+        "",
+        "| target | wire | µs per delivery (+ DB, broker) | each round | x baseline "
+        "(median round) | deliveries per CPU-second x baseline |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for wire, steps in rounds["wires"].items():
+        baseline = steps.get("baseline", [])
+        for name, mine in steps.items():
+            if not mine:
+                continue
+            server = statistics.median(s["server_us_per_delivery"] for s in mine)
+            others = statistics.median(
+                s["db_us_per_delivery"] + s["broker_us_per_delivery"] for s in mine
+            )
+            each = ", ".join(f"{total_us(s):.1f}" for s in mine)
+            ratio = median_ratio(mine, baseline) if name != "baseline" and baseline else None
+            cost = "-" if ratio is None else f"{ratio:.2f}"
+            per_cpu = "-" if ratio is None else f"{1 / ratio:.2f}"
+            lines.append(
+                f"| {labels.get(name, name)} | {wire} | {server:.1f} + {others:.1f} | {each} "
+                f"| {cost} | {per_cpu} |"
+            )
+        one, two = steps.get("postgres"), steps.get("redis2")
+        if one and two:
+            ratio = median_ratio(one, two)
+            if ratio is not None:
+                lines.append(
+                    f"\n{wire}: two instances against one (PostgreSQL), deliveries per "
+                    f"CPU-second, median round: **{ratio:.2f}x**\n"
+                )
+    return lines
