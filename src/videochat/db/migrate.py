@@ -38,6 +38,15 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+def _pending(connection: Connection) -> bool:
+    """Whether the database is behind the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return MigrationContext.configure(connection).get_current_revision() != head
+
+
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Apply every pending migration on the engine's database."""
     if engine.dialect.name != "sqlite":
@@ -48,8 +57,13 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
     # keys enforced (as the app's connections are) the drop first deletes every row, with
     # the rows' ON DELETE actions: rebuilding messages deleted every reaction. So the keys
     # are off while migrations run (possible only outside a transaction), checked before
-    # the commit, and on again for the connection's next user.
+    # the commit (a scan of every key: only when a migration ran), and on again for the
+    # connection's next user.
     async with engine.connect() as connection:
+        pending = await connection.run_sync(_pending)
+        await connection.rollback()  # (SQLAlchemy's autobegun one: SQLite began none)
+        if not pending:
+            return
         await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         try:
             if (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() != 0:
@@ -59,7 +73,7 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
                 await connection.run_sync(_upgrade)
                 broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
                 if broken:
-                    raise RuntimeError(f"a migration broke foreign keys: {broken[:5]}")
+                    raise RuntimeError(f"foreign keys broken after the migrations: {broken[:5]}")
         finally:
             await connection.rollback()  # (whatever a failure left open)
             await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
