@@ -26,7 +26,13 @@ from tests.support import (
 )
 from videochat.exceptions import DATABASE_UNAVAILABLE, ServiceUnavailable
 from videochat.realtime import gateway
-from videochat.realtime.wire import MEM_LEVEL, WINDOW_BITS, PreparedFrame, variant_of
+from videochat.realtime.wire import (
+    COMPRESS_MIN_BYTES,
+    MEM_LEVEL,
+    WINDOW_BITS,
+    PreparedFrame,
+    variant_of,
+)
 
 
 def _deflate(socket: websockets.ClientConnection) -> PerMessageDeflate | None:
@@ -70,7 +76,8 @@ async def test_one_broadcast_reaches_sockets_with_different_deflate_terms(
 
 
 def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
-    text = json.dumps({"type": "message", "content": "hello " * 100})
+    text = json.dumps({"type": "message", "content": "hello " * 300})
+    assert len(text) >= COMPRESS_MIN_BYTES
     frame = PreparedFrame(text)
     terms = {"memLevel": MEM_LEVEL}
     first = PerMessageDeflate(False, True, WINDOW_BITS, WINDOW_BITS, terms)
@@ -81,7 +88,7 @@ def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
 
     # A compressed text frame (FIN, RSV1, opcode 1), with a short length, that inflates
     # back to the text with the window the socket agreed.
-    assert sent[0] == 0b1100_0001 and sent[1] < 126
+    assert sent[0] == 0b1100_0001 and sent[1] < 126 and len(sent) < len(text)
     payload = sent[2:]
     inflated = zlib.decompressobj(wbits=-WINDOW_BITS).decompress(payload + b"\x00\x00\xff\xff")
     assert inflated.decode() == text
@@ -91,6 +98,20 @@ def test_a_prepared_frame_is_compressed_once_per_variant() -> None:
     narrow_deflate = PerMessageDeflate(False, True, WINDOW_BITS, 9, terms)
     narrow = frame.encoded(variant_of(narrow_deflate), narrow_deflate)
     assert narrow is not sent
+
+
+def test_a_short_frame_goes_uncompressed_on_a_deflate_socket() -> None:
+    """Compressing a chat message costs more CPU than the bytes it saves are worth: under
+    COMPRESS_MIN_BYTES a deflate socket gets the plain frame (RSV1 unset), as RFC 7692
+    allows message by message."""
+    text = json.dumps({"type": "message", "content": "hello " * 60})
+    assert len(text.encode()) < COMPRESS_MIN_BYTES
+    deflate = PerMessageDeflate(False, True, WINDOW_BITS, WINDOW_BITS, {"memLevel": MEM_LEVEL})
+    frame = PreparedFrame(text)
+    sent = frame.encoded(variant_of(deflate), deflate)
+    assert sent[0] == 0b1000_0001
+    assert sent == frame.encoded(None, None)
+    # (A client reads it as any other frame: the broadcast test above sends both kinds.)
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])

@@ -73,6 +73,12 @@ _MASKED = 0x80
 WINDOW_BITS = 12
 MEM_LEVEL = 5
 
+# Shorter frames go uncompressed on a deflate socket too (RFC 7692 leaves the choice to
+# the sender, message by message; Node's ws and Socket.IO skip compression under 1 KiB
+# by default): compressing a chat message (~370 bytes as JSON) cost ~9 µs of CPU, zlib's
+# fixed cost per message whatever the level, to save ~120 bytes per recipient.
+COMPRESS_MIN_BYTES = 1024
+
 # What makes two sockets' bytes for a frame the same: None (no deflate), or the window
 # and compressor settings of a context-free deflate.
 Variant = tuple[int, tuple[tuple[str, Any], ...]] | None
@@ -107,7 +113,7 @@ class PreparedFrame:
 
     def _encode(self, deflate: PerMessageDeflate | None) -> bytes:
         payload = self.text.encode()
-        if deflate is None:
+        if deflate is None or len(payload) < COMPRESS_MIN_BYTES:
             # A final, unmasked text frame's header (RFC 6455, 5.2) is two to ten bytes:
             # written here, not by websockets' Frame (a few µs of Python per message).
             size = len(payload)
