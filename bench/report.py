@@ -14,27 +14,6 @@ def knee(steps: list[dict[str, Any]], p99_limit_ms: float) -> dict[str, Any] | N
     return max(within, key=lambda s: s["delivered_per_s"]) if within else None
 
 
-def _reopen(targets: dict[str, dict[str, Any]]) -> list[str]:
-    rows = [
-        "## The same sockets reopened (every user already a member)",
-        "",
-        "| target | sockets | opened/s | server CPU per open | failed |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for result in targets.values():
-        again = result.get("reopen")
-        if again is not None:
-            rows.append(
-                f"| {result['label']} | {again['opened']:,} | {_n(again['opened_per_s'])} "
-                f"| {_ms(again['server_cpu_ms_per_open'])} | {again['failed']} |"
-            )
-    return rows
-
-
-def _ms(value: float | None) -> str:
-    return "lost" if value is None else f"{value:g}"
-
-
 def _n(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
