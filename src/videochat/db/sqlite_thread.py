@@ -54,9 +54,13 @@ def sqlite_file(url: URL) -> str | None:
 # core with the loop, so a long one is a latency spike: at 60,000 deliveries/s a commit
 # of 16 messages in 16 rooms writes ~50 pages, and a checkpoint every 200 commits took
 # 30-55 ms (p99 71 ms); every 50, p99 44 ms for ~6% more CPU at that rate, none at
-# 10,000/s.
+# 10,000/s. The passive checkpoints copy most of the WAL as it grows, but a held-back
+# one at 64 MB still stalled the writes for up to 45-115 ms (one every few seconds from
+# ~20,000 deliveries/s); at 8 MB, more of them and shorter: interleaved, three rounds,
+# max 23-25 ms against 44-53 at 25,000/s (p99 16-18 against 21-28 ms), 35-72 against
+# 71-116 at 32,000/s, CPU per delivery within the noise.
 CHECKPOINT_EVERY = 50
-WAL_LIMIT_BYTES = 64 * 1024 * 1024
+WAL_LIMIT_BYTES = 8 * 1024 * 1024
 
 
 class SqliteThread:
