@@ -330,7 +330,7 @@ class MessageWriter:
         guaranteed by SQLite), and a prepared statement run again costs a few µs.
         """
         # (The batch's one time: see _store_and_publish.)
-        created_at = self._created_at_param(rows[0]["created_at"]) if rows else None
+        created_at = self._created_at_param(rows[0]["created_at"])
         params = [
             (row["room_id"], row["user_id"], row["username"], row["content"], created_at)
             for row in rows

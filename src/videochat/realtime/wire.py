@@ -113,16 +113,24 @@ class PreparedFrame:
 
     def _encode(self, deflate: PerMessageDeflate | None) -> bytes:
         payload = self.text.encode()
-        if deflate is None or len(payload) < COMPRESS_MIN_BYTES:
-            # A final, unmasked text frame's header (RFC 6455, 5.2) is two to ten bytes:
-            # written here, not by websockets' Frame (a few µs of Python per message).
-            size = len(payload)
-            if size < 126:
-                return bytes((_FINAL_TEXT, size)) + payload
-            if size < 65536:
-                return bytes((_FINAL_TEXT, 126)) + size.to_bytes(2) + payload
-            return bytes((_FINAL_TEXT, 127)) + size.to_bytes(8) + payload
-        return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[deflate])
+        if deflate is not None and len(payload) >= COMPRESS_MIN_BYTES:
+            return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[deflate])
+        # The plain frame, shared by plain sockets and deflate ones (a short frame).
+        plain = self._encoded.get(None)
+        if plain is None:
+            plain = self._encoded[None] = _plain_frame(payload)
+        return plain
+
+
+def _plain_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame (RFC 6455, 5.2): its two- to ten-byte header written
+    here, not by websockets' Frame (a few µs of Python per message)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((_FINAL_TEXT, size)) + payload
+    if size < 65536:
+        return bytes((_FINAL_TEXT, 126)) + size.to_bytes(2) + payload
+    return bytes((_FINAL_TEXT, 127)) + size.to_bytes(8) + payload
 
 
 def variant_of(deflate: PerMessageDeflate | None) -> Variant:
