@@ -189,6 +189,64 @@ async def test_a_batch_draws_its_ids_only_once_its_rooms_are_locked(
     assert mine.id > other_id
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_batch_that_follows_at_once_releases_the_last_ones_rooms_itself(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Several instances: a batch ready once the last one is published unlocks its rooms
+    in its own statement (one round trip a batch, not two), and an idle writer holds no
+    room."""
+    room_ids, author = await _rooms_and_author(engine, settings, 2)
+    statements: list[str] = []
+
+    def log_queries(dbapi_connection: Any, record: Any) -> None:
+        record.driver_connection.add_query_logger(lambda query: statements.append(query.query))
+
+    await engine.dispose()  # (every connection from here on is a new one, logged)
+    event.listen(engine.sync_engine.pool, "connect", log_queries)
+    follow_ups: list[asyncio.Future[Any]] = []
+
+    class PublishedAndSentMore(Published):
+        async def __call__(self, frames: Sequence[tuple[str, dict[str, Any]]]) -> None:
+            # The next message is there as this batch goes out: the next batch goes at once.
+            if len(follow_ups) < 5:
+                room_id = room_ids[len(follow_ups) % 2]
+                follow_ups.append(
+                    writer.enqueue(room_id=room_id, user_id=author, username="w", content="x")
+                )
+            await super().__call__(frames)
+
+    published = PublishedAndSentMore()
+    # No batching window: each batch is the one message waiting.
+    writer = MessageWriter(engine, published, message_frame, cluster=True, window=0)
+    try:
+        await writer.post(room_id=room_ids[0], user_id=author, username="w", content="first")
+        await asyncio.wait_for(asyncio.gather(*follow_ups), 10)
+
+        async def no_room_held() -> bool:
+            async with engine.connect() as connection:
+                held = await connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+                        "ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                        "AND a.datname = current_database()"
+                    )
+                )
+                return held.scalar() == 0
+
+        await eventually(no_room_held, message="the idle writer still holds rooms")
+    finally:
+        await writer.stop()
+        event.remove(engine.sync_engine.pool, "connect", log_queries)
+
+    assert len(published.batches) == 6
+    inserts = [s for s in statements if "INSERT INTO messages" in s]
+    unlocks_alone = [s for s in statements if s.strip() == "SELECT pg_advisory_unlock_all()"]
+    assert len(inserts) == 6
+    assert len(unlocks_alone) == 1, f"{len(unlocks_alone)} unlock round trips for 6 batches"
+    assert all("pg_advisory_unlock_all" in s for s in inserts[1:])
+
+
 async def test_batches_keep_one_connection_and_read_back_as_stored(
     engine: AsyncEngine, settings: Settings
 ) -> None:
