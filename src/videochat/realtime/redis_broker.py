@@ -1,9 +1,13 @@
 """Redis pub/sub broker: fan-out between instances of the service.
 
 While Redis is away the broker keeps working for this instance: ``publish`` raises (the
-hub then delivers to its own sockets), ``subscribe`` records the handler, and a reader
+hub then delivers to its own sockets), ``subscribe`` records the handler, and a keeper
 task reconnects with back-off and subscribes every topic again. Watchers hear when the
 connection was lost and when it is back (see ``Broker.watch``).
+
+Both connections (one publishes, one is subscribed) are ``kit.resp`` connections, not
+redis-py's: every frame between instances goes through them, and redis-py cost about
+twice the CPU per batch published and several times as much per message read.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from collections.abc import Sequence
 
 import structlog
 
-from videochat.kit.redis_client import connect
+from videochat.kit.redis_client import HEALTH_CHECK_SECONDS
+from videochat.kit.resp import RespConnection
 from videochat.observability import metrics
 from videochat.realtime.broker import Broker, Handler, Payload
 
@@ -27,20 +32,17 @@ class SubscriptionLost(ConnectionError):
 
 
 class RedisBroker(Broker):
-    """One pub/sub connection per instance; a reader task dispatches to handlers."""
+    """One connection publishes, one is subscribed; a keeper task heals them."""
 
     def __init__(self, url: str) -> None:
         super().__init__()
-        self._client = connect(url, decode_responses=True)
-        # No socket timeout (it waits for messages as long as it takes) and no retries:
-        # a lost subscription must be seen, so the sockets catch up on what it missed.
-        # RESP2: under RESP3 (redis-py's default) every message arrives as a push, whose
-        # handler formats the whole message for a debug log line, logged or not: ~9.6 µs
-        # of CPU a message read against ~6.1 (a micro-benchmark of 40,000).
-        self._subscriber = connect(
-            url, decode_responses=True, socket_timeout=None, retries=0, protocol=2
-        )
-        self._pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+        self._url = url
+        self._publisher: RespConnection | None = None
+        self._opening = asyncio.Lock()
+        # No read timeout on the subscribed connection (it waits for messages as long as
+        # it takes; the keeper PINGs it when quiet) and no silent re-subscription: a lost
+        # subscription must be seen, so the sockets catch up on what it missed.
+        self._subscriber: RespConnection | None = None
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
         # The topics Redis was last told to send us, and the lock that puts one
         # (un)subscribe command at a time on the wire: each decides from the handlers
@@ -49,26 +51,25 @@ class RedisBroker(Broker):
         # join's SUBSCRIBE left a room deaf on this instance).
         self._at_redis: set[str] = set()
         self._commands = asyncio.Lock()
-        self._reader: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         # True between a lost connection and its re-subscription: frames published
         # meanwhile do not come back to this instance's own sockets.
         self._lost = False
 
     async def start(self) -> None:
-        await self._client.ping()
-        self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
+        await self.ping()
+        self._keeper = asyncio.create_task(self._keep(), name="redis-broker-keeper")
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        if self._keeper is not None:
+            self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        for client in (self._client, self._subscriber):
-            with contextlib.suppress(Exception):
-                await client.aclose()
+                await self._keeper
+        for connection in (self._publisher, self._subscriber):
+            if connection is not None:
+                connection.close()
+        self._publisher = self._subscriber = None
         self._handlers.clear()
 
     @property
@@ -77,46 +78,35 @@ class RedisBroker(Broker):
         return not self._lost
 
     async def ping(self) -> None:
-        await self._client.ping()
+        await (await self._publishing()).call("PING")
 
     async def publish(self, topic: str, payload: Payload) -> None:
+        await self.publish_many([(topic, payload)])
+
+    async def publish_many(self, items: Sequence[tuple[str, Payload]]) -> None:
+        # One round trip for a whole batch, in order on one connection.
         try:
-            await self._client.publish(topic, str(payload))
+            publisher = await self._publishing()
+            await publisher.call_many([("PUBLISH", t, str(p)) for t, p in items], len(items))
         except Exception:
             self._connection_lost()
             raise
         if self._lost:
             raise SubscriptionLost("published, but this instance is not subscribed right now")
 
-    async def publish_many(self, items: Sequence[tuple[str, Payload]]) -> None:
-        # One round trip for a whole batch, in order on one connection: the commands
-        # packed and sent at once, then their replies read. Not a pipeline object: that
-        # cost ~45 µs more CPU a batch (a micro-benchmark: 166 against 121 µs for one
-        # command, 101 against 75 for two), and batches between instances are small.
-        pool = self._client.connection_pool
-        try:
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                commands = [("PUBLISH", topic, str(payload)) for topic, payload in items]
-                await connection.send_packed_command(connection.pack_commands(commands))
-                for _ in commands:
-                    await connection.read_response()
-            except BaseException:
-                # Replies left unread would answer the next command: start afresh.
-                await connection.disconnect()
-                raise
-            finally:
-                await pool.release(connection)
-        except Exception:
-            self._connection_lost()
-            raise
-        if self._lost:
-            raise SubscriptionLost("published, but this instance is not subscribed right now")
+    async def _publishing(self) -> RespConnection:
+        """The publishing connection, opened again if it was lost."""
+        publisher = self._publisher
+        if publisher is not None and not publisher.closed:
+            return publisher
+        async with self._opening:  # (one connection, whoever asks meanwhile)
+            if self._publisher is None or self._publisher.closed:
+                self._publisher = await RespConnection.open(self._url)
+            return self._publisher
 
     async def subscribe(self, topic: str, handler: Handler) -> None:
         self._handlers[topic].append(handler)
         await self._sync(topic)
-        self._wake.set()
 
     async def unsubscribe(self, topic: str, handler: Handler) -> None:
         handlers = self._handlers.get(topic)
@@ -133,18 +123,47 @@ class RedisBroker(Broker):
             if self._lost or wanted == (topic in self._at_redis):
                 return  # (after a loss the reconnection subscribes what is wanted then)
             try:
+                subscriber = self._subscriber
+                if subscriber is None or subscriber.closed:
+                    subscriber = await self._open_subscriber()
                 if wanted:
-                    await self._pubsub.subscribe(topic)
+                    await subscriber.call_many([("SUBSCRIBE", topic)], 1)
                     self._at_redis.add(topic)
                 else:
                     self._at_redis.discard(topic)
-                    await self._pubsub.unsubscribe(topic)
+                    await subscriber.call_many([("UNSUBSCRIBE", topic)], 1)
             except Exception:
                 # Kept in _handlers: the reconnection subscribes it with the others.
                 self._connection_lost()
 
+    async def _open_subscriber(self) -> RespConnection:
+        old, self._subscriber = self._subscriber, None
+        if old is not None:
+            old.close()
+        self._at_redis = set()
+        subscriber: RespConnection | None = None
+
+        def lost() -> None:
+            if self._subscriber is subscriber:  # (not one closed on purpose)
+                self._connection_lost()
+
+        subscriber = await RespConnection.open(self._url, on_push=self._on_push, on_lost=lost)
+        self._subscriber = subscriber
+        return subscriber
+
+    def _on_push(self, reply: object) -> bool:
+        """A pub/sub message: to the topic's handlers (True); any other reply: False."""
+        if type(reply) is not list or len(reply) != 3 or reply[0] != "message":
+            return False
+        for handler in tuple(self._handlers.get(reply[1], ())):
+            try:
+                handler(reply[2])
+            except Exception:
+                log.exception("broker.handler_failed", topic=reply[1])
+        return True
+
     def _connection_lost(self) -> None:
-        """Frames stopped flowing: say so once, and let the reader reconnect."""
+        """Frames stopped flowing: say so once, and let the keeper reconnect."""
         if self._lost:
             return
         self._lost = True
@@ -154,22 +173,18 @@ class RedisBroker(Broker):
         self._tell_watchers(False)
 
     async def _reconnect(self) -> None:
-        """Open a fresh pub/sub connection and subscribe again, retrying until Redis is back."""
+        """Open a fresh subscribed connection and subscribe again, retrying until Redis is back."""
         delay = 0.2
         while True:
             await asyncio.sleep(delay)
-            old = self._pubsub
-            self._pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
-            with contextlib.suppress(Exception):
-                await old.aclose()  # type: ignore[no-untyped-call]
             try:
                 async with self._commands:
-                    self._at_redis = set()
+                    subscriber = await self._open_subscriber()
                     # Topics subscribed while this ran are taken up on the next pass.
                     while missing := [t for t in self._handlers if t not in self._at_redis]:
-                        await self._pubsub.subscribe(*missing)
+                        await subscriber.call_many([("SUBSCRIBE", *missing)], len(missing))
                         self._at_redis.update(missing)
-                    await self._subscriber.ping()
+                    await self._ping_subscriber(subscriber)
                     self._lost = False
             except Exception:
                 delay = min(delay * 2, 2.0)
@@ -179,31 +194,25 @@ class RedisBroker(Broker):
             self._tell_watchers(True)
             return
 
-    async def _read(self) -> None:
+    async def _ping_subscriber(self, subscriber: RespConnection) -> None:
+        # (Subscribed, Redis answers PING with a ["pong", ""] array.)
+        await subscriber.call_many([("PING",)], 1)
+
+    async def _keep(self) -> None:
+        """Reconnect after a loss; PING the subscribed connection when it is quiet (a
+        peer gone without a word is noticed within a health check and a reply timeout)."""
         while True:
             if self._lost:
                 await self._reconnect()
                 continue
-            if not self._pubsub.subscribed:
-                # get_message() needs a subscription; wait for the first one (or a loss).
-                self._wake.clear()
-                await self._wake.wait()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HEALTH_CHECK_SECONDS):
+                    await self._wake.wait()
                 continue
-            try:
-                # Blocking (no timeout): a read with a timeout costs ~12 µs of CPU a
-                # message in redis-py, a blocking one ~7 (a micro-benchmark of 50,000).
-                # A loss still ends the read (the connection's error), and stop() cancels.
-                message = await self._pubsub.get_message(timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("broker.read_failed", exc_info=True)
-                self._connection_lost()
-                continue
-            if message is None or message.get("type") != "message":
-                continue
-            for handler in tuple(self._handlers.get(message["channel"], ())):
+            subscriber = self._subscriber
+            if subscriber is not None and not subscriber.closed and self._at_redis:
                 try:
-                    handler(message["data"])
+                    await self._ping_subscriber(subscriber)
                 except Exception:
-                    log.exception("broker.handler_failed", topic=message["channel"])
+                    self._connection_lost()
