@@ -44,17 +44,9 @@ def connect(
     decode_responses: bool = False,
     socket_timeout: float | None = 5.0,
     retries: int = 2,
-    protocol: int | None = None,
 ) -> Redis:
-    """A pooled client for ``url`` (nothing is opened until the first command).
-
-    ``retries=0`` for pub/sub: a subscription silently re-made by a retry would hide
-    the messages published while it was gone. ``protocol``: RESP 2 or 3 (redis-py's
-    default, 3, when None).
-    """
+    """A pooled client for ``url`` (nothing is opened until the first command)."""
     options = client_options(socket_timeout=socket_timeout, retries=retries)
-    if protocol is not None:
-        options["protocol"] = protocol
     return Redis.from_url(url, decode_responses=decode_responses, **options)
 
 
