@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import services
+from tests.processes import ThrowawayRedis
+from videochat.kit import resp
 from videochat.kit.redis_client import connect
+from videochat.realtime import redis_broker
 from videochat.realtime.broker import Broker, MemoryBroker
 from videochat.realtime.hub import Hub
 from videochat.realtime.presence import MemoryPresence, Presence, RedisPresence
@@ -453,3 +459,44 @@ async def test_a_room_without_sockets_here_keeps_no_ordering_state() -> None:
     await hub.publish_presence(room)
     await hub.publish_media(room, "u-alice")
     assert room not in hub._stamps
+
+
+async def test_a_redis_that_stops_answering_is_noticed_and_healed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen Redis (SIGSTOP: no error, no close) loses the subscription without a
+    word; the keeper's PING on the quiet connection notices, and the broker heals once
+    Redis answers again."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not installed")
+    monkeypatch.setattr(redis_broker, "HEALTH_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr(resp, "REPLY_TIMEOUT_SECONDS", 0.5)
+    redis = ThrowawayRedis(tmp_path)
+    redis.start()
+    broker = RedisBroker(redis.url)
+    told: list[bool] = []
+    broker.watch(told.append)
+    await broker.start()
+    try:
+        topic = f"t-{uuid.uuid4()}"
+        received: list[str] = []
+        await broker.subscribe(topic, received.append)
+        assert redis.process is not None
+        redis.process.send_signal(signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(10):
+                while not told:
+                    await asyncio.sleep(0.05)
+            assert told == [False] and not broker.connected
+        finally:
+            redis.process.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(15):
+            while not broker.connected:
+                await asyncio.sleep(0.05)
+        assert told == [False, True]
+        await broker.publish(topic, "after")
+        await _wait_for(received, 1)
+        assert received == ["after"]
+    finally:
+        await broker.stop()
+        redis.stop()

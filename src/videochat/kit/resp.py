@@ -61,7 +61,9 @@ class RespConnection(asyncio.Protocol):
     def __init__(self, on_push: OnPush | None = None, on_lost: OnLost | None = None) -> None:
         self._on_push = on_push
         self._on_lost = on_lost
-        self._parser = hiredis.Reader(encoding="utf-8")
+        # (Text that is not UTF-8, which this service never publishes, is replaced
+        # rather than breaking the connection's parsing.)
+        self._parser = hiredis.Reader(encoding="utf-8", errors="replace")
         self._waiting: deque[_Waiting] = deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False

@@ -144,7 +144,9 @@ class RedisBroker(Broker):
         subscriber: RespConnection | None = None
 
         def lost() -> None:
-            if self._subscriber is subscriber:  # (not one closed on purpose)
+            if (
+                subscriber is not None and self._subscriber is subscriber
+            ):  # (not one closed on purpose)
                 self._connection_lost()
 
         subscriber = await RespConnection.open(self._url, on_push=self._on_push, on_lost=lost)
