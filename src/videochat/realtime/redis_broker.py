@@ -39,9 +39,10 @@ class RedisBroker(Broker):
         self._url = url
         self._publisher: RespConnection | None = None
         self._opening = asyncio.Lock()
-        # No read timeout on the subscribed connection (it waits for messages as long as
-        # it takes; the keeper PINGs it when quiet) and no silent re-subscription: a lost
-        # subscription must be seen, so the sockets catch up on what it missed.
+        # No read timeout on the subscribed connection (it waits for messages as long
+        # as it takes; the keeper PINGs it every health check) and no silent
+        # re-subscription: a lost subscription must be seen, so the sockets catch up on
+        # what it missed.
         self._subscriber: RespConnection | None = None
         self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
         # The topics Redis was last told to send us, and the lock that puts one
@@ -201,7 +202,7 @@ class RedisBroker(Broker):
         await subscriber.call_many([("PING",)], 1)
 
     async def _keep(self) -> None:
-        """Reconnect after a loss; PING the subscribed connection when it is quiet (a
+        """Reconnect after a loss; PING the subscribed connection every health check (a
         peer gone without a word is noticed within a health check and a reply timeout)."""
         while True:
             if self._lost:
