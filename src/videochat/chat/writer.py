@@ -108,11 +108,11 @@ _PG_LOCK_AND_INSERT = (
     f"WITH locks AS MATERIALIZED ({_LOCK_ROOMS}) "
     f"{_PG_BATCH} WHERE (SELECT count(*) FROM locks) > 0 ORDER BY n RETURNING id"
 )
-# The same, releasing the previous batch's rooms first: under load the next batch is
-# ready once a batch is published, and its statement carries the unlock (one round trip
-# a batch instead of two: ~100 µs of the server's CPU and some of PostgreSQL's). The
-# unlock's one-time filter runs before the locks' scan starts, as the locks' runs
-# before the INSERT's.
+# The same, releasing the previous batch's rooms first: on a busy server the next batch
+# is ready, with no wait, once a batch is published, and its statement carries the
+# unlock (one PostgreSQL round trip a batch instead of two: ~100 µs of the server's CPU
+# and some of PostgreSQL's). The unlock's one-time filter runs before the locks' scan
+# starts, as the locks' runs before the INSERT's.
 _PG_UNLOCK_LOCK_AND_INSERT = (
     "WITH unlocked AS MATERIALIZED (SELECT pg_advisory_unlock_all()), "
     f"locks AS MATERIALIZED ({_LOCK_ROOMS} WHERE (SELECT count(*) FROM unlocked) > 0) "
