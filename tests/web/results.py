@@ -48,6 +48,8 @@ def result_of(
         for entry in result["page_errors"]
         if not any(expected in entry for expected in expected_console)
     ]
-    assert unexpected == [], "pages reported errors (or opened dialogs)"
+    # (The entries in the message: a custom message hides pytest's own diff, and a
+    # CI log is all there is of a flaky run.)
+    assert unexpected == [], f"pages reported errors (or opened dialogs): {unexpected}"
     print(f"\n{name}: {result['seconds']}s")
     return result
