@@ -329,14 +329,11 @@ class MessageWriter:
                         _PG_UNLOCK_LOCK_AND_INSERT if self._rooms_held else _PG_LOCK_AND_INSERT
                     )
                     # Held from here (even a failed statement may have taken some), and
-                    # released by the next batch's statement or by _release_rooms.
+                    # released by the next batch's statement or by _release_rooms; after
+                    # a failure, by dropping the connection (below, in _connection).
                     self._rooms_held = True
-                    try:
-                        messages = await _insert_pg(driver, statement, rows)
-                        await self._broadcast(messages)
-                    except BaseException:
-                        await self._release_rooms()
-                        raise
+                    messages = await _insert_pg(driver, statement, rows)
+                    await self._broadcast(messages)
                 else:
                     messages = await _insert_pg(await _driver(connection), _PG_INSERT, rows)
             if not self._cluster:

@@ -25,7 +25,8 @@ from typing import Any, cast
 import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
 
-CONNECT_TIMEOUT_SECONDS = 2.0
+from videochat.kit.redis_client import CONNECT_TIMEOUT_SECONDS
+
 # A connection that does not answer in this long is taken for dead (closed).
 REPLY_TIMEOUT_SECONDS = 5.0
 
@@ -100,26 +101,18 @@ class RespConnection(asyncio.Protocol):
             raise
         return connection
 
-    def send(
-        self, commands: Sequence[Sequence[str | bytes | int]], replies: int
-    ) -> asyncio.Future[list[Any]]:
-        """Write the commands at once; the future settles with their ``replies`` replies
-        (one per command, but one per channel for (UN)SUBSCRIBE), or fails with
-        ``ReplyError`` (the first error among them) or ``ConnectionError``."""
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        if self.closed or self._transport is None:
-            future.set_exception(ConnectionError("the Redis connection is closed"))
-            return future
-        self._transport.write(b"".join(pack(*command) for command in commands))
-        self._waiting.append(_Waiting(future, replies))
-        return future
-
     async def call_many(
         self, commands: Sequence[Sequence[str | bytes | int]], replies: int
     ) -> list[Any]:
-        """``send``, waiting at most ``REPLY_TIMEOUT_SECONDS`` (then the connection is
-        closed: a Redis that stopped answering is taken for gone)."""
-        future = self.send(commands, replies)
+        """Write the commands at once and wait for their ``replies`` replies (one per
+        command, but one per channel for (UN)SUBSCRIBE). Raises ``ReplyError`` (the first
+        error among them) or ``ConnectionError``; after ``REPLY_TIMEOUT_SECONDS`` without
+        them the connection is closed (a Redis that stopped answering is taken for gone)."""
+        if self.closed or self._transport is None:
+            raise ConnectionError("the Redis connection is closed")
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._transport.write(b"".join(pack(*command) for command in commands))
+        self._waiting.append(_Waiting(future, replies))
         timer = asyncio.get_running_loop().call_later(REPLY_TIMEOUT_SECONDS, self._expire, future)
         try:
             return await future

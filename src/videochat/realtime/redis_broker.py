@@ -145,9 +145,8 @@ class RedisBroker(Broker):
         subscriber: RespConnection | None = None
 
         def lost() -> None:
-            if (
-                subscriber is not None and self._subscriber is subscriber
-            ):  # (not one closed on purpose)
+            # (Not for one closed on purpose: it is no longer self._subscriber.)
+            if subscriber is not None and self._subscriber is subscriber:
                 self._connection_lost()
 
         subscriber = await RespConnection.open(self._url, on_push=self._on_push, on_lost=lost)
