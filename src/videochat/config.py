@@ -41,6 +41,10 @@ class JWTSettings(BaseModel):
     audience: str = "videochat"
     access_ttl_seconds: int = Field(default=15 * 60, ge=10)
     refresh_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # A spent refresh token presented again this soon after its use rotates once more
+    # instead of revoking its family: the answer to its use was lost (a page unloaded
+    # mid-request, a dropped connection), and the client still holds only the spent one.
+    refresh_reuse_grace_seconds: int = Field(default=30, ge=0, le=300)
     # Guests have no password to log in again with, so their token lives longer.
     guest_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     # A socket ticket (POST /auth/socket-ticket) opens one socket, within this long.

@@ -7,9 +7,12 @@ from datetime import timedelta
 import httpx
 import jwt
 import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support import auth
 from videochat.config import JWTSettings, Settings
+from videochat.db.models import RefreshToken
 from videochat.kit.clock import utcnow
 from videochat.security.tokens import issue_token
 
@@ -51,19 +54,74 @@ async def test_wrong_password_and_unknown_user_are_401(client: httpx.AsyncClient
     assert wrong.json()["detail"] == unknown.json()["detail"] == "Incorrect username or password"
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_family(client: httpx.AsyncClient) -> None:
+async def _spent_long_ago(engine: AsyncEngine, refresh_token: object, seconds: float) -> None:
+    """Date a refresh token's use back (the grace for a lost answer has passed)."""
+    token_id = jwt.decode(str(refresh_token), options={"verify_signature": False})["jti"]
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token_id)
+            .values(used_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+async def test_refresh_rotates_and_a_later_reuse_revokes_the_family(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
     first = await _register(client, "hal")
     rotated = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert rotated.status_code == 200
     second = rotated.json()
     assert second["refresh_token"] != first["refresh_token"]
 
+    grace = settings.jwt.refresh_reuse_grace_seconds
+    await _spent_long_ago(engine, first["refresh_token"], grace + 1)
     reused = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reused.status_code == 401
     assert "already used" in reused.json()["detail"]
     # The reuse revoked the whole family, so the legitimate newer token is dead too.
     after = await client.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
     assert after.status_code == 401
+
+
+async def test_a_refresh_whose_answer_was_lost_can_be_repeated_at_once(
+    client: httpx.AsyncClient,
+) -> None:
+    # The server spent the token, but its answer never arrived (the page unloaded, the
+    # network dropped it): the client still holds only the spent token.
+    first = await _register(client, "hank")
+    lost = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert lost.status_code == 200
+
+    again = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert again.status_code == 200, again.text
+    retried = again.json()
+    assert retried["refresh_token"] not in {first["refresh_token"], lost.json()["refresh_token"]}
+    me = await client.get("/auth/me", headers=auth(retried["access_token"]))
+    assert me.json()["username"] == "hank"
+    # Nothing was revoked: both successors rotate (a tab that did get the lost answer
+    # carries on too), each once.
+    for successor in (retried, lost.json()):
+        rotated = await client.post(
+            "/auth/refresh", json={"refresh_token": successor["refresh_token"]}
+        )
+        assert rotated.status_code == 200, rotated.text
+
+
+async def test_a_revoked_family_stays_revoked_within_the_grace(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await _register(client, "hugo")
+    rotated = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert rotated.status_code == 200
+    logout = await client.post(
+        "/auth/logout", json={"refresh_token": rotated.json()["refresh_token"]}
+    )
+    assert logout.status_code == 204
+    # Signed out a moment after the rotation: the spent token does not sign back in.
+    reused = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reused.status_code == 401
+    assert "revoked" in reused.json()["detail"]
 
 
 async def test_access_token_is_not_a_refresh_token(client: httpx.AsyncClient) -> None:

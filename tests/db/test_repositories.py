@@ -100,39 +100,47 @@ async def test_message_ids_are_a_total_order(
 async def test_refresh_rotation_in_the_database(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
+    # Without the grace for a lost answer: any second use is a reuse.
+    jwt = settings.jwt.model_copy(update={"refresh_reuse_grace_seconds": 0})
     async with unit_of_work(sessions) as session:
-        pair = await accounts.register(
-            session, username="Rita", password="long-enough-pw", jwt=settings.jwt
-        )
+        pair = await accounts.register(session, username="Rita", password="long-enough-pw", jwt=jwt)
         with pytest.raises(Conflict):
-            await accounts.register(session, username="rita", password="x" * 10, jwt=settings.jwt)
+            await accounts.register(session, username="rita", password="x" * 10, jwt=jwt)
     async with unit_of_work(sessions) as session:
-        rotated = await accounts.refresh(
-            session, refresh_token=pair.refresh_token, jwt=settings.jwt
-        )
+        rotated = await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=jwt)
     async with unit_of_work(sessions) as session:
         with pytest.raises(Unauthorized):
-            await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=settings.jwt)
+            await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=jwt)
     async with unit_of_work(sessions) as session:
         with pytest.raises(Unauthorized, match="revoked"):
-            await accounts.refresh(session, refresh_token=rotated.refresh_token, jwt=settings.jwt)
+            await accounts.refresh(session, refresh_token=rotated.refresh_token, jwt=jwt)
 
 
+@pytest.mark.parametrize("grace", [0, 30])
 async def test_concurrent_refresh_spends_the_token_once(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, grace: int
 ) -> None:
+    """Five uses at once (two tabs without the Web Locks API, say): the token is spent
+    once. Without the grace the other four are reuses (and revoke the family); within
+    it each gets a pair of the same family, and nothing is revoked."""
+    jwt = settings.jwt.model_copy(update={"refresh_reuse_grace_seconds": grace})
     async with unit_of_work(sessions) as session:
-        pair = await accounts.register(
-            session, username="sam", password="long-enough-pw", jwt=settings.jwt
-        )
+        pair = await accounts.register(session, username="sam", password="long-enough-pw", jwt=jwt)
 
-    async def attempt() -> bool:
+    async def attempt() -> str | None:
         async with unit_of_work(sessions) as session:
             try:
-                await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=settings.jwt)
+                rotated = await accounts.refresh(session, refresh_token=pair.refresh_token, jwt=jwt)
             except Unauthorized:
-                return False
-            return True
+                return None
+            return rotated.refresh_token
 
     outcomes = await asyncio.gather(*(attempt() for _ in range(5)))
-    assert outcomes.count(True) == 1
+    fresh = [token for token in outcomes if token is not None]
+    if not grace:
+        assert len(fresh) == 1
+        return
+    assert len(set(fresh)) == 5
+    for token in fresh:  # each successor rotates: the family stands
+        async with unit_of_work(sessions) as session:
+            await accounts.refresh(session, refresh_token=token, jwt=jwt)

@@ -34,6 +34,16 @@ async def test_browser_is_sent_to_the_web_client(client: httpx.AsyncClient) -> N
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
 
 
+async def test_the_icon_browsers_ask_for_on_their_own_is_served(
+    client: httpx.AsyncClient,
+) -> None:
+    # Browsers fetch /favicon.ico for any page without an icon link (a JSON answer, say).
+    icon = await client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content == (await client.get("/static/favicon.svg")).content
+
+
 async def test_health_reports_services_and_stats(
     client: httpx.AsyncClient, server: LiveServer
 ) -> None:

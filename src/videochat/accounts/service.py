@@ -66,14 +66,15 @@ async def login(
 
 
 async def refresh(session: AsyncSession, *, refresh_token: str, jwt: JWTSettings) -> TokenPair:
-    """Rotate a refresh token; a reused one revokes its whole family."""
+    """Rotate a refresh token; a reused one revokes its whole family, unless it was spent
+    less than ``jwt.refresh_reuse_grace_seconds`` ago (then it rotates once more)."""
     claims = decode_token(jwt, refresh_token, kind="refresh")
     record = await repository.get_refresh_token(session, claims.token_id)
     if record is None or record.user_id != claims.subject:
         raise Unauthorized("Unknown refresh token")
     if record.revoked:
         raise Unauthorized("Refresh token has been revoked")
-    if record.used_at is not None or not await repository.mark_refresh_used(session, record):
+    if not await _spend(session, record, grace=timedelta(seconds=jwt.refresh_reuse_grace_seconds)):
         # Someone holds a copy of a spent token: cut off every descendant too.
         await repository.revoke_family(session, record.family_id)
         # Committed here, not by the request: the 401 below rolls the request back,
@@ -84,6 +85,21 @@ async def refresh(session: AsyncSession, *, refresh_token: str, jwt: JWTSettings
     if user is None:
         raise Unauthorized("Account no longer exists")
     return await _token_pair(session, user=user, jwt=jwt, family_id=record.family_id)
+
+
+async def _spend(session: AsyncSession, record: RefreshToken, *, grace: timedelta) -> bool:
+    """Spend the token now; True too for one spent less than ``grace`` ago.
+
+    Without the grace, a rotation whose answer never reached the client (the page
+    unloaded mid-request, the connection dropped) signed it out: the client, holding
+    only the spent token, was refused as a thief would be. A thief's copy presented
+    after the grace still revokes the family, and a signed-out family stays revoked.
+    """
+    if record.used_at is None and await repository.mark_refresh_used(session, record):
+        return True
+    # (used_at still None: a concurrent request spent it a moment ago.)
+    spent_at = record.used_at or utcnow()
+    return utcnow() - spent_at < grace
 
 
 async def logout(session: AsyncSession, *, refresh_token: str, jwt: JWTSettings) -> None:

@@ -1,4 +1,4 @@
-"""``/`` and ``/chat``: the API's front page and the web client."""
+"""``/`` and ``/chat``: the API's front page and the web client (and its icon)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,14 @@ async def root(request: Request, settings: SettingsDep) -> dict[str, Any] | Resp
 async def web_client(path: str = "") -> FileResponse:
     """The single-page client; it routes ``/chat/rooms/{id}`` itself."""
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The app's icon where browsers look for it on their own (any page without an icon
+    link, a JSON answer say): a 404 there is noise in every log and console."""
+    return FileResponse(
+        STATIC_DIR / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
