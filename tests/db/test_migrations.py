@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from videochat.config import get_settings
 from videochat.db.engine import sqlite_pragmas
 from videochat.db.migrate import alembic_config, upgrade_to_head
 
@@ -125,3 +128,68 @@ async def test_messages_lose_the_author_key_and_index_but_no_data(
         assert await _rows(engine, "PRAGMA foreign_key_check") == []
         # The app's connections still enforce foreign keys after a migration.
         assert await _rows(engine, "PRAGMA foreign_keys") == [(1,)]
+
+
+# (Creating the key to users reflects users, whose expression index SQLAlchemy skips.)
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+async def test_alembic_run_on_its_own_engine_keeps_the_reactions(
+    blank_engine: AsyncEngine,
+    blank_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alembic run by hand (no connection handed in: env.py opens its own engine from the
+    settings) treats SQLite as the app's migrations do: downgrading 0011 rebuilds the
+    messages table, and with foreign keys enforced that deleted every reaction."""
+    engine = blank_engine
+    await upgrade_to_head(engine)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO users (id, username, is_guest, is_admin, joined_at) "
+                "VALUES ('alice', 'alice', true, false, :at)"
+            ),
+            {"at": NOW},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO rooms (id, name, owner_id, created_at, is_private) "
+                "VALUES ('r1', 'Room', 'alice', :at, false)"
+            ),
+            {"at": NOW},
+        )
+        message_id = (
+            await connection.execute(
+                text(
+                    "INSERT INTO messages (room_id, user_id, username, content, created_at) "
+                    "VALUES ('r1', 'alice', 'alice', 'hello', :at) RETURNING id"
+                ),
+                {"at": NOW},
+            )
+        ).scalar_one()
+        await connection.execute(
+            text(
+                "INSERT INTO message_reactions (message_id, user_id, emoji, created_at) "
+                "VALUES (:id, 'alice', '👍', :at)"
+            ),
+            {"id": message_id, "at": NOW},
+        )
+    await engine.dispose()
+
+    monkeypatch.setenv("VIDEOCHAT_DATABASE_URL", blank_database_url)
+    monkeypatch.setenv("VIDEOCHAT_ENVIRONMENT", "test")
+    monkeypatch.setenv("VIDEOCHAT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        from alembic import command
+
+        # (env.py runs the migrations with asyncio.run: off this test's event loop.)
+        await asyncio.to_thread(command.downgrade, alembic_config(), "0010")
+    finally:
+        get_settings.cache_clear()
+
+    assert await _rows(engine, "SELECT content FROM messages") == [("hello",)]
+    reactions = await _rows(engine, "SELECT message_id, emoji FROM message_reactions")
+    assert reactions == [(message_id, "👍")]
+    if engine.dialect.name == "sqlite":
+        assert await _rows(engine, "PRAGMA foreign_key_check") == []

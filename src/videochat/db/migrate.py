@@ -6,6 +6,7 @@ start with ``auto_migrate`` off never need it, and it was ~0.15 s of every start
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,28 +50,36 @@ def _pending(connection: Connection) -> bool:
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Apply every pending migration on the engine's database."""
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as connection:
+            if not await connection.run_sync(_pending):
+                return  # (the key check below scans every key: only when one runs)
+    await run_migrations(engine, _upgrade)
+
+
+async def run_migrations(engine: AsyncEngine, work: Callable[[Connection], None]) -> None:
+    """``work`` (Alembic's commands on the connection) in one transaction; on SQLite with
+    foreign keys off, checked before the commit.
+
+    SQLite changes a table by building a new one and dropping the old, and with foreign
+    keys enforced (as the app's connections are) the drop first deletes every row, with
+    the rows' ON DELETE actions: rebuilding messages deleted every reaction. So the keys
+    are off while migrations run (possible only outside a transaction), checked before
+    the commit, and on again for the connection's next user. Start-up's upgrade and
+    Alembic run by hand (env.py's own engine) both come here.
+    """
     if engine.dialect.name != "sqlite":
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+            await connection.run_sync(work)
         return
-    # SQLite changes a table by building a new one and dropping the old, and with foreign
-    # keys enforced (as the app's connections are) the drop first deletes every row, with
-    # the rows' ON DELETE actions: rebuilding messages deleted every reaction. So the keys
-    # are off while migrations run (possible only outside a transaction), checked before
-    # the commit (a scan of every key: only when a migration ran), and on again for the
-    # connection's next user.
     async with engine.connect() as connection:
-        pending = await connection.run_sync(_pending)
-        await connection.rollback()  # (SQLAlchemy's autobegun one: SQLite began none)
-        if not pending:
-            return
         await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         try:
             if (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() != 0:
                 raise RuntimeError("foreign keys could not be turned off for the migrations")
             await connection.commit()  # (SQLAlchemy's autobegun one: SQLite began none)
             async with connection.begin():
-                await connection.run_sync(_upgrade)
+                await connection.run_sync(work)
                 broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
                 if broken:
                     raise RuntimeError(f"foreign keys broken after the migrations: {broken[:5]}")

@@ -11,6 +11,7 @@ from videochat.config import get_settings
 from videochat.db import models  # noqa: F401  (registers the tables)
 from videochat.db.base import Base
 from videochat.db.engine import create_engine
+from videochat.db.migrate import run_migrations
 
 target_metadata = Base.metadata
 
@@ -28,9 +29,11 @@ def _run(connection: Connection) -> None:
 
 async def _run_with_own_engine() -> None:
     engine = create_engine(get_settings())
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
+    try:
+        # As start-up's migrations run: on SQLite with foreign keys off.
+        await run_migrations(engine, _run)
+    finally:
+        await engine.dispose()
 
 
 def run_migrations_online() -> None:
