@@ -47,16 +47,13 @@ async def _rows(engine: AsyncEngine, sql: str, **params: Any) -> list[tuple[Any,
         return [tuple(row) for row in await connection.execute(text(sql), params)]
 
 
-async def test_messages_lose_the_author_key_and_index_but_no_data(
-    blank_engine: AsyncEngine,
-) -> None:
-    """0011 drops messages.user_id's foreign key and index. On SQLite that rebuilds the
-    table, and dropping a table with foreign keys enforced deletes its rows first, with
-    their ON DELETE actions: the reactions (ON DELETE CASCADE) must come through."""
-    engine = blank_engine
-    await _upgrade_to(engine, "0010")
+async def _seed(
+    engine: AsyncEngine, *, users: tuple[str, ...], authors: tuple[str, ...], liked: int
+) -> list[int]:
+    """Users, a room 'r1' of the first, one message per author (``hello 1``...) and
+    the first user's reaction to message number ``liked``; the messages' ids."""
     async with engine.begin() as connection:
-        for user in ("alice", "bob"):
+        for user in users:
             await connection.execute(
                 text(
                     "INSERT INTO users (id, username, is_guest, is_admin, joined_at) "
@@ -67,12 +64,12 @@ async def test_messages_lose_the_author_key_and_index_but_no_data(
         await connection.execute(
             text(
                 "INSERT INTO rooms (id, name, owner_id, created_at, is_private) "
-                "VALUES ('r1', 'Room', 'alice', :at, false)"
+                "VALUES ('r1', 'Room', :owner, :at, false)"
             ),
-            {"at": NOW},
+            {"owner": users[0], "at": NOW},
         )
         ids = []
-        for number, author in enumerate(("alice", "bob", "alice"), start=1):
+        for number, author in enumerate(authors, start=1):
             inserted = await connection.execute(
                 text(
                     "INSERT INTO messages (room_id, user_id, username, content, created_at) "
@@ -84,10 +81,22 @@ async def test_messages_lose_the_author_key_and_index_but_no_data(
         await connection.execute(
             text(
                 "INSERT INTO message_reactions (message_id, user_id, emoji, created_at) "
-                "VALUES (:id, 'alice', '👍', :at)"
+                "VALUES (:id, :user, '👍', :at)"
             ),
-            {"id": ids[1], "at": NOW},
+            {"id": ids[liked - 1], "user": users[0], "at": NOW},
         )
+    return ids
+
+
+async def test_messages_lose_the_author_key_and_index_but_no_data(
+    blank_engine: AsyncEngine,
+) -> None:
+    """0011 drops messages.user_id's foreign key and index. On SQLite that rebuilds the
+    table, and dropping a table with foreign keys enforced deletes its rows first, with
+    their ON DELETE actions: the reactions (ON DELETE CASCADE) must come through."""
+    engine = blank_engine
+    await _upgrade_to(engine, "0010")
+    ids = await _seed(engine, users=("alice", "bob"), authors=("alice", "bob", "alice"), liked=2)
 
     await upgrade_to_head(engine)
 
@@ -143,37 +152,7 @@ async def test_alembic_run_on_its_own_engine_keeps_the_reactions(
     messages table, and with foreign keys enforced that deleted every reaction."""
     engine = blank_engine
     await upgrade_to_head(engine)
-    async with engine.begin() as connection:
-        await connection.execute(
-            text(
-                "INSERT INTO users (id, username, is_guest, is_admin, joined_at) "
-                "VALUES ('alice', 'alice', true, false, :at)"
-            ),
-            {"at": NOW},
-        )
-        await connection.execute(
-            text(
-                "INSERT INTO rooms (id, name, owner_id, created_at, is_private) "
-                "VALUES ('r1', 'Room', 'alice', :at, false)"
-            ),
-            {"at": NOW},
-        )
-        message_id = (
-            await connection.execute(
-                text(
-                    "INSERT INTO messages (room_id, user_id, username, content, created_at) "
-                    "VALUES ('r1', 'alice', 'alice', 'hello', :at) RETURNING id"
-                ),
-                {"at": NOW},
-            )
-        ).scalar_one()
-        await connection.execute(
-            text(
-                "INSERT INTO message_reactions (message_id, user_id, emoji, created_at) "
-                "VALUES (:id, 'alice', '👍', :at)"
-            ),
-            {"id": message_id, "at": NOW},
-        )
+    (message_id,) = await _seed(engine, users=("alice",), authors=("alice",), liked=1)
     await engine.dispose()
 
     monkeypatch.setenv("VIDEOCHAT_DATABASE_URL", blank_database_url)
@@ -188,7 +167,7 @@ async def test_alembic_run_on_its_own_engine_keeps_the_reactions(
     finally:
         get_settings.cache_clear()
 
-    assert await _rows(engine, "SELECT content FROM messages") == [("hello",)]
+    assert await _rows(engine, "SELECT content FROM messages") == [("hello 1",)]
     reactions = await _rows(engine, "SELECT message_id, emoji FROM message_reactions")
     assert reactions == [(message_id, "👍")]
     if engine.dialect.name == "sqlite":
