@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from tests import processes
 from tests.support import (
@@ -21,6 +27,97 @@ from tests.support import (
     ws_path,
 )
 from videochat.config import Settings
+from videochat.security import process_storage
+from videochat.security.process_storage import ProcessStorage
+
+# The same rules in this process's own counters as in limits' in-memory storage.
+STORAGES = [
+    pytest.param(MemoryStorage, id="limits-memory"),
+    pytest.param(ProcessStorage, id="ours"),
+]
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+async def test_a_moving_window_refuses_past_its_limit_per_key(storage: type[Storage]) -> None:
+    limiter = MovingWindowRateLimiter(storage())
+    item = RateLimitItemPerSecond(3, 60)
+    assert [await limiter.hit(item, "ip", "a") for _ in range(4)] == [True, True, True, False]
+    assert await limiter.hit(item, "ip", "b")  # another key has a window of its own
+    stats = await limiter.get_window_stats(item, "ip", "a")
+    assert stats.remaining == 0
+    assert 58 < stats.reset_time - time.time() <= 60
+    fresh = await limiter.get_window_stats(item, "ip", "c")
+    assert fresh.remaining == 3
+    await limiter.clear(item, "ip", "a")
+    assert await limiter.hit(item, "ip", "a")
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+async def test_an_expiring_counter_counts_until_it_expires(storage: type[Storage]) -> None:
+    counters = storage()
+    assert [await counters.incr("once/x", 1) for _ in range(3)] == [1, 2, 3]
+    assert await counters.get("once/x") == 3
+    assert await counters.get("never") == 0
+    await asyncio.sleep(1.05)
+    assert await counters.get("once/x") == 0
+    assert await counters.incr("once/x", 1) == 1
+
+
+async def test_keys_nobody_uses_any_more_go_as_others_are_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(process_storage, "time", type("Clock", (), {"time": lambda: now[0]}))
+    storage = ProcessStorage()
+    for client in range(100):
+        assert await storage.acquire_entry(f"ip/{client}", 10, 60)
+        await storage.incr(f"once/{client}", 60)
+    assert len(storage) == 200
+    now[0] += 61  # every one of them has expired
+    for _ in range(50):
+        assert await storage.acquire_entry("ip/busy", 1000, 60)
+    assert len(storage) == 1  # the busy client's window alone
+
+
+async def test_counting_requests_and_frames_hops_to_no_thread(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rate limits on (the default), with no Redis: each request and frame is counted in
+    place. limits' in-memory storage swept every key with a hop to a thread each, a sweep
+    started again by the next hit: under traffic it never stopped (3.6 times the CPU per
+    delivered message, docs/BENCHMARKS.md)."""
+    settings = make_settings(
+        redis={"url": None},
+        rate_limit={
+            "enabled": True,
+            "requests": 10_000,
+            "user_writes": 10_000,
+            "ws_frames": 10_000,
+        },
+    )
+    hops = 0
+    to_thread = asyncio.to_thread
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await to_thread(*args, **kwargs)
+
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        alice = await create_guest(http, "alice")
+        room = await create_room(http, alice["access_token"], "Counted")
+        monkeypatch.setattr(asyncio, "to_thread", counted)
+        for _ in range(20):
+            read = await http.get(f"/rooms/{room['id']}", headers=auth(alice["access_token"]))
+            assert read.status_code == 200
+        path = ws_path(room["id"], alice["id"], alice["access_token"])
+        async with connect_ws(live, path) as socket:
+            for _ in range(20):
+                await socket.send(json.dumps({"type": "ping"}))
+            for _ in range(20):
+                await receive_until(socket, "pong")
+        await asyncio.sleep(0.2)  # (a sweep started by the last hit has had time to run)
+    assert hops == 0
 
 
 async def test_writes_are_limited_per_user_as_well_as_per_ip(

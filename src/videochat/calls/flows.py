@@ -53,7 +53,7 @@ async def relay_signal(
         target_connection = connections[-1]
     if target_connection not in connections:
         raise PeerNotFound()
-    if not await budget.spend(connection.id, target, size):
+    if not budget.spend(target, size):
         raise SignalRateLimited(settings.signal_window_seconds)
     await hub.publish(
         connection.room_id,

@@ -272,7 +272,7 @@ class Gateway:
             except (json.JSONDecodeError, RecursionError):  # not JSON, or nested too deep
                 frame = None
             route = self._frames.route_of(frame) if isinstance(frame, dict) else None
-            if not await budget.spend(connection.id, bursty=route is not None and route.bursty):
+            if not budget.spend(bursty=route is not None and route.bursty):
                 strikes += 1
                 if strikes > 10:
                     await connection.close_and_wait(close_codes.RATE_LIMITED, "too many frames")

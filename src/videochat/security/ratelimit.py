@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import structlog
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -32,6 +32,7 @@ from videochat.exceptions import TooManyRequests
 from videochat.kit.redis_client import client_options
 from videochat.observability import metrics
 from videochat.security.identity import verified_subject
+from videochat.security.process_storage import ProcessStorage
 from videochat.security.responses import UPLOAD_PREFIXES, send_error
 
 T = TypeVar("T")
@@ -71,7 +72,7 @@ def create_storage(settings: Settings) -> Storage:
         )
         assert isinstance(storage, Storage)
         return storage
-    return MemoryStorage()
+    return ProcessStorage()
 
 
 class FailoverRateLimiter:
@@ -83,8 +84,8 @@ class FailoverRateLimiter:
     """
 
     def __init__(self, storage: Storage, *, retry_seconds: float = 2.0) -> None:
-        self._local = MovingWindowRateLimiter(MemoryStorage())
-        self._shared = None if isinstance(storage, MemoryStorage) else storage
+        self._local = MovingWindowRateLimiter(ProcessStorage())
+        self._shared = None if isinstance(storage, ProcessStorage) else storage
         self._strategy = MovingWindowRateLimiter(storage) if self._shared else self._local
         self.retry_seconds = retry_seconds
         self._retry_at: float | None = None  # set while in memory: when to try again
