@@ -36,6 +36,22 @@ OBS_OFF = (
     ("VIDEOCHAT_OBSERVABILITY__REQUEST_LOGS", "false"),
     ("VIDEOCHAT_LOG_LEVEL", "WARNING"),
 )
+# Rate limits on, as they are by default, with every limit far above what the load
+# generator sends (nothing is refused: the counting alone is measured). The other
+# targets run with limits off, as the naive bare server has none.
+LIMITS_ON = (
+    ("VIDEOCHAT_RATE_LIMIT__ENABLED", "true"),
+    *(
+        (f"VIDEOCHAT_RATE_LIMIT__{limit}", "1000000")
+        for limit in (
+            "REQUESTS",
+            "USER_WRITES",
+            "WS_CONNECTS",
+            "WS_CONNECTIONS_PER_IP",
+            "WS_FRAMES",
+        )
+    ),
+)
 OBS_ON = (
     ("VIDEOCHAT_OBSERVABILITY__METRICS_ENABLED", "true"),
     ("VIDEOCHAT_OBSERVABILITY__REQUEST_LOGS", "true"),
@@ -73,6 +89,7 @@ TARGETS = {
         # with both on and the request/socket log lines really written (level INFO).
         Target("obs-off", "videochat + SQLite, metrics and logs off", "sqlite", env=OBS_OFF),
         Target("obs-on", "videochat + SQLite, metrics and INFO logs on", "sqlite", env=OBS_ON),
+        Target("limits", "videochat + SQLite, rate limits on", "sqlite", env=LIMITS_ON),
     )
 }
 

@@ -4,7 +4,8 @@
     uv run python -m bench.fanout --quick    # smaller and shorter, 3-5 minutes
 
 For each target (the baseline, videochat on SQLite, on PostgreSQL, two instances
-behind Redis; ``--targets obs-off,obs-on`` for the cost of metrics and logging) one
+behind Redis; ``--targets obs-off,obs-on`` for the cost of metrics and logging,
+``--targets sqlite,limits`` for the cost of rate limiting) one
 fresh deployment is started, pinned to core 0, and the load generator (its own
 process, ``bench/loadgen.py``) to core 1. First the fresh server's memory per idle
 socket, with as many sockets as the file limit allows (bounded in time); then, on each
@@ -429,7 +430,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a ~3 minute subset")
     parser.add_argument(
         "--targets",
-        default=",".join(t for t in TARGETS if t not in {"redis1", "obs-off", "obs-on"}),
+        default=",".join(t for t in TARGETS if t not in {"redis1", "obs-off", "obs-on", "limits"}),
         help=f"comma list of {', '.join(TARGETS)}",
     )
     parser.add_argument("--connections", type=int, help="sockets for the sweep (1000; quick 300)")

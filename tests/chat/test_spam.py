@@ -22,6 +22,9 @@ def test_guard_allows_two_repeats_then_refuses() -> None:
     with pytest.raises(SpamError, match="links"):
         guard.check(" ".join(f"https://x{i}.example" for i in range(6)), now=41)
     guard.check(" ".join(f"https://x{i}.example" for i in range(5)), now=42)
+    # Any case, either form, with or without spaces between them.
+    with pytest.raises(SpamError, match="links"):
+        guard.check("See:WWW.a.example\nHTTP://b HTTPS://c (www.d) Http://e\twWw.f", now=43)
 
 
 async def test_spam_is_refused_with_an_error_frame(make_settings: Any) -> None:

@@ -32,9 +32,13 @@ class SpamGuard:
     def check(self, content: str, *, now: float | None = None) -> None:
         """Raise ``SpamError`` for a link flood or a text repeated too often."""
         moment = time.monotonic() if now is None else now
-        if len(_LINK.findall(content)) > MAX_LINKS:
-            raise SpamError(f"too many links in one message (at most {MAX_LINKS})")
         normalised = " ".join(content.lower().split())
+        # (The pattern searched only where a link can be: it was half of this check's
+        # cost, on every message.)
+        if ("://" in normalised or "www." in normalised) and len(
+            _LINK.findall(normalised)
+        ) > MAX_LINKS:
+            raise SpamError(f"too many links in one message (at most {MAX_LINKS})")
         if self._recent is None:
             self._recent = deque(maxlen=20)
         repeats = sum(
