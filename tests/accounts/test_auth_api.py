@@ -26,6 +26,10 @@ async def _register(client: httpx.AsyncClient, name: str = "dana") -> dict[str, 
     return body
 
 
+async def _refresh(client: httpx.AsyncClient, refresh_token: object) -> httpx.Response:
+    return await client.post("/auth/refresh", json={"refresh_token": refresh_token})
+
+
 async def test_register_login_me(client: httpx.AsyncClient) -> None:
     registered = await _register(client)
     assert registered["user"]["is_guest"] is False  # type: ignore[index]
@@ -69,18 +73,18 @@ async def test_refresh_rotates_and_a_later_reuse_revokes_the_family(
     client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
 ) -> None:
     first = await _register(client, "hal")
-    rotated = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    rotated = await _refresh(client, first["refresh_token"])
     assert rotated.status_code == 200
     second = rotated.json()
     assert second["refresh_token"] != first["refresh_token"]
 
     grace = settings.jwt.refresh_reuse_grace_seconds
     await _spent_long_ago(engine, first["refresh_token"], grace + 1)
-    reused = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    reused = await _refresh(client, first["refresh_token"])
     assert reused.status_code == 401
     assert "already used" in reused.json()["detail"]
     # The reuse revoked the whole family, so the legitimate newer token is dead too.
-    after = await client.post("/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    after = await _refresh(client, second["refresh_token"])
     assert after.status_code == 401
 
 
@@ -90,10 +94,10 @@ async def test_a_refresh_whose_answer_was_lost_can_be_repeated_at_once(
     # The server spent the token, but its answer never arrived (the page unloaded, the
     # network dropped it): the client still holds only the spent token.
     first = await _register(client, "hank")
-    lost = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    lost = await _refresh(client, first["refresh_token"])
     assert lost.status_code == 200
 
-    again = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    again = await _refresh(client, first["refresh_token"])
     assert again.status_code == 200, again.text
     retried = again.json()
     assert retried["refresh_token"] not in {first["refresh_token"], lost.json()["refresh_token"]}
@@ -102,9 +106,7 @@ async def test_a_refresh_whose_answer_was_lost_can_be_repeated_at_once(
     # Nothing was revoked: both successors rotate (a tab that did get the lost answer
     # carries on too), each once.
     for successor in (retried, lost.json()):
-        rotated = await client.post(
-            "/auth/refresh", json={"refresh_token": successor["refresh_token"]}
-        )
+        rotated = await _refresh(client, successor["refresh_token"])
         assert rotated.status_code == 200, rotated.text
 
 
@@ -112,21 +114,21 @@ async def test_a_revoked_family_stays_revoked_within_the_grace(
     client: httpx.AsyncClient,
 ) -> None:
     first = await _register(client, "hugo")
-    rotated = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    rotated = await _refresh(client, first["refresh_token"])
     assert rotated.status_code == 200
     logout = await client.post(
         "/auth/logout", json={"refresh_token": rotated.json()["refresh_token"]}
     )
     assert logout.status_code == 204
     # Signed out a moment after the rotation: the spent token does not sign back in.
-    reused = await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    reused = await _refresh(client, first["refresh_token"])
     assert reused.status_code == 401
     assert "revoked" in reused.json()["detail"]
 
 
 async def test_access_token_is_not_a_refresh_token(client: httpx.AsyncClient) -> None:
     pair = await _register(client, "ivy")
-    response = await client.post("/auth/refresh", json={"refresh_token": pair["access_token"]})
+    response = await _refresh(client, pair["access_token"])
     assert response.status_code == 401
 
 

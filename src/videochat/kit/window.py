@@ -30,8 +30,7 @@ class MovingWindow:
 
     def take(self, cost: int = 1, *, now: float | None = None) -> bool:
         """Count ``cost`` units now; False (nothing counted) when that would pass the limit."""
-        moment = time.monotonic() if now is None else now
-        self._forget_before(moment - self.seconds)
+        moment = self._move_to(now)
         if self._taken + cost > self.limit:
             return False
         self._hits.append((moment, cost))
@@ -41,18 +40,19 @@ class MovingWindow:
     def span(self, *, now: float | None = None) -> tuple[float, int]:
         """When the oldest hit still in the window was (now when none is), and the units
         taken in the window."""
-        moment = time.monotonic() if now is None else now
-        self._forget_before(moment - self.seconds)
+        moment = self._move_to(now)
         return (self._hits[0][0] if self._hits else moment), self._taken
 
     def idle(self, *, now: float | None = None) -> bool:
         """True when no hit is within the window any more (the window can be dropped)."""
-        moment = time.monotonic() if now is None else now
-        self._forget_before(moment - self.seconds)
+        self._move_to(now)
         return not self._hits
 
-    def _forget_before(self, start: float) -> None:
-        hits = self._hits
+    def _move_to(self, now: float | None) -> float:
+        """Forget the hits the window has moved past at ``now`` (the clock's when None)."""
+        moment = time.monotonic() if now is None else now
+        start, hits = moment - self.seconds, self._hits
         # (A hit exactly at the window's start still counts, as in ``limits``.)
         while hits and hits[0][0] < start:
             self._taken -= hits.popleft()[1]
+        return moment

@@ -71,7 +71,7 @@ class ProcessStorage(Storage, MovingWindowSupport):
         return True
 
     async def reset(self) -> int | None:
-        count = len(self._windows) + len(self._counters)
+        count = len(self)
         self._windows.clear()
         self._counters.clear()
         return count
