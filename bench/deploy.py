@@ -26,6 +26,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
+from bench import commit_floor
+
 REPO = Path(__file__).resolve().parent.parent
 ROOM_SIZE = 10
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -185,6 +187,16 @@ class Deployment:
             "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database_name
         )
         return [int(row["pid"]) for row in rows]
+
+    async def commit_floor(self) -> dict[str, Any] | None:
+        """One lone commit's latency on this deployment's database and disk (see
+        bench.commit_floor); None for the baseline, which stores nothing."""
+        if self.target.database == "postgres":
+            dsn = f"postgresql://postgres@127.0.0.1:5432/{self.database_name}"
+            return await commit_floor.postgres(dsn)
+        if self.target.database == "sqlite":
+            return await commit_floor.sqlite(self._data_dir / "commit-probe.db")
+        return None
 
     # -- provisioning -------------------------------------------------------------------
     async def plan(self, connections: int, path: Path, *, budget_s: float = 600) -> Path:

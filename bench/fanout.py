@@ -133,6 +133,11 @@ async def bench_target(
         )
         rooms = await _rooms(all_file)
         phases.done("provision")
+        if not plan.idle_only:
+            # Before any load: the floor under the moderate load's latency.
+            result["commit_floor"] = floor = await deployment.commit_floor()
+            if floor is not None:
+                log(f"  lone commit p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms")
         sweep_plan = await _write(options.workdir / "sweep.json", rooms[: plan.rooms])
         async with LoadGen(loadgen_core, options.workdir / "loadgen.log") as loadgen:
             if memory:

@@ -247,8 +247,8 @@ def _moderate(targets: dict[str, dict[str, Any]], rate: float) -> list[str]:
         f"## Latency at a moderate load ({rate:,.0f} deliveries/s)",
         "",
         "| target | plain p50 / p99 / max ms | server µs/delivery "
-        "| deflate p50 / p99 / max ms | server µs/delivery |",
-        "|---|---:|---:|---:|---:|",
+        "| deflate p50 / p99 / max ms | server µs/delivery | a lone commit p50 / p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for result in targets.values():
         cells = []
@@ -262,7 +262,16 @@ def _moderate(targets: dict[str, dict[str, Any]], rate: float) -> list[str]:
                 + (f" ({step['lost']} lost)" if step["lost"] else "")
             )
             cells.append(f"{step['server_us_per_delivery']:.1f}")
+        floor = result.get("commit_floor")
+        cells.append("-" if floor is None else f"{_ms(floor['p50_ms'])} / {_ms(floor['p99_ms'])}")
         rows.append(f"| {result['label']} | " + " | ".join(cells) + " |")
+    rows += [
+        "",
+        "A lone commit: one row of a message's shape inserted and committed on the "
+        "deployment's database and disk, 300 times 20 ms apart, before any load "
+        "(`bench/commit_floor.py`). At this rate every message is a batch of its own, "
+        "so this is the database's share of the latency over the bare server's.",
+    ]
     return rows
 
 
