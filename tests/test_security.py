@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -116,6 +117,57 @@ async def test_open_sockets_per_address_are_limited(make_settings: Any) -> None:
                 async with connect_ws(live, path):
                     pass
             assert refused.value.response.status_code == 403
+        async with connect_ws(live, path):  # a slot is free again
+            pass
+
+
+async def test_an_office_behind_one_address_all_gets_in_with_the_default_limits(
+    make_settings: Any,
+) -> None:
+    """Colleagues share their office's address (its NAT): the defaults let a meeting
+    of twelve hold their sockets (10 per address refused the 11th and 12th)."""
+    from tests.support import connect_ws, create_guest, create_room, ws_path
+
+    settings = make_settings(rate_limit={"enabled": True})  # every other limit its default
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        people = [await create_guest(http, f"colleague{index}") for index in range(12)]
+        room = await create_room(http, people[0]["access_token"])
+        for person in people[1:]:
+            joined = await http.post(
+                f"/rooms/{room['id']}/join",
+                headers={"Authorization": f"Bearer {person['access_token']}"},
+            )
+            assert joined.status_code == 200, joined.text
+        async with contextlib.AsyncExitStack() as sockets:
+            for person in people:
+                path = ws_path(room["id"], person["id"], person["access_token"])
+                await sockets.enter_async_context(connect_ws(live, path))
+            assert live.context.hub.open_from("127.0.0.1") == len(people)
+
+
+async def test_open_sockets_per_account_are_limited(make_settings: Any) -> None:
+    """One person's sockets (tabs, devices) are capped on their own: a third is refused
+    while a colleague at the same address still gets in."""
+    from tests.support import connect_ws, create_guest, create_room, ws_path
+
+    settings = make_settings(
+        rate_limit={"enabled": True, "requests": 1000, "ws_connections_per_user": 2}
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        alice = await create_guest(http, "alice")
+        bob = await create_guest(http, "bob")
+        room = await create_room(http, alice["access_token"])
+        await http.post(
+            f"/rooms/{room['id']}/join", headers={"Authorization": f"Bearer {bob['access_token']}"}
+        )
+        path = ws_path(room["id"], alice["id"], alice["access_token"])
+        async with connect_ws(live, path), connect_ws(live, path):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with connect_ws(live, path):
+                    pass
+            assert refused.value.response.status_code == 403
+            async with connect_ws(live, ws_path(room["id"], bob["id"], bob["access_token"])):
+                pass
         async with connect_ws(live, path):  # a slot is free again
             pass
 

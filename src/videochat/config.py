@@ -98,10 +98,16 @@ class RateLimitSettings(BaseModel):
     # HLS reads (GET/HEAD of /live/... and /media/videos/...) are not counted: players
     # poll live playlists every segment. Off, they count like any other request.
     exempt_media: bool = True
-    # Socket connects per IP per window, and frames per connection per window.
-    ws_connects: int = Field(default=30, ge=1)
-    # Sockets one address may hold open at once (per instance).
-    ws_connections_per_ip: int = Field(default=10, ge=1)
+    # Socket connects per address per window, and frames per connection per window.
+    # Many people share an address (an office's NAT, a carrier's): after a restart a
+    # whole office reconnects within seconds.
+    ws_connects: int = Field(default=300, ge=1)
+    # Sockets one address may hold open at once (per instance): a backstop against one
+    # host holding sockets by the thousand (~35 KB each), wide enough for an office
+    # behind one NAT (10 refused the 11th colleague of a meeting).
+    ws_connections_per_ip: int = Field(default=200, ge=1)
+    # Sockets one account may hold open at once (per instance): its tabs and devices.
+    ws_connections_per_user: int = Field(default=10, ge=1)
     ws_frames: int = Field(default=60, ge=1)
     ws_frames_window_seconds: int = Field(default=10, ge=1)
     # Writes (POST, PUT, PATCH, DELETE) per authenticated user per window, on top of

@@ -160,6 +160,28 @@ class Gateway:
         except Refused as exc:
             await self._refuse(websocket, room_id, user_id, exc)
             return
+        # Counted per account, not only per address: many people share an address (an
+        # office's NAT), while one person's sockets are their tabs and devices.
+        limits = context.settings.rate_limit
+        per_account = limits.ws_connections_per_user if limits.enabled else None
+        if not context.hub.claim_account(user_id, per_account):
+            refused = Refused("too many open connections for this account")
+            await self._refuse(websocket, room_id, user_id, refused)
+            return
+        try:  # the socket holds one of its account's slots from here on
+            await self._open(context, websocket, room_id, user_id, screened, admitted)
+        finally:
+            context.hub.release_account(user_id)
+
+    async def _open(
+        self,
+        context: AppContext,
+        websocket: WebSocket,
+        room_id: str,
+        user_id: str,
+        screened: Screened,
+        admitted: Admitted,
+    ) -> None:
         await websocket.accept()
         lifecycle.opened(room_id=room_id, user_id=user_id)
         connection = Connection(

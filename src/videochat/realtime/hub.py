@@ -162,9 +162,10 @@ class Hub:
         self._rooms: defaultdict[str, dict[str, Connection]] = defaultdict(dict)
         self._handlers: dict[str, Any] = {}
         self._subscribed: dict[str, asyncio.Future[None]] = {}
-        # Sockets per client address (from their handshake to their end), kept as they
-        # come and go: counting them by walking every connection was O(connections).
-        self._per_ip: Counter[str] = Counter()
+        # Sockets per client address and per account (from their handshake to their
+        # end), kept as they come and go: counting them by walking every connection was
+        # O(connections). Keys: ("ip", address), ("user", user id).
+        self._slots: Counter[tuple[str, str]] = Counter()
 
     @property
     def only_instance(self) -> bool:
@@ -178,7 +179,7 @@ class Hub:
 
     def open_from(self, ip: str) -> int:
         """How many sockets this instance holds open (or in their handshake) for one address."""
-        return self._per_ip[ip]
+        return self._slots[("ip", ip)]
 
     def claim_address(self, ip: str, limit: int | None) -> bool:
         """Take one of the address's socket slots at once; False when ``limit`` are taken.
@@ -186,16 +187,31 @@ class Hub:
         Synchronous on purpose: a check and a count apart (with the handshake's awaits
         between them) let concurrent handshakes past the limit.
         """
-        if limit is not None and self._per_ip[ip] >= limit:
-            return False
-        self._per_ip[ip] += 1
-        return True
+        return self._claim(("ip", ip), limit)
 
     def release_address(self, ip: str) -> None:
         """Give back a slot taken by ``claim_address``."""
-        self._per_ip[ip] -= 1
-        if self._per_ip[ip] <= 0:
-            del self._per_ip[ip]
+        self._release(("ip", ip))
+
+    def claim_account(self, user_id: str, limit: int | None) -> bool:
+        """Take one of the account's socket slots (its tabs and devices), as
+        ``claim_address`` does for an address; False when ``limit`` are taken."""
+        return self._claim(("user", user_id), limit)
+
+    def release_account(self, user_id: str) -> None:
+        """Give back a slot taken by ``claim_account``."""
+        self._release(("user", user_id))
+
+    def _claim(self, key: tuple[str, str], limit: int | None) -> bool:
+        if limit is not None and self._slots[key] >= limit:
+            return False
+        self._slots[key] += 1
+        return True
+
+    def _release(self, key: tuple[str, str]) -> None:
+        self._slots[key] -= 1
+        if self._slots[key] <= 0:
+            del self._slots[key]
 
     def connections(self, room_id: str) -> list[Connection]:
         """The local sockets in a room."""
