@@ -172,6 +172,46 @@ async def test_open_sockets_per_account_are_limited(make_settings: Any) -> None:
             pass
 
 
+async def test_signed_in_people_at_one_address_each_have_their_own_request_count(
+    make_settings: Any,
+) -> None:
+    """An office behind one NAT: each colleague's signed-in requests are theirs to count
+    (~10 to open a room), not the address's; without a token the address counts."""
+    settings = make_settings(rate_limit={"enabled": True, "requests": 5, "window_seconds": 60})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        people = [(await http.post("/users", json={"username": f"c{i}"})).json() for i in range(3)]
+        for person in people:
+            headers = {"Authorization": f"Bearer {person['access_token']}"}
+            codes = [(await http.get("/rooms", headers=headers)).status_code for _ in range(6)]
+            assert codes == [200] * 5 + [429]
+        # The 3 anonymous sign-ups used 3 of the address's 5; 2 left, then refused.
+        anonymous = [(await http.get("/rooms")).status_code for _ in range(3)]
+        assert anonymous == [200, 200, 429]
+
+
+async def test_one_address_with_many_accounts_meets_the_address_backstop(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(
+        rate_limit={"enabled": True, "requests": 100, "requests_per_ip": 6, "window_seconds": 60}
+    )
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        accounts = [
+            (await http.post("/users", json={"username": f"t{i}"})).json() for i in range(4)
+        ]
+        codes = []
+        for account in accounts:
+            headers = {"Authorization": f"Bearer {account['access_token']}"}
+            codes += [(await http.get("/rooms", headers=headers)).status_code for _ in range(2)]
+        assert codes == [200] * 6 + [429] * 2
+        refused = await http.get(
+            "/rooms", headers={"Authorization": f"Bearer {accounts[0]['access_token']}"}
+        )
+        assert refused.status_code == 429
+        assert "per address" in refused.json()["detail"]
+        assert int(refused.headers["retry-after"]) >= 1
+
+
 async def test_hls_reads_are_not_rate_limited_but_the_api_is(make_settings: Any) -> None:
     """Viewers poll live playlists every segment: those GETs must not use up the limit."""
     from videochat.live.service import PLAYLIST, RENDITION
@@ -207,12 +247,13 @@ async def test_hls_reads_are_not_rate_limited_but_the_api_is(make_settings: Any)
         for _ in range(20):
             missing = await http.get("/media/videos/nope/master.m3u8")
             assert missing.status_code == 404
-        # The API still counts: 3 requests above plus these reach the limit of 10.
+        # The API still counts: the user's 2 signed-in requests above plus these reach
+        # their limit of 10 (the guest's creation, without a token, counted on the address).
         codes = [(await http.get("/rooms", headers=headers)).status_code for _ in range(10)]
-        assert codes[:7] == [200] * 7
-        assert codes[7:] == [429] * 3
+        assert codes[:8] == [200] * 8
+        assert codes[8:] == [429] * 2
         # A write to a media path is not a read: it is counted (and refused) as usual.
-        assert (await http.post(stream["pull_url"])).status_code == 429
+        assert (await http.post(stream["pull_url"], headers=headers)).status_code == 429
 
 
 async def test_hls_reads_count_when_the_exemption_is_off(make_settings: Any) -> None:

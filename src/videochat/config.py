@@ -93,7 +93,12 @@ class ObservabilitySettings(BaseModel):
 
 class RateLimitSettings(BaseModel):
     enabled: bool = True
+    # HTTP requests per window: per user when the request carries a valid token, per
+    # address when it does not; signed-in requests also count per address against
+    # ``requests_per_ip``, a backstop for one address with many throwaway accounts,
+    # wide because many people share an address (an office's NAT).
     requests: int = Field(default=100, ge=1)
+    requests_per_ip: int = Field(default=1000, ge=1)
     window_seconds: int = Field(default=60, ge=1)
     # HLS reads (GET/HEAD of /live/... and /media/videos/...) are not counted: players
     # poll live playlists every segment. Off, they count like any other request.

@@ -7,7 +7,8 @@ but the API keeps answering instead of turning every limited request into a 500.
 
 ``Limiter`` holds the named limits a route or the socket handshake enforces itself
 (logins, knocks, socket connects); ``RateLimitMiddleware`` counts every HTTP request
-per client IP, and writes per user too.
+per user when it carries a valid token (and per address, as a wider backstop), per
+client IP when it does not, and writes per user too.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ class Limiter:
 
 
 class RateLimitMiddleware:
-    """Count each request against its IP; 429 with ``Retry-After`` past the limit."""
+    """Count each request against its user (or its IP without a token); 429 with
+    ``Retry-After`` past the limit."""
 
     def __init__(self, app: ASGIApp, settings: Settings, strategy: FailoverRateLimiter) -> None:
         self.app = app
@@ -227,6 +229,9 @@ class RateLimitMiddleware:
         self.exempt_media = settings.rate_limit.exempt_media
         self.item = RateLimitItemPerSecond(
             settings.rate_limit.requests, settings.rate_limit.window_seconds
+        )
+        self.address_item = RateLimitItemPerSecond(
+            settings.rate_limit.requests_per_ip, settings.rate_limit.window_seconds
         )
         self.user_item = RateLimitItemPerSecond(
             settings.rate_limit.user_writes, settings.rate_limit.user_writes_window_seconds
@@ -253,8 +258,20 @@ class RateLimitMiddleware:
         ):
             await self.app(scope, receive, send)
             return
+        user_id = verified_subject(scope, self.settings.jwt)
         if path.startswith(SLOT_PREFIXES):
-            item, keys, what = self.upload_item, self._uploader(scope), " upload requests"
+            item, keys, what = self.upload_item, _uploader(scope, user_id), " upload requests"
+        elif user_id is not None:
+            # Signed in: the person's own count. Many people share an address (an
+            # office's NAT: ~10 counted requests each to open a room, so 100 per
+            # address turned the 11th colleague joining a meeting away).
+            item, keys, what = self.item, ("http-user", user_id), ""
+            ip = client_ip(scope)
+            if not await self.limiter.hit(self.address_item, "http-address", ip):
+                # (The backstop: one address with many throwaway accounts.)
+                stats = await self.limiter.get_window_stats(self.address_item, "http-address", ip)
+                await _too_many(send, self.address_item, stats.reset_time, [], " per address")
+                return
         else:
             item, keys, what = self.item, ("http", client_ip(scope)), ""
         allowed = await self.limiter.hit(item, *keys)
@@ -268,18 +285,17 @@ class RateLimitMiddleware:
             tus = [(b"tus-resumable", b"1.0.0")] if path.startswith(TUS_PREFIX) else []
             await _too_many(send, item, stats.reset_time, [*headers, *tus], what)
             return
-        if scope.get("method") in WRITE_METHODS and not path.startswith(UPLOAD_PREFIXES):
-            user_id = verified_subject(scope, self.settings.jwt)
-            if user_id is not None and not await self.limiter.hit(
-                self.user_item, "user-write", user_id
-            ):
-                user_stats = await self.limiter.get_window_stats(
-                    self.user_item, "user-write", user_id
-                )
-                await _too_many(
-                    send, self.user_item, user_stats.reset_time, headers, " writes per user"
-                )
-                return
+        if (
+            user_id is not None
+            and scope.get("method") in WRITE_METHODS
+            and not path.startswith(UPLOAD_PREFIXES)
+            and not await self.limiter.hit(self.user_item, "user-write", user_id)
+        ):
+            user_stats = await self.limiter.get_window_stats(self.user_item, "user-write", user_id)
+            await _too_many(
+                send, self.user_item, user_stats.reset_time, headers, " writes per user"
+            )
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -288,15 +304,15 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _uploader(self, scope: Scope) -> tuple[str, str]:
-        """Whose upload requests these are: the token's user, else the address.
 
-        Not the slot id in the path: any made-up id would start a fresh count.
-        """
-        user_id = verified_subject(scope, self.settings.jwt)
-        if user_id is not None:
-            return "upload-user", user_id
-        return "upload-ip", client_ip(scope)
+def _uploader(scope: Scope, user_id: str | None) -> tuple[str, str]:
+    """Whose upload requests these are: the token's user, else the address.
+
+    Not the slot id in the path: any made-up id would start a fresh count.
+    """
+    if user_id is not None:
+        return "upload-user", user_id
+    return "upload-ip", client_ip(scope)
 
 
 async def _too_many(
