@@ -73,6 +73,9 @@ class Target:
     redis: bool = False
     # Extra VIDEOCHAT_* settings, as (name, value) pairs (after the defaults below).
     env: tuple[tuple[str, str], ...] = ()
+    # Several instances: every socket of a room on one instance (as a load balancer that
+    # hashes the room in /ws/{room}/... places them), not alternating between them.
+    room_affine: bool = False
 
     @property
     def is_baseline(self) -> bool:
@@ -87,6 +90,14 @@ TARGETS = {
         Target("postgres", "videochat + PostgreSQL", database="postgres"),
         Target("redis1", "videochat + PostgreSQL + Redis, 1 instance", "postgres", 1, True),
         Target("redis2", "videochat + PostgreSQL + Redis, 2 instances", "postgres", 2, True),
+        Target(
+            "redis2-rooms",
+            "videochat + PostgreSQL + Redis, 2 instances, a room's sockets on one",
+            "postgres",
+            2,
+            True,
+            room_affine=True,
+        ),
         # Overhead of metrics and logging: the same SQLite server with both off, and
         # with both on and the request/socket log lines really written (level INFO).
         Target("obs-off", "videochat + SQLite, metrics and logs off", "sqlite", env=OBS_OFF),
@@ -245,8 +256,10 @@ class Deployment:
             seats = []
             for seat in range(ROOM_SIZE):
                 user = users[(r * ROOM_SIZE + seat) % user_count]
-                # Two instances: each room's sockets alternate between them.
-                server = self.servers[(r + seat) % len(self.servers)]
+                # Two instances: each room's sockets alternate between them (the worst
+                # case: every message goes to both), or all go to one.
+                slot = r if self.target.room_affine else r + seat
+                server = self.servers[slot % len(self.servers)]
                 # v=2: the whole protocol, as the web client asks (without it a socket
                 # gets the prototype's frame sequence; see realtime/handshake.py).
                 seats.append(
