@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -102,8 +103,24 @@ async def test_login_attempts_are_limited_per_account(make_settings: Any) -> Non
         assert other.status_code == 401  # other accounts are not locked by it
 
 
+@contextlib.asynccontextmanager
+async def _two_held_and_a_third_refused(live: Any, path: str) -> AsyncIterator[None]:
+    """Two sockets on ``path`` open and a third refused (403) while the body runs; then,
+    with those two closed, a slot is free again."""
+    from tests.support import connect_ws
+
+    async with connect_ws(live, path), connect_ws(live, path):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with connect_ws(live, path):
+                pass
+        assert refused.value.response.status_code == 403
+        yield
+    async with connect_ws(live, path):
+        pass
+
+
 async def test_open_sockets_per_address_are_limited(make_settings: Any) -> None:
-    from tests.support import connect_ws, create_guest, create_room, ws_path
+    from tests.support import create_guest, create_room, ws_path
 
     settings = make_settings(
         rate_limit={"enabled": True, "requests": 1000, "ws_connections_per_ip": 2}
@@ -112,12 +129,7 @@ async def test_open_sockets_per_address_are_limited(make_settings: Any) -> None:
         alice = await create_guest(http, "alice")
         room = await create_room(http, alice["access_token"])
         path = ws_path(room["id"], alice["id"], alice["access_token"])
-        async with connect_ws(live, path), connect_ws(live, path):
-            with pytest.raises(websockets.InvalidStatus) as refused:
-                async with connect_ws(live, path):
-                    pass
-            assert refused.value.response.status_code == 403
-        async with connect_ws(live, path):  # a slot is free again
+        async with _two_held_and_a_third_refused(live, path):
             pass
 
 
@@ -161,15 +173,9 @@ async def test_open_sockets_per_account_are_limited(make_settings: Any) -> None:
             f"/rooms/{room['id']}/join", headers={"Authorization": f"Bearer {bob['access_token']}"}
         )
         path = ws_path(room["id"], alice["id"], alice["access_token"])
-        async with connect_ws(live, path), connect_ws(live, path):
-            with pytest.raises(websockets.InvalidStatus) as refused:
-                async with connect_ws(live, path):
-                    pass
-            assert refused.value.response.status_code == 403
-            async with connect_ws(live, ws_path(room["id"], bob["id"], bob["access_token"])):
-                pass
-        async with connect_ws(live, path):  # a slot is free again
-            pass
+        bobs = ws_path(room["id"], bob["id"], bob["access_token"])
+        async with _two_held_and_a_third_refused(live, path), connect_ws(live, bobs):
+            pass  # bob, at the same address, got in while alice's third was refused
 
 
 async def test_signed_in_people_at_one_address_each_have_their_own_request_count(
