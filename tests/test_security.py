@@ -178,6 +178,18 @@ async def test_open_sockets_per_account_are_limited(make_settings: Any) -> None:
             pass  # bob, at the same address, got in while alice's third was refused
 
 
+async def test_the_web_clients_page_is_not_counted(make_settings: Any) -> None:
+    """Its page is one static file at every /chat address, like the client's scripts:
+    counted, the 9th colleague behind an office's address got a 429 for the page itself."""
+    settings = make_settings(rate_limit={"enabled": True, "requests": 2, "window_seconds": 60})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        for path in ["/chat", "/chat/rooms/some-room"] * 5:
+            page = await http.get(path)
+            assert page.status_code == 200
+            assert "x-ratelimit-limit" not in page.headers
+        assert [(await http.get("/rooms")).status_code for _ in range(3)] == [200, 200, 429]
+
+
 async def test_signed_in_people_at_one_address_each_have_their_own_request_count(
     make_settings: Any,
 ) -> None:

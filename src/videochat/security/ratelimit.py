@@ -38,8 +38,10 @@ from videochat.security.responses import UPLOAD_PREFIXES, send_error
 
 T = TypeVar("T")
 
-# Never limited: load-balancer probes, the web client's files, Prometheus scrapes.
-EXEMPT_PREFIXES = ("/health", "/static/", "/metrics/prometheus", "/favicon.ico")
+# Never limited: load-balancer probes, the web client's files and its page (one static
+# file under every /chat address: counted, it turned people away at an office's shared
+# address before the page could even show), Prometheus scrapes.
+EXEMPT_PREFIXES = ("/health", "/static/", "/chat", "/metrics/prometheus", "/favicon.ico")
 # Never limited when read (GET, HEAD): HLS playlists and segments, live and stored.
 # A player re-reads a live playlist every segment (~2 s) and fetches each segment, so a
 # viewer alone would pass 100 requests a minute. These reads are authorised by the
