@@ -69,12 +69,19 @@ class Janus:
     room_admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     session_timeout: int = 30
     api_port: int = field(default_factory=free_tcp_port)
-    admin_port: int = field(default_factory=free_tcp_port)
+    admin_port: int = 0  # 0: a free port other than api_port (see __post_init__)
     # The address Janus gathers ICE candidates on. Janus skips loopback interfaces, so a
     # test exchanging media gives it a veth pair in its namespace (test_recording_media,
     # tests/web/janus_media.py).
     ice_address: str = "127.0.0.1"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Two probes in a row may be handed the same free port (the first is closed
+        # before the second binds): Janus then could not start its admin API on the
+        # port its Janus API had taken, and exited.
+        while self.admin_port in (0, self.api_port):
+            self.admin_port = free_tcp_port()
 
     @property
     def api_url(self) -> str:
