@@ -28,9 +28,11 @@ _CREATE = (
     "username TEXT NOT NULL, content TEXT NOT NULL, created_at TEXT NOT NULL)"
 )
 _ROW = ("room", "user", "someone", "x" * 100, "2026-01-01T00:00:00.000000")
+# Commits timed, and the pause after each (the moderate load's 50 messages/s).
+COUNT, GAP_SECONDS = 300, 0.02
 
 
-async def postgres(dsn: str, *, count: int = 300, gap: float = 0.02) -> dict[str, Any]:
+async def postgres(dsn: str, *, count: int = COUNT, gap: float = GAP_SECONDS) -> dict[str, Any]:
     """Lone INSERT ... RETURNING id commits (autocommit, as the writer runs them)."""
     connection = await asyncpg.connect(dsn)
     try:
@@ -51,7 +53,7 @@ async def postgres(dsn: str, *, count: int = 300, gap: float = 0.02) -> dict[str
     return summary(times)
 
 
-async def sqlite(path: Path, *, count: int = 300, gap: float = 0.02) -> dict[str, Any]:
+async def sqlite(path: Path, *, count: int = COUNT, gap: float = GAP_SECONDS) -> dict[str, Any]:
     """Lone BEGIN IMMEDIATE, INSERT, COMMIT on a file beside the server's, with its pragmas."""
     return await asyncio.to_thread(_sqlite_commits, path, count, gap)
 

@@ -47,9 +47,11 @@ LIMITS_ON = (
         (f"VIDEOCHAT_RATE_LIMIT__{limit}", "1000000")
         for limit in (
             "REQUESTS",
+            "REQUESTS_PER_IP",
             "USER_WRITES",
             "WS_CONNECTS",
             "WS_CONNECTIONS_PER_IP",
+            "WS_CONNECTIONS_PER_USER",
             "WS_FRAMES",
         )
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench import commit_floor
 from bench.driver import good
 
 
@@ -268,7 +269,8 @@ def _moderate(targets: dict[str, dict[str, Any]], rate: float) -> list[str]:
     rows += [
         "",
         "A lone commit: one row of a message's shape inserted and committed on the "
-        "deployment's database and disk, 300 times 20 ms apart, before any load "
+        f"deployment's database and disk, {commit_floor.COUNT} times "
+        f"{commit_floor.GAP_SECONDS * 1000:.0f} ms apart, before any load "
         "(`bench/commit_floor.py`). At this rate every message is a batch of its own, "
         "so this is the database's share of the latency over the bare server's.",
     ]

@@ -268,20 +268,15 @@ class RateLimitMiddleware:
             # office's NAT: ~10 counted requests each to open a room, so 100 per
             # address turned the 11th colleague joining a meeting away).
             item, keys, what = self.item, ("http-user", user_id), ""
-            ip = client_ip(scope)
-            if not await self.limiter.hit(self.address_item, "http-address", ip):
-                # (The backstop: one address with many throwaway accounts.)
-                stats = await self.limiter.get_window_stats(self.address_item, "http-address", ip)
-                await _too_many(send, self.address_item, stats.reset_time, [], " per address")
+            # (The backstop: one address with many throwaway accounts.)
+            backstop = (self.address_item, "http-address", client_ip(scope))
+            if await self._refused(send, backstop, " per address"):
                 return
         else:
             item, keys, what = self.item, ("http", client_ip(scope)), ""
         allowed = await self.limiter.hit(item, *keys)
         stats = await self.limiter.get_window_stats(item, *keys)
-        headers = [
-            (b"x-ratelimit-limit", str(item.amount).encode()),
-            (b"x-ratelimit-remaining", str(max(0, stats.remaining)).encode()),
-        ]
+        headers = _rate_headers(item, stats)
         if not allowed:
             # tus clients look for Tus-Resumable on every answer, a refusal included.
             tus = [(b"tus-resumable", b"1.0.0")] if path.startswith(TUS_PREFIX) else []
@@ -291,12 +286,10 @@ class RateLimitMiddleware:
             user_id is not None
             and scope.get("method") in WRITE_METHODS
             and not path.startswith(UPLOAD_PREFIXES)
-            and not await self.limiter.hit(self.user_item, "user-write", user_id)
-        ):
-            user_stats = await self.limiter.get_window_stats(self.user_item, "user-write", user_id)
-            await _too_many(
-                send, self.user_item, user_stats.reset_time, headers, " writes per user"
+            and await self._refused(
+                send, (self.user_item, "user-write", user_id), " writes per user", headers
             )
+        ):
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -305,6 +298,32 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _refused(
+        self,
+        send: Send,
+        limit: tuple[RateLimitItemPerSecond, str, str],
+        what: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> bool:
+        """Count a hit on a further limit (``item, *keys``); past it, answer 429 and True.
+
+        The refusal carries the request's own ``X-RateLimit-*`` headers when it has some
+        (the user's count), else this limit's.
+        """
+        item, *keys = limit
+        if await self.limiter.hit(item, *keys):
+            return False
+        stats = await self.limiter.get_window_stats(item, *keys)
+        await _too_many(send, item, stats.reset_time, headers or _rate_headers(item, stats), what)
+        return True
+
+
+def _rate_headers(item: RateLimitItem, stats: WindowStats) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit", str(item.amount).encode()),
+        (b"x-ratelimit-remaining", str(max(0, stats.remaining)).encode()),
+    ]
 
 
 def _uploader(scope: Scope, user_id: str | None) -> tuple[str, str]:
