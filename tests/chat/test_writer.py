@@ -340,6 +340,45 @@ async def test_under_load_a_batch_waits_its_window_for_more_messages(
     assert [m.content for m in stored] == [str(n) for n in range(1, 41)]
 
 
+async def _batch_sizes_at_a_steady_pace(
+    engine: AsyncEngine, settings: Settings, *, cluster: bool, count: int, gap: float
+) -> list[int]:
+    """The writer's batches (default window) for ``count`` messages sent ``gap`` apart."""
+    room_ids, author = await _rooms_and_author(engine, settings, 1)
+    published = Published()
+    writer = MessageWriter(engine, published, message_frame, cluster=cluster)
+    sent = []
+    try:
+        for n in range(count):
+            sent.append(
+                asyncio.ensure_future(
+                    writer.post(room_id=room_ids[0], user_id=author, username="w", content=str(n))
+                )
+            )
+            await asyncio.sleep(gap)
+        stored = await asyncio.gather(*sent)
+    finally:
+        await writer.stop()
+    assert [m.content for m in stored] == [str(n) for n in range(count)]
+    return [len(batch) for batch in published.batches]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_with_several_instances_a_batch_waits_longer_for_company(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A message every 7 ms: one instance (12 ms window) stores them as they come, while
+    an instance of several (24 ms) lets a few share each commit: each instance sees only
+    its own sockets' share of the messages, and a batch costs it more (the rooms' locks)."""
+    sizes = await _batch_sizes_at_a_steady_pace(engine, settings, cluster=True, count=50, gap=0.007)
+    assert sum(sizes) == 50
+    # (The first dozen go alone: the writer was quiet before, and its estimate of the
+    # pace takes a few messages to come down.) The 12 ms window: all of them alone.
+    shared = sum(size for size in sizes if size > 1)
+    assert shared >= 25, str(sizes)
+    assert max(sizes) <= BATCH_ENOUGH + 2, str(sizes)
+
+
 async def test_a_waiting_batch_is_stored_once_it_has_company_enough(
     engine: AsyncEngine, settings: Settings
 ) -> None:

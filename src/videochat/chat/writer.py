@@ -123,6 +123,14 @@ _PG_UNLOCK_LOCK_AND_INSERT = (
 _STATEMENT_ERRORS = (SQLAlchemyError, PostgresError)
 # A batch under load waits this long for more messages (bounded added latency).
 WINDOW_SECONDS = 0.012
+# With several instances (PostgreSQL and Redis), twice as long. Each instance stores only
+# its own sockets' messages (half of them with two), so a window's batch is smaller, and
+# a batch costs more there: its statement takes the rooms' locks, and a batch that waits
+# first releases the last one's in a statement of its own. At 10,000 deliveries/s on two
+# instances, 12 -> 24 ms halved the statements (~285 -> ~150/s) and cut the CPU per
+# delivery (server, PostgreSQL, Redis) by about an eighth, for ~7 ms more at the median
+# (docs/BENCHMARKS.md). No message waits below ~80 messages/s on an instance.
+CLUSTER_WINDOW_SECONDS = 0.024
 # A waiting batch stops waiting once it holds this many messages: a commit's cost is
 # spread thin enough (12-24 per commit cost the same CPU per delivery; 4 cost a fifth more).
 BATCH_ENOUGH = 16
@@ -170,7 +178,7 @@ class MessageWriter:
         *,
         cluster: bool,
         max_batch: int = 500,
-        window: float = WINDOW_SECONDS,
+        window: float | None = None,
     ) -> None:
         self._engine = engine
         self._publish = publish
@@ -181,6 +189,8 @@ class MessageWriter:
         # fails as a whole by itself, on a connection held in autocommit.
         self._postgres = engine.dialect.name == "postgresql"
         self._max_batch = max_batch
+        if window is None:
+            window = CLUSTER_WINDOW_SECONDS if self._cluster else WINDOW_SECONDS
         self._window = window
         self._enough = min(BATCH_ENOUGH, max_batch)
         # While a batch waits for company: settled when it has enough (or by the timer).
