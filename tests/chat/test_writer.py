@@ -341,12 +341,19 @@ async def test_under_load_a_batch_waits_its_window_for_more_messages(
 
 
 async def _batch_sizes_at_a_steady_pace(
-    engine: AsyncEngine, settings: Settings, *, cluster: bool, count: int, gap: float
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    cluster: bool,
+    count: int,
+    gap: float,
+    window: float | None = None,
 ) -> list[int]:
-    """The writer's batches (default window) for ``count`` messages sent ``gap`` apart."""
+    """The writer's batches for ``count`` messages sent ``gap`` apart (each stored, in
+    order); ``window`` None: the writer's default."""
     room_ids, author = await _rooms_and_author(engine, settings, 1)
     published = Published()
-    writer = MessageWriter(engine, published, message_frame, cluster=cluster)
+    writer = MessageWriter(engine, published, message_frame, cluster=cluster, window=window)
     sent = []
     try:
         for n in range(count):
@@ -384,24 +391,10 @@ async def test_a_waiting_batch_is_stored_once_it_has_company_enough(
 ) -> None:
     """A message every 10 ms against a 2 s window: a waiting batch closes at BATCH_ENOUGH
     messages, not at the end of the window (which held every message the whole window)."""
-    room_ids, author = await _rooms_and_author(engine, settings, 1)
-    published = Published()
-    writer = MessageWriter(engine, published, message_frame, cluster=False, window=2.0)
-    sent = []
-    try:
-        for n in range(60):
-            sent.append(
-                asyncio.ensure_future(
-                    writer.post(room_id=room_ids[0], user_id=author, username="w", content=str(n))
-                )
-            )
-            await asyncio.sleep(0.01)
-        stored = await asyncio.gather(*sent)
-    finally:
-        await writer.stop()
-
-    sizes = [len(batch) for batch in published.batches]
-    assert sum(sizes) == 60 and [m.content for m in stored] == [str(n) for n in range(60)]
+    sizes = await _batch_sizes_at_a_steady_pace(
+        engine, settings, cluster=False, count=60, gap=0.01, window=2.0
+    )
+    assert sum(sizes) == 60
     # (A batch takes what came by the time the flusher runs: one or two more at most.)
     assert max(sizes) <= BATCH_ENOUGH + 2, sizes
     assert sum(1 for size in sizes if size >= BATCH_ENOUGH) >= 2, sizes
