@@ -429,12 +429,14 @@ def _rounds(rounds: dict[str, Any] | None, labels: dict[str, str]) -> list[str]:
                 f"| {labels.get(name, name)} | {wire} | {server:.1f} + {others:.1f} | {each} "
                 f"| {cost} | {per_cpu} |"
             )
-        one, two = steps.get("postgres"), steps.get("redis2")
-        if one and two:
-            ratio = median_ratio(one, two)
+        two = steps.get("redis2")
+        # Against one instance as it runs alone (no Redis), and as it runs in the cluster.
+        for one_name, one_label in (("postgres", "PostgreSQL"), ("redis1", "PostgreSQL + Redis")):
+            one = steps.get(one_name)
+            ratio = median_ratio(one, two) if one and two else None
             if ratio is not None:
                 lines.append(
-                    f"\n{wire}: two instances against one (PostgreSQL), deliveries per "
+                    f"\n{wire}: two instances against one ({one_label}), deliveries per "
                     f"CPU-second, median round: **{ratio:.2f}x**\n"
                 )
     return lines
