@@ -3,6 +3,8 @@
 - ``browser``: drives Chromium (the web client's scenarios).
 - ``cluster``: two app instances, several worker processes, or Redis fan-out between them.
 - ``slow``: takes more than ~5 s (transcodes, killed workers, restarted services, live media).
+- ``postgres``: runs on PostgreSQL (``conftest.BACKENDS`` marks its own variants; a test
+  parametrized with the ``postgres`` backend alone, or asking for ``postgres_url``, here).
 """
 
 from __future__ import annotations
@@ -63,10 +65,15 @@ def _where(item: pytest.Item) -> tuple[str, str]:
 
 
 def mark_by_kind(items: list[pytest.Item]) -> None:
-    """Add ``browser``, ``cluster`` and ``slow`` by directory, module, test or fixture."""
+    """Add ``browser``, ``cluster``, ``slow`` and ``postgres`` by directory, module, test,
+    fixture or backend."""
     for item in items:
         module, test = _where(item)
         fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        if backend == "postgres" or "postgres_url" in fixtures:
+            item.add_marker(pytest.mark.postgres)
         if module.startswith(BROWSER_DIRS):
             item.add_marker(pytest.mark.browser)
         if module in CLUSTER_MODULES or test in CLUSTER_TESTS or fixtures & CLUSTER_FIXTURES:
