@@ -11,11 +11,28 @@ from pathlib import Path
 
 import httpx
 
+# Every port free_port handed out in this process. A probe's port is free again once the
+# probe closes, so two probes in a row can get the same one (a Janus then found its admin
+# port taken by its own API, and exited): none is handed out twice.
+_HANDED_OUT: set[int] = set()
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    """A port free on 127.0.0.1 now (TCP, or UDP and TCP with ``SOCK_DGRAM``), never one
+    this process was handed before."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            if kind != socket.SOCK_STREAM:
+                with socket.socket() as tcp:  # (a UDP server, coturn, listens on TCP too)
+                    try:
+                        tcp.bind(("127.0.0.1", port))
+                    except OSError:
+                        continue
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def server_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import log_tail, stop_process
+from tests.processes import free_port, log_tail, stop_process
 from tests.services import IN_CI
 
 JANUS = Path("/usr/bin/janus")
@@ -49,13 +48,6 @@ def require() -> None:
     pytest.skip(reason)
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _libraries(kind: str, names: str, suffix: str = "") -> str:
     return ",".join(f"libjanus_{name}{suffix}.so" for name in names.split())
 
@@ -68,8 +60,8 @@ class Janus:
     admin_secret: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     room_admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     session_timeout: int = 30
-    api_port: int = field(default_factory=free_tcp_port)
-    admin_port: int = 0  # 0: a free port other than api_port (see __post_init__)
+    api_port: int = field(default_factory=free_port)
+    admin_port: int = 0  # 0: a free port (see __post_init__)
     # The address Janus gathers ICE candidates on. Janus skips loopback interfaces, so a
     # test exchanging media gives it a veth pair in its namespace (test_recording_media,
     # tests/web/janus_media.py).
@@ -77,11 +69,8 @@ class Janus:
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Two probes in a row may be handed the same free port (the first is closed
-        # before the second binds): Janus then could not start its admin API on the
-        # port its Janus API had taken, and exited.
-        while self.admin_port in (0, self.api_port):
-            self.admin_port = free_tcp_port()
+        if self.admin_port == 0:
+            self.admin_port = free_port()  # (never the api_port: see free_port)
 
     @property
     def api_url(self) -> str:

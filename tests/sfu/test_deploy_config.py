@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from tests import test_deploy
+from tests.processes import free_port
 from tests.sfu import janus_server
-from tests.sfu.janus_server import JANUS, Janus, free_tcp_port
+from tests.sfu.janus_server import JANUS, Janus
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "janus"
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ def test_janus_starts_with_the_deploy_config_and_refuses_requests_without_a_toke
     tmp_path: Path,
 ) -> None:
     janus_server.require()
-    api_port, admin_port = free_tcp_port(), free_tcp_port()
+    api_port, admin_port = free_port(), free_port()
     folder = tmp_path / "conf"
     folder.mkdir()
     for path in DEPLOY.glob("*.jcfg"):
@@ -127,7 +128,7 @@ def test_the_rendered_config_starts_janus_with_this_deploys_secrets(tmp_path: Pa
     # The origin only: browsers send no path in Origin.
     assert 'allow_origin = "https://chat.test.invalid"' in http
     # As the test above: free ports on loopback instead of compose's fixed ones.
-    api_port, admin_port = free_tcp_port(), free_tcp_port()
+    api_port, admin_port = free_port(), free_port()
     http = http.replace("port = 8088", f'port = {api_port}\n    ip = "127.0.0.1"')
     (folder / "janus.transport.http.jcfg").write_text(
         http.replace("admin_port = 7088", f"admin_port = {admin_port}")
@@ -210,7 +211,7 @@ def test_nginx_serves_the_janus_api_under_janus_1_and_nothing_else_of_janus(
     /janus/1/ reach Janus's /janus, and Janus's admin requests are refused on that path.
     """
     nginx = test_deploy._nginx_or_skip()
-    https_port, http_port = free_tcp_port(), free_tcp_port()
+    https_port, http_port = free_port(), free_port()
     site = (DEPLOY.parent / "nginx" / "videochat.conf").read_text()
     for old, new in (
         ("server app:8000", "server 127.0.0.1:9"),  # no app here: nothing listens on 9

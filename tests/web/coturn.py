@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.processes import log_tail, stop_process
+from tests.processes import free_port, log_tail, stop_process
 
 TURNSERVER = Path("/usr/bin/turnserver")
 REALM = "videochat.test"
@@ -33,16 +33,7 @@ def available() -> bool:
 
 def free_udp_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (coturn listens on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket() as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+    return free_port(socket.SOCK_DGRAM)
 
 
 class Coturn:

@@ -13,7 +13,6 @@ import importlib
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.processes import log_tail, stop_process
+from tests.processes import free_port, log_tail, stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 RESULT_MARK = "SCENARIO-RESULT "
@@ -198,13 +197,6 @@ _open_pages: list[Page] = []
 
 class ScenarioError(AssertionError):
     """A scenario step did not happen in time."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class ServerProcess:
