@@ -138,18 +138,12 @@ async def test_an_office_behind_one_address_all_gets_in_with_the_default_limits(
 ) -> None:
     """Colleagues share their office's address (its NAT): the defaults let a meeting
     of twelve hold their sockets (10 per address refused the 11th and 12th)."""
-    from tests.support import connect_ws, create_guest, create_room, ws_path
+    from tests.support import connect_ws, room_with_people, ws_path
 
     settings = make_settings(rate_limit={"enabled": True})  # every other limit its default
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
-        people = [await create_guest(http, f"colleague{index}") for index in range(12)]
-        room = await create_room(http, people[0]["access_token"])
-        for person in people[1:]:
-            joined = await http.post(
-                f"/rooms/{room['id']}/join",
-                headers={"Authorization": f"Bearer {person['access_token']}"},
-            )
-            assert joined.status_code == 200, joined.text
+        names = [f"colleague{index}" for index in range(12)]
+        room, people = await room_with_people(http, *names)
         async with contextlib.AsyncExitStack() as sockets:
             for person in people:
                 path = ws_path(room["id"], person["id"], person["access_token"])
@@ -160,18 +154,13 @@ async def test_an_office_behind_one_address_all_gets_in_with_the_default_limits(
 async def test_open_sockets_per_account_are_limited(make_settings: Any) -> None:
     """One person's sockets (tabs, devices) are capped on their own: a third is refused
     while a colleague at the same address still gets in."""
-    from tests.support import connect_ws, create_guest, create_room, ws_path
+    from tests.support import connect_ws, room_with_people, ws_path
 
     settings = make_settings(
         rate_limit={"enabled": True, "requests": 1000, "ws_connections_per_user": 2}
     )
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
-        alice = await create_guest(http, "alice")
-        bob = await create_guest(http, "bob")
-        room = await create_room(http, alice["access_token"])
-        await http.post(
-            f"/rooms/{room['id']}/join", headers={"Authorization": f"Bearer {bob['access_token']}"}
-        )
+        room, (alice, bob) = await room_with_people(http, "alice", "bob")
         path = ws_path(room["id"], alice["id"], alice["access_token"])
         bobs = ws_path(room["id"], bob["id"], bob["access_token"])
         async with _two_held_and_a_third_refused(live, path), connect_ws(live, bobs):
@@ -195,11 +184,13 @@ async def test_signed_in_people_at_one_address_each_have_their_own_request_count
 ) -> None:
     """An office behind one NAT: each colleague's signed-in requests are theirs to count
     (~10 to open a room), not the address's; without a token the address counts."""
+    from tests.support import auth, create_guest
+
     settings = make_settings(rate_limit={"enabled": True, "requests": 5, "window_seconds": 60})
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
-        people = [(await http.post("/users", json={"username": f"c{i}"})).json() for i in range(3)]
+        people = [await create_guest(http, f"c{i}") for i in range(3)]
         for person in people:
-            headers = {"Authorization": f"Bearer {person['access_token']}"}
+            headers = auth(person["access_token"])
             codes = [(await http.get("/rooms", headers=headers)).status_code for _ in range(6)]
             assert codes == [200] * 5 + [429]
         # The 3 anonymous sign-ups used 3 of the address's 5; 2 left, then refused.
@@ -210,21 +201,19 @@ async def test_signed_in_people_at_one_address_each_have_their_own_request_count
 async def test_one_address_with_many_accounts_meets_the_address_backstop(
     make_settings: Any,
 ) -> None:
+    from tests.support import auth, create_guest
+
     settings = make_settings(
         rate_limit={"enabled": True, "requests": 100, "requests_per_ip": 6, "window_seconds": 60}
     )
     async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
-        accounts = [
-            (await http.post("/users", json={"username": f"t{i}"})).json() for i in range(4)
-        ]
+        accounts = [await create_guest(http, f"t{i}") for i in range(4)]
         codes = []
         for account in accounts:
-            headers = {"Authorization": f"Bearer {account['access_token']}"}
+            headers = auth(account["access_token"])
             codes += [(await http.get("/rooms", headers=headers)).status_code for _ in range(2)]
         assert codes == [200] * 6 + [429] * 2
-        refused = await http.get(
-            "/rooms", headers={"Authorization": f"Bearer {accounts[0]['access_token']}"}
-        )
+        refused = await http.get("/rooms", headers=auth(accounts[0]["access_token"]))
         assert refused.status_code == 429
         assert "per address" in refused.json()["detail"]
         assert int(refused.headers["retry-after"]) >= 1
