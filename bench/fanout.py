@@ -231,13 +231,28 @@ async def sweep(
             break
         rate *= plan.factor
     for _ in range(plan.refine):
-        below = max((s["target_per_s"] for s in steps if good(s, 50)), default=None)
-        above = [s["target_per_s"] for s in steps if not good(s, 50)]
-        above = [r for r in above if below is not None and r > below * 1.1]
-        if below is None or not above:
+        rate = refine_rate(steps)
+        if rate is None:
             break
-        await step(math.sqrt(below * min(above)))
+        await step(rate)
     return steps
+
+
+def refine_rate(steps: list[dict[str, Any]]) -> float | None:
+    """The next rate of the sweep's bisection towards p99 = 50 ms: halfway (geometrically)
+    between the best good step and the nearest failed one above it; None once those two
+    are within 10% of each other, or when either is missing.
+
+    (Bisecting with the nearest failed step that was more than 10% away instead tried a
+    rate already measured again, as often as ``--refine`` allowed.)
+    """
+    below = max((s["target_per_s"] for s in steps if good(s, 50)), default=None)
+    if below is None:
+        return None
+    above = [s["target_per_s"] for s in steps if s["target_per_s"] > below and not good(s, 50)]
+    if not above or min(above) <= below * 1.1:
+        return None
+    return math.sqrt(below * min(above))
 
 
 async def profiled_step(
