@@ -179,6 +179,16 @@ async def test_the_web_clients_page_is_not_counted(make_settings: Any) -> None:
         assert [(await http.get("/rooms")).status_code for _ in range(3)] == [200, 200, 429]
 
 
+async def test_only_the_web_clients_own_addresses_are_exempt(make_settings: Any) -> None:
+    """/chat and what is under it, not every path that starts with those letters: those
+    are counted like any other (a bare "/chat" prefix let "/chatter" through uncounted)."""
+    settings = make_settings(rate_limit={"enabled": True, "requests": 2, "window_seconds": 60})
+    async with run_server(settings) as live, httpx.AsyncClient(base_url=live.url) as http:
+        codes = [(await http.get("/chatter")).status_code for _ in range(3)]
+        assert codes == [404, 404, 429]
+        assert (await http.get("/chat")).status_code == 200
+
+
 async def test_signed_in_people_at_one_address_each_have_their_own_request_count(
     make_settings: Any,
 ) -> None:

@@ -39,9 +39,11 @@ from videochat.security.responses import UPLOAD_PREFIXES, send_error
 T = TypeVar("T")
 
 # Never limited: load-balancer probes, the web client's files and its page (one static
-# file under every /chat address: counted, it turned people away at an office's shared
-# address before the page could even show), Prometheus scrapes.
-EXEMPT_PREFIXES = ("/health", "/static/", "/chat", "/metrics/prometheus", "/favicon.ico")
+# file at /chat and every address under it: counted, it turned people away at an office's
+# shared address before the page could even show), Prometheus scrapes.
+EXEMPT_PREFIXES = ("/health", "/static/", "/chat/", "/metrics/prometheus", "/favicon.ico")
+# ... and these exact paths (a prefix "/chat" would also let "/chatter" through uncounted).
+EXEMPT_PATHS = frozenset({"/chat"})
 # Never limited when read (GET, HEAD): HLS playlists and segments, live and stored.
 # A player re-reads a live playlist every segment (~2 s) and fetches each segment, so a
 # viewer alone would pass 100 requests a minute. These reads are authorised by the
@@ -252,6 +254,7 @@ class RateLimitMiddleware:
             or scope["type"] != "http"
             or scope.get("method") == "OPTIONS"
             or path.startswith(EXEMPT_PREFIXES)
+            or path in EXEMPT_PATHS
             or (
                 self.exempt_media
                 and scope.get("method") in _READS
