@@ -61,16 +61,12 @@ class Janus:
     room_admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     session_timeout: int = 30
     api_port: int = field(default_factory=free_port)
-    admin_port: int = 0  # 0: a free port (see __post_init__)
+    admin_port: int = field(default_factory=free_port)  # (never the api_port: free_port)
     # The address Janus gathers ICE candidates on. Janus skips loopback interfaces, so a
     # test exchanging media gives it a veth pair in its namespace (test_recording_media,
     # tests/web/janus_media.py).
     ice_address: str = "127.0.0.1"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.admin_port == 0:
-            self.admin_port = free_port()  # (never the api_port: see free_port)
 
     @property
     def api_url(self) -> str:
